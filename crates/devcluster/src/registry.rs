@@ -1,0 +1,123 @@
+//! What the server serves: one `ResourceInfo` per group/version/resource, built-in or from a CRD.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// A CRD `additionalPrinterColumns` entry (also used for built-in tables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// OpenAPI type: `string`, `integer`, `number`, `boolean`, `date`.
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    /// A simple JSONPath such as `.spec.reviewer` (without braces).
+    pub json_path: String,
+    pub priority: i32,
+}
+
+/// Where a resource comes from; decides validation, patch strategies and OpenAPI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    Builtin,
+    /// Served because of this CustomResourceDefinition (by name).
+    Custom {
+        crd: String,
+    },
+}
+
+/// One served group/version/resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceInfo {
+    /// Empty for the core group.
+    pub group: String,
+    pub version: String,
+    /// Plural, lower case: the URL segment.
+    pub resource: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// Served subresources, e.g. `status`.
+    pub subresources: Vec<String>,
+    pub printer_columns: Vec<PrinterColumn>,
+    /// The structural `openAPIV3Schema` of a CRD version; `None` for built-ins.
+    pub schema: Option<Value>,
+    pub origin: Origin,
+}
+
+impl ResourceInfo {
+    /// `v1` for the core group, `group/version` otherwise.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+
+    /// The storage identity: versions of one group/resource share objects.
+    pub fn group_resource(&self) -> (String, String) {
+        (self.group.clone(), self.resource.clone())
+    }
+
+    pub fn has_status(&self) -> bool {
+        self.subresources.iter().any(|s| s == "status")
+    }
+
+    /// The verbs discovery advertises.
+    pub fn verbs(&self) -> Vec<&'static str> {
+        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    }
+}
+
+/// The set of served resources; CRDs add and remove entries at run time.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    inner: Arc<RwLock<BTreeMap<(String, String, String), ResourceInfo>>>,
+}
+
+impl Registry {
+    pub fn new(resources: impl IntoIterator<Item = ResourceInfo>) -> Self {
+        let registry = Self::default();
+        for r in resources {
+            registry.insert(r);
+        }
+        registry
+    }
+
+    pub fn insert(&self, info: ResourceInfo) {
+        let key = (info.group.clone(), info.version.clone(), info.resource.clone());
+        if let Ok(mut map) = self.inner.write() {
+            map.insert(key, info);
+        }
+    }
+
+    /// Removes every version served because of the named CRD.
+    pub fn remove_crd(&self, crd: &str) {
+        if let Ok(mut map) = self.inner.write() {
+            map.retain(|_, info| info.origin != Origin::Custom { crd: crd.to_string() });
+        }
+    }
+
+    pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<ResourceInfo> {
+        let map = self.inner.read().ok()?;
+        map.get(&(group.to_string(), version.to_string(), resource.to_string())).cloned()
+    }
+
+    /// Any served version of a group/resource (for storage-level work such as GC).
+    pub fn any_version(&self, group: &str, resource: &str) -> Option<ResourceInfo> {
+        let map = self.inner.read().ok()?;
+        map.values().find(|i| i.group == group && i.resource == resource).cloned()
+    }
+
+    /// The resource serving `kind` in `apiVersion` (for ownerReferences and body checks).
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
+        let map = self.inner.read().ok()?;
+        map.values().find(|i| i.kind == kind && i.api_version() == api_version).cloned()
+    }
+
+    /// Every served resource, sorted by group, version, resource.
+    pub fn all(&self) -> Vec<ResourceInfo> {
+        self.inner.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+}
