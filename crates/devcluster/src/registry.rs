@@ -70,10 +70,13 @@ impl ResourceInfo {
     }
 }
 
+/// (group, version, resource) of one served resource.
+type ResourceKey = (String, String, String);
+
 /// The set of served resources; CRDs add and remove entries at run time.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    inner: Arc<RwLock<BTreeMap<(String, String, String), ResourceInfo>>>,
+    inner: Arc<RwLock<BTreeMap<ResourceKey, ResourceInfo>>>,
 }
 
 impl Registry {

@@ -1,0 +1,151 @@
+//! Starting and stopping a dev cluster: the library API tests and `review-operator dev` use.
+
+use crate::auth::{UserInfo, generate_token};
+use crate::error::DevClusterError;
+use crate::kubeconfig;
+use crate::server::{ApiServer, ServerSettings, router};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+/// How to start a dev cluster.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig; `None` writes it into a private temporary folder.
+    pub kubeconfig_path: Option<PathBuf>,
+    pub settings: ServerSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig_path: None,
+            settings: ServerSettings::default(),
+        }
+    }
+}
+
+/// A running dev cluster. Dropping it without [`DevCluster::shutdown`] stops serving as well.
+#[derive(Debug)]
+pub struct DevCluster {
+    server: Arc<ApiServer>,
+    address: SocketAddr,
+    kubeconfig_path: PathBuf,
+    admin_token: String,
+    shutdown: signal::Sender<bool>,
+    serve: Option<JoinHandle<std::io::Result<()>>>,
+    controllers: Option<JoinHandle<()>>,
+    temp_dir: Option<PathBuf>,
+}
+
+impl DevCluster {
+    /// Starts serving on `config.listen` and writes a kubeconfig with a fresh admin token.
+    pub async fn start(config: Config) -> Result<Self, DevClusterError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| DevClusterError::Bind { addr: config.listen.to_string(), source })?;
+        let address = listener.local_addr().map_err(DevClusterError::Serve)?;
+        let server = ApiServer::new(config.settings);
+        server.set_server_address(&address.to_string());
+        let admin_token = generate_token();
+        server.auth.add(&admin_token, UserInfo::admin());
+
+        let (kubeconfig_path, temp_dir) = match config.kubeconfig_path {
+            Some(path) => (path, None),
+            None => {
+                let dir = std::env::temp_dir().join(format!("devcluster-{}", uuid::Uuid::new_v4()));
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        let contents = kubeconfig::render(&format!("http://{address}"), &admin_token, "default");
+        kubeconfig::write(&kubeconfig_path, &contents)
+            .map_err(|source| DevClusterError::Kubeconfig { path: kubeconfig_path.display().to_string(), source })?;
+
+        let (shutdown, mut stop) = signal::channel(false);
+        let app = router(server.clone());
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        });
+        let controllers = tokio::spawn(server.clone().run_controllers(shutdown.subscribe()));
+        tracing::info!(%address, kubeconfig = %kubeconfig_path.display(), "dev cluster serving");
+        Ok(Self {
+            server,
+            address,
+            kubeconfig_path,
+            admin_token,
+            shutdown,
+            serve: Some(serve),
+            controllers: Some(controllers),
+            temp_dir,
+        })
+    }
+
+    /// The server's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The server state, for tests that inspect storage or inject faults.
+    pub fn server(&self) -> &Arc<ApiServer> {
+        &self.server
+    }
+
+    /// A `kube::Client` authenticated as the cluster admin, defaulting to namespace `default`.
+    pub fn client(&self) -> Result<kube::Client, DevClusterError> {
+        let url = self.url().parse().map_err(|e| DevClusterError::Client(format!("{e}")))?;
+        let mut config = kube::Config::new(url);
+        config.default_namespace = "default".into();
+        config.auth_info.token = Some(self.admin_token.clone().into());
+        kube::Client::try_from(config).map_err(|e| DevClusterError::Client(e.to_string()))
+    }
+
+    /// Stops serving: ends open watches, stops the built-in controllers and waits for the server task.
+    pub async fn shutdown(mut self) -> Result<(), DevClusterError> {
+        self.stop_tasks();
+        if let Some(serve) = self.serve.take() {
+            match serve.await {
+                Ok(result) => result.map_err(DevClusterError::Serve)?,
+                Err(e) => return Err(DevClusterError::Serve(std::io::Error::other(e.to_string()))),
+            }
+        }
+        if let Some(controllers) = self.controllers.take() {
+            let _ = controllers.await;
+        }
+        Ok(())
+    }
+
+    fn stop_tasks(&self) {
+        self.server.drop_watches();
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.stop_tasks();
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

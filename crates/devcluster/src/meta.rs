@@ -1,0 +1,185 @@
+//! ObjectMeta rules shared by every resource: names, server-set fields, timestamps.
+
+use crate::error::Cause;
+use serde_json::Value;
+
+/// The current time as the API server writes it (RFC 3339, seconds).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The current time with microseconds, as `MicroTime` fields (Lease renewals, events) carry it.
+pub fn now_micro() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_label)
+}
+
+/// Which naming rule a resource's names follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (most resources).
+    Subdomain,
+    /// RFC 1123 label (namespaces, services).
+    Label,
+    /// Only "not empty, no '/' or '%', not '.' or '..'" (RBAC objects and a few others).
+    Path,
+}
+
+impl NameRule {
+    pub fn for_resource(group: &str, resource: &str) -> Self {
+        match (group, resource) {
+            ("", "namespaces" | "services") => Self::Label,
+            ("rbac.authorization.k8s.io", _) => Self::Path,
+            _ => Self::Subdomain,
+        }
+    }
+}
+
+/// Checks `metadata.name` (or the name about to be generated, with `field` = `metadata.generateName`).
+pub fn validate_name(rule: NameRule, name: &str, field: &str) -> Option<Cause> {
+    let invalid = |why: &str| Some(Cause::new("FieldValueInvalid", field, format!("Invalid value: {name:?}: {why}")));
+    match rule {
+        NameRule::Subdomain if name.len() > 253 => invalid("must be no more than 253 characters"),
+        NameRule::Subdomain if !is_subdomain(name) => invalid(DNS1123_SUBDOMAIN_MSG),
+        NameRule::Label if name.len() > 63 => invalid("must be no more than 63 characters"),
+        NameRule::Label if !is_label(name) => invalid(DNS1123_LABEL_MSG),
+        NameRule::Path if name == "." || name == ".." => invalid(&format!("may not be '{name}'")),
+        NameRule::Path if name.contains('/') => invalid("may not contain '/'"),
+        NameRule::Path if name.contains('%') => invalid("may not contain '%'"),
+        _ => None,
+    }
+}
+
+/// Five random characters from the alphabet the real server uses for `generateName`.
+pub fn generated_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Reads a string at a JSON pointer, or "".
+pub fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The object's finalizers.
+pub fn finalizers(object: &Value) -> Vec<String> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Replaces the finalizers, dropping the field when empty as the real server serializes it.
+pub fn set_finalizers(object: &mut Value, finalizers: &[String]) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if finalizers.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), Value::from(finalizers.to_vec()));
+        }
+    }
+}
+
+/// Whether anything outside `metadata` and `status` differs: such a change bumps `generation`.
+pub fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("metadata");
+            map.remove("status");
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// Equality that ignores `managedFields` and `resourceVersion`, to recognise no-op writes.
+pub fn same_content(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subdomain_names() {
+        assert_eq!(validate_name(NameRule::Subdomain, "review-a.b", "metadata.name"), None);
+        let cause = validate_name(NameRule::Subdomain, "Bad_Name", "metadata.name").unwrap();
+        assert_eq!(cause.field, "metadata.name");
+        assert!(cause.message.starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert!(validate_name(NameRule::Subdomain, &"a".repeat(254), "metadata.name").is_some());
+        assert!(validate_name(NameRule::Subdomain, "-a", "metadata.name").is_some());
+    }
+
+    #[test]
+    fn label_and_path_names() {
+        assert_eq!(validate_name(NameRule::Label, "demo", "metadata.name"), None);
+        assert!(validate_name(NameRule::Label, "a.b", "metadata.name").unwrap().message.contains("RFC 1123 label"));
+        assert!(validate_name(NameRule::Label, &"a".repeat(64), "metadata.name").is_some());
+        assert_eq!(validate_name(NameRule::Path, "system:admin", "metadata.name"), None);
+        assert!(validate_name(NameRule::Path, "a/b", "metadata.name").is_some());
+        assert!(validate_name(NameRule::Path, "..", "metadata.name").is_some());
+        assert!(validate_name(NameRule::Path, "a%b", "metadata.name").is_some());
+    }
+
+    #[test]
+    fn generated_suffixes_use_the_safe_alphabet() {
+        let s = generated_suffix();
+        assert_eq!(s.len(), 5);
+        assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    }
+
+    #[test]
+    fn spec_changes_and_no_ops() {
+        let a = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}, "status": {"s": 1}});
+        let mut b = a.clone();
+        b["metadata"]["labels"]["a"] = json!("2");
+        b["status"]["s"] = json!(2);
+        assert!(!spec_changed(&a, &b));
+        b["spec"]["x"] = json!(2);
+        assert!(spec_changed(&a, &b));
+        let mut c = a.clone();
+        c["metadata"]["managedFields"] = json!([]);
+        c["metadata"]["resourceVersion"] = json!("9");
+        assert!(same_content(&a, &c));
+    }
+
+    #[test]
+    fn finalizer_helpers() {
+        let mut o = json!({"metadata": {"finalizers": ["a", "b"]}});
+        assert_eq!(finalizers(&o), vec!["a", "b"]);
+        set_finalizers(&mut o, &[]);
+        assert!(o["metadata"].get("finalizers").is_none());
+        assert_eq!(str_at(&o, "/metadata/name"), "");
+    }
+}

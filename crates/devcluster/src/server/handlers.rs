@@ -1,0 +1,473 @@
+//! HTTP handlers: turn requests into the object operations of `objects.rs` and render the answers.
+
+use super::objects::{DeleteOptions, FieldValidation, Written};
+use super::watch::{StartAt, WatchRequest, watch_response};
+use super::{ApiServer, WriteContext, json_response};
+use crate::auth::UserInfo;
+use crate::body::decode_body;
+use crate::error::ApiError;
+use crate::patch::PatchType;
+use crate::registry::ResourceInfo;
+use crate::request::{ApiPath, Query, ResourcePath, is_legacy_watch, parse_path};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::table::{IncludeObject, to_table};
+use crate::{discovery, meta, openapi};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The media type kubectl asks for first when it discovers resources.
+const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+pub(super) async fn handle(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Response {
+    match route(server, user, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+}
+
+fn accept(headers: &HeaderMap) -> String {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string()
+}
+
+fn ok(body: &Value) -> Response {
+    json_response(StatusCode::OK, body, &HeaderMap::new())
+}
+
+async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_string();
+    let resources = server.registry.all();
+    if path == "/openapi/v2" {
+        return Ok(ok(&openapi::v2(&resources)));
+    }
+    if path == "/openapi/v3" || path == "/openapi/v3/" {
+        return Ok(ok(&openapi::v3_index(&resources)));
+    }
+    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
+        let (group, version) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+            ["api", version] => (String::new(), version.to_string()),
+            ["apis", group, version] => (group.to_string(), version.to_string()),
+            _ => return Err(not_found()),
+        };
+        return openapi::v3_group_version(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
+    }
+    if path.trim_end_matches('/') == "/apis/authentication.k8s.io/v1/selfsubjectreviews" {
+        if request.method() != Method::POST {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let review = json!({
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": meta::now_rfc3339()},
+            "status": {"userInfo": user},
+        });
+        return Ok(json_response(StatusCode::CREATED, &review, &HeaderMap::new()));
+    }
+    match parse_path(&path).ok_or_else(not_found)? {
+        ApiPath::Root { core } => {
+            if accept(request.headers()).contains("as=APIGroupDiscoveryList") {
+                let mut response = ok(&discovery::aggregated(&resources, core));
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(AGGREGATED_DISCOVERY));
+                return Ok(response);
+            }
+            let address = server.server_address();
+            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources) }))
+        }
+        ApiPath::GroupVersion { group, version } => {
+            discovery::resource_list(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
+        }
+        ApiPath::Resource(target) => {
+            let legacy_watch = is_legacy_watch(&path);
+            resource_request(server, user, request, target, legacy_watch).await
+        }
+    }
+}
+
+/// Reads the body, refusing bodies over the server's limit with 413 as the real server does.
+async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = server.settings.max_body_bytes;
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(format!("the request body is too large: the limit is {limit} bytes")))
+}
+
+fn user_agent_manager(headers: &HeaderMap) -> String {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    agent.split('/').next().unwrap_or("unknown").chars().take(128).collect()
+}
+
+fn write_context(user: UserInfo, query: &Query, headers: &HeaderMap, apply: bool) -> Result<WriteContext, ApiError> {
+    let manager = match query.get("fieldManager") {
+        Some(m) if m.chars().count() > 128 => {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![crate::error::Cause::new(
+                    "FieldValueTooLong",
+                    "fieldManager",
+                    "Too long: may not be more than 128 bytes",
+                )],
+            ));
+        }
+        Some(m) => m.to_string(),
+        None if apply => String::new(),
+        None => user_agent_manager(headers),
+    };
+    Ok(WriteContext {
+        user,
+        manager,
+        field_validation: FieldValidation::parse(query.get("fieldValidation"))?,
+        dry_run: query.dry_run()?,
+        duplicate_fields: Vec::new(),
+    })
+}
+
+fn warning_headers(warnings: &[String]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            headers.append("Warning", value);
+        }
+    }
+    headers
+}
+
+fn written(result: Written, created_code: StatusCode) -> Response {
+    let code = if result.created { created_code } else { StatusCode::OK };
+    json_response(code, &result.object, &warning_headers(&result.warnings))
+}
+
+fn table_request(headers: &HeaderMap, query: &Query) -> Result<Option<IncludeObject>, ApiError> {
+    if !accept(headers).contains("as=Table") {
+        return Ok(None);
+    }
+    match query.get("includeObject") {
+        None | Some("Metadata") => Ok(Some(IncludeObject::Metadata)),
+        Some("Object") => Ok(Some(IncludeObject::Object)),
+        Some("None") => Ok(Some(IncludeObject::None)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "includeObject: Unsupported value: {other:?}: supported values: \"None\", \"Metadata\", \"Object\""
+        ))),
+    }
+}
+
+async fn resource_request(
+    server: Arc<ApiServer>,
+    user: UserInfo,
+    request: Request,
+    target: ResourcePath,
+    legacy_watch: bool,
+) -> Result<Response, ApiError> {
+    let info = server.resolve(&target.group, &target.version, &target.resource)?;
+    if let Some(sub) = &target.subresource
+        && !(sub == "status" && info.has_status())
+    {
+        return Err(not_found());
+    }
+    if !info.namespaced && target.namespace.is_some() {
+        return Err(not_found());
+    }
+    if info.namespaced && target.name.is_some() && target.namespace.is_none() {
+        return Err(not_found());
+    }
+    let (parts, body) = request.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let headers = parts.headers;
+    let ns = target.namespace.as_deref();
+    let name = target.name.as_deref();
+    let sub = target.subresource.as_deref();
+    match (parts.method, name) {
+        (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {
+            let object = server.get_object(&info, ns, name)?;
+            match table_request(&headers, &query)? {
+                Some(include) => {
+                    let rv = meta::str_at(&object, "/metadata/resourceVersion").to_string();
+                    Ok(ok(&to_table(&info, &[object], include, &rv, None)))
+                }
+                None => Ok(ok(&object)),
+            }
+        }
+        (Method::GET, _) if legacy_watch || query.flag("watch") => {
+            let mut watch = watch_request(&info, ns, &query, &headers)?;
+            if let Some(name) = name {
+                watch.fields = FieldSelector::parse(&info.group, &info.resource, &format!("metadata.name={name}"))?;
+            }
+            Ok(watch_response(server, watch))
+        }
+        (Method::GET, None) => list(&server, &info, ns, &query, &headers),
+        (Method::POST, None) => {
+            let bytes = read_body(&server, body).await?;
+            let decoded = decode_body(&bytes, &content_type(&headers))?;
+            let mut ctx = write_context(user, &query, &headers, false)?;
+            ctx.duplicate_fields = decoded.duplicate_fields;
+            Ok(written(server.create_resolved(&info, ns, decoded.value, &ctx)?, StatusCode::CREATED))
+        }
+        (Method::PUT, Some(name)) => {
+            let bytes = read_body(&server, body).await?;
+            let decoded = decode_body(&bytes, &content_type(&headers))?;
+            let mut ctx = write_context(user, &query, &headers, false)?;
+            ctx.duplicate_fields = decoded.duplicate_fields;
+            Ok(written(server.update_object(&info, ns, name, sub, decoded.value, &ctx)?, StatusCode::CREATED))
+        }
+        (Method::PATCH, Some(name)) => {
+            let ct = content_type(&headers);
+            let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let bytes = read_body(&server, body).await?;
+            let decoded = decode_body(&bytes, &ct)?;
+            let mut ctx = write_context(user, &query, &headers, patch_type == PatchType::Apply)?;
+            ctx.duplicate_fields = decoded.duplicate_fields;
+            if patch_type != PatchType::Apply && query.get("force").is_some() {
+                return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
+            }
+            let force = query.flag("force");
+            let result = server.patch_object(&info, ns, name, sub, patch_type, &decoded.value, force, &ctx)?;
+            Ok(written(result, StatusCode::CREATED))
+        }
+        (Method::DELETE, Some(name)) => {
+            let bytes = read_body(&server, body).await?;
+            let options = delete_options(&bytes, &query)?;
+            let object = server.delete_object(&info, ns, name, &options)?;
+            let gone = !options.dry_run && server.get_object(&info, ns, name).is_err();
+            let code = if gone || options.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
+            Ok(json_response(code, &object, &HeaderMap::new()))
+        }
+        (Method::DELETE, None) => {
+            let bytes = read_body(&server, body).await?;
+            let options = delete_options(&bytes, &query)?;
+            let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+            let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+            let listing = server.store.list(&info.group, &info.resource, ns);
+            let mut deleted = Vec::new();
+            for object in listing.objects.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+                let obj_ns = meta::str_at(object, "/metadata/namespace");
+                let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
+                match server.delete_object(&info, obj_ns, meta::str_at(object, "/metadata/name"), &options) {
+                    Ok(o) => deleted.push(o),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let list = json!({
+                "kind": info.list_kind,
+                "apiVersion": info.api_version(),
+                "metadata": {"resourceVersion": server.store.revision().to_string()},
+                "items": deleted,
+            });
+            Ok(ok(&list))
+        }
+        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    }
+}
+
+fn watch_request(
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<WatchRequest, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+    let rv = query.resource_version("resourceVersion")?;
+    let initial_events = query.flag("sendInitialEvents");
+    if initial_events && query.get("resourceVersionMatch") != Some("NotOlderThan") {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![crate::error::Cause::new(
+                "FieldValueForbidden",
+                "resourceVersionMatch",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            )],
+        ));
+    }
+    let start = match rv {
+        _ if initial_events => StartAt::InitialEvents,
+        None | Some(0) => StartAt::CurrentState,
+        Some(rv) => StartAt::After(rv),
+    };
+    let timeout = query.number("timeoutSeconds")?.map(Duration::from_secs);
+    Ok(WatchRequest {
+        info: info.clone(),
+        namespace: ns.map(str::to_string),
+        labels,
+        fields,
+        start,
+        bookmarks: query.flag("allowWatchBookmarks") || initial_events,
+        timeout,
+        table: table_request(headers, query)?,
+    })
+}
+
+/// The continue token: the list's resourceVersion and the last key returned.
+fn encode_continue(revision: u64, namespace: &str, name: &str) -> String {
+    let token = json!({"rv": revision, "ns": namespace, "name": name});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
+    let invalid = || ApiError::bad_request("continue key is not valid: the token is malformed");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let rv = value.get("rv").and_then(Value::as_u64).ok_or_else(invalid)?;
+    Ok((rv, meta::str_at(&value, "/ns").to_string(), meta::str_at(&value, "/name").to_string()))
+}
+
+fn list(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+    let limit = query.number("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let after = query.get("continue").map(decode_continue).transpose()?;
+    let listing = server.store.list(&info.group, &info.resource, ns);
+    let revision = after.as_ref().map(|(rv, _, _)| *rv).unwrap_or(listing.revision);
+    let selected: Vec<&Arc<Value>> = listing
+        .objects
+        .iter()
+        .filter(|o| match &after {
+            Some((_, ans, aname)) => {
+                (meta::str_at(o, "/metadata/namespace"), meta::str_at(o, "/metadata/name"))
+                    > (ans.as_str(), aname.as_str())
+            }
+            None => true,
+        })
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect();
+    let take = limit.unwrap_or(selected.len()).min(selected.len());
+    let page: Vec<Value> = selected[..take].iter().map(|o| ApiServer::present(info, o)).collect();
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if take < selected.len()
+        && let Some(last) = page.last()
+    {
+        metadata["continue"] = json!(encode_continue(
+            revision,
+            meta::str_at(last, "/metadata/namespace"),
+            meta::str_at(last, "/metadata/name")
+        ));
+        metadata["remainingItemCount"] = json!(selected.len() - take);
+    }
+    if let Some(include) = table_request(headers, query)? {
+        let token = metadata.get("continue").and_then(Value::as_str).map(str::to_string);
+        return Ok(ok(&to_table(info, &page, include, &revision.to_string(), token.as_deref())));
+    }
+    Ok(ok(&json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": page})))
+}
+
+fn delete_options(bytes: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        decode_body(bytes, "application/json")?.value
+    };
+    let mut options = DeleteOptions::default();
+    let propagation = body.get("propagationPolicy").and_then(Value::as_str).or(query.get("propagationPolicy"));
+    if let Some(p) = propagation {
+        options.propagation = Some(DeleteOptions::parse_propagation(p)?);
+    }
+    let orphan =
+        body.get("orphanDependents").and_then(Value::as_bool).or(query.get("orphanDependents").map(|v| v == "true"));
+    if let Some(orphan) = orphan {
+        if options.propagation.is_some() {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                vec![crate::error::Cause::new(
+                    "FieldValueInvalid",
+                    "propagationPolicy",
+                    "Invalid value: \"\": orphanDependents and deletionPropagation cannot be both set",
+                )],
+            ));
+        }
+        options.propagation = Some(if orphan { super::Propagation::Orphan } else { super::Propagation::Background });
+    }
+    options.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+    options.precondition_resource_version =
+        body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+    options.grace_period_seconds = body
+        .get("gracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .or(query.number("gracePeriodSeconds")?.map(|g| g as i64));
+    let body_dry_run = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+    options.dry_run = body_dry_run || query.dry_run()?;
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let token = encode_continue(42, "ns", "name");
+        assert_eq!(decode_continue(&token).unwrap(), (42, "ns".into(), "name".into()));
+        assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
+        assert_eq!(decode_continue("e30").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn delete_options_from_body_and_query() {
+        let body =
+            br#"{"propagationPolicy":"Foreground","preconditions":{"uid":"u","resourceVersion":"7"},"dryRun":["All"]}"#;
+        let o = delete_options(body, &Query::default()).unwrap();
+        assert_eq!(o.propagation, Some(super::super::Propagation::Foreground));
+        assert_eq!(o.precondition_uid.as_deref(), Some("u"));
+        assert_eq!(o.precondition_resource_version.as_deref(), Some("7"));
+        assert!(o.dry_run);
+        let o = delete_options(b"", &Query::parse(Some("propagationPolicy=Orphan&gracePeriodSeconds=3"))).unwrap();
+        assert_eq!(o.propagation, Some(super::super::Propagation::Orphan));
+        assert_eq!(o.grace_period_seconds, Some(3));
+        assert_eq!(delete_options(b"", &Query::parse(Some("propagationPolicy=Sideways"))).unwrap_err().code, 422);
+        let both = br#"{"propagationPolicy":"Foreground","orphanDependents":true}"#;
+        assert_eq!(delete_options(both, &Query::default()).unwrap_err().code, 422);
+        assert_eq!(delete_options(b"{bad", &Query::default()).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn warnings_become_299_headers() {
+        let h = warning_headers(&["unknown field \"spec.x\"".to_string()]);
+        assert_eq!(h.get("Warning").unwrap(), "299 - \"unknown field \\\"spec.x\\\"\"");
+    }
+
+    #[test]
+    fn managers_default_to_the_user_agent_program() {
+        let mut h = HeaderMap::new();
+        h.insert(header::USER_AGENT, HeaderValue::from_static("kubectl-edit/v1.37.1 (linux/amd64)"));
+        assert_eq!(user_agent_manager(&h), "kubectl-edit");
+        let ctx = write_context(UserInfo::admin(), &Query::default(), &h, true).unwrap();
+        assert_eq!(ctx.manager, "");
+        let long = "m".repeat(129);
+        assert_eq!(
+            write_context(UserInfo::admin(), &Query::parse(Some(&format!("fieldManager={long}"))), &h, false)
+                .unwrap_err()
+                .code,
+            422
+        );
+        assert_eq!(
+            write_context(UserInfo::admin(), &Query::parse(Some("fieldValidation=Loud")), &h, false).unwrap_err().code,
+            400
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP API server: routing, authentication, and the shared state every handler uses.
+
+mod crd;
+mod gc;
+mod handlers;
+mod objects;
+mod watch;
+
+pub use objects::{DeleteOptions, Propagation, WriteContext};
+
+use crate::auth::{Authenticator, UserInfo};
+use crate::builtin::builtin_resources;
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::schema::CrdSchema;
+use crate::store::{NoPersistence, ObjectKey, Store};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch as signal;
+
+/// A served custom resource version's compiled schema and the CRD it came from.
+#[derive(Debug)]
+pub(crate) struct CustomSchema {
+    pub crd: String,
+    pub schema: CrdSchema,
+}
+
+/// Tunables of one server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// How many changes are kept for watch resumption before a resume gets 410 Gone.
+    pub history_limit: usize,
+    /// How often idle watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// How often the garbage collector re-checks everything, besides reacting to changes.
+    pub gc_sweep_interval: Duration,
+    /// The largest request body accepted (the real server's limit is 3 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            history_limit: 100_000,
+            bookmark_interval: Duration::from_secs(5),
+            gc_sweep_interval: Duration::from_secs(5),
+            max_body_bytes: 3 * 1024 * 1024,
+        }
+    }
+}
+
+/// State shared by all requests of one server.
+#[derive(Debug)]
+pub struct ApiServer {
+    pub registry: Registry,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub settings: ServerSettings,
+    /// Compiled schemas of served custom resources, by (group, version, resource).
+    schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
+    /// Bumped to end every open watch (fault injection and shutdown).
+    watch_epoch: signal::Sender<u64>,
+    server_address: RwLock<String>,
+}
+
+impl ApiServer {
+    pub fn new(settings: ServerSettings) -> Arc<Self> {
+        let (watch_epoch, _) = signal::channel(0);
+        let server = Arc::new(Self {
+            registry: Registry::new(builtin_resources()),
+            store: Store::new(Arc::new(NoPersistence), settings.history_limit),
+            auth: Authenticator::default(),
+            settings,
+            schemas: RwLock::new(HashMap::new()),
+            watch_epoch,
+            server_address: RwLock::new(String::new()),
+        });
+        server.bootstrap();
+        server
+    }
+
+    fn bootstrap(&self) {
+        let ctx = WriteContext::system("devcluster");
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            if let Err(e) = self.create_object("", "v1", "namespaces", None, object, &ctx) {
+                tracing::error!(namespace = ns, error = %e, "cannot create a built-in namespace");
+            }
+        }
+    }
+
+    pub(crate) fn set_server_address(&self, address: &str) {
+        if let Ok(mut a) = self.server_address.write() {
+            *a = address.to_string();
+        }
+    }
+
+    fn server_address(&self) -> String {
+        self.server_address.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Ends every open watch stream; clients re-establish them as after a network drop.
+    pub fn drop_watches(&self) {
+        self.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    pub(crate) fn schema_for(&self, group: &str, version: &str, resource: &str) -> Option<Arc<CustomSchema>> {
+        let map = self.schemas.read().ok()?;
+        map.get(&(group.to_string(), version.to_string(), resource.to_string())).cloned()
+    }
+
+    /// Every stored object, for consistency checks in tests.
+    pub fn stored_objects(&self) -> Vec<(ObjectKey, Arc<serde_json::Value>)> {
+        self.store.all()
+    }
+}
+
+/// Paths served without authentication, as the real server's `system:public-info-viewer` allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+}
+
+/// The router serving one `ApiServer`.
+pub fn router(server: Arc<ApiServer>) -> Router {
+    Router::new().fallback(dispatch).with_state(server)
+}
+
+async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    if is_public(&path) {
+        return public_endpoint(&path);
+    }
+    let user = server.auth.authenticate(request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let Some(user) = user else {
+        return ApiError::unauthorized().into_response();
+    };
+    handlers::handle(server, user, request).await
+}
+
+fn public_endpoint(path: &str) -> Response {
+    if path.starts_with("/version") {
+        let version = json!({
+            "major": "1",
+            "minor": "37",
+            "emulationMajor": "1",
+            "emulationMinor": "37",
+            "minCompatibilityMajor": "1",
+            "minCompatibilityMinor": "36",
+            "gitVersion": "v1.37.1-devcluster",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.25",
+            "compiler": "gc",
+            "platform": "linux/amd64"
+        });
+        return json_response(StatusCode::OK, &version, &HeaderMap::new());
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+}
+
+/// A JSON response with extra headers (warnings).
+pub(crate) fn json_response(code: StatusCode, body: &serde_json::Value, extra: &HeaderMap) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = code;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    for (k, v) in extra {
+        response.headers_mut().append(k, v.clone());
+    }
+    response
+}
+
+/// The identity recorded for requests the server makes itself.
+pub(crate) fn system_user(name: &str) -> UserInfo {
+    UserInfo { username: format!("system:{name}"), groups: vec!["system:masters".into()], ..UserInfo::default() }
+}

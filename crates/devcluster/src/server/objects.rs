@@ -1,0 +1,908 @@
+//! Object lifecycle semantics shared by the HTTP handlers and the server's own controllers:
+//! create, update, patch and delete with metadata upkeep, validation, status subresource rules,
+//! finalizers and deletion propagation.
+
+use super::ApiServer;
+use crate::auth::UserInfo;
+use crate::builtin::check_builtin;
+use crate::error::{ApiError, Cause};
+use crate::meta::{self, NameRule};
+use crate::patch::apply::{ApplyRequest, server_side_apply};
+use crate::patch::managed_fields::{UpdateRecord, record_update};
+use crate::patch::rules::MergeRules;
+use crate::patch::{PatchType, json::json_patch, merge::merge_patch, strategic::strategic_merge_patch};
+use crate::registry::{Origin, ResourceInfo};
+use crate::store::{ObjectKey, StoreError, resource_version_of};
+use serde_json::{Value, json};
+
+/// How unknown and duplicate fields are treated (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+        match value {
+            None | Some("Warn") => Ok(Self::Warn),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some("Strict") => Ok(Self::Strict),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
+        }
+    }
+}
+
+/// Who writes and how: the parts of a request that shape a write.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    pub user: UserInfo,
+    pub manager: String,
+    pub field_validation: FieldValidation,
+    pub dry_run: bool,
+    /// Fields the request body repeated (reported like unknown fields).
+    pub duplicate_fields: Vec<String>,
+}
+
+impl WriteContext {
+    /// A context for writes the server makes itself.
+    pub fn system(manager: &str) -> Self {
+        Self {
+            user: super::system_user(manager),
+            manager: manager.to_string(),
+            field_validation: FieldValidation::Ignore,
+            dry_run: false,
+            duplicate_fields: Vec::new(),
+        }
+    }
+}
+
+/// A stored (or dry-run) object and the warnings to send with it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+/// `propagationPolicy` of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+/// `DeleteOptions`, merged from the body and the query.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+    pub grace_period_seconds: Option<i64>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    pub fn parse_propagation(value: &str) -> Result<Propagation, ApiError> {
+        match value {
+            "Background" => Ok(Propagation::Background),
+            "Foreground" => Ok(Propagation::Foreground),
+            "Orphan" => Ok(Propagation::Orphan),
+            other => Err(ApiError::invalid(
+                "",
+                "DeleteOptions",
+                "",
+                vec![Cause::new(
+                    "FieldValueNotSupported",
+                    "propagationPolicy",
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                )],
+            )),
+        }
+    }
+}
+
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+const ORPHAN_FINALIZER: &str = "orphan";
+
+fn store_error(info: &ResourceInfo, name: &str, err: StoreError) -> ApiError {
+    match err {
+        StoreError::AlreadyExists => ApiError::already_exists(&info.group, &info.resource, name),
+        StoreError::NotFound => ApiError::not_found(&info.group, &info.resource, name),
+        StoreError::Conflict { .. } => ApiError::stale(&info.group, &info.resource, name),
+        StoreError::Persist(m) => ApiError::internal(m),
+    }
+}
+
+/// Strict decoding errors or warnings for unknown and duplicate fields.
+fn field_problems(
+    validation: FieldValidation,
+    unknown: &[String],
+    duplicate: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let problems: Vec<String> = duplicate
+        .iter()
+        .map(|f| format!("duplicate field \"{f}\""))
+        .chain(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+        .collect();
+    match validation {
+        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Warn => Ok(problems),
+        FieldValidation::Strict if problems.is_empty() => Ok(Vec::new()),
+        FieldValidation::Strict => {
+            Err(ApiError::bad_request(format!("strict decoding error: {}", problems.join(", "))))
+        }
+    }
+}
+
+/// Server-side apply needs an explicit `fieldManager`.
+fn missing_apply_manager() -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "PatchOptions",
+        "",
+        vec![Cause::new("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")],
+    )
+}
+
+fn set_meta(object: &mut Value, key: &str, value: Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(key.to_string(), value);
+    }
+}
+
+fn remove_meta(object: &mut Value, key: &str) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove(key);
+    }
+}
+
+impl ApiServer {
+    /// The served resource, or the real server's 404 for an unknown one.
+    pub fn resolve(&self, group: &str, version: &str, resource: &str) -> Result<ResourceInfo, ApiError> {
+        self.registry.get(group, version, resource).ok_or_else(|| {
+            ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(
+                crate::error::Details { group: group.into(), kind: resource.into(), ..Default::default() },
+            )
+        })
+    }
+
+    pub(crate) fn merge_rules(&self, info: &ResourceInfo) -> MergeRules {
+        match &info.origin {
+            Origin::Builtin => MergeRules::builtin(&info.group, &info.kind),
+            Origin::Custom { .. } => info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default(),
+        }
+    }
+
+    fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
+        let ns = if info.namespaced { namespace.unwrap_or("") } else { "" };
+        ObjectKey::new(&info.group, &info.resource, ns, name)
+    }
+
+    /// Stored objects carry the version they were written in; readers see the version they asked for.
+    pub(crate) fn present(info: &ResourceInfo, object: &Value) -> Value {
+        let mut out = object.clone();
+        if let Some(map) = out.as_object_mut() {
+            map.insert("apiVersion".into(), Value::String(info.api_version()));
+            map.insert("kind".into(), Value::String(info.kind.clone()));
+        }
+        out
+    }
+
+    pub fn get_object(&self, info: &ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        let key = Self::key(info, namespace, name);
+        self.store
+            .get(&key)
+            .map(|o| Self::present(info, &o))
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))
+    }
+
+    /// Checks that the body's apiVersion and kind match the URL.
+    fn check_type(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
+        let api_version = meta::str_at(body, "/apiVersion");
+        let kind = meta::str_at(body, "/kind");
+        if kind.is_empty() {
+            return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{body}'")));
+        }
+        if api_version.is_empty() {
+            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{body}'")));
+        }
+        if api_version != info.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                info.api_version()
+            )));
+        }
+        if kind != info.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// Namespace rules for a write: the body's namespace must match the URL, and the namespace must exist
+    /// and not be terminating (for creates).
+    fn check_namespace(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        body: &mut Value,
+        creating: bool,
+    ) -> Result<(), ApiError> {
+        if !info.namespaced {
+            remove_meta(body, "namespace");
+            return Ok(());
+        }
+        let Some(ns) = namespace else {
+            return Err(ApiError::bad_request(
+                "the server could not find the requested resource: a namespace is required",
+            ));
+        };
+        let in_body = meta::str_at(body, "/metadata/namespace").to_string();
+        if !in_body.is_empty() && in_body != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        set_meta(body, "namespace", Value::String(ns.to_string()));
+        if creating {
+            let ns_object = self
+                .store
+                .get(&ObjectKey::new("", "namespaces", "", ns))
+                .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
+            if ns_object.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::error::qualified_resource(&info.group, &info.resource),
+                    meta::str_at(body, "/metadata/name"),
+                ))
+                .with_details(crate::error::Details {
+                    name: meta::str_at(body, "/metadata/name").into(),
+                    group: info.group.clone(),
+                    kind: info.resource.clone(),
+                    causes: vec![Cause::new("NamespaceTerminating", "metadata.namespace", format!("namespace {ns} is being terminated"))],
+                    retry_after_seconds: None,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Validation and defaulting of the object about to be stored. Returns warnings.
+    fn admit(
+        &self,
+        info: &ResourceInfo,
+        object: &mut Value,
+        old: Option<&Value>,
+        ctx: &WriteContext,
+    ) -> Result<Vec<String>, ApiError> {
+        let name = meta::str_at(object, "/metadata/name").to_string();
+        let unknown = match &info.origin {
+            Origin::Builtin => check_builtin(info, object)?,
+            Origin::Custom { .. } => {
+                let Some(schema) = self.schema_for(&info.group, &info.version, &info.resource) else {
+                    return Err(ApiError::internal(format!("no schema for {}", info.resource)));
+                };
+                let pruned = schema.schema.prepare(object);
+                let causes = schema.schema.validate(object, old);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
+                }
+                pruned
+            }
+        };
+        let mut causes = Vec::new();
+        if let Some(old) = old {
+            let added: Vec<String> =
+                meta::finalizers(object).into_iter().filter(|f| !meta::finalizers(old).contains(f)).collect();
+            if old.pointer("/metadata/deletionTimestamp").is_some() && !added.is_empty() {
+                causes.push(Cause::new(
+                    "FieldValueForbidden",
+                    "metadata.finalizers",
+                    format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                ));
+            }
+        }
+        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
+            causes.extend(self.validate_crd(object, old));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
+        }
+        field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)
+    }
+
+    /// Creates an object (POST, or server-side apply of a missing object).
+    pub fn create_object(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        body: Value,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        let info = self.resolve(group, version, resource)?;
+        self.create_resolved(&info, namespace, body, ctx)
+    }
+
+    pub(crate) fn create_resolved(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        mut body: Value,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        Self::check_type(info, &body)?;
+        if !body.get("metadata").is_some_and(Value::is_object) {
+            body["metadata"] = json!({});
+        }
+        let mut name = meta::str_at(&body, "/metadata/name").to_string();
+        let generate = meta::str_at(&body, "/metadata/generateName").to_string();
+        let rule = NameRule::for_resource(&info.group, &info.resource);
+        if name.is_empty() {
+            if generate.is_empty() {
+                return Err(ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    "",
+                    vec![Cause::new(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )],
+                ));
+            }
+            name = format!("{generate}{}", meta::generated_suffix());
+            set_meta(&mut body, "name", Value::String(name.clone()));
+        }
+        if let Some(cause) = meta::validate_name(rule, &name, "metadata.name") {
+            return Err(ApiError::invalid(&info.group, &info.kind, &name, vec![cause]));
+        }
+        self.check_namespace(info, namespace, &mut body, true)?;
+        for server_set in
+            ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]
+        {
+            remove_meta(&mut body, server_set);
+        }
+        set_meta(&mut body, "uid", Value::String(uuid::Uuid::new_v4().to_string()));
+        set_meta(&mut body, "creationTimestamp", Value::String(meta::now_rfc3339()));
+        set_meta(&mut body, "generation", json!(1));
+        self.reset_status_on_create(info, &mut body);
+        let warnings = self.admit(info, &mut body, None, ctx)?;
+        let now = meta::now_rfc3339();
+        let api_version = info.api_version();
+        let rules = self.merge_rules(info);
+        record_update(
+            None,
+            &mut body,
+            UpdateRecord {
+                manager: &ctx.manager,
+                api_version: &api_version,
+                subresource: None,
+                now: &now,
+                rules: &rules,
+            },
+        );
+        if ctx.dry_run {
+            return Ok(Written { object: Self::present(info, &body), warnings, created: true });
+        }
+        let key = Self::key(info, namespace, &name);
+        let stored = self.store.create(key, body).map_err(|e| store_error(info, &name, e))?;
+        let mut object = Self::present(info, &stored);
+        if let Some(updated) = self.after_write(info, &object)? {
+            object = updated;
+        }
+        Ok(Written { object, warnings, created: true })
+    }
+
+    /// What a freshly created object's status starts as.
+    fn reset_status_on_create(&self, info: &ResourceInfo, body: &mut Value) {
+        let Some(map) = body.as_object_mut() else { return };
+        match (info.group.as_str(), info.resource.as_str()) {
+            ("", "namespaces") => {
+                map.insert("status".into(), json!({"phase": "Active"}));
+                map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+            }
+            ("", "pods") => {
+                map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                map.remove("status");
+            }
+            _ if info.has_status() => {
+                map.remove("status");
+            }
+            _ => {}
+        }
+    }
+
+    /// Replaces an object (PUT on the object or on its `status` subresource).
+    pub fn update_object(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        mut body: Value,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        Self::check_type(info, &body)?;
+        let body_name = meta::str_at(&body, "/metadata/name");
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        self.check_namespace(info, namespace, &mut body, false)?;
+        let expected = meta::str_at(&body, "/metadata/resourceVersion").to_string();
+        let expected = if expected.is_empty() {
+            if matches!(info.origin, Origin::Custom { .. }) {
+                return Err(ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    name,
+                    vec![Cause::new(
+                        "FieldValueInvalid",
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )],
+                ));
+            }
+            0
+        } else {
+            expected.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid resourceVersion {expected:?}: resource versions are decimal strings"
+                ))
+            })?
+        };
+        let key = Self::key(info, namespace, name);
+        let old = self.store.get(&key).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))?;
+        if expected != 0 && expected != resource_version_of(&old) {
+            return Err(ApiError::stale(&info.group, &info.resource, name));
+        }
+        self.replace(info, &key, &old, body, subresource, expected, ctx)
+    }
+
+    /// Stores `body` in place of `old`, keeping what the subresource rules say must not change.
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        info: &ResourceInfo,
+        key: &ObjectKey,
+        old: &Value,
+        body: Value,
+        subresource: Option<&str>,
+        expected: u64,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        let name = key.name.clone();
+        let mut new = match subresource {
+            Some("status") => {
+                let mut new = old.clone();
+                match body.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(map) = new.as_object_mut() {
+                            map.remove("status");
+                        }
+                    }
+                }
+                new
+            }
+            Some(other) => return Err(ApiError::not_found(&info.group, &format!("{}/{other}", info.resource), &name)),
+            None => {
+                let mut new = body;
+                if info.has_status() {
+                    match old.get("status") {
+                        Some(status) => new["status"] = status.clone(),
+                        None => {
+                            if let Some(map) = new.as_object_mut() {
+                                map.remove("status");
+                            }
+                        }
+                    }
+                }
+                for kept in [
+                    "uid",
+                    "creationTimestamp",
+                    "generation",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "managedFields",
+                ] {
+                    match old.pointer(&format!("/metadata/{kept}")) {
+                        Some(v) => set_meta(&mut new, kept, v.clone()),
+                        None => remove_meta(&mut new, kept),
+                    }
+                }
+                new
+            }
+        };
+        remove_meta(&mut new, "resourceVersion");
+        let warnings = self.admit(info, &mut new, Some(old), ctx)?;
+        if meta::spec_changed(old, &new) {
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            set_meta(&mut new, "generation", json!(generation));
+        }
+        let now = meta::now_rfc3339();
+        let api_version = info.api_version();
+        let rules = self.merge_rules(info);
+        record_update(
+            Some(old),
+            &mut new,
+            UpdateRecord { manager: &ctx.manager, api_version: &api_version, subresource, now: &now, rules: &rules },
+        );
+        self.commit_replacement(info, key, old, new, expected, warnings, ctx)
+    }
+
+    /// The last step of every update: no-op detection, finalizer-driven deletion, dry run, storage.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn commit_replacement(
+        &self,
+        info: &ResourceInfo,
+        key: &ObjectKey,
+        old: &Value,
+        mut new: Value,
+        expected: u64,
+        warnings: Vec<String>,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        let old_rv = resource_version_of(old);
+        set_meta(&mut new, "resourceVersion", Value::String(old_rv.to_string()));
+        if meta::same_content(old, &new) {
+            return Ok(Written { object: Self::present(info, old), warnings, created: false });
+        }
+        if ctx.dry_run {
+            return Ok(Written { object: Self::present(info, &new), warnings, created: false });
+        }
+        let expected = if expected == 0 { old_rv } else { expected };
+        let finished = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
+        let stored = if finished {
+            let updated = self.store.update(key.clone(), expected, new).map_err(|e| store_error(info, &key.name, e))?;
+            self.store.delete(key, 0).map(|_| updated).map_err(|e| store_error(info, &key.name, e))?
+        } else {
+            self.store.update(key.clone(), expected, new).map_err(|e| store_error(info, &key.name, e))?
+        };
+        let mut object = Self::present(info, &stored);
+        if !finished && let Some(updated) = self.after_write(info, &object)? {
+            object = updated;
+        }
+        Ok(Written { object, warnings, created: false })
+    }
+
+    /// Applies a patch of any supported type; retried on conflicts unless the patch pins a resourceVersion.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_object(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        patch_type: PatchType,
+        patch: &Value,
+        force: bool,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        if patch_type == PatchType::Strategic && matches!(info.origin, Origin::Custom { .. }) {
+            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+        }
+        if let Some(sub) = subresource.filter(|s| *s != "status" || !info.has_status()) {
+            return Err(ApiError::not_found(&info.group, &format!("{}/{sub}", info.resource), name));
+        }
+        let key = Self::key(info, namespace, name);
+        let rules = self.merge_rules(info);
+        let mut last_conflict = None;
+        for _attempt in 0..8 {
+            let Some(old) = self.store.get(&key) else {
+                if patch_type == PatchType::Apply && subresource.is_none() {
+                    return self.apply_create(info, namespace, name, patch, force, &rules, ctx);
+                }
+                return Err(ApiError::not_found(&info.group, &info.resource, name));
+            };
+            let current = Self::present(info, &old);
+            let patched = match patch_type {
+                PatchType::Merge => merge_patch(&current, patch)?,
+                PatchType::Json => json_patch(&current, patch)?,
+                PatchType::Strategic => strategic_merge_patch(&current, patch, &rules)?,
+                PatchType::Apply => {
+                    if ctx.manager.is_empty() {
+                        return Err(missing_apply_manager());
+                    }
+                    let api_version = info.api_version();
+                    let now = meta::now_rfc3339();
+                    server_side_apply(ApplyRequest {
+                        live: Some(&current),
+                        config: patch,
+                        manager: &ctx.manager,
+                        force,
+                        rules: &rules,
+                        api_version: &api_version,
+                        subresource,
+                        now: &now,
+                    })?
+                }
+            };
+            if !patched.is_object() {
+                return Err(ApiError::bad_request("the patched object must be a JSON object"));
+            }
+            // A patch that sets metadata.resourceVersion makes it a precondition, as on the real server.
+            let pinned = meta::str_at(&patched, "/metadata/resourceVersion").to_string();
+            let expected = if pinned.is_empty() || pinned == resource_version_of(&old).to_string() {
+                resource_version_of(&old)
+            } else {
+                return Err(ApiError::stale(&info.group, &info.resource, name));
+            };
+            let mut body = patched;
+            Self::check_type(info, &body)?;
+            if meta::str_at(&body, "/metadata/name") != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::str_at(&body, "/metadata/name")
+                )));
+            }
+            self.check_namespace(info, namespace, &mut body, false)?;
+            let record_ctx = ctx;
+            match self.replace_patched(info, &key, &old, body, subresource, expected, patch_type, record_ctx) {
+                Err(e)
+                    if e.code == 409
+                        && e.reason == "Conflict"
+                        && pinned.is_empty()
+                        && patch_type != PatchType::Apply =>
+                {
+                    last_conflict = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last_conflict.unwrap_or_else(|| ApiError::stale(&info.group, &info.resource, name)))
+    }
+
+    /// Like `replace`, but server-side apply has already recorded its own managedFields entry.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_patched(
+        &self,
+        info: &ResourceInfo,
+        key: &ObjectKey,
+        old: &Value,
+        body: Value,
+        subresource: Option<&str>,
+        expected: u64,
+        patch_type: PatchType,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        if patch_type != PatchType::Apply {
+            return self.replace(info, key, old, body, subresource, expected, ctx);
+        }
+        let mut new = body;
+        if subresource.is_none() && info.has_status() {
+            match old.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    if let Some(map) = new.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+        }
+        for kept in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            match old.pointer(&format!("/metadata/{kept}")) {
+                Some(v) => set_meta(&mut new, kept, v.clone()),
+                None => remove_meta(&mut new, kept),
+            }
+        }
+        remove_meta(&mut new, "resourceVersion");
+        let warnings = self.admit(info, &mut new, Some(old), ctx)?;
+        if meta::spec_changed(old, &new) {
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            set_meta(&mut new, "generation", json!(generation));
+        }
+        self.commit_replacement(info, key, old, new, expected, warnings, ctx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_create(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        force: bool,
+        rules: &MergeRules,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        if ctx.manager.is_empty() {
+            return Err(missing_apply_manager());
+        }
+        let api_version = info.api_version();
+        let now = meta::now_rfc3339();
+        let mut object = server_side_apply(ApplyRequest {
+            live: None,
+            config: patch,
+            manager: &ctx.manager,
+            force,
+            rules,
+            api_version: &api_version,
+            subresource: None,
+            now: &now,
+        })?;
+        if meta::str_at(&object, "/metadata/name").is_empty() {
+            set_meta(&mut object, "name", Value::String(name.to_string()));
+        }
+        if meta::str_at(&object, "/metadata/name") != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta::str_at(&object, "/metadata/name")
+            )));
+        }
+        let managed = object.pointer("/metadata/managedFields").cloned();
+        let mut written = self.create_resolved_with_managed(info, namespace, object, managed, ctx)?;
+        written.created = true;
+        Ok(written)
+    }
+
+    fn create_resolved_with_managed(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        object: Value,
+        managed: Option<Value>,
+        ctx: &WriteContext,
+    ) -> Result<Written, ApiError> {
+        let Some(managed) = managed else {
+            return self.create_resolved(info, namespace, object, ctx);
+        };
+        // Create normally, then restore the apply's ownership record in place of the create's Update entry.
+        let mut dry = ctx.clone();
+        dry.dry_run = true;
+        let mut prepared = self.create_resolved(info, namespace, object, &dry)?.object;
+        set_meta(&mut prepared, "managedFields", managed);
+        if ctx.dry_run {
+            return Ok(Written { object: prepared, warnings: Vec::new(), created: true });
+        }
+        let name = meta::str_at(&prepared, "/metadata/name").to_string();
+        let key = Self::key(info, namespace, &name);
+        let stored = self.store.create(key, prepared).map_err(|e| store_error(info, &name, e))?;
+        let mut object = Self::present(info, &stored);
+        if let Some(updated) = self.after_write(info, &object)? {
+            object = updated;
+        }
+        Ok(Written { object, warnings: Vec::new(), created: true })
+    }
+
+    /// Deletes an object, or marks it for deletion when finalizers (or propagation) must run first.
+    pub fn delete_object(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let key = Self::key(info, namespace, name);
+        let old = self.store.get(&key).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))?;
+        if let Some(uid) = &options.precondition_uid {
+            let actual = meta::str_at(&old, "/metadata/uid");
+            if uid != actual {
+                return Err(ApiError::conflict(
+                    &info.group,
+                    &info.resource,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &options.precondition_resource_version {
+            let actual = resource_version_of(&old).to_string();
+            if *rv != actual {
+                return Err(ApiError::conflict(
+                    &info.group,
+                    &info.resource,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        let is_namespace = info.group.is_empty() && info.resource == "namespaces";
+        if is_namespace && ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        let mut finalizers = meta::finalizers(&old);
+        match options.propagation {
+            Some(Propagation::Foreground) if !finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) => {
+                finalizers.retain(|f| f != ORPHAN_FINALIZER);
+                finalizers.push(FOREGROUND_FINALIZER.into());
+            }
+            Some(Propagation::Orphan) if !finalizers.iter().any(|f| f == ORPHAN_FINALIZER) => {
+                finalizers.retain(|f| f != FOREGROUND_FINALIZER);
+                finalizers.push(ORPHAN_FINALIZER.into());
+            }
+            _ => {}
+        }
+        let needs_wait = !finalizers.is_empty() || is_namespace;
+        if options.dry_run {
+            return Ok(Self::present(info, &old));
+        }
+        if !needs_wait {
+            let deleted = self.store.delete(&key, resource_version_of(&old)).map_err(|e| store_error(info, name, e))?;
+            self.after_delete(info, &deleted);
+            return Ok(Self::present(info, &deleted));
+        }
+        let mut marked = (*old).clone();
+        if marked.pointer("/metadata/deletionTimestamp").is_none() {
+            set_meta(&mut marked, "deletionTimestamp", Value::String(meta::now_rfc3339()));
+            set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
+        }
+        meta::set_finalizers(&mut marked, &finalizers);
+        if is_namespace {
+            marked["status"] = json!({"phase": "Terminating"});
+        }
+        if marked == *old {
+            return Ok(Self::present(info, &old));
+        }
+        let stored = self
+            .store
+            .update(key.clone(), resource_version_of(&old), marked)
+            .map_err(|e| store_error(info, name, e))?;
+        Ok(Self::present(info, &stored))
+    }
+
+    /// Hooks that follow a stored write of certain kinds (CRDs become served).
+    fn after_write(&self, info: &ResourceInfo, object: &Value) -> Result<Option<Value>, ApiError> {
+        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
+            return self.establish_crd(object);
+        }
+        Ok(None)
+    }
+
+    fn after_delete(&self, info: &ResourceInfo, object: &Value) {
+        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
+            self.remove_crd(object);
+        }
+    }
+
+    /// Removes a finalizer the server's own controllers manage, completing the deletion if it was the last.
+    pub(crate) fn remove_finalizer(&self, key: &ObjectKey, finalizer: &str) -> Result<(), ApiError> {
+        let Some(info) = self.registry.any_version(&key.group, &key.resource) else { return Ok(()) };
+        let Some(old) = self.store.get(key) else { return Ok(()) };
+        let mut finalizers = meta::finalizers(&old);
+        let before = finalizers.len();
+        finalizers.retain(|f| f != finalizer);
+        if finalizers.len() == before {
+            return Ok(());
+        }
+        let mut new = (*old).clone();
+        meta::set_finalizers(&mut new, &finalizers);
+        let expected = resource_version_of(&old);
+        self.commit_replacement(
+            &info,
+            key,
+            &old,
+            new,
+            expected,
+            Vec::new(),
+            &WriteContext::system("garbage-collector"),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Watch streams: newline-delimited JSON events with resumption, bookmarks, initial events,
+//! selectors that see objects enter and leave their view, and 410 Gone for expired versions.
+
+use super::ApiServer;
+use crate::error::ApiError;
+use crate::registry::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Change, EventType};
+use crate::table::{IncludeObject, to_table};
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StartAt {
+    /// No resourceVersion or "0": synthetic ADDED events for the current state, then changes.
+    CurrentState,
+    /// `sendInitialEvents=true`: like `CurrentState`, then a bookmark marking the end of initial events.
+    InitialEvents,
+    /// Changes after this resourceVersion.
+    After(u64),
+}
+
+/// A parsed watch request.
+#[derive(Debug, Clone)]
+pub(super) struct WatchRequest {
+    pub info: ResourceInfo,
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub start: StartAt,
+    pub bookmarks: bool,
+    pub timeout: Option<Duration>,
+    /// `Some` when the client asked for Table rows instead of objects.
+    pub table: Option<IncludeObject>,
+}
+
+impl WatchRequest {
+    fn in_scope(&self, change: &Change) -> bool {
+        change.key.group == self.info.group
+            && change.key.resource == self.info.resource
+            && self.namespace.as_deref().is_none_or(|ns| change.key.namespace == ns)
+    }
+
+    fn selects(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+
+    /// The event type this watcher sees for a change, if any.
+    fn event_for(&self, change: &Change) -> Option<EventType> {
+        let now = self.selects(&change.object);
+        let before = change.previous.as_deref().is_some_and(|p| self.selects(p));
+        match change.kind {
+            EventType::Added if now => Some(EventType::Added),
+            EventType::Modified if now && before => Some(EventType::Modified),
+            EventType::Modified if now => Some(EventType::Added),
+            EventType::Modified if before => Some(EventType::Deleted),
+            EventType::Deleted if now => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+
+    fn render(&self, kind: &str, object: &Value) -> Bytes {
+        let object = ApiServer::present(&self.info, object);
+        let object = match self.table {
+            Some(include) => {
+                let rv = crate::meta::str_at(&object, "/metadata/resourceVersion").to_string();
+                to_table(&self.info, std::slice::from_ref(&object), include, &rv, None)
+            }
+            None => object,
+        };
+        line(&json!({"type": kind, "object": object}))
+    }
+
+    fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata});
+        line(&json!({"type": "BOOKMARK", "object": object}))
+    }
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// Starts streaming a watch; the stream ends on timeout, client disconnect, `drop_watches` or shutdown.
+pub(super) fn watch_response(server: Arc<ApiServer>, request: WatchRequest) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(1024);
+    tokio::spawn(stream_events(server, request, tx));
+    let mut response = Response::new(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
+
+type Sink = mpsc::Sender<Result<Bytes, Infallible>>;
+
+async fn send(tx: &Sink, bytes: Bytes) -> bool {
+    tx.send(Ok(bytes)).await.is_ok()
+}
+
+async fn stream_events(server: Arc<ApiServer>, request: WatchRequest, tx: Sink) {
+    let mut epoch = server.watch_epoch.subscribe();
+    let info = &request.info;
+    let (replay, mut live, mut seen) = match request.start {
+        StartAt::After(rv) => match server.store.watch_from(Some(rv)) {
+            Ok(start) => (start.replay, start.live, start.revision.max(rv)),
+            Err(too_old) => {
+                let status = ApiError::expired(too_old.to_string()).to_status();
+                let _ = send(&tx, line(&json!({"type": "ERROR", "object": status}))).await;
+                return;
+            }
+        },
+        StartAt::CurrentState | StartAt::InitialEvents => {
+            let (listing, start) =
+                server.store.list_and_watch(&info.group, &info.resource, request.namespace.as_deref());
+            for object in listing.objects.iter().filter(|o| request.selects(o)) {
+                if !send(&tx, request.render("ADDED", object)).await {
+                    return;
+                }
+            }
+            if request.start == StartAt::InitialEvents && !send(&tx, request.bookmark(listing.revision, true)).await {
+                return;
+            }
+            (Vec::new(), start.live, listing.revision)
+        }
+    };
+    for change in replay {
+        seen = seen.max(change.resource_version);
+        if request.in_scope(&change)
+            && let Some(kind) = request.event_for(&change)
+            && !send(&tx, request.render(kind.as_str(), &change.object)).await
+        {
+            return;
+        }
+    }
+    let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut bookmark_tick = tokio::time::interval(server.settings.bookmark_interval);
+    bookmark_tick.tick().await;
+    loop {
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            change = live.recv() => match change {
+                Ok(change) => {
+                    seen = seen.max(change.resource_version);
+                    if request.in_scope(&change)
+                        && let Some(kind) = request.event_for(&change)
+                        && !send(&tx, request.render(kind.as_str(), &change.object)).await
+                    {
+                        return;
+                    }
+                }
+                // A watcher too slow for the feed is closed; it resumes from its last version, as after a drop.
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+            },
+            _ = bookmark_tick.tick(), if request.bookmarks => {
+                if !send(&tx, request.bookmark(seen, false)).await {
+                    return;
+                }
+            }
+            _ = timeout => return,
+            _ = epoch.changed() => return,
+            _ = tx.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The dev cluster through `kube::Client`: CRUD, conflicts, watches and garbage collection.
+
+mod support;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, PropagationPolicy};
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn config_map(name: &str, value: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+        data: Some(BTreeMap::from([("k".to_string(), value.to_string())])),
+        ..ConfigMap::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_list_update_delete() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let created = api.create(&PostParams::default(), &config_map("a", "1")).await.unwrap();
+    let meta = &created.metadata;
+    assert!(meta.uid.is_some() && meta.creation_timestamp.is_some() && meta.resource_version.is_some());
+    assert_eq!(meta.namespace.as_deref(), Some("default"));
+
+    let got = api.get("a").await.unwrap();
+    assert_eq!(got.data.unwrap()["k"], "1");
+    let list = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+
+    let mut changed = created.clone();
+    changed.data = Some(BTreeMap::from([("k".to_string(), "2".to_string())]));
+    let updated = api.replace("a", &PostParams::default(), &changed).await.unwrap();
+    assert_ne!(updated.metadata.resource_version, created.metadata.resource_version);
+
+    // The first object's resourceVersion is now stale.
+    let err = api.replace("a", &PostParams::default(), &changed).await.unwrap_err();
+    match err {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 409);
+            assert_eq!(status.reason, "Conflict");
+            assert!(status.message.contains("the object has been modified"), "{}", status.message);
+        }
+        other => panic!("expected a 409, got {other:?}"),
+    }
+
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    let err = api.get("a").await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 404 && s.message == "configmaps \"a\" not found"));
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_conflicts_and_generate_name() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    api.create(&PostParams::default(), &config_map("dup", "1")).await.unwrap();
+    let err = api.create(&PostParams::default(), &config_map("dup", "1")).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"));
+
+    let mut generated = config_map("", "1");
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("gen-".into());
+    let created = api.create(&PostParams::default(), &generated).await.unwrap();
+    let name = created.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    api.create(&dry, &config_map("dry", "1")).await.unwrap();
+    assert!(api.get_opt("dry").await.unwrap().is_none());
+
+    let in_missing_ns: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "nowhere");
+    let err = in_missing_ns.create(&PostParams::default(), &config_map("x", "1")).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 404 && s.message == "namespaces \"nowhere\" not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginated_lists_return_every_object_once() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    for i in 0..25 {
+        api.create(&PostParams::default(), &config_map(&format!("cm-{i:02}"), "v")).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut params = ListParams::default().limit(10);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("cm-{i:02}")).collect();
+    assert_eq!(names, expected);
+}
+
+/// Collects the watcher's view of config map names until `done` holds.
+async fn watch_until(
+    stream: &mut (impl futures::Stream<Item = Result<ConfigMap, watcher::Error>> + Unpin),
+    view: &mut BTreeMap<String, String>,
+    done: impl Fn(&BTreeMap<String, String>) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done(view) {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await.expect("watcher caught up in time");
+        match next {
+            Some(Ok(cm)) => {
+                let value = cm.data.as_ref().and_then(|d| d.get("k").cloned()).unwrap_or_default();
+                view.insert(cm.metadata.name.unwrap(), value);
+            }
+            Some(Err(_)) => {}
+            None => panic!("watch stream ended"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_keeps_a_correct_view_across_drops_and_expiry() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("before", "0")).await.unwrap();
+
+    let store = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+    let reader = store.as_reader();
+    let mut stream =
+        watcher(api.clone(), watcher::Config::default()).default_backoff().reflect(store).applied_objects().boxed();
+    let mut view = BTreeMap::new();
+    watch_until(&mut stream, &mut view, |v| v.contains_key("before")).await;
+
+    // A forced drop of every watch: the watcher resumes from its last resourceVersion.
+    cluster.server().drop_watches();
+    api.create(&PostParams::default(), &config_map("after-drop", "1")).await.unwrap();
+    watch_until(&mut stream, &mut view, |v| v.contains_key("after-drop")).await;
+
+    // Expired history: the next resume gets 410 Gone and the watcher relists.
+    cluster.server().store.compact();
+    cluster.server().drop_watches();
+    api.create(&PostParams::default(), &config_map("after-expiry", "2")).await.unwrap();
+    api.delete("before", &DeleteParams::default()).await.unwrap();
+    watch_until(&mut stream, &mut view, |v| v.contains_key("after-expiry")).await;
+
+    // Events arrive in order: once a later marker is seen, the deletion has been applied too.
+    api.create(&PostParams::default(), &config_map("marker", "3")).await.unwrap();
+    watch_until(&mut stream, &mut view, |v| v.contains_key("marker")).await;
+    let mut names: Vec<String> = reader.state().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["after-drop", "after-expiry", "marker"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_watch_resume_from_expired_version_gets_410() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let first = api.create(&PostParams::default(), &config_map("one", "1")).await.unwrap();
+    api.create(&PostParams::default(), &config_map("two", "2")).await.unwrap();
+    cluster.server().store.compact();
+    let rv = first.metadata.resource_version.unwrap();
+    let mut events = api.watch(&kube::api::WatchParams::default(), &rv).await.unwrap().boxed();
+    let event = events.try_next().await;
+    match event {
+        Ok(Some(kube::api::WatchEvent::Error(e))) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+            assert!(e.message.starts_with("too old resource version"), "{}", e.message);
+        }
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+}
+
+fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
+    let mut child = config_map(name, "child");
+    child.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: owner.metadata.name.clone().unwrap(),
+        uid: owner.metadata.uid.clone().unwrap(),
+        block_owner_deletion: Some(block),
+        controller: Some(true),
+    }]);
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_reference_gc_in_background_foreground_and_orphan_modes() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+
+    for (mode, policy) in [
+        ("background", PropagationPolicy::Background),
+        ("foreground", PropagationPolicy::Foreground),
+        ("orphan", PropagationPolicy::Orphan),
+    ] {
+        let owner = api.create(&PostParams::default(), &config_map(&format!("{mode}-owner"), "o")).await.unwrap();
+        let child = format!("{mode}-child");
+        api.create(&PostParams::default(), &owned_by(&child, &owner, true)).await.unwrap();
+        let params = DeleteParams { propagation_policy: Some(policy.clone()), ..DeleteParams::default() };
+        api.delete(&format!("{mode}-owner"), &params).await.unwrap();
+        let owner_name = format!("{mode}-owner");
+        support::eventually("the owner to be gone", || {
+            let api = api.clone();
+            let owner_name = owner_name.clone();
+            async move { api.get_opt(&owner_name).await.unwrap().is_none().then_some(()) }
+        })
+        .await;
+        let remaining = api.get_opt(&child).await.unwrap();
+        match mode {
+            "orphan" => {
+                let orphan = remaining.expect("orphaned dependent stays");
+                assert!(orphan.metadata.owner_references.unwrap_or_default().is_empty());
+            }
+            _ => {
+                support::eventually("the dependent to be collected", || {
+                    let api = api.clone();
+                    let child = child.clone();
+                    async move { api.get_opt(&child).await.unwrap().is_none().then_some(()) }
+                })
+                .await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_waits_for_blocking_dependents_with_finalizers() {
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let owner = api.create(&PostParams::default(), &config_map("owner", "o")).await.unwrap();
+    let mut child = owned_by("child", &owner, true);
+    child.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &child).await.unwrap();
+
+    api.delete("owner", &DeleteParams::foreground()).await.unwrap();
+    let held = support::eventually("the child to be marked for deletion", || {
+        let api = api.clone();
+        async move { api.get("child").await.ok().filter(|c| c.metadata.deletion_timestamp.is_some()) }
+    })
+    .await;
+    let owner_now = api.get("owner").await.unwrap();
+    assert!(owner_now.metadata.deletion_timestamp.is_some());
+    assert!(owner_now.metadata.finalizers.unwrap().contains(&"foregroundDeletion".to_string()));
+
+    let patch =
+        serde_json::json!({"metadata": {"finalizers": null, "resourceVersion": held.metadata.resource_version}});
+    api.patch("child", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    support::eventually("owner and child to be gone", || {
+        let api = api.clone();
+        async move {
+            (api.get_opt("owner").await.unwrap().is_none() && api.get_opt("child").await.unwrap().is_none())
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_removes_its_contents_then_itself() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some("doomed".into()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    api.create(&PostParams::default(), &config_map("inside", "1")).await.unwrap();
+
+    namespaces.delete("doomed", &DeleteParams::default()).await.unwrap();
+    support::eventually("the namespace to be gone", || {
+        let namespaces = namespaces.clone();
+        async move { namespaces.get_opt("doomed").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert!(api.get_opt("inside").await.unwrap().is_none());
+}
