@@ -67,9 +67,10 @@ fn bad_shape(value: &Value, go_type: &str) -> ApiError {
     ApiError::bad_request(format!("json: cannot unmarshal {found} into Go value of type {go_type}"))
 }
 
-/// The 422 `Invalid` answer with empty `details`, as `NewGenericServerResponse` builds it. The real server
-/// drops the underlying error; it is appended here so that clients can see which operation failed.
-fn rejected(cause: &str) -> ApiError {
+/// The 422 `Invalid` answer with empty `details`, as `NewGenericServerResponse` builds it for patches that
+/// cannot be applied. The real server drops the underlying error; it is appended here so that clients can
+/// see what failed.
+pub(crate) fn rejected(cause: &str) -> ApiError {
     ApiError::new(422, "Invalid", format!("{REJECTED}: {cause}")).with_details(Details::default())
 }
 
