@@ -675,6 +675,32 @@ mod tests {
     }
 
     #[test]
+    fn kubectl_style_patch_on_a_deployment_with_builtin_rules() {
+        let rules = MergeRules::builtin("apps", "Deployment");
+        let target = json!({"spec": {"replicas": 1, "template": {"spec": {
+            "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}],
+            "tolerations": [{"key": "a"}]
+        }}}});
+        let patch = json!({"spec": {"replicas": 3, "template": {"spec": {
+            "$setElementOrder/containers": [{"name": "app"}],
+            "containers": [{
+                "name": "app",
+                "image": "app:2",
+                "$setElementOrder/env": [{"name": "B"}, {"name": "C"}],
+                "env": [{"name": "A", "$patch": "delete"}, {"name": "C", "value": "3"}]
+            }]
+        }}}});
+        let out = strategic_merge_patch(&target, &patch, &rules).unwrap();
+        assert_eq!(
+            out,
+            json!({"spec": {"replicas": 3, "template": {"spec": {
+                "containers": [{"name": "app", "image": "app:2", "env": [{"name": "B", "value": "2"}, {"name": "C", "value": "3"}]}],
+                "tolerations": [{"key": "a"}]
+            }}}})
+        );
+    }
+
+    #[test]
     fn patch_that_is_not_an_object_is_a_bad_request() {
         let msg = bad_request(smp(pod(), json!([1])).unwrap_err());
         assert_eq!(msg, "json: cannot unmarshal array into Go value of type map[string]interface {}");
