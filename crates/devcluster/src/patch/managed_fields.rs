@@ -6,6 +6,7 @@ use super::rules::MergeRules;
 use super::structured;
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 /// `metadata` fields that describe the object rather than configure it: never owned, ignored in applied
 /// configurations (as the API server's "strip meta" manager does).
@@ -144,10 +145,18 @@ pub(crate) fn read_entries_lenient(object: &Value) -> Vec<ManagedFieldsEntry> {
         .unwrap_or_default()
 }
 
-/// Writes `entries` to `object.metadata.managedFields`, dropping empty ones and sorting them as the API
-/// server does (operation, time, manager, apiVersion, subresource); removes the field when none remain.
+/// The API server keeps at most this many `Update` entries, folding the oldest into `ancient-changes`.
+pub const MAX_UPDATE_ENTRIES: usize = 10;
+
+/// The manager the oldest `Update` entries are folded into, one entry per `apiVersion`.
+pub const ANCIENT_CHANGES_MANAGER: &str = "ancient-changes";
+
+/// Writes `entries` to `object.metadata.managedFields`, dropping empty ones, capping `Update` entries at
+/// `MAX_UPDATE_ENTRIES` and sorting them as the API server does (operation, time, manager, apiVersion,
+/// subresource); removes the field when none remain.
 pub fn write_entries(object: &mut Value, mut entries: Vec<ManagedFieldsEntry>) {
     entries.retain(|e| !e.fields.is_empty());
+    cap_update_entries(&mut entries);
     entries.sort_by(entry_order);
     let Some(object) = object.as_object_mut() else {
         return;
@@ -162,6 +171,52 @@ pub fn write_entries(object: &mut Value, mut entries: Vec<ManagedFieldsEntry>) {
         metadata
             .insert("managedFields".into(), Value::Array(entries.iter().map(ManagedFieldsEntry::to_json).collect()));
     }
+}
+
+/// Folds the oldest `Update` entries into one `ancient-changes` entry per `apiVersion` until at most
+/// `MAX_UPDATE_ENTRIES` remain, so managers that write under ever new names cannot grow the object forever.
+fn cap_update_entries(entries: &mut Vec<ManagedFieldsEntry>) {
+    let mut updaters: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].operation == Operation::Update).collect();
+    if updaters.len() <= MAX_UPDATE_ENTRIES {
+        return;
+    }
+    updaters.sort_by(|&a, &b| {
+        entries[a].time.cmp(&entries[b].time).then_with(|| entries[a].manager.cmp(&entries[b].manager))
+    });
+    let mut remaining = updaters.len();
+    let mut folded = vec![false; entries.len()];
+    let mut first_of_version: BTreeMap<String, usize> = BTreeMap::new();
+    for oldest in updaters {
+        if remaining <= MAX_UPDATE_ENTRIES {
+            break;
+        }
+        let version = entries[oldest].api_version.clone();
+        let existing_bucket = entries.iter().position(|e| {
+            e.operation == Operation::Update && e.manager == ANCIENT_CHANGES_MANAGER && e.api_version == version
+        });
+        let bucket = match (existing_bucket, first_of_version.get(&version)) {
+            (Some(bucket), _) if bucket != oldest => bucket,
+            (_, Some(&first)) => {
+                entries[first].manager = ANCIENT_CHANGES_MANAGER.to_string();
+                entries[first].subresource = None;
+                first
+            }
+            _ => {
+                first_of_version.insert(version, oldest);
+                continue;
+            }
+        };
+        let fields = entries[oldest].fields.clone();
+        entries[bucket].fields = entries[bucket].fields.union(&fields);
+        entries[bucket].time = entries[oldest].time.clone();
+        folded[oldest] = true;
+        remaining -= 1;
+    }
+    let mut index = 0;
+    entries.retain(|_| {
+        index += 1;
+        !folded[index - 1]
+    });
 }
 
 fn entry_order(a: &ManagedFieldsEntry, b: &ManagedFieldsEntry) -> Ordering {
@@ -434,6 +489,52 @@ mod tests {
             .map(|e| e["manager"].as_str().unwrap())
             .collect();
         assert_eq!(managers, ["a", "u1", "u2"]);
+    }
+
+    fn update_entry(manager: &str, api_version: &str, time: &str) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: manager.into(),
+            operation: Operation::Update,
+            api_version: api_version.into(),
+            time: Some(time.into()),
+            subresource: None,
+            fields: [FieldPath::fields(&["spec", manager])].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn update_entries_are_capped_by_folding_the_oldest_per_version() {
+        let mut entries: Vec<ManagedFieldsEntry> =
+            (0..12).map(|i| update_entry(&format!("m{i:02}"), "v1", &format!("2026-01-01T00:00:{i:02}Z"))).collect();
+        entries.push(ManagedFieldsEntry { operation: Operation::Apply, ..update_entry("applier", "v1", T1) });
+        let mut object = json!({});
+        write_entries(&mut object, entries);
+        let entries = read_entries(&object).unwrap();
+        let updaters: Vec<&ManagedFieldsEntry> = entries.iter().filter(|e| e.operation == Operation::Update).collect();
+        assert_eq!(updaters.len(), MAX_UPDATE_ENTRIES);
+        assert_eq!(entries.len(), MAX_UPDATE_ENTRIES + 1, "apply entries are never folded");
+        let ancient = updaters.iter().find(|e| e.manager == ANCIENT_CHANGES_MANAGER).unwrap();
+        assert_eq!(ancient.fields.to_fields_v1(), json!({"f:spec": {"f:m00": {}, "f:m01": {}, "f:m02": {}}}));
+        assert_eq!(ancient.time.as_deref(), Some("2026-01-01T00:00:02Z"));
+        assert!(!updaters.iter().any(|e| ["m00", "m01", "m02"].contains(&e.manager.as_str())));
+    }
+
+    #[test]
+    fn capping_reuses_an_existing_bucket_and_keeps_versions_apart() {
+        let mut entries = vec![update_entry(ANCIENT_CHANGES_MANAGER, "v1", "2026-01-01T00:00:30Z")];
+        entries.extend((0..10).map(|i| {
+            update_entry(&format!("m{i:02}"), if i == 0 { "v2" } else { "v1" }, &format!("2026-01-01T00:00:{i:02}Z"))
+        }));
+        let mut object = json!({});
+        write_entries(&mut object, entries);
+        let entries = read_entries(&object).unwrap();
+        assert_eq!(entries.len(), MAX_UPDATE_ENTRIES);
+        assert!(
+            entries.iter().any(|e| e.manager == "m00" && e.api_version == "v2"),
+            "only one v2 entry: nothing to fold it with"
+        );
+        let ancient = entries.iter().find(|e| e.manager == ANCIENT_CHANGES_MANAGER).unwrap();
+        assert_eq!(ancient.fields.to_fields_v1(), json!({"f:spec": {"f:ancient-changes": {}, "f:m01": {}}}));
     }
 
     #[test]
