@@ -4,7 +4,7 @@
 //! fields the manager applied before but no longer applies are removed unless someone else owns them,
 //! and changing a field another manager owns is a conflict unless forced.
 
-use super::fieldset::{FieldPath, FieldSet};
+use super::fieldset::{FieldPath, FieldSet, PathElement};
 use super::managed_fields::{self, ManagedFieldsEntry, Operation};
 use super::rules::MergeRules;
 use super::structured;
@@ -127,13 +127,42 @@ fn identity_of(config: &Value) -> Value {
 }
 
 /// Removes the fields the manager applied last time but not this time, unless another manager (or this
-/// apply) owns them or something below them.
+/// apply) owns them or something below them. Key fields stay while their item does, and maps and lists
+/// the removal leaves empty go too unless someone owns them.
 fn prune_abandoned(merged: &mut Value, previous: &FieldSet, applied: &FieldSet, others: &[ManagedFieldsEntry]) {
     let owned = others.iter().fold(applied.clone(), |owned, entry| owned.union(&entry.fields));
     for path in previous.difference(applied).iter() {
-        if !owned.has_prefix(path) {
-            structured::remove_path(merged, path);
+        if owned.has_prefix(path) || is_key_of_kept_item(path, &owned) {
+            continue;
         }
+        if structured::remove_path(merged, path) {
+            remove_emptied_parents(merged, path, &owned);
+        }
+    }
+}
+
+/// Whether `path` is a key field (`name` of `[name="c"]`) of an item someone still owns something in.
+fn is_key_of_kept_item(path: &FieldPath, owned: &FieldSet) -> bool {
+    let [.., PathElement::Key(keys), PathElement::Field(name)] = path.0.as_slice() else {
+        return false;
+    };
+    let item = FieldPath(path.0[..path.0.len() - 1].to_vec());
+    keys.iter().any(|(key, _)| key == name) && owned.has_prefix(&item)
+}
+
+fn remove_emptied_parents(merged: &mut Value, path: &FieldPath, owned: &FieldSet) {
+    let mut parent = FieldPath(path.0[..path.0.len().saturating_sub(1)].to_vec());
+    while !parent.is_empty() && parent != FieldPath::fields(&["metadata"]) && !owned.contains(&parent) {
+        let emptied = match structured::get_path(merged, &parent) {
+            Some(Value::Object(map)) => map.is_empty(),
+            Some(Value::Array(items)) => items.is_empty(),
+            _ => false,
+        };
+        if !emptied {
+            return;
+        }
+        structured::remove_path(merged, &parent);
+        parent.0.pop();
     }
 }
 
@@ -405,6 +434,32 @@ mod tests {
         let live = apply(Some(&live), config(json!({})), "a").unwrap();
         assert_eq!(live["spec"], json!({"replicas": 1}), "paused was only a's; replicas is b's too");
         assert_eq!(managers(&live), ["b"]);
+    }
+
+    #[test]
+    fn pruning_removes_maps_and_lists_it_empties() {
+        let mut labelled = config(json!({"template": {"tags": ["a"], "x": 1}, "containers": [{"name": "c"}]}));
+        labelled["metadata"]["labels"] = json!({"app": "web"});
+        let live = apply(None, labelled, "a").unwrap();
+        let live = apply(Some(&live), config(json!({"replicas": 1})), "a").unwrap();
+        assert_eq!(live["spec"], json!({"replicas": 1}));
+        assert_eq!(live["metadata"].get("labels"), None);
+        assert_eq!(live["metadata"]["name"], "web");
+    }
+
+    #[test]
+    fn pruning_keeps_items_and_their_keys_while_others_own_fields_in_them() {
+        let rules = rules();
+        let live =
+            apply(None, config(json!({"containers": [{"name": "c", "image": "one", "tty": true}]})), "a").unwrap();
+        let mut edited = live.clone();
+        edited["spec"]["containers"][0]["image"] = json!("two");
+        let record =
+            UpdateRecord { manager: "kubectl-edit", api_version: "apps/v1", subresource: None, now: T2, rules: &rules };
+        record_update(Some(&live), &mut edited, record);
+        let live = apply(Some(&edited), config(json!({"containers": []})), "a").unwrap();
+        assert_eq!(live["spec"]["containers"], json!([{"name": "c", "image": "two"}]));
+        assert_eq!(managers(&live), ["kubectl-edit"]);
     }
 
     #[test]

@@ -12,8 +12,16 @@ fn child_rule_path(rule_path: &str, field: &str) -> String {
     if rule_path.is_empty() { field.to_string() } else { format!("{rule_path}.{field}") }
 }
 
+/// Key fields the built-in schemas default, so configurations may omit them (`protocol` of container and
+/// service ports); the default still identifies the item.
+const KEY_DEFAULTS: [(&str, &str); 1] = [("protocol", "TCP")];
+
+fn key_default(key: &str) -> Option<Value> {
+    KEY_DEFAULTS.iter().find(|(name, _)| *name == key).map(|(_, value)| Value::String((*value).to_string()))
+}
+
 /// The element naming `item` (at `index`) of a list of this type. A map-list item must carry all key
-/// fields, as structured-merge-diff requires of applied configurations.
+/// fields without a default, as structured-merge-diff requires of applied configurations.
 pub fn list_item_element(list_type: &ListType, index: usize, item: &Value) -> Result<PathElement, String> {
     match list_type {
         ListType::Atomic => Ok(PathElement::Index(index)),
@@ -21,8 +29,8 @@ pub fn list_item_element(list_type: &ListType, index: usize, item: &Value) -> Re
         ListType::Map(keys) => {
             let mut fields = Vec::with_capacity(keys.len());
             for key in keys {
-                match item.get(key) {
-                    Some(value) => fields.push((key.clone(), value.clone())),
+                match item.get(key).cloned().or_else(|| key_default(key)) {
+                    Some(value) => fields.push((key.clone(), value)),
                     None => {
                         return Err(format!(
                             "element {index}: associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
@@ -276,6 +284,17 @@ fn merge_lists(live: &[Value], config: &[Value], rule_path: &str, rules: &MergeR
     out
 }
 
+/// The value at `path` in `value`, if any.
+pub fn get_path<'v>(value: &'v Value, path: &FieldPath) -> Option<&'v Value> {
+    path.0.iter().try_fold(value, |node, element| match (element, node) {
+        (PathElement::Field(name), Value::Object(map)) => map.get(name),
+        (element, Value::Array(items)) => {
+            items.iter().enumerate().find(|(i, item)| element.matches_item(*i, item)).map(|(_, item)| item)
+        }
+        _ => None,
+    })
+}
+
 /// Removes the field or list item at `path` from `value`; returns whether it was there.
 pub fn remove_path(value: &mut Value, path: &FieldPath) -> bool {
     let Some((last, parents)) = path.0.split_last() else {
@@ -432,6 +451,33 @@ mod tests {
                 "other": 1
             }})
         );
+    }
+
+    #[test]
+    fn key_fields_with_defaults_may_be_omitted() {
+        let mut with_ports = rules();
+        with_ports.lists.insert("spec.ports".into(), ListType::Map(vec!["port".into(), "protocol".into()]));
+        let set = fields_of(&json!({"spec": {"ports": [{"port": 80}]}}), &with_ports).unwrap();
+        assert_eq!(
+            encoded(&set),
+            json!({"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}}}}})
+        );
+        let live = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "http"}]}});
+        let merged = merge(&live, &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}}), &with_ports);
+        assert_eq!(
+            merged,
+            json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "http", "targetPort": 8080}]}})
+        );
+    }
+
+    #[test]
+    fn get_path_finds_fields_and_items() {
+        let object = json!({"spec": {"containers": [{"name": "a", "image": "1"}], "tags": ["x"]}});
+        let a = PathElement::key([("name".to_string(), json!("a"))]);
+        let image = FieldPath::fields(&["spec", "containers"]).child(a).child(PathElement::Field("image".into()));
+        assert_eq!(get_path(&object, &image), Some(&json!("1")));
+        assert_eq!(get_path(&object, &FieldPath::default()), Some(&object));
+        assert_eq!(get_path(&object, &FieldPath::fields(&["spec", "tags", "x"])), None);
     }
 
     #[test]
