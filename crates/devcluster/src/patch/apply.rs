@@ -38,23 +38,14 @@ pub struct ApplyRequest<'a> {
 /// unless `force` takes them over.
 #[allow(clippy::result_large_err, reason = "ApiError is the crate-wide error type the HTTP layer renders")]
 pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
-    let Value::Object(config) = req.config else {
-        return Err(ApiError::bad_request("the applied configuration must be an object"));
-    };
-    match config.get("metadata") {
-        None | Some(Value::Null | Value::Object(_)) => {}
-        Some(other) => return Err(ApiError::bad_request(format!("metadata: expected an object, got {other}"))),
-    }
-    if config.get("metadata").and_then(|m| m.get("managedFields")).is_some_and(|f| !f.is_null()) {
-        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
-    }
+    check_config(req.config)?;
     let applied = applied_fields_only(req.config, req.subresource, req.has_status_subresource);
     let applied_set = structured::fields_of(&applied, req.rules)
         .map(managed_fields::without_metadata_root)
         .map_err(|errors| typed_patch_error(req.config, req.live, &errors))?;
 
     let mut entries = req.live.map(managed_fields::read_entries_lenient).unwrap_or_default();
-    let applier = ManagedFieldsEntry {
+    let mut applier = ManagedFieldsEntry {
         manager: req.manager.to_string(),
         operation: Operation::Apply,
         api_version: req.api_version.to_string(),
@@ -74,8 +65,13 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
     }
 
     let live_view = req.live.map(managed_fields::owned_view);
+    let merged_view = managed_fields::owned_view(&merged);
+    if live_view.as_ref() == Some(&merged_view) {
+        // A no-op apply records ownership but, like the API server, not a new time.
+        applier.time = previous.as_ref().and_then(|p| p.time.clone());
+    }
     let changed = managed_fields::without_metadata_root(
-        structured::compare(live_view.as_ref(), &managed_fields::owned_view(&merged), req.rules).changed(),
+        structured::compare(live_view.as_ref(), &merged_view, req.rules).changed(),
     );
     let conflicts = find_conflicts(&entries, &changed);
     if !conflicts.is_empty() && !req.force {
@@ -88,6 +84,23 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
     entries.push(applier);
     managed_fields::write_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// Rejects configurations the API server refuses to apply: not an object, `metadata` not an object,
+/// or `metadata.managedFields` set (ownership is the server's to record).
+#[allow(clippy::result_large_err, reason = "ApiError is the crate-wide error type the HTTP layer renders")]
+fn check_config(config: &Value) -> Result<(), ApiError> {
+    let Value::Object(config) = config else {
+        return Err(ApiError::bad_request("the applied configuration must be an object"));
+    };
+    match config.get("metadata") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(metadata)) if metadata.get("managedFields").is_some_and(|f| !f.is_null()) => {
+            Err(ApiError::bad_request("metadata.managedFields must be nil"))
+        }
+        Some(Value::Object(_)) => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!("metadata: expected an object, got {other}"))),
+    }
 }
 
 /// The part of the configuration server-side apply merges and owns: without identity and bookkeeping
@@ -460,6 +473,21 @@ mod tests {
         let live = apply(Some(&edited), config(json!({"containers": []})), "a").unwrap();
         assert_eq!(live["spec"]["containers"], json!([{"name": "c", "image": "two"}]));
         assert_eq!(managers(&live), ["kubectl-edit"]);
+    }
+
+    #[test]
+    fn a_no_op_apply_keeps_the_time_but_records_shared_ownership() {
+        let rules = rules();
+        let live = apply(None, config(json!({"replicas": 1})), "a").unwrap();
+        let same = config(json!({"replicas": 1}));
+        let again = server_side_apply(ApplyRequest { now: T2, ..request(Some(&live), &same, "a", &rules) }).unwrap();
+        assert_eq!(again, live);
+        let shared = server_side_apply(ApplyRequest { now: T2, ..request(Some(&live), &same, "b", &rules) }).unwrap();
+        let entries = read_entries(&shared).unwrap();
+        assert_eq!(entries[0].manager, "b", "entries without a time sort first");
+        assert_eq!(entries[0].time, None);
+        assert!(shared["metadata"]["managedFields"][0].get("time").is_none());
+        assert_eq!((entries[1].manager.as_str(), entries[1].time.as_deref()), ("a", Some(T1)));
     }
 
     #[test]
