@@ -145,10 +145,10 @@ fn compare_node(
         |v: Option<&Value>| v.is_none_or(Value::is_object) && (path.is_empty() || !rules.is_atomic_map(rule_path));
     let granular_list =
         |v: Option<&Value>| v.is_none_or(Value::is_array) && is_granular_list(&rules.list_type(rule_path));
-    let both_maps = old.is_some_and(Value::is_object) || new.is_some_and(Value::is_object);
-    let both_lists = old.is_some_and(Value::is_array) || new.is_some_and(Value::is_array);
+    let any_map = old.is_some_and(Value::is_object) || new.is_some_and(Value::is_object);
+    let any_list = old.is_some_and(Value::is_array) || new.is_some_and(Value::is_array);
 
-    if both_maps && granular_map(old) && granular_map(new) {
+    if any_map && granular_map(old) && granular_map(new) {
         let empty = Map::new();
         let old_map = old.and_then(Value::as_object).unwrap_or(&empty);
         let new_map = new.and_then(Value::as_object).unwrap_or(&empty);
@@ -158,7 +158,7 @@ fn compare_node(
             let child_rule = child_rule_path(rule_path, name);
             compare_node(old_map.get(name), new_map.get(name), &child_path, &child_rule, rules, out);
         }
-    } else if both_lists && granular_list(old) && granular_list(new) {
+    } else if any_list && granular_list(old) && granular_list(new) {
         compare_lists(old, new, path, rule_path, rules, out);
     } else if let (Some(o), Some(n)) = (old, new)
         && o != n
