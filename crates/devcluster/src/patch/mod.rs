@@ -2,11 +2,13 @@
 //! Pure functions over `serde_json::Value`; the HTTP layer picks one by `Content-Type`.
 
 pub mod apply;
+pub mod fieldset;
 pub mod json;
 pub mod managed_fields;
 pub mod merge;
 pub mod rules;
 pub mod strategic;
+pub mod structured;
 
 /// The patch flavours the server accepts, keyed by `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
