@@ -35,6 +35,19 @@ impl IncludeObject {
     }
 }
 
+/// Whether an `Accept` header asks for a `meta.k8s.io/v1` Table (kubectl sends
+/// `application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json`).
+/// The Table itself is served as `application/json`.
+pub fn wants_table(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let has = |k: &str, v: &str| params.iter().any(|(pk, pv)| pk.trim() == k && pv.trim() == v);
+        media == "application/json" && has("as", "Table") && has("g", "meta.k8s.io") && has("v", "v1")
+    })
+}
+
 const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const CREATION_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
@@ -759,6 +772,17 @@ mod tests {
     fn selector_string_without_selector() {
         assert_eq!(selector_string(None), "<none>");
         assert_eq!(selector_string(Some(&json!({}))), "<none>");
+    }
+
+    #[test]
+    fn accept_header_selects_tables() {
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        ));
+        assert!(wants_table("application/json; as=Table; g=meta.k8s.io; v=v1"));
+        assert!(!wants_table("application/json;as=Table;v=v1beta1;g=meta.k8s.io"));
+        assert!(!wants_table("application/json"));
+        assert!(!wants_table("application/yaml;as=Table;v=v1;g=meta.k8s.io"));
     }
 
     #[test]
