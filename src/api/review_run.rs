@@ -138,6 +138,7 @@ pub struct ReviewRunStatus {
     pub result: Option<ReviewResult>,
     /// `Succeeded` and `Current` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The spec generation the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

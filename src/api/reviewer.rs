@@ -109,6 +109,7 @@ pub struct ReviewerStatus {
     pub last_restart: Option<LastRestart>,
     /// `Ready` and `Degraded` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The spec generation the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! of what was observed; executing a plan is I/O at the edge.
 
 pub mod plan;
+pub mod pod;
 
 use std::time::Duration;
 
