@@ -22,6 +22,11 @@
 //!
 //! If step 5 or 6 fails, [`plan_launch_failure`] says what to write instead.
 //!
+//! Statuses are whole: empty fields are omitted when serialized (an emptied
+//! `queue`, for instance). Write them with server-side apply under one field
+//! manager, which removes the omitted fields it owns, not with a JSON merge
+//! patch, which would keep them.
+//!
 //! Runs are assigned to a pod only once the pod has been observed (its UID is
 //! part of the assignment): a plan that creates a pod assigns nothing, and the
 //! reconcile triggered by the new pod's watch event assigns the queue to it.
