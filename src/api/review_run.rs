@@ -1,0 +1,248 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition type: `Unknown` while the run is pending or running, `True` or
+/// `False` once it is done, with the run's reason.
+pub const CONDITION_SUCCEEDED: &str = "Succeeded";
+/// Condition type: `False` (reason `Superseded`) once the pull request has a
+/// newer head SHA, also on completed runs, so consumers never act on an
+/// outdated verdict.
+pub const CONDITION_CURRENT: &str = "Current";
+/// Reason of `Succeeded=Unknown` while the named Reviewer does not exist.
+pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
+
+/// The spec of a ReviewRun: one review of one pull request at one head SHA.
+// `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "review.ao.dev",
+    version = "v1alpha1",
+    kind = "ReviewRun",
+    plural = "reviewruns",
+    shortname = "rr",
+    category = "review",
+    namespaced,
+    status = "ReviewRunStatus",
+    derive = "PartialEq",
+    doc = "One review of one pull request at one head SHA, performed by a Reviewer.",
+    printcolumn(name = "Reviewer", type_ = "string", json_path = ".spec.reviewer"),
+    printcolumn(name = "PR", type_ = "integer", json_path = ".spec.pullRequest.number"),
+    printcolumn(name = "SHA", type_ = "string", json_path = ".status.shortSha"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    printcolumn(name = "Verdict", type_ = "string", json_path = ".status.result.verdict"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".spec.pullRequest.url", priority = 1),
+    validation = Rule::new(
+        "self.spec.reviewer == oldSelf.spec.reviewer && self.spec.pullRequest == oldSelf.spec.pullRequest && self.spec.timeout == oldSelf.spec.timeout"
+    ).message("spec is immutable except spec.cancelRequested").field_path(".spec"),
+    validation = Rule::new(
+        "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Succeeded', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase && has(self.status.reason) == has(oldSelf.status.reason) && (!has(oldSelf.status.reason) || self.status.reason == oldSelf.status.reason) && has(self.status.result) == has(oldSelf.status.result) && (!has(oldSelf.status.result) || self.status.result == oldSelf.status.result))"
+    ).message("the phase, reason and result of a Succeeded or Failed run are final").field_path(".status"),
+    validation = Rule::new(
+        "!has(self.status) || !has(self.status.result) || (has(oldSelf.status) && has(oldSelf.status.result)) || (has(oldSelf.status) && has(oldSelf.status.phase) && oldSelf.status.phase == 'Running' && has(self.status.phase) && self.status.phase == 'Succeeded')"
+    ).message("status.result may only be set together with the move from Running to Succeeded").field_path(".status.result"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewRunSpec {
+    /// Name of the Reviewer, in the same namespace, that performs this review.
+    #[schemars(length(min = 1, max = 253))]
+    pub reviewer: String,
+    /// The pull request to review.
+    pub pull_request: PullRequest,
+    /// Asks the controller to stop the run. A pending run fails at once; a
+    /// running run fails and its reviewer pod is restarted. The only mutable
+    /// field of the spec.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// How long the run may stay Running before it fails as TimedOut, e.g.
+    /// `45m` or `1h30m` (units h, m, s, ms).
+    #[serde(default = "default_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(h|m|s|ms))+$"), length(max = 32))]
+    pub timeout: String,
+}
+
+fn default_timeout() -> String {
+    "1h".to_owned()
+}
+
+/// A pull request at one head SHA.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    /// URL of the pull request (http or https). It identifies the pull
+    /// request: runs with the same URL review the same pull request.
+    #[schemars(regex(pattern = r"^https?://[^\s/]+\S*$"), length(max = 2048))]
+    pub url: String,
+    /// The pull request's number, for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
+    /// The commit to review: 7 to 64 lowercase hexadecimal characters.
+    #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
+    pub head_sha: String,
+}
+
+/// Observed state of a ReviewRun, written by the controller and, for the
+/// verdict, by the reviewer pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.phase) || self.phase != 'Succeeded' || (has(self.result) && has(self.reason) && self.reason == 'Submitted')",
+        "message": "a Succeeded run has a result and reason Submitted"
+    },
+    {
+        "rule": "!has(self.phase) || self.phase != 'Failed' || (has(self.reason) && self.reason != 'Submitted')",
+        "message": "a Failed run has a failure reason"
+    },
+    {
+        "rule": "!has(self.result) || (has(self.phase) && self.phase == 'Succeeded')",
+        "message": "only a Succeeded run has a result"
+    }
+]))]
+pub struct ReviewRunStatus {
+    /// Pending until assigned to a reviewer pod, Running while reviewed,
+    /// then Succeeded or Failed (both final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RunPhase>,
+    /// Why the run finished: Submitted for Succeeded; Superseded, Duplicate,
+    /// Cancelled, TimedOut, LaunchFailed or ReviewerDeleted for Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RunReason>,
+    /// A human-readable sentence about the run's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The first 7 characters of the head SHA, for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_sha: Option<String>,
+    /// Name of the run for the pull request's newer head SHA that made this
+    /// run obsolete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// The reviewer pod incarnation this run is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
+    /// When the run was first assigned to a reviewer pod; the timeout counts
+    /// from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run reached Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// The submitted review. Set by the reviewer only together with the move
+    /// from Running to Succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ReviewResult>,
+    /// `Succeeded` and `Current` conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The spec generation the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Lifecycle phase of a ReviewRun.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunPhase {
+    /// Succeeded and Failed are final.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Why a ReviewRun finished.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunReason {
+    // Succeeded: the reviewer submitted its verdict.
+    Submitted,
+    // Failed: the pull request has a newer head SHA.
+    Superseded,
+    // Failed: another run already covers the same head SHA.
+    Duplicate,
+    // Failed: spec.cancelRequested was set.
+    Cancelled,
+    // Failed: Running for longer than spec.timeout.
+    TimedOut,
+    // Failed: the reviewer pod could not be started.
+    LaunchFailed,
+    // Failed: the Reviewer was deleted.
+    ReviewerDeleted,
+}
+
+impl RunReason {
+    /// The reason as written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "Submitted",
+            Self::Superseded => "Superseded",
+            Self::Duplicate => "Duplicate",
+            Self::Cancelled => "Cancelled",
+            Self::TimedOut => "TimedOut",
+            Self::LaunchFailed => "LaunchFailed",
+            Self::ReviewerDeleted => "ReviewerDeleted",
+        }
+    }
+}
+
+/// The reviewer pod incarnation a run is assigned to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// Name of the reviewer pod.
+    pub pod: String,
+    /// UID of the reviewer pod; a pod re-created with the same name has a
+    /// different UID.
+    #[serde(rename = "podUID")]
+    pub pod_uid: String,
+    /// Incarnation number of the reviewer pod.
+    pub incarnation: i64,
+}
+
+/// A submitted review.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.verdict != 'ChangesRequested' || size(self.body) > 0",
+        "message": "a ChangesRequested verdict needs a non-empty body"
+    }
+]))]
+pub struct ReviewResult {
+    /// Approved or ChangesRequested.
+    pub verdict: Verdict,
+    /// The review text. Required (non-empty) for ChangesRequested.
+    #[serde(default)]
+    #[schemars(length(max = 65536))]
+    pub body: String,
+    /// Identifier of the review on the code host, e.g. the GitHub review id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub review_id: Option<String>,
+    /// When the review was submitted.
+    pub submitted_at: Time,
+}
+
+/// The reviewer's verdict.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Verdict {
+    Approved,
+    ChangesRequested,
+}
+
+impl ReviewRun {
+    /// The run's phase; a run without status is Pending.
+    pub fn phase(&self) -> RunPhase {
+        self.status.as_ref().and_then(|s| s.phase).unwrap_or(RunPhase::Pending)
+    }
+}

@@ -1,0 +1,158 @@
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition type: the live reviewer pod is running.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type: the controller cannot start or replace the reviewer pod.
+pub const CONDITION_DEGRADED: &str = "Degraded";
+/// Finalizer that lets the controller remove the pod and fail unfinished
+/// runs before a Reviewer goes away.
+pub const FINALIZER: &str = "review.ao.dev/reviewer";
+
+/// The spec of a Reviewer: the stable handle of one worker's reviewer agent.
+// `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "review.ao.dev",
+    version = "v1alpha1",
+    kind = "Reviewer",
+    plural = "reviewers",
+    shortname = "rvr",
+    category = "review",
+    namespaced,
+    status = "ReviewerStatus",
+    derive = "PartialEq",
+    doc = "The long-lived reviewer agent of one worker, named review-<worker> by convention. The controller keeps one reviewer pod for it.",
+    printcolumn(name = "Worker", type_ = "string", json_path = ".spec.workerId"),
+    printcolumn(name = "Pod", type_ = "string", json_path = ".status.pod.name"),
+    printcolumn(name = "Incarnation", type_ = "integer", json_path = ".status.incarnation"),
+    printcolumn(name = "Queue", type_ = "integer", json_path = ".status.queueLength"),
+    printcolumn(name = "Restarts", type_ = "integer", json_path = ".status.restarts"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewerSpec {
+    /// Identifier of the coding worker whose pull requests this reviewer reviews.
+    #[schemars(length(min = 1))]
+    pub worker_id: String,
+    /// The agent the reviewer pod runs.
+    pub agent: AgentSpec,
+    /// Service account of the reviewer pod.
+    #[serde(default = "default_service_account_name")]
+    pub service_account_name: String,
+    /// How long a run may wait for a reviewer pod that cannot be started
+    /// before it fails as LaunchFailed, e.g. `5m` (units h, m, s, ms).
+    #[serde(default = "default_launch_deadline")]
+    #[schemars(regex(pattern = r"^([0-9]+(h|m|s|ms))+$"), length(max = 32))]
+    pub launch_deadline: String,
+}
+
+fn default_service_account_name() -> String {
+    "review-agent".to_owned()
+}
+
+fn default_launch_deadline() -> String {
+    "5m".to_owned()
+}
+
+/// The container the reviewer pod runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Container image of the agent.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Entrypoint override.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables of the agent container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Compute resources of the agent container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Name of the agent CLI (for example `claude-code`); informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<String>,
+}
+
+/// Observed state of a Reviewer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewerStatus {
+    /// The live reviewer pod, once the controller has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodReference>,
+    /// Incarnation of the newest reviewer pod; increments at every fresh pod.
+    #[serde(default)]
+    pub incarnation: i64,
+    /// How many pods were replaced because their work went stale, was
+    /// cancelled or timed out.
+    #[serde(default)]
+    pub restarts: i64,
+    /// Names of the runs assigned to the live pod, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<String>,
+    /// Number of entries in queue.
+    #[serde(default)]
+    pub queue_length: i64,
+    /// The most recent replacement of the reviewer pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<LastRestart>,
+    /// `Ready` and `Degraded` conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The spec generation the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A reviewer pod incarnation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReference {
+    /// Pod name, `<reviewer>-<incarnation>`.
+    pub name: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Incarnation number.
+    pub incarnation: i64,
+}
+
+/// A replacement of the reviewer pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRestart {
+    /// When the controller decided to replace the pod.
+    pub time: Time,
+    /// Why: Superseded, Cancelled or TimedOut (the first that applies, in
+    /// that order).
+    pub reason: RestartReason,
+    /// Names of the runs whose failure caused the replacement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
+}
+
+/// Why the reviewer pod was replaced.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum RestartReason {
+    Superseded,
+    Cancelled,
+    TimedOut,
+}
+
+impl Reviewer {
+    /// Name of the pod of `incarnation`: `<reviewer>-<incarnation>`.
+    pub fn pod_name(reviewer: &str, incarnation: i64) -> String {
+        format!("{reviewer}-{incarnation}")
+    }
+}

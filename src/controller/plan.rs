@@ -1,0 +1,902 @@
+//! Planning a reconcile of one Reviewer: a pure function from what was
+//! observed (the Reviewer, the ReviewRuns naming it, its pods, the time) to
+//! the writes that bring the cluster to the desired state.
+//!
+//! # Executing a plan
+//!
+//! Apply a [`ReviewerPlan`] in this order, so that a reconcile killed at any
+//! point converges on the next one:
+//!
+//! 1. add the finalizer ([`FinalizerChange::Add`]);
+//! 2. merge the run labels ([`ReviewerPlan::run_labels`]);
+//! 3. write the run statuses ([`ReviewerPlan::run_updates`]);
+//! 4. write the Reviewer status ([`ReviewerPlan::reviewer_status`]), which
+//!    records the incarnation about to be created before creating it;
+//! 5. delete pods with a UID precondition ([`ReviewerPlan::pod_deletions`]);
+//!    404 means done;
+//! 6. create the pod ([`ReviewerPlan::pod_creation`]); 409 AlreadyExists
+//!    means done, because pod names are derived from the incarnation;
+//! 7. remove the finalizer ([`FinalizerChange::Remove`]);
+//! 8. emit [`ReviewerPlan::events`] and requeue after
+//!    [`ReviewerPlan::requeue_after`].
+//!
+//! If step 5 or 6 fails, [`plan_launch_failure`] says what to write instead.
+//!
+//! Statuses are whole: empty fields are omitted when serialized (an emptied
+//! `queue`, for instance). Write them with server-side apply under one field
+//! manager, which removes the omitted fields it owns, not with a JSON merge
+//! patch, which would keep them.
+//!
+//! Runs are assigned to a pod only once the pod has been observed (its UID is
+//! part of the assignment): a plan that creates a pod assigns nothing, and the
+//! reconcile triggered by the new pod's watch event assigns the queue to it.
+//!
+//! Restarts are level-based: the live pod is replaced when a run assigned to
+//! it has failed as Superseded, Cancelled or TimedOut. A reconcile killed
+//! after failing such a run but before replacing the pod therefore still
+//! replaces it next time, and a replaced pod (new UID) is never replaced again
+//! for the same runs.
+
+mod heads;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::conditions::{self, DesiredCondition};
+use crate::api::{
+    Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_READY, CONDITION_SUCCEEDED, FINALIZER, LastRestart,
+    PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus,
+    RunPhase, RunReason, Verdict, duration, labels,
+};
+use heads::Standing;
+
+/// Everything the planner looks at for one Reviewer.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedReviewer {
+    /// Name of the Reviewer (the reconcile key), whether or not it exists.
+    pub name: String,
+    /// The Reviewer, `None` when it does not exist.
+    pub reviewer: Option<Reviewer>,
+    /// The ReviewRuns whose `spec.reviewer` names it; others are ignored.
+    pub runs: Vec<ReviewRun>,
+    /// The reviewer pods (label `review.ao.dev/reviewer`), see [`ObservedPod::from_pod`].
+    pub pods: Vec<ObservedPod>,
+}
+
+/// What the planner needs to know about a reviewer pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedPod {
+    pub name: String,
+    pub uid: String,
+    /// From the `review.ao.dev/incarnation` label.
+    pub incarnation: i64,
+    pub phase: PodPhase,
+    /// Every container is ready.
+    pub ready: bool,
+    /// The pod has a deletion timestamp.
+    pub deleting: bool,
+}
+
+/// `Pod.status.phase`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl ObservedPod {
+    /// Reads a pod; `None` for pods without a UID or incarnation label, which
+    /// the controller did not create.
+    pub fn from_pod(pod: &Pod) -> Option<Self> {
+        let incarnation = pod.metadata.labels.as_ref()?.get(labels::INCARNATION)?.parse().ok()?;
+        let status = pod.status.as_ref();
+        let phase = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Pending") | None => PodPhase::Pending,
+            Some("Running") => PodPhase::Running,
+            Some("Succeeded") => PodPhase::Succeeded,
+            Some("Failed") => PodPhase::Failed,
+            Some(_) => PodPhase::Unknown,
+        };
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Ready" && c.status == conditions::TRUE));
+        Some(Self {
+            name: pod.metadata.name.clone()?,
+            uid: pod.metadata.uid.clone()?,
+            incarnation,
+            phase,
+            ready,
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    fn reference(&self) -> PodReference {
+        PodReference { name: self.name.clone(), uid: self.uid.clone(), incarnation: self.incarnation }
+    }
+}
+
+/// The writes of one reconcile. Empty when nothing needs to change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReviewerPlan {
+    pub finalizer: FinalizerChange,
+    /// Labels to merge into runs' metadata.
+    pub run_labels: Vec<RunLabels>,
+    /// Run statuses to write, in creation order of the runs.
+    pub run_updates: Vec<RunUpdate>,
+    /// The Reviewer status to write, when it differs from the observed one.
+    pub reviewer_status: Option<ReviewerStatus>,
+    /// Pods to delete, each with a UID precondition.
+    pub pod_deletions: Vec<PodDeletion>,
+    /// The pod to create.
+    pub pod_creation: Option<PodLaunch>,
+    /// Set when this plan replaces a live pod because its work went stale
+    /// (at most one per plan, however many runs caused it).
+    pub restart: Option<LastRestart>,
+    pub events: Vec<PlannedEvent>,
+    /// When to reconcile again at the latest: the next run timeout or launch
+    /// deadline.
+    pub requeue_after: Option<Duration>,
+}
+
+impl ReviewerPlan {
+    /// Whether the plan writes nothing (events and requeue aside).
+    pub fn is_noop(&self) -> bool {
+        self.finalizer == FinalizerChange::Keep
+            && self.run_labels.is_empty()
+            && self.run_updates.is_empty()
+            && self.reviewer_status.is_none()
+            && self.pod_deletions.is_empty()
+            && self.pod_creation.is_none()
+    }
+}
+
+/// What to do with the Reviewer's finalizer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FinalizerChange {
+    #[default]
+    Keep,
+    Add,
+    Remove,
+}
+
+/// Labels to merge into a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunLabels {
+    pub run: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A run status to write (the whole status, for a merge patch or
+/// server-side apply of the status subresource).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunUpdate {
+    pub run: String,
+    /// The main transition, for events and metrics.
+    pub change: RunChange,
+    pub status: ReviewRunStatus,
+}
+
+/// The main transition of a run update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunChange {
+    /// Failed as Superseded: a newer head SHA exists.
+    Superseded,
+    /// Failed as Superseded at once: created for a SHA already moved past.
+    Late,
+    Duplicate,
+    Cancelled,
+    TimedOut,
+    LaunchFailed,
+    ReviewerDeleted,
+    /// Assigned to the live pod (now Running).
+    Assigned,
+    /// Waiting for a Reviewer that does not exist.
+    ReviewerNotFound,
+    /// Bookkeeping only: conditions, short SHA, completion time, generation.
+    Refreshed,
+}
+
+/// A pod to delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodDeletion {
+    pub name: String,
+    /// Delete only this pod, not a newer one with the same name.
+    pub uid: String,
+}
+
+/// A reviewer pod to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodLaunch {
+    /// `<reviewer>-<incarnation>`.
+    pub name: String,
+    pub incarnation: i64,
+    /// The runs it will be given once it is observed, oldest first.
+    pub queue: Vec<String>,
+}
+
+/// An event to emit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub object: EventObject,
+    pub kind: EventKind,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// The object an event is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventObject {
+    Reviewer,
+    Run(String),
+}
+
+/// Event type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Normal,
+    Warning,
+}
+
+/// Plans one reconcile of the Reviewer `observed.name`.
+pub fn plan_reviewer(observed: &ObservedReviewer, now: Timestamp) -> ReviewerPlan {
+    let mut planner = Planner::new(observed, now);
+    planner.apply_run_rules();
+    match &observed.reviewer {
+        None => planner.wait_for_missing_reviewer(),
+        Some(reviewer) if reviewer.metadata.deletion_timestamp.is_some() => planner.tear_down(reviewer),
+        Some(reviewer) => planner.run_reviewer(reviewer),
+    }
+    planner.finish()
+}
+
+/// How a failed pod deletion or creation is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiErrorClass {
+    /// Not a failure: 404 on delete (already gone), 409 on create (the pod
+    /// of this incarnation already exists).
+    Done,
+    /// Retry with back-off: 5xx, 429, timeouts and connection errors, and a
+    /// 409 on delete (the UID precondition failed: the cache is behind).
+    Transient,
+    /// Other 4xx: retrying will not help.
+    Permanent,
+}
+
+/// A pod operation of a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodOperation {
+    Delete,
+    Create,
+}
+
+impl ApiErrorClass {
+    /// Classifies an API error by HTTP status code; `None` for errors without
+    /// a response (timeouts, connection failures).
+    pub fn of(operation: PodOperation, code: Option<u16>) -> Self {
+        match (operation, code) {
+            (PodOperation::Delete, Some(404)) | (PodOperation::Create, Some(409)) => Self::Done,
+            (PodOperation::Delete, Some(409)) | (_, Some(429)) | (_, None) => Self::Transient,
+            (_, Some(code)) if (400..500).contains(&code) => Self::Permanent,
+            (_, Some(_)) => Self::Transient,
+        }
+    }
+}
+
+/// A failed pod deletion or creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchError {
+    /// [`ApiErrorClass::Transient`] or [`ApiErrorClass::Permanent`].
+    pub class: ApiErrorClass,
+    /// The API's message.
+    pub message: String,
+}
+
+/// What to write after a pod operation of `plan` failed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LaunchFailurePlan {
+    /// Runs that fail as LaunchFailed (permanent errors only; after a
+    /// transient error [`plan_reviewer`] fails them once `launchDeadline`
+    /// has passed).
+    pub run_updates: Vec<RunUpdate>,
+    /// The Reviewer status with `Degraded=True`.
+    pub reviewer_status: Option<ReviewerStatus>,
+    pub events: Vec<PlannedEvent>,
+    /// Return the error from the reconcile, so that it is retried with
+    /// back-off and counted (transient errors).
+    pub retry: bool,
+}
+
+/// Plans the writes after a pod deletion or creation of `plan` failed.
+///
+/// Statuses are based on `plan`'s, as the executor wrote those first.
+pub fn plan_launch_failure(
+    observed: &ObservedReviewer,
+    plan: &ReviewerPlan,
+    error: &LaunchError,
+    now: Timestamp,
+) -> LaunchFailurePlan {
+    let generation = observed.reviewer.as_ref().and_then(|r| r.metadata.generation);
+    let mut status = plan
+        .reviewer_status
+        .clone()
+        .or_else(|| observed.reviewer.as_ref().and_then(|r| r.status.clone()))
+        .unwrap_or_default();
+    let permanent = error.class == ApiErrorClass::Permanent;
+    let mut result = LaunchFailurePlan { retry: !permanent, ..LaunchFailurePlan::default() };
+    conditions::set(
+        &mut status.conditions,
+        DesiredCondition {
+            type_: CONDITION_DEGRADED,
+            status: conditions::TRUE,
+            reason: "LaunchFailed",
+            message: error.message.clone(),
+        },
+        generation,
+        now,
+    );
+    result.events.push(PlannedEvent {
+        object: EventObject::Reviewer,
+        kind: EventKind::Warning,
+        reason: "LaunchFailed",
+        note: format!("cannot start the reviewer pod: {}", error.message),
+    });
+    if permanent {
+        let queue = plan.pod_creation.as_ref().map(|launch| launch.queue.as_slice()).unwrap_or_default();
+        for name in queue {
+            let Some(run) = observed.runs.iter().find(|run| run.metadata.name.as_deref() == Some(name)) else {
+                continue;
+            };
+            let base = plan
+                .run_updates
+                .iter()
+                .find(|update| &update.run == name)
+                .map(|update| update.status.clone())
+                .or_else(|| run.status.clone())
+                .unwrap_or_default();
+            let mut state = RunState::new(run, base);
+            state.fail(
+                RunReason::LaunchFailed,
+                format!("The reviewer pod could not be started: {}", error.message),
+                now,
+            );
+            state.set_succeeded_condition(now);
+            result.events.push(state.event(EventKind::Warning, "LaunchFailed"));
+            result.run_updates.push(RunUpdate {
+                run: name.clone(),
+                change: RunChange::LaunchFailed,
+                status: state.desired,
+            });
+        }
+    }
+    result.reviewer_status = Some(status);
+    result
+}
+
+/// A run being planned: the observed run and its desired status.
+struct RunState<'a> {
+    run: &'a ReviewRun,
+    name: String,
+    desired: ReviewRunStatus,
+    change: Option<RunChange>,
+    standing: Standing,
+}
+
+impl<'a> RunState<'a> {
+    fn new(run: &'a ReviewRun, desired: ReviewRunStatus) -> Self {
+        Self {
+            run,
+            name: run.metadata.name.clone().unwrap_or_default(),
+            desired,
+            change: None,
+            standing: Standing::Head,
+        }
+    }
+
+    fn phase(&self) -> RunPhase {
+        self.desired.phase.unwrap_or(RunPhase::Pending)
+    }
+
+    fn unfinished(&self) -> bool {
+        !self.phase().is_terminal()
+    }
+
+    fn is_current(&self) -> bool {
+        self.standing == Standing::Head
+    }
+
+    fn fail(&mut self, reason: RunReason, message: String, now: Timestamp) {
+        self.desired.phase = Some(RunPhase::Failed);
+        self.desired.reason = Some(reason);
+        self.desired.message = Some(message);
+        self.desired.completion_time = Some(Time(now));
+    }
+
+    fn set_succeeded_condition(&mut self, now: Timestamp) {
+        let generation = self.run.metadata.generation;
+        let desired = match (self.phase(), self.desired.reason) {
+            (RunPhase::Pending, _) => {
+                let (reason, message) = if self.change == Some(RunChange::ReviewerNotFound) {
+                    (REASON_REVIEWER_NOT_FOUND, format!("Reviewer {} does not exist", self.run.spec.reviewer))
+                } else {
+                    ("Pending", "Waiting for the reviewer pod".to_owned())
+                };
+                DesiredCondition { type_: CONDITION_SUCCEEDED, status: conditions::UNKNOWN, reason, message }
+            }
+            (RunPhase::Running, _) => DesiredCondition {
+                type_: CONDITION_SUCCEEDED,
+                status: conditions::UNKNOWN,
+                reason: "Running",
+                message: "The reviewer is reviewing the pull request".to_owned(),
+            },
+            (RunPhase::Succeeded, reason) => DesiredCondition {
+                type_: CONDITION_SUCCEEDED,
+                status: conditions::TRUE,
+                reason: reason.unwrap_or(RunReason::Submitted).as_str(),
+                message: "The review was submitted".to_owned(),
+            },
+            (RunPhase::Failed, reason) => DesiredCondition {
+                type_: CONDITION_SUCCEEDED,
+                status: conditions::FALSE,
+                reason: reason.map_or("Failed", RunReason::as_str),
+                message: self.desired.message.clone().unwrap_or_default(),
+            },
+        };
+        conditions::set(&mut self.desired.conditions, desired, generation, now);
+    }
+
+    fn event(&self, kind: EventKind, reason: &'static str) -> PlannedEvent {
+        PlannedEvent {
+            object: EventObject::Run(self.name.clone()),
+            kind,
+            reason,
+            note: self.desired.message.clone().unwrap_or_default(),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        // The schema enforces the pattern; an unparsable value falls back to the default.
+        duration::parse(&self.run.spec.timeout).unwrap_or(Duration::from_secs(3600))
+    }
+}
+
+struct Planner<'a> {
+    observed: &'a ObservedReviewer,
+    now: Timestamp,
+    runs: Vec<RunState<'a>>,
+    plan: ReviewerPlan,
+    deadlines: Vec<i64>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(observed: &'a ObservedReviewer, now: Timestamp) -> Self {
+        let mut runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
+        runs.sort_by(|a, b| creation_order_key(a).cmp(&creation_order_key(b)));
+        let standings = heads::standings(&runs);
+        let runs = runs
+            .into_iter()
+            .zip(standings)
+            .map(|(run, standing)| {
+                let mut desired = run.status.clone().unwrap_or_default();
+                desired.phase = Some(desired.phase.unwrap_or(RunPhase::Pending));
+                desired.short_sha = Some(run.spec.pull_request.head_sha.chars().take(7).collect());
+                desired.observed_generation = run.metadata.generation;
+                RunState { standing, ..RunState::new(run, desired) }
+            })
+            .collect();
+        Self { observed, now, runs, plan: ReviewerPlan::default(), deadlines: Vec::new() }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.now.as_millisecond()
+    }
+
+    /// Rules 1, 2, 3 and 8: everything decided per run without the pod.
+    fn apply_run_rules(&mut self) {
+        let now = self.now;
+        for state in &mut self.runs {
+            let sha = state.run.spec.pull_request.head_sha.clone();
+            match state.standing.clone() {
+                Standing::Head => set_current(state, true, now),
+                Standing::Stale { head_run } | Standing::Late { head_run } => {
+                    let late = matches!(state.standing, Standing::Late { .. });
+                    set_current(state, false, now);
+                    if state.unfinished() {
+                        let message = match (&head_run, late) {
+                            (Some(head), true) => {
+                                format!(
+                                    "Commit {sha} was already superseded when this run was created; {head} reviews the head"
+                                )
+                            }
+                            (Some(head), false) => format!("Commit {sha} was superseded; {head} reviews the new head"),
+                            (None, _) => format!("Commit {sha} was superseded"),
+                        };
+                        state.fail(RunReason::Superseded, message, now);
+                        state.desired.superseded_by = head_run;
+                        state.change = Some(if late { RunChange::Late } else { RunChange::Superseded });
+                    }
+                }
+            }
+            if state.unfinished() && state.run.spec.cancel_requested {
+                state.fail(RunReason::Cancelled, "The run was cancelled".to_owned(), now);
+                state.change = Some(RunChange::Cancelled);
+            }
+            if state.phase() == RunPhase::Running {
+                let start = state.desired.start_time.as_ref().map_or(now.as_millisecond(), |t| t.0.as_millisecond());
+                let deadline = start.saturating_add(i64::try_from(state.timeout().as_millis()).unwrap_or(i64::MAX));
+                if now.as_millisecond() >= deadline {
+                    let message = format!("The run was Running for longer than its timeout {}", state.run.spec.timeout);
+                    state.fail(RunReason::TimedOut, message, now);
+                    state.change = Some(RunChange::TimedOut);
+                } else {
+                    self.deadlines.push(deadline);
+                }
+            }
+        }
+        self.mark_duplicates();
+    }
+
+    /// Rule 3: a further run for the head SHA while another run covers it.
+    fn mark_duplicates(&mut self) {
+        let mut by_pr: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, state) in self.runs.iter().enumerate() {
+            if state.is_current() {
+                by_pr.entry(state.run.spec.pull_request.url.as_str()).or_default().push(index);
+            }
+        }
+        let mut duplicates = Vec::new();
+        for indices in by_pr.values() {
+            // A Running run covers every pending run; otherwise walk in
+            // creation order: an Approved run or an earlier pending run
+            // covers, a ChangesRequested verdict opens the SHA for re-review.
+            let running = indices.iter().copied().find(|&i| self.runs[i].phase() == RunPhase::Running);
+            let mut cover: Option<usize> = None;
+            for &index in indices {
+                let state = &self.runs[index];
+                match state.phase() {
+                    RunPhase::Succeeded => {
+                        let approved = state.desired.result.as_ref().is_some_and(|r| r.verdict == Verdict::Approved);
+                        cover = approved.then_some(index);
+                    }
+                    RunPhase::Pending => match running.or(cover) {
+                        Some(covering) => duplicates.push((index, covering)),
+                        None => cover = Some(index),
+                    },
+                    RunPhase::Running | RunPhase::Failed => {}
+                }
+            }
+        }
+        let now = self.now;
+        for (index, covering) in duplicates {
+            let covering = self.runs[covering].name.clone();
+            let state = &mut self.runs[index];
+            let message = format!(
+                "Run {covering} already covers commit {} of this pull request",
+                state.run.spec.pull_request.head_sha
+            );
+            state.fail(RunReason::Duplicate, message, now);
+            state.change = Some(RunChange::Duplicate);
+        }
+    }
+
+    /// Rule 9.
+    fn wait_for_missing_reviewer(&mut self) {
+        for state in &mut self.runs {
+            if state.phase() == RunPhase::Pending && state.change.is_none() {
+                state.change = Some(RunChange::ReviewerNotFound);
+            }
+        }
+    }
+
+    /// Rule 10.
+    fn tear_down(&mut self, reviewer: &Reviewer) {
+        let now = self.now;
+        for state in &mut self.runs {
+            if state.unfinished() {
+                let message = format!("Reviewer {} was deleted", self.observed.name);
+                state.fail(RunReason::ReviewerDeleted, message, now);
+                state.change = Some(RunChange::ReviewerDeleted);
+            }
+        }
+        for pod in self.observed.pods.iter().filter(|pod| !pod.deleting) {
+            self.plan.pod_deletions.push(PodDeletion { name: pod.name.clone(), uid: pod.uid.clone() });
+        }
+        if has_finalizer(reviewer) {
+            self.plan.finalizer = FinalizerChange::Remove;
+        }
+    }
+
+    /// Rules 4 to 7: the reviewer pod, restarts and assignment.
+    fn run_reviewer(&mut self, reviewer: &Reviewer) {
+        if !has_finalizer(reviewer) {
+            self.plan.finalizer = FinalizerChange::Add;
+        }
+        let observed_status = reviewer.status.clone().unwrap_or_default();
+        let mut status = observed_status.clone();
+        let observed = self.observed;
+        let pods = &observed.pods;
+        let target = pods.iter().map(|pod| pod.incarnation).max().unwrap_or(0).max(observed_status.incarnation);
+        let live = pods.iter().find(|pod| pod.incarnation == target && !pod.deleting && !pod.finished());
+        for pod in pods.iter().filter(|pod| !pod.deleting && live.is_none_or(|live| live.uid != pod.uid)) {
+            self.plan.pod_deletions.push(PodDeletion { name: pod.name.clone(), uid: pod.uid.clone() });
+        }
+
+        let restart = live.and_then(|pod| self.restart_for(pod));
+        match (live, restart) {
+            (Some(pod), Some(restart)) => {
+                self.plan.pod_deletions.push(PodDeletion { name: pod.name.clone(), uid: pod.uid.clone() });
+                self.launch(target + 1, &mut status);
+                status.restarts += 1;
+                status.last_restart = Some(restart.clone());
+                self.plan.events.push(PlannedEvent {
+                    object: EventObject::Reviewer,
+                    kind: EventKind::Normal,
+                    reason: "Restarted",
+                    note: format!("Replacing pod {} ({:?}: {})", pod.name, restart.reason, restart.runs.join(", ")),
+                });
+                self.plan.restart = Some(restart);
+            }
+            (Some(pod), None) => self.assign(pod, &mut status),
+            (None, _) => {
+                let known = pods.iter().any(|pod| pod.incarnation == target)
+                    || observed_status.pod.as_ref().is_some_and(|pod| pod.incarnation == target)
+                    || self
+                        .runs
+                        .iter()
+                        .any(|state| state.desired.assignment.as_ref().is_some_and(|a| a.incarnation == target));
+                let incarnation = if known || target == 0 { target + 1 } else { target };
+                self.fail_runs_past_launch_deadline(reviewer, &observed_status);
+                self.launch(incarnation, &mut status);
+            }
+        }
+        status.queue_length = i64::try_from(status.queue.len()).unwrap_or(i64::MAX);
+        status.observed_generation = reviewer.metadata.generation;
+        let generation = reviewer.metadata.generation;
+        let ready = match live {
+            _ if self.plan.pod_creation.is_some() => DesiredCondition {
+                type_: CONDITION_READY,
+                status: conditions::FALSE,
+                reason: "PodStarting",
+                message: "A new reviewer pod is being created".to_owned(),
+            },
+            Some(pod) if pod.phase == PodPhase::Running && pod.ready => DesiredCondition {
+                type_: CONDITION_READY,
+                status: conditions::TRUE,
+                reason: "PodReady",
+                message: format!("Pod {} is ready", pod.name),
+            },
+            _ => DesiredCondition {
+                type_: CONDITION_READY,
+                status: conditions::FALSE,
+                reason: "PodNotReady",
+                message: "The reviewer pod is not ready yet".to_owned(),
+            },
+        };
+        conditions::set(&mut status.conditions, ready, generation, self.now);
+        if live.is_some() && self.plan.pod_creation.is_none() {
+            let healthy = DesiredCondition {
+                type_: CONDITION_DEGRADED,
+                status: conditions::FALSE,
+                reason: "PodRunning",
+                message: "The reviewer pod was started".to_owned(),
+            };
+            conditions::set(&mut status.conditions, healthy, generation, self.now);
+        }
+        if reviewer.status.as_ref() != Some(&status) {
+            self.plan.reviewer_status = Some(status);
+        }
+    }
+
+    /// Rule 5: the live pod must be replaced when a run it was working on
+    /// failed as Superseded, Cancelled or TimedOut.
+    fn restart_for(&self, pod: &ObservedPod) -> Option<LastRestart> {
+        let mut reasons = Vec::new();
+        let mut runs = Vec::new();
+        for state in &self.runs {
+            let on_pod = state.desired.assignment.as_ref().is_some_and(|a| a.pod_uid == pod.uid);
+            let reason = match state.desired.reason {
+                Some(RunReason::Superseded) => RestartReason::Superseded,
+                Some(RunReason::Cancelled) => RestartReason::Cancelled,
+                Some(RunReason::TimedOut) => RestartReason::TimedOut,
+                _ => continue,
+            };
+            if on_pod && state.phase() == RunPhase::Failed {
+                reasons.push(reason);
+                runs.push(state.name.clone());
+            }
+        }
+        let reason = reasons.into_iter().min()?;
+        Some(LastRestart { time: Time(self.now), reason, runs })
+    }
+
+    fn queue(&self) -> Vec<String> {
+        self.runs.iter().filter(|s| s.is_current() && s.unfinished()).map(|s| s.name.clone()).collect()
+    }
+
+    fn launch(&mut self, incarnation: i64, status: &mut ReviewerStatus) {
+        let name = Reviewer::pod_name(&self.observed.name, incarnation);
+        self.plan.pod_creation = Some(PodLaunch { name, incarnation, queue: self.queue() });
+        status.incarnation = incarnation;
+        status.pod = None;
+        status.queue = Vec::new();
+    }
+
+    /// The notify path: new current runs go to the live pod.
+    fn assign(&mut self, pod: &ObservedPod, status: &mut ReviewerStatus) {
+        let assignment = Assignment { pod: pod.name.clone(), pod_uid: pod.uid.clone(), incarnation: pod.incarnation };
+        let now = self.now;
+        let mut queue = Vec::new();
+        for state in &mut self.runs {
+            if !state.is_current() || !state.unfinished() {
+                continue;
+            }
+            if state.desired.assignment.as_ref() != Some(&assignment) {
+                state.desired.phase = Some(RunPhase::Running);
+                state.desired.assignment = Some(assignment.clone());
+                state.desired.message = Some(format!("Assigned to reviewer pod {}", pod.name));
+                if state.desired.start_time.is_none() {
+                    state.desired.start_time = Some(Time(now));
+                    let deadline = now
+                        .as_millisecond()
+                        .saturating_add(i64::try_from(state.timeout().as_millis()).unwrap_or(i64::MAX));
+                    self.deadlines.push(deadline);
+                }
+                state.change = Some(RunChange::Assigned);
+            }
+            queue.push(state.name.clone());
+        }
+        status.pod = Some(pod.reference());
+        status.incarnation = pod.incarnation;
+        status.queue = queue;
+    }
+
+    /// Rule 7, transient errors: once launches have failed for longer than
+    /// `launchDeadline`, the runs waiting for a pod fail.
+    fn fail_runs_past_launch_deadline(&mut self, reviewer: &Reviewer, status: &ReviewerStatus) {
+        let Some(degraded) = conditions::find(&status.conditions, CONDITION_DEGRADED) else {
+            return;
+        };
+        if degraded.status != conditions::TRUE {
+            return;
+        }
+        let since = degraded.last_transition_time.0.as_millisecond();
+        let limit = duration::parse(&reviewer.spec.launch_deadline).unwrap_or(Duration::from_secs(300));
+        let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        let now = self.now;
+        let mut deadlines = Vec::new();
+        for state in &mut self.runs {
+            if !state.is_current() || !state.unfinished() {
+                continue;
+            }
+            let created = state.run.metadata.creation_timestamp.as_ref().map_or(i64::MIN, |t| t.0.as_millisecond());
+            let deadline = since.max(created).saturating_add(limit);
+            if now.as_millisecond() >= deadline {
+                let message = format!(
+                    "No reviewer pod could be started within the launch deadline {}: {}",
+                    reviewer.spec.launch_deadline, degraded.message
+                );
+                state.fail(RunReason::LaunchFailed, message, now);
+                state.change = Some(RunChange::LaunchFailed);
+            } else {
+                deadlines.push(deadline);
+            }
+        }
+        self.deadlines.extend(deadlines);
+    }
+
+    fn finish(mut self) -> ReviewerPlan {
+        let now = self.now;
+        for state in &mut self.runs {
+            if state.phase().is_terminal() && state.desired.completion_time.is_none() {
+                state.desired.completion_time = Some(Time(now));
+            }
+            state.set_succeeded_condition(now);
+            let desired_labels = run_labels(state.run);
+            let observed_labels = state.run.metadata.labels.clone().unwrap_or_default();
+            if desired_labels.iter().any(|(key, value)| observed_labels.get(key) != Some(value)) {
+                self.plan.run_labels.push(RunLabels { run: state.name.clone(), labels: desired_labels });
+            }
+            if state.run.status.as_ref() == Some(&state.desired) {
+                continue;
+            }
+            let change = state.change.unwrap_or(RunChange::Refreshed);
+            let event = match change {
+                RunChange::Superseded | RunChange::Late | RunChange::Duplicate | RunChange::Cancelled => {
+                    Some((EventKind::Normal, reason_name(change)))
+                }
+                RunChange::TimedOut | RunChange::LaunchFailed | RunChange::ReviewerNotFound => {
+                    Some((EventKind::Warning, reason_name(change)))
+                }
+                RunChange::ReviewerDeleted | RunChange::Assigned => Some((EventKind::Normal, reason_name(change))),
+                RunChange::Refreshed => None,
+            };
+            if let Some((kind, reason)) = event {
+                let mut event = state.event(kind, reason);
+                if change == RunChange::ReviewerNotFound {
+                    event.note = format!("Reviewer {} does not exist", state.run.spec.reviewer);
+                }
+                self.plan.events.push(event);
+            }
+            self.plan.run_updates.push(RunUpdate { run: state.name.clone(), change, status: state.desired.clone() });
+        }
+        let now_ms = self.now_ms();
+        self.plan.requeue_after = self
+            .deadlines
+            .iter()
+            .copied()
+            .filter(|&deadline| deadline > now_ms)
+            .min()
+            .map(|deadline| Duration::from_millis(u64::try_from(deadline - now_ms).unwrap_or(0)));
+        self.plan
+    }
+}
+
+fn reason_name(change: RunChange) -> &'static str {
+    match change {
+        RunChange::Superseded => "Superseded",
+        RunChange::Late => "LateRun",
+        RunChange::Duplicate => "Duplicate",
+        RunChange::Cancelled => "Cancelled",
+        RunChange::TimedOut => "TimedOut",
+        RunChange::LaunchFailed => "LaunchFailed",
+        RunChange::ReviewerDeleted => "ReviewerDeleted",
+        RunChange::Assigned => "Assigned",
+        RunChange::ReviewerNotFound => REASON_REVIEWER_NOT_FOUND,
+        RunChange::Refreshed => "Refreshed",
+    }
+}
+
+fn set_current(state: &mut RunState<'_>, current: bool, now: Timestamp) {
+    let generation = state.run.metadata.generation;
+    let desired = if current {
+        DesiredCondition {
+            type_: CONDITION_CURRENT,
+            status: conditions::TRUE,
+            reason: "HeadCommit",
+            message: "The run is for the pull request's head commit".to_owned(),
+        }
+    } else {
+        DesiredCondition {
+            type_: CONDITION_CURRENT,
+            status: conditions::FALSE,
+            reason: "Superseded",
+            message: "The pull request has a newer head commit".to_owned(),
+        }
+    };
+    conditions::set(&mut state.desired.conditions, desired, generation, now);
+}
+
+/// Runs are ordered by creation time; runs created in the same second (the
+/// resolution of `creationTimestamp`) by name, then by UID. CI bots that
+/// create several runs per second should use names that sort in creation
+/// order (for example with a zero-padded sequence number).
+fn creation_order_key(run: &ReviewRun) -> (Option<Timestamp>, &str, &str) {
+    (
+        run.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        run.metadata.name.as_deref().unwrap_or_default(),
+        run.metadata.uid.as_deref().unwrap_or_default(),
+    )
+}
+
+fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::REVIEWER.to_owned(), run.spec.reviewer.clone()),
+        (labels::PULL_REQUEST.to_owned(), labels::pr_label_value(&run.spec.pull_request.url)),
+    ])
+}
+
+fn has_finalizer(reviewer: &Reviewer) -> bool {
+    reviewer.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|name| name == FINALIZER))
+}

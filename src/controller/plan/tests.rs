@@ -1,0 +1,806 @@
+//! Behaviour of the planner, scenario by scenario. Every scenario runs through
+//! [`World`], an in-memory cluster that applies plans, checks every status
+//! write against the CRD's CEL rules, and checks that planning converges: after
+//! a plan is applied, the next plan only assigns runs to the pod it created,
+//! and the one after that is empty.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::*;
+use crate::api::{AgentSpec, PullRequest, ReviewResult, ReviewRunSpec, ReviewerSpec};
+
+const NAME: &str = "review-w1";
+const PR1: &str = "https://github.com/acme/widgets/pull/1";
+const PR2: &str = "https://github.com/acme/widgets/pull/2";
+const SHA_A: &str = "aaaaaaa1111111";
+const SHA_B: &str = "bbbbbbb2222222";
+const SHA_C: &str = "ccccccc3333333";
+const SHA_X: &str = "eeeeeee4444444";
+const SHA_Y: &str = "fffffff5555555";
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + second).unwrap()
+}
+
+fn reviewer() -> Reviewer {
+    let mut reviewer = Reviewer::new(
+        NAME,
+        ReviewerSpec {
+            worker_id: "w1".into(),
+            agent: AgentSpec {
+                image: "ghcr.io/acme/reviewer:1".into(),
+                command: vec![],
+                args: vec![],
+                env: vec![],
+                resources: None,
+                harness: Some("claude-code".into()),
+            },
+            service_account_name: "review-agent".into(),
+            launch_deadline: "5m".into(),
+        },
+    );
+    reviewer.metadata.namespace = Some("default".into());
+    reviewer.metadata.generation = Some(1);
+    reviewer
+}
+
+fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
+    let mut run = ReviewRun::new(
+        name,
+        ReviewRunSpec {
+            reviewer: NAME.into(),
+            pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+            cancel_requested: false,
+            timeout: "1h".into(),
+        },
+    );
+    run.metadata = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("default".into()),
+        uid: Some(format!("uid-{name}")),
+        generation: Some(1),
+        creation_timestamp: Some(Time(at(created))),
+        ..ObjectMeta::default()
+    };
+    run
+}
+
+fn live_pod(incarnation: i64) -> ObservedPod {
+    let name = Reviewer::pod_name(NAME, incarnation);
+    ObservedPod {
+        uid: format!("uid-{name}"),
+        name,
+        incarnation,
+        phase: PodPhase::Running,
+        ready: true,
+        deleting: false,
+    }
+}
+
+/// An in-memory cluster for one Reviewer.
+struct World {
+    observed: ObservedReviewer,
+    schema: Value,
+    /// Whether created pods show up in the next observation.
+    pods_become_visible: bool,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::without_reviewer().with_reviewer()
+    }
+
+    fn without_reviewer() -> Self {
+        let crd = serde_json::to_value(ReviewRun::crd()).unwrap();
+        Self {
+            observed: ObservedReviewer { name: NAME.into(), ..ObservedReviewer::default() },
+            schema: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone(),
+            pods_become_visible: true,
+        }
+    }
+
+    fn with_reviewer(mut self) -> Self {
+        self.observed.reviewer = Some(reviewer());
+        self
+    }
+
+    fn add(&mut self, run: ReviewRun) {
+        self.observed.runs.push(run);
+    }
+
+    fn run(&self, name: &str) -> &ReviewRun {
+        self.observed.runs.iter().find(|r| r.metadata.name.as_deref() == Some(name)).unwrap()
+    }
+
+    fn run_mut(&mut self, name: &str) -> &mut ReviewRun {
+        self.observed.runs.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)).unwrap()
+    }
+
+    fn status(&self, name: &str) -> ReviewRunStatus {
+        self.run(name).status.clone().unwrap_or_default()
+    }
+
+    fn reviewer_status(&self) -> ReviewerStatus {
+        self.observed.reviewer.as_ref().and_then(|r| r.status.clone()).unwrap_or_default()
+    }
+
+    /// Writes a run status the way the apiserver would: rejected when it
+    /// breaks a CEL rule of the CRD.
+    fn write_run_status(&mut self, name: &str, status: ReviewRunStatus) {
+        let old = serde_json::to_value(self.run(name)).unwrap();
+        let mut new = self.run(name).clone();
+        new.status = Some(status);
+        let new_value = serde_json::to_value(&new).unwrap();
+        if let Err(errors) = kube_cel::validate(&self.schema, &new_value, Some(&old)) {
+            panic!("the apiserver would reject the status of {name}: {errors}");
+        }
+        *self.run_mut(name) = new;
+    }
+
+    /// The reviewer pod submits its verdict.
+    fn submit(&mut self, name: &str, verdict: Verdict, body: &str, when: i64) {
+        let mut status = self.status(name);
+        status.phase = Some(RunPhase::Succeeded);
+        status.reason = Some(RunReason::Submitted);
+        status.result =
+            Some(ReviewResult { verdict, body: body.into(), review_id: None, submitted_at: Time(at(when)) });
+        self.write_run_status(name, status);
+    }
+
+    fn apply(&mut self, plan: &ReviewerPlan) {
+        if let Some(reviewer) = self.observed.reviewer.as_mut() {
+            let finalizers = reviewer.metadata.finalizers.get_or_insert_with(Vec::new);
+            match plan.finalizer {
+                FinalizerChange::Keep => {}
+                FinalizerChange::Add => finalizers.push(FINALIZER.into()),
+                FinalizerChange::Remove => finalizers.retain(|f| f != FINALIZER),
+            }
+            if reviewer.metadata.deletion_timestamp.is_some() && finalizers.is_empty() {
+                self.observed.reviewer = None;
+            }
+        }
+        for labels in &plan.run_labels {
+            let run = self.run_mut(&labels.run);
+            run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
+        }
+        for update in &plan.run_updates {
+            self.write_run_status(&update.run, update.status.clone());
+        }
+        if let (Some(status), Some(reviewer)) = (&plan.reviewer_status, self.observed.reviewer.as_mut()) {
+            reviewer.status = Some(status.clone());
+        }
+        for deletion in &plan.pod_deletions {
+            self.observed.pods.retain(|pod| pod.uid != deletion.uid);
+        }
+        if let Some(launch) = &plan.pod_creation
+            && self.pods_become_visible
+            && !self.observed.pods.iter().any(|pod| pod.name == launch.name)
+        {
+            self.observed.pods.push(live_pod(launch.incarnation));
+        }
+    }
+
+    /// Plans and applies until nothing changes; returns the plans that
+    /// changed something. Checks that only the first plan fails runs,
+    /// restarts or creates pods, and that planning is deterministic.
+    fn converge(&mut self, now: i64) -> Vec<ReviewerPlan> {
+        let mut plans = Vec::new();
+        loop {
+            let plan = plan_reviewer(&self.observed, at(now));
+            assert_eq!(plan, plan_reviewer(&self.observed, at(now)), "planning is deterministic");
+            if plan.is_noop() {
+                return plans;
+            }
+            if let Some(previous) = plans.last() {
+                let previous: &ReviewerPlan = previous;
+                assert!(previous.pod_creation.is_some(), "only a pod creation needs a follow-up plan: {plan:#?}");
+                assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
+                assert!(
+                    plan.run_updates.iter().all(|u| u.change == RunChange::Assigned),
+                    "the follow-up plan only assigns: {plan:#?}"
+                );
+            }
+            assert!(plans.len() < 2, "planning did not converge: {plan:#?}");
+            self.apply(&plan);
+            plans.push(plan);
+        }
+    }
+
+    /// The first plan of [`Self::converge`].
+    fn step(&mut self, now: i64) -> ReviewerPlan {
+        self.converge(now).into_iter().next().unwrap_or_default()
+    }
+}
+
+fn changes(plan: &ReviewerPlan) -> Vec<(&str, RunChange)> {
+    plan.run_updates.iter().map(|u| (u.run.as_str(), u.change)).collect()
+}
+
+fn assigned_uid(world: &World, run: &str) -> Option<String> {
+    world.status(run).assignment.map(|a| a.pod_uid)
+}
+
+/// A Reviewer with a live pod reviewing `r1` (PR1 at SHA_A).
+fn reviewing_r1() -> World {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.converge(1);
+    assert_eq!(world.status("r1").phase, Some(RunPhase::Running));
+    world
+}
+
+#[test]
+fn new_reviewer_gets_its_finalizer_and_first_pod() {
+    let mut world = World::new();
+    let plan = plan_reviewer(&world.observed, at(0));
+    assert_eq!(plan.finalizer, FinalizerChange::Add);
+    let launch = plan.pod_creation.clone().unwrap();
+    assert_eq!((launch.name.as_str(), launch.incarnation), ("review-w1-1", 1));
+    assert!(launch.queue.is_empty());
+    world.converge(0);
+    let status = world.reviewer_status();
+    assert_eq!(status.pod.unwrap().name, "review-w1-1");
+    assert_eq!((status.incarnation, status.restarts, status.queue_length), (1, 0, 0));
+    assert!(conditions::is(&status.conditions, CONDITION_READY, conditions::TRUE));
+    assert!(conditions::is(&status.conditions, CONDITION_DEGRADED, conditions::FALSE));
+}
+
+#[test]
+fn first_run_is_assigned_to_the_live_pod_without_restart() {
+    let mut world = World::new();
+    world.converge(0);
+    world.add(new_run("r1", PR1, SHA_A, 10));
+    let plan = world.step(11);
+    assert_eq!(changes(&plan), [("r1", RunChange::Assigned)]);
+    assert!(plan.pod_creation.is_none() && plan.pod_deletions.is_empty() && plan.restart.is_none());
+    let status = world.status("r1");
+    assert_eq!(status.phase, Some(RunPhase::Running));
+    assert_eq!(status.start_time, Some(Time(at(11))));
+    assert_eq!(status.short_sha.as_deref(), Some("aaaaaaa"));
+    assert_eq!(
+        status.assignment,
+        Some(Assignment { pod: "review-w1-1".into(), pod_uid: "uid-review-w1-1".into(), incarnation: 1 })
+    );
+    assert!(conditions::is(&status.conditions, CONDITION_SUCCEEDED, conditions::UNKNOWN));
+    assert!(conditions::is(&status.conditions, CONDITION_CURRENT, conditions::TRUE));
+    let reviewer = world.reviewer_status();
+    assert_eq!((reviewer.queue, reviewer.queue_length), (vec!["r1".to_owned()], 1));
+}
+
+#[test]
+fn runs_are_labelled_with_reviewer_and_pull_request_hash() {
+    let mut world = reviewing_r1();
+    let labels = world.run("r1").metadata.labels.clone().unwrap();
+    assert_eq!(labels[labels::REVIEWER], NAME);
+    assert_eq!(labels[labels::PULL_REQUEST], labels::pr_label_value(PR1));
+    assert!(world.step(2).is_noop());
+}
+
+#[test]
+fn running_run_on_head_sha_causes_no_restart() {
+    let mut world = reviewing_r1();
+    let plan = plan_reviewer(&world.observed, at(60));
+    assert!(plan.is_noop(), "{plan:#?}");
+    assert_eq!(world.converge(60).len(), 0);
+}
+
+#[test]
+fn stale_running_run_on_old_sha_restarts_the_pod() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    let plan = world.step(21);
+    // r2 waits, Pending, for the new pod.
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::Refreshed)]);
+    assert_eq!(plan.pod_deletions, [PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
+    let launch = plan.pod_creation.clone().unwrap();
+    assert_eq!((launch.incarnation, launch.queue.clone()), (2, vec!["r2".to_owned()]));
+    let restart = plan.restart.clone().unwrap();
+    assert_eq!((restart.reason, restart.runs.clone()), (RestartReason::Superseded, vec!["r1".to_owned()]));
+    assert!(plan.events.iter().any(|e| e.object == EventObject::Run("r1".into()) && e.reason == "Superseded"));
+    assert!(plan.events.iter().any(|e| e.object == EventObject::Reviewer && e.reason == "Restarted"));
+
+    let r1 = world.status("r1");
+    assert_eq!((r1.phase, r1.reason), (Some(RunPhase::Failed), Some(RunReason::Superseded)));
+    assert_eq!(r1.superseded_by.as_deref(), Some("r2"));
+    assert_eq!(r1.completion_time, Some(Time(at(21))));
+    assert!(conditions::is(&r1.conditions, CONDITION_CURRENT, conditions::FALSE));
+    assert!(conditions::is(&r1.conditions, CONDITION_SUCCEEDED, conditions::FALSE));
+    assert_eq!(assigned_uid(&world, "r2").as_deref(), Some("uid-review-w1-2"));
+    let reviewer = world.reviewer_status();
+    assert_eq!((reviewer.incarnation, reviewer.restarts), (2, 1));
+    assert_eq!(reviewer.queue, ["r2"]);
+    assert_eq!(reviewer.last_restart.unwrap().time, Time(at(21)));
+}
+
+#[test]
+fn two_prs_superseded_at_once_restart_once() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR2, SHA_X, 0));
+    world.converge(1);
+    assert_eq!(world.reviewer_status().queue, ["r1", "r2"]);
+    world.add(new_run("r3", PR1, SHA_B, 20));
+    world.add(new_run("r4", PR2, SHA_Y, 20));
+    let plan = world.step(21);
+    assert_eq!(plan.pod_deletions.len(), 1);
+    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r3", "r4"]);
+    assert_eq!(plan.restart.as_ref().unwrap().runs, ["r1", "r2"]);
+    let reviewer = world.reviewer_status();
+    assert_eq!((reviewer.incarnation, reviewer.restarts), (2, 1));
+    assert_eq!(reviewer.queue, ["r3", "r4"]);
+}
+
+#[test]
+fn several_newer_shas_in_one_batch_supersede_to_the_newest() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    world.add(new_run("r3", PR1, SHA_C, 21));
+    let plan = world.step(22);
+    assert_eq!(changes(&plan)[..2], [("r1", RunChange::Superseded), ("r2", RunChange::Superseded)]);
+    assert_eq!(world.status("r1").superseded_by.as_deref(), Some("r3"));
+    assert_eq!(world.status("r2").superseded_by.as_deref(), Some("r3"));
+    assert_eq!(world.reviewer_status().restarts, 1);
+    assert_eq!(world.reviewer_status().queue, ["r3"]);
+}
+
+#[test]
+fn stale_pending_run_fails_without_restart() {
+    // No pod yet: both runs arrive before the first pod exists.
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR1, SHA_B, 1));
+    let plan = world.step(2);
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::Refreshed)]);
+    assert!(plan.restart.is_none());
+    assert_eq!(plan.pod_creation.as_ref().unwrap().incarnation, 1);
+    assert_eq!(world.reviewer_status().restarts, 0);
+    assert_eq!(world.status("r2").phase, Some(RunPhase::Running));
+}
+
+#[test]
+fn new_sha_on_another_pr_goes_to_the_same_pod() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR2, SHA_X, 20));
+    let plan = world.step(21);
+    assert_eq!(changes(&plan), [("r2", RunChange::Assigned)]);
+    assert!(plan.restart.is_none() && plan.pod_creation.is_none());
+    assert_eq!(world.reviewer_status().queue, ["r1", "r2"]);
+}
+
+#[test]
+fn late_run_for_superseded_sha_fails_without_restart() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    world.converge(21);
+    world.add(new_run("r3", PR1, SHA_A, 30));
+    let plan = world.step(31);
+    assert_eq!(changes(&plan), [("r3", RunChange::Late)]);
+    assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
+    assert!(plan.events.iter().any(|e| e.reason == "LateRun"));
+    let r3 = world.status("r3");
+    assert_eq!((r3.phase, r3.reason), (Some(RunPhase::Failed), Some(RunReason::Superseded)));
+    assert_eq!(r3.superseded_by.as_deref(), Some("r2"));
+    assert_eq!(world.status("r2").phase, Some(RunPhase::Running));
+    assert_eq!(world.reviewer_status().restarts, 1);
+}
+
+#[test]
+fn late_run_in_the_same_batch_is_recognised_by_creation_order() {
+    // A, then B, then a replayed webhook for A, all before any reconcile.
+    let mut world = World::new();
+    world.converge(0);
+    world.add(new_run("r1", PR1, SHA_A, 10));
+    world.add(new_run("r2", PR1, SHA_B, 11));
+    world.add(new_run("r3", PR1, SHA_A, 12));
+    let plan = world.step(13);
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::Assigned), ("r3", RunChange::Late)]);
+}
+
+#[test]
+fn superseded_sha_stays_passed_after_the_newer_runs_are_deleted() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    world.converge(21);
+    world.observed.runs.retain(|run| run.metadata.name.as_deref() != Some("r2"));
+    world.add(new_run("r3", PR1, SHA_A, 30));
+    let plan = world.step(31);
+    assert_eq!(changes(&plan), [("r3", RunChange::Late)]);
+    assert_eq!(world.status("r3").superseded_by, None);
+}
+
+#[test]
+fn completed_run_on_old_sha_gets_current_false_without_restart() {
+    let mut world = reviewing_r1();
+    world.submit("r1", Verdict::Approved, "LGTM", 10);
+    world.converge(11);
+    assert!(world.reviewer_status().queue.is_empty());
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    let plan = world.step(21);
+    assert_eq!(changes(&plan), [("r1", RunChange::Refreshed), ("r2", RunChange::Assigned)]);
+    assert!(plan.restart.is_none());
+    let r1 = world.status("r1");
+    assert_eq!((r1.phase, r1.reason), (Some(RunPhase::Succeeded), Some(RunReason::Submitted)));
+    assert!(conditions::is(&r1.conditions, CONDITION_CURRENT, conditions::FALSE));
+}
+
+#[test]
+fn submitted_verdict_completes_the_run_and_leaves_the_queue() {
+    let mut world = reviewing_r1();
+    world.submit("r1", Verdict::ChangesRequested, "Please add a test.", 10);
+    let plan = world.step(12);
+    assert_eq!(changes(&plan), [("r1", RunChange::Refreshed)]);
+    let r1 = world.status("r1");
+    assert_eq!(r1.completion_time, Some(Time(at(12))));
+    assert!(
+        conditions::find(&r1.conditions, CONDITION_SUCCEEDED)
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == "Submitted")
+    );
+    assert_eq!(world.reviewer_status().queue_length, 0);
+    assert!(plan.restart.is_none());
+}
+
+#[test]
+fn same_sha_retrigger_while_running_is_duplicate() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_A, 20));
+    let plan = world.step(21);
+    assert_eq!(changes(&plan), [("r2", RunChange::Duplicate)]);
+    assert!(plan.restart.is_none() && plan.pod_creation.is_none());
+    let r2 = world.status("r2");
+    assert_eq!((r2.phase, r2.reason), (Some(RunPhase::Failed), Some(RunReason::Duplicate)));
+    assert!(r2.message.unwrap().contains("r1"));
+    assert_eq!(world.status("r1").phase, Some(RunPhase::Running));
+}
+
+#[test]
+fn same_sha_retrigger_after_approval_is_duplicate() {
+    let mut world = reviewing_r1();
+    world.submit("r1", Verdict::Approved, "", 10);
+    world.converge(11);
+    world.add(new_run("r2", PR1, SHA_A, 20));
+    assert_eq!(changes(&world.step(21)), [("r2", RunChange::Duplicate)]);
+}
+
+#[test]
+fn re_review_after_changes_requested_is_allowed() {
+    let mut world = reviewing_r1();
+    world.submit("r1", Verdict::ChangesRequested, "Rename this.", 10);
+    world.converge(11);
+    world.add(new_run("r2", PR1, SHA_A, 20));
+    let plan = world.step(21);
+    assert_eq!(changes(&plan), [("r2", RunChange::Assigned)]);
+    assert!(plan.restart.is_none());
+}
+
+#[test]
+fn re_review_after_a_failed_run_is_allowed() {
+    let mut world = reviewing_r1();
+    world.run_mut("r1").spec.cancel_requested = true;
+    world.converge(10);
+    world.add(new_run("r2", PR1, SHA_A, 20));
+    assert_eq!(changes(&world.step(21)), [("r2", RunChange::Assigned)]);
+}
+
+#[test]
+fn two_runs_for_one_sha_in_one_batch_keep_the_first() {
+    let mut world = World::new();
+    world.converge(0);
+    world.add(new_run("r1", PR1, SHA_A, 10));
+    world.add(new_run("r2", PR1, SHA_A, 10));
+    let plan = world.step(11);
+    assert_eq!(changes(&plan), [("r1", RunChange::Assigned), ("r2", RunChange::Duplicate)]);
+}
+
+#[test]
+fn runs_created_in_the_same_second_are_ordered_by_name() {
+    let runs = [new_run("run-b", PR1, SHA_B, 5), new_run("run-a", PR1, SHA_A, 5)];
+    for order in [[0, 1], [1, 0]] {
+        let mut world = World::new();
+        world.converge(0);
+        for index in order {
+            world.add(runs[index].clone());
+        }
+        let plan = world.step(6);
+        assert_eq!(changes(&plan), [("run-a", RunChange::Superseded), ("run-b", RunChange::Assigned)]);
+    }
+}
+
+#[test]
+fn cancelling_a_pending_run_restarts_nothing() {
+    let mut world = World::new();
+    let mut run = new_run("r1", PR1, SHA_A, 0);
+    run.spec.cancel_requested = true;
+    world.add(run);
+    let plan = world.step(1);
+    assert_eq!(changes(&plan), [("r1", RunChange::Cancelled)]);
+    assert!(plan.restart.is_none());
+    assert_eq!(world.status("r1").reason, Some(RunReason::Cancelled));
+}
+
+#[test]
+fn cancelling_a_running_run_restarts_the_pod() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR2, SHA_X, 5));
+    world.converge(6);
+    world.run_mut("r1").spec.cancel_requested = true;
+    let plan = world.step(10);
+    assert_eq!(changes(&plan), [("r1", RunChange::Cancelled)]);
+    assert_eq!(plan.restart.as_ref().unwrap().reason, RestartReason::Cancelled);
+    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r2"]);
+    assert_eq!(assigned_uid(&world, "r2").as_deref(), Some("uid-review-w1-2"));
+    // The restart does not reset the clock of the run that moved pods.
+    assert_eq!(world.status("r2").start_time, Some(Time(at(6))));
+}
+
+#[test]
+fn timed_out_running_run_fails_and_restarts_the_pod() {
+    let mut world = reviewing_r1();
+    // r1 started at second 1.
+    let plan = plan_reviewer(&world.observed, at(1801));
+    assert!(plan.is_noop());
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(1800)));
+    let plan = world.step(3601);
+    assert_eq!(changes(&plan), [("r1", RunChange::TimedOut)]);
+    assert_eq!(plan.restart.as_ref().unwrap().reason, RestartReason::TimedOut);
+    assert!(plan.events.iter().any(|e| e.reason == "TimedOut" && e.kind == EventKind::Warning));
+}
+
+#[test]
+fn restart_reason_prefers_superseded_over_cancelled_and_timed_out() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR2, SHA_X, 0));
+    world.converge(1);
+    world.run_mut("r2").spec.cancel_requested = true;
+    world.add(new_run("r3", PR1, SHA_B, 10));
+    let plan = world.step(11);
+    let restart = plan.restart.unwrap();
+    assert_eq!((restart.reason, restart.runs), (RestartReason::Superseded, vec!["r1".into(), "r2".into()]));
+}
+
+#[test]
+fn missing_reviewer_keeps_runs_pending_with_reviewer_not_found() {
+    let mut world = World::without_reviewer();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    let plan = world.step(1);
+    assert_eq!(changes(&plan), [("r1", RunChange::ReviewerNotFound)]);
+    assert!(plan.events.iter().any(|e| e.reason == REASON_REVIEWER_NOT_FOUND && e.kind == EventKind::Warning));
+    assert!(plan.pod_creation.is_none() && plan.reviewer_status.is_none());
+    let r1 = world.status("r1");
+    assert_eq!(r1.phase, Some(RunPhase::Pending));
+    let condition = conditions::find(&r1.conditions, CONDITION_SUCCEEDED).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        (conditions::UNKNOWN, REASON_REVIEWER_NOT_FOUND)
+    );
+    // No repeated warning while nothing changes.
+    assert!(world.step(100).is_noop());
+
+    world = world.with_reviewer();
+    world.converge(200);
+    assert_eq!(world.status("r1").phase, Some(RunPhase::Running));
+}
+
+#[test]
+fn missing_reviewer_still_supersedes_and_cancels() {
+    let mut world = World::without_reviewer();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR1, SHA_B, 1));
+    let plan = world.step(2);
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::ReviewerNotFound)]);
+}
+
+#[test]
+fn deleting_a_reviewer_fails_unfinished_runs_and_removes_pod_and_finalizer() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR2, SHA_X, 5));
+    world.converge(6);
+    world.submit("r2", Verdict::Approved, "", 7);
+    world.converge(8);
+    world.add(new_run("r3", "https://github.com/acme/widgets/pull/3", SHA_C, 9));
+    world.observed.reviewer.as_mut().unwrap().metadata.deletion_timestamp = Some(Time(at(10)));
+    let plan = world.step(11);
+    assert_eq!(changes(&plan), [("r1", RunChange::ReviewerDeleted), ("r3", RunChange::ReviewerDeleted)]);
+    assert_eq!(plan.pod_deletions.len(), 1);
+    assert_eq!(plan.finalizer, FinalizerChange::Remove);
+    assert!(plan.pod_creation.is_none() && plan.restart.is_none());
+    assert!(world.observed.reviewer.is_none());
+    assert_eq!(world.status("r2").phase, Some(RunPhase::Succeeded));
+    assert_eq!(world.status("r3").reason, Some(RunReason::ReviewerDeleted));
+}
+
+#[test]
+fn evicted_pod_is_replaced_and_its_running_runs_reassigned_without_restart() {
+    let mut world = reviewing_r1();
+    world.observed.pods[0].phase = PodPhase::Failed;
+    let plan = world.step(30);
+    assert_eq!(plan.pod_deletions, [PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
+    assert_eq!(plan.pod_creation.as_ref().map(|l| l.incarnation), Some(2));
+    assert!(plan.restart.is_none());
+    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r1"]);
+    assert_eq!(assigned_uid(&world, "r1").as_deref(), Some("uid-review-w1-2"));
+    assert_eq!(world.status("r1").start_time, Some(Time(at(1))));
+    assert_eq!(world.reviewer_status().restarts, 0);
+}
+
+#[test]
+fn pod_deleted_by_someone_is_recreated_as_the_next_incarnation() {
+    let mut world = reviewing_r1();
+    world.observed.pods.clear();
+    let plan = world.step(30);
+    assert_eq!(plan.pod_creation.as_ref().map(|l| l.name.as_str()), Some("review-w1-2"));
+    assert!(plan.pod_deletions.is_empty() && plan.restart.is_none());
+}
+
+#[test]
+fn a_created_pod_not_yet_in_the_cache_is_requested_again_under_the_same_name() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.pods_become_visible = false;
+    let first = plan_reviewer(&world.observed, at(1));
+    world.apply(&first);
+    let second = plan_reviewer(&world.observed, at(2));
+    assert_eq!(first.pod_creation.as_ref().unwrap().name, "review-w1-1");
+    assert_eq!(second.pod_creation, first.pod_creation);
+    assert!(second.run_updates.is_empty());
+}
+
+#[test]
+fn a_stale_pod_still_in_the_cache_after_a_restart_is_deleted_again_not_restarted() {
+    let mut world = reviewing_r1();
+    let old_pod = world.observed.pods[0].clone();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    world.converge(21);
+    world.observed.pods.push(old_pod.clone());
+    let plan = plan_reviewer(&world.observed, at(22));
+    assert_eq!(plan.pod_deletions, [PodDeletion { name: old_pod.name, uid: old_pod.uid }]);
+    assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.run_updates.is_empty());
+}
+
+#[test]
+fn a_reconcile_killed_after_failing_runs_still_restarts_once() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    let plan = plan_reviewer(&world.observed, at(21));
+    // Only the run statuses were written before the controller died.
+    for update in &plan.run_updates {
+        world.write_run_status(&update.run, update.status.clone());
+    }
+    let retry = world.step(22);
+    assert!(retry.restart.is_some());
+    assert_eq!(retry.pod_deletions.len(), 1);
+    assert!(retry.run_updates.iter().all(|u| u.change == RunChange::Assigned));
+    assert_eq!(world.reviewer_status().restarts, 1);
+    assert!(world.step(23).is_noop());
+}
+
+#[test]
+fn a_reconcile_killed_after_writing_the_reviewer_status_creates_the_recorded_incarnation() {
+    let mut world = reviewing_r1();
+    world.add(new_run("r2", PR1, SHA_B, 20));
+    let plan = plan_reviewer(&world.observed, at(21));
+    for update in &plan.run_updates {
+        world.write_run_status(&update.run, update.status.clone());
+    }
+    world.observed.reviewer.as_mut().unwrap().status = plan.reviewer_status.clone();
+    let retry = plan_reviewer(&world.observed, at(22));
+    assert!(retry.restart.is_none());
+    assert_eq!(retry.pod_deletions, plan.pod_deletions);
+    assert_eq!(retry.pod_creation, plan.pod_creation);
+    world.apply(&retry);
+    world.converge(23);
+    assert_eq!(world.reviewer_status().restarts, 1);
+}
+
+#[test]
+fn permanent_launch_error_fails_the_runs_to_be_launched() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    let plan = plan_reviewer(&world.observed, at(1));
+    let error = LaunchError { class: ApiErrorClass::Permanent, message: "pods is forbidden".into() };
+    let failure = plan_launch_failure(&world.observed, &plan, &error, at(1));
+    assert!(!failure.retry);
+    assert_eq!(failure.run_updates.len(), 1);
+    let status = &failure.run_updates[0].status;
+    assert_eq!(status.reason, Some(RunReason::LaunchFailed));
+    assert!(status.message.as_deref().unwrap().contains("pods is forbidden"));
+    let degraded = failure.reviewer_status.unwrap();
+    assert!(conditions::is(&degraded.conditions, CONDITION_DEGRADED, conditions::TRUE));
+    for update in &failure.run_updates {
+        world.write_run_status(&update.run, update.status.clone());
+    }
+}
+
+#[test]
+fn transient_launch_error_degrades_and_fails_runs_only_after_the_launch_deadline() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.pods_become_visible = false;
+    let plan = plan_reviewer(&world.observed, at(1));
+    world.apply(&plan);
+    let error = LaunchError { class: ApiErrorClass::Transient, message: "etcd timeout".into() };
+    let failure = plan_launch_failure(&world.observed, &plan, &error, at(1));
+    assert!(failure.retry && failure.run_updates.is_empty());
+    assert!(failure.events.iter().any(|e| e.kind == EventKind::Warning));
+    world.observed.reviewer.as_mut().unwrap().status = failure.reviewer_status;
+
+    let retry = plan_reviewer(&world.observed, at(60));
+    assert!(retry.run_updates.is_empty());
+    assert_eq!(retry.requeue_after, Some(Duration::from_secs(241)));
+    let late = plan_reviewer(&world.observed, at(301));
+    assert_eq!(changes(&late), [("r1", RunChange::LaunchFailed)]);
+    assert!(late.pod_creation.as_ref().unwrap().queue.is_empty());
+    world.apply(&late);
+
+    // Once the pod starts, Degraded clears.
+    world.pods_become_visible = true;
+    world.apply(&late);
+    world.converge(400);
+    assert!(conditions::is(&world.reviewer_status().conditions, CONDITION_DEGRADED, conditions::FALSE));
+}
+
+#[test]
+fn api_errors_are_classified() {
+    use ApiErrorClass::*;
+    use PodOperation::*;
+    assert_eq!(ApiErrorClass::of(Delete, Some(404)), Done);
+    assert_eq!(ApiErrorClass::of(Create, Some(409)), Done);
+    assert_eq!(ApiErrorClass::of(Delete, Some(409)), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(429)), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(503)), Transient);
+    assert_eq!(ApiErrorClass::of(Create, None), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(403)), Permanent);
+    assert_eq!(ApiErrorClass::of(Create, Some(422)), Permanent);
+    assert_eq!(ApiErrorClass::of(Create, Some(404)), Permanent);
+}
+
+#[test]
+fn runs_of_other_reviewers_are_ignored() {
+    let mut world = World::new();
+    world.converge(0);
+    let mut other = new_run("x1", PR1, SHA_A, 1);
+    other.spec.reviewer = "review-w2".into();
+    world.add(other);
+    assert!(plan_reviewer(&world.observed, at(2)).is_noop());
+}
+
+#[test]
+fn observed_pod_is_read_from_a_pod() {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some("review-w1-3".into()),
+            uid: Some("u3".into()),
+            labels: Some(BTreeMap::from([(labels::INCARNATION.to_owned(), "3".to_owned())])),
+            ..ObjectMeta::default()
+        },
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }),
+        ..Pod::default()
+    };
+    let observed = ObservedPod::from_pod(&pod).unwrap();
+    assert_eq!(
+        observed,
+        ObservedPod {
+            name: "review-w1-3".into(),
+            uid: "u3".into(),
+            incarnation: 3,
+            phase: PodPhase::Running,
+            ready: true,
+            deleting: false
+        }
+    );
+    assert!(ObservedPod::from_pod(&Pod::default()).is_none());
+}

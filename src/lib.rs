@@ -1,0 +1,8 @@
+//! review-operator: runs one long-lived AI reviewer pod per coding worker and
+//! feeds it the pull requests it must review.
+//!
+//! [`api`] holds the custom resources, [`controller`] the reconciler's pure
+//! planning logic.
+
+pub mod api;
+pub mod controller;
