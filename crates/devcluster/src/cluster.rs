@@ -4,6 +4,9 @@ use crate::auth::{UserInfo, generate_token};
 use crate::error::DevClusterError;
 use crate::kubeconfig;
 use crate::server::{ApiServer, ServerSettings, router};
+use crate::tls;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +38,8 @@ impl Default for Config {
 pub struct DevCluster {
     server: Arc<ApiServer>,
     address: SocketAddr,
+    ca_der: Vec<u8>,
+    ca_pem: String,
     kubeconfig_path: PathBuf,
     admin_token: String,
     shutdown: signal::Sender<bool>,
@@ -62,24 +67,21 @@ impl DevCluster {
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
-        let contents = kubeconfig::render(&format!("http://{address}"), &admin_token, "default");
+        let certificates = tls::generate(address.ip()).map_err(|e| DevClusterError::Tls(e.to_string()))?;
+        let contents = kubeconfig::render(&format!("https://{address}"), &certificates.ca_pem, &admin_token, "default");
         kubeconfig::write(&kubeconfig_path, &contents)
             .map_err(|source| DevClusterError::Kubeconfig { path: kubeconfig_path.display().to_string(), source })?;
 
-        let (shutdown, mut stop) = signal::channel(false);
-        let app = router(server.clone());
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        });
+        let (shutdown, stop) = signal::channel(false);
+        let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config.clone());
+        let serve = tokio::spawn(serve_tls(listener, acceptor, router(server.clone()), stop));
         let controllers = tokio::spawn(server.clone().run_controllers(shutdown.subscribe()));
         tracing::info!(%address, kubeconfig = %kubeconfig_path.display(), "dev cluster serving");
         Ok(Self {
             server,
             address,
+            ca_der: certificates.ca_der,
+            ca_pem: certificates.ca_pem,
             kubeconfig_path,
             admin_token,
             shutdown,
@@ -89,9 +91,14 @@ impl DevCluster {
         })
     }
 
-    /// The server's base URL, e.g. `http://127.0.0.1:40123`.
+    /// The server's base URL, e.g. `https://127.0.0.1:40123`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("https://{}", self.address)
+    }
+
+    /// The PEM certificate of the cluster's own CA, which signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -117,6 +124,7 @@ impl DevCluster {
         let mut config = kube::Config::new(url);
         config.default_namespace = "default".into();
         config.auth_info.token = Some(self.admin_token.clone().into());
+        config.root_cert = Some(vec![self.ca_der.clone()]);
         kube::Client::try_from(config).map_err(|e| DevClusterError::Client(e.to_string()))
     }
 
@@ -148,4 +156,53 @@ impl Drop for DevCluster {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Accepts TLS connections and serves the router on each until `stop` changes, then waits briefly
+/// for in-flight requests.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    mut stop: signal::Receiver<bool>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let tcp = match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(app.clone());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(tls) => tls,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+    Ok(())
 }

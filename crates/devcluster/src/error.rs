@@ -209,6 +209,8 @@ pub enum DevClusterError {
     Bind { addr: String, source: std::io::Error },
     #[error("cannot write kubeconfig {path}: {source}")]
     Kubeconfig { path: String, source: std::io::Error },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     #[error("cannot build a client for the dev cluster: {0}")]
     Client(String),
     #[error("server failed: {0}")]

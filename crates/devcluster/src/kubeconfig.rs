@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-/// A kubeconfig with one cluster, user and context, all named `devcluster`.
-pub fn render(server_url: &str, token: &str, namespace: &str) -> String {
+/// A kubeconfig with one cluster, user and context, all named `devcluster`, trusting `ca_pem`.
+pub fn render(server_url: &str, ca_pem: &str, token: &str, namespace: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: devcluster\n  cluster:\n    server: {server_url}\n\
-         users:\n- name: devcluster-admin\n  user:\n    token: {token}\ncontexts:\n- name: devcluster\n  context:\n    \
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: devcluster\n  cluster:\n    server: {server_url}\n    \
+         certificate-authority-data: {ca}\nusers:\n- name: devcluster-admin\n  user:\n    token: {token}\ncontexts:\n- name: devcluster\n  context:\n    \
          cluster: devcluster\n    user: devcluster-admin\n    namespace: {namespace}\ncurrent-context: devcluster\n"
     )
 }
@@ -31,11 +33,12 @@ mod tests {
 
     #[test]
     fn renders_a_parseable_kubeconfig() {
-        let text = render("http://127.0.0.1:1234", "tok", "default");
+        let text = render("https://127.0.0.1:1234", "PEM", "tok", "default");
         let parsed: kube::config::Kubeconfig = serde_yaml::from_str(&text).unwrap();
         assert_eq!(parsed.current_context.as_deref(), Some("devcluster"));
         let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
-        assert_eq!(cluster.server.as_deref(), Some("http://127.0.0.1:1234"));
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:1234"));
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("UEVN"));
     }
 
     #[test]

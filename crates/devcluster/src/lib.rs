@@ -22,6 +22,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};

@@ -21,9 +21,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The media type kubectl asks for first when it discovers resources.
-const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-
 pub(super) async fn handle(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Response {
     match route(server, user, request).await {
         Ok(response) => response,
@@ -80,9 +77,11 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     }
     match parse_path(&path).ok_or_else(not_found)? {
         ApiPath::Root { core } => {
-            if accept(request.headers()).contains("as=APIGroupDiscoveryList") {
+            if discovery::wants_aggregated(&accept(request.headers())) {
                 let mut response = ok(&discovery::aggregated(&resources, core));
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(AGGREGATED_DISCOVERY));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::aggregated_content_type()));
                 return Ok(response);
             }
             let address = server.server_address();
@@ -155,16 +154,16 @@ fn written(result: Written, created_code: StatusCode) -> Response {
 }
 
 fn table_request(headers: &HeaderMap, query: &Query) -> Result<Option<IncludeObject>, ApiError> {
-    if !accept(headers).contains("as=Table") {
+    if !crate::table::wants_table(&accept(headers)) {
         return Ok(None);
     }
     match query.get("includeObject") {
-        None | Some("Metadata") => Ok(Some(IncludeObject::Metadata)),
-        Some("Object") => Ok(Some(IncludeObject::Object)),
-        Some("None") => Ok(Some(IncludeObject::None)),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "includeObject: Unsupported value: {other:?}: supported values: \"None\", \"Metadata\", \"Object\""
-        ))),
+        None => Ok(Some(IncludeObject::Metadata)),
+        Some(value) => IncludeObject::parse(value).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "includeObject: Unsupported value: {value:?}: supported values: \"None\", \"Metadata\", \"Object\""
+            ))
+        }),
     }
 }
 
@@ -207,7 +206,12 @@ async fn resource_request(
         (Method::GET, _) if legacy_watch || query.flag("watch") => {
             let mut watch = watch_request(&info, ns, &query, &headers)?;
             if let Some(name) = name {
-                watch.fields = FieldSelector::parse(&info.group, &info.resource, &format!("metadata.name={name}"))?;
+                watch.fields = FieldSelector::parse_scoped(
+                    &info.group,
+                    &info.resource,
+                    info.namespaced,
+                    &format!("metadata.name={name}"),
+                )?;
             }
             Ok(watch_response(server, watch))
         }
@@ -252,7 +256,12 @@ async fn resource_request(
             let bytes = read_body(&server, body).await?;
             let options = delete_options(&bytes, &query)?;
             let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-            let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+            let fields = FieldSelector::parse_scoped(
+                &info.group,
+                &info.resource,
+                info.namespaced,
+                query.get("fieldSelector").unwrap_or(""),
+            )?;
             let listing = server.store.list(&info.group, &info.resource, ns);
             let mut deleted = Vec::new();
             for object in listing.objects.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
@@ -283,7 +292,12 @@ fn watch_request(
     headers: &HeaderMap,
 ) -> Result<WatchRequest, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse_scoped(
+        &info.group,
+        &info.resource,
+        info.namespaced,
+        query.get("fieldSelector").unwrap_or(""),
+    )?;
     let rv = query.resource_version("resourceVersion")?;
     let initial_events = query.flag("sendInitialEvents");
     if initial_events && query.get("resourceVersionMatch") != Some("NotOlderThan") {
@@ -338,7 +352,12 @@ fn list(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse(&info.group, &info.resource, query.get("fieldSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse_scoped(
+        &info.group,
+        &info.resource,
+        info.namespaced,
+        query.get("fieldSelector").unwrap_or(""),
+    )?;
     let limit = query.number("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let after = query.get("continue").map(decode_continue).transpose()?;
     let listing = server.store.list(&info.group, &info.resource, ns);

@@ -636,6 +636,7 @@ impl ApiServer {
                         rules: &rules,
                         api_version: &api_version,
                         subresource,
+                        has_status_subresource: info.has_status(),
                         now: &now,
                     })?
                 }
@@ -741,6 +742,7 @@ impl ApiServer {
             rules,
             api_version: &api_version,
             subresource: None,
+            has_status_subresource: info.has_status(),
             now: &now,
         })?;
         if meta::str_at(&object, "/metadata/name").is_empty() {

@@ -1,0 +1,71 @@
+//! TLS for the API server. kubectl only sends bearer tokens over TLS, so every dev cluster gets its own
+//! certificate authority and a serving certificate for its loopback address, both generated at start.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A generated CA and the server configuration that presents a certificate signed by it.
+#[derive(Debug, Clone)]
+pub struct ServingCertificates {
+    /// The CA certificate in PEM, for `certificate-authority-data` in kubeconfigs.
+    pub ca_pem: String,
+    /// The CA certificate in DER, for `kube::Config::root_cert`.
+    pub ca_der: Vec<u8>,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Errors generating certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot generate certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot configure TLS: {0}")]
+    Configure(#[from] rustls::Error),
+}
+
+/// Generates a CA and a serving certificate valid for `localhost`, `127.0.0.1`, `::1` and `ip`.
+pub fn generate(ip: IpAddr) -> Result<ServingCertificates, TlsError> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.distinguished_name.push(DnType::CommonName, "devcluster-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "kubernetes.default.svc".to_string()])?;
+    params.distinguished_name.push(DnType::CommonName, "devcluster-apiserver");
+    let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+    if !ips.contains(&ip) {
+        ips.push(ip);
+    }
+    params.subject_alt_names.extend(ips.into_iter().map(SanType::IpAddress));
+    let server_cert = params.signed_by(&server_key, &issuer)?;
+
+    let chain = vec![CertificateDer::from(server_cert.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServingCertificates { ca_pem: ca_cert.pem(), ca_der: ca_cert.der().to_vec(), server_config: Arc::new(config) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_a_ca_and_serving_config() {
+        let certs = generate([127, 0, 0, 1].into()).unwrap();
+        assert!(certs.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(!certs.ca_der.is_empty());
+        assert_eq!(certs.server_config.alpn_protocols[0], b"h2");
+    }
+}
