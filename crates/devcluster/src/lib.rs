@@ -5,16 +5,19 @@
 //! `kubectl` and `kube::Client` cannot tell it from a real API server for the verbs, watches and
 //! semantics an operator uses. It knows nothing of any particular custom resource.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod builtin;
 mod cluster;
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod kubeconfig;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod rbac;
 pub mod registry;
 pub mod request;
 pub mod schema;

@@ -6,6 +6,7 @@ use super::{ApiServer, WriteContext, json_response};
 use crate::auth::UserInfo;
 use crate::body::decode_body;
 use crate::error::ApiError;
+use crate::faults::FaultAction;
 use crate::patch::PatchType;
 use crate::registry::ResourceInfo;
 use crate::request::{ApiPath, Query, ResourcePath, is_legacy_watch, parse_path};
@@ -192,6 +193,24 @@ async fn resource_request(
     let ns = target.namespace.as_deref();
     let name = target.name.as_deref();
     let sub = target.subresource.as_deref();
+    let verb = verb_of(&parts.method, name.is_some(), legacy_watch || query.flag("watch"));
+    crate::rbac::authorize(
+        &server.store,
+        &crate::rbac::RequestAttributes {
+            user: user.clone(),
+            verb: verb.to_string(),
+            group: info.group.clone(),
+            resource: info.resource.clone(),
+            subresource: target.subresource.clone(),
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+        },
+    )?;
+    match server.faults.intercept(verb, &info.resource, sub, name) {
+        Some(FaultAction::Fail(error)) => return Err(error),
+        Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
     match (parts.method, name) {
         (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {
             let object = server.get_object(&info, ns, name)?;
@@ -246,7 +265,8 @@ async fn resource_request(
         }
         (Method::DELETE, Some(name)) => {
             let bytes = read_body(&server, body).await?;
-            let options = delete_options(&bytes, &query)?;
+            let mut options = delete_options(&bytes, &query)?;
+            options.user = user.clone();
             let object = server.delete_object(&info, ns, name, &options)?;
             let gone = !options.dry_run && server.get_object(&info, ns, name).is_err();
             let code = if gone || options.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
@@ -254,7 +274,8 @@ async fn resource_request(
         }
         (Method::DELETE, None) => {
             let bytes = read_body(&server, body).await?;
-            let options = delete_options(&bytes, &query)?;
+            let mut options = delete_options(&bytes, &query)?;
+            options.user = user.clone();
             let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
             let fields = FieldSelector::parse_scoped(
                 &info.group,
@@ -282,6 +303,21 @@ async fn resource_request(
             Ok(ok(&list))
         }
         _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    }
+}
+
+/// The RBAC verb of a request.
+fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
+    match *method {
+        Method::GET if watch => "watch",
+        Method::GET if named => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
     }
 }
 

@@ -62,6 +62,7 @@ pub struct ApiServer {
     pub registry: Registry,
     pub store: Store,
     pub auth: Authenticator,
+    pub faults: crate::faults::Faults,
     pub settings: ServerSettings,
     /// Compiled schemas of served custom resources, by (group, version, resource).
     schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
@@ -77,6 +78,7 @@ impl ApiServer {
             registry: Registry::new(builtin_resources()),
             store: Store::new(Arc::new(NoPersistence), settings.history_limit),
             auth: Authenticator::default(),
+            faults: crate::faults::Faults::default(),
             settings,
             schemas: RwLock::new(HashMap::new()),
             watch_epoch,

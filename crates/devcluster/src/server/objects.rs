@@ -3,6 +3,7 @@
 //! finalizers and deletion propagation.
 
 use super::ApiServer;
+use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::builtin::check_builtin;
 use crate::error::{ApiError, Cause};
@@ -86,6 +87,8 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
     pub grace_period_seconds: Option<i64>,
     pub dry_run: bool,
+    /// Who deletes (admission policies see it); empty for the server's own deletions.
+    pub user: UserInfo,
 }
 
 impl DeleteOptions {
@@ -284,6 +287,7 @@ impl ApiServer {
         info: &ResourceInfo,
         object: &mut Value,
         old: Option<&Value>,
+        subresource: Option<&str>,
         ctx: &WriteContext,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta::str_at(object, "/metadata/name").to_string();
@@ -319,7 +323,26 @@ impl ApiServer {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
         }
-        field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)
+        let warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
+        let namespace = meta::str_at(object, "/metadata/namespace");
+        admission::admit(
+            &self.store,
+            &AdmissionRequest {
+                operation: if old.is_some() { Operation::Update } else { Operation::Create },
+                user: &ctx.user,
+                group: &info.group,
+                version: &info.version,
+                resource: &info.resource,
+                kind: &info.kind,
+                subresource,
+                namespace: (!namespace.is_empty()).then_some(namespace),
+                name: &name,
+                object: Some(object),
+                old_object: old,
+                dry_run: ctx.dry_run,
+            },
+        )?;
+        Ok(warnings)
     }
 
     /// Creates an object (POST, or server-side apply of a missing object).
@@ -382,7 +405,7 @@ impl ApiServer {
         set_meta(&mut body, "creationTimestamp", Value::String(meta::now_rfc3339()));
         set_meta(&mut body, "generation", json!(1));
         self.reset_status_on_create(info, &mut body);
-        let warnings = self.admit(info, &mut body, None, ctx)?;
+        let warnings = self.admit(info, &mut body, None, None, ctx)?;
         let now = meta::now_rfc3339();
         let api_version = info.api_version();
         let rules = self.merge_rules(info);
@@ -537,7 +560,7 @@ impl ApiServer {
             }
         };
         remove_meta(&mut new, "resourceVersion");
-        let warnings = self.admit(info, &mut new, Some(old), ctx)?;
+        let warnings = self.admit(info, &mut new, Some(old), subresource, ctx)?;
         if meta::spec_changed(old, &new) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             set_meta(&mut new, "generation", json!(generation));
@@ -710,7 +733,7 @@ impl ApiServer {
             }
         }
         remove_meta(&mut new, "resourceVersion");
-        let warnings = self.admit(info, &mut new, Some(old), ctx)?;
+        let warnings = self.admit(info, &mut new, Some(old), subresource, ctx)?;
         if meta::spec_changed(old, &new) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             set_meta(&mut new, "generation", json!(generation));
@@ -841,6 +864,24 @@ impl ApiServer {
             }
             _ => {}
         }
+        let namespace_of = meta::str_at(&old, "/metadata/namespace");
+        admission::admit(
+            &self.store,
+            &AdmissionRequest {
+                operation: Operation::Delete,
+                user: &options.user,
+                group: &info.group,
+                version: &info.version,
+                resource: &info.resource,
+                kind: &info.kind,
+                subresource: None,
+                namespace: (!namespace_of.is_empty()).then_some(namespace_of),
+                name,
+                object: None,
+                old_object: Some(&old),
+                dry_run: options.dry_run,
+            },
+        )?;
         let needs_wait = !finalizers.is_empty() || is_namespace;
         if options.dry_run {
             return Ok(Self::present(info, &old));
