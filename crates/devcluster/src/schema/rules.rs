@@ -1,0 +1,207 @@
+//! `x-kubernetes-validations` CEL rules: compiled and evaluated with `kube-cel`, with failures turned
+//! into causes worded like the apiextensions server's CEL validator.
+
+use super::fields;
+use crate::error::Cause;
+use kube_cel::{CompiledSchema, ErrorKind, RootContext, ValidationError, Validator};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+thread_local! {
+    /// `Validator` holds a CEL context with every Kubernetes library registered: built once per thread.
+    static VALIDATOR: Validator = Validator::new();
+}
+
+/// What the error of a rule needs besides what `kube-cel` reports: the type of the schema node the
+/// rule is declared on (the "bad value" the real server prints) and its static message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInfo {
+    pub node_type: String,
+    pub message: Option<String>,
+}
+
+/// Rules by their expression text.
+pub type RuleIndex = HashMap<String, RuleInfo>;
+
+/// Checks that every rule (and `messageExpression`) compiles, indexing them for error reporting.
+/// A failure is a cause whose field points at the rule inside `openAPIV3Schema`.
+pub fn index_rules(schema: &Value, pointer: &str, index: &mut RuleIndex, causes: &mut Vec<Cause>) {
+    let Some(node) = schema.as_object() else { return };
+    if let Some(rules) = node.get("x-kubernetes-validations").and_then(Value::as_array) {
+        let node_type = node.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+        for (i, rule) in rules.iter().enumerate() {
+            let rule_pointer = format!("{pointer}.x-kubernetes-validations[{i}]");
+            check_rule(rule, &rule_pointer, causes);
+            if let Some(text) = rule.get("rule").and_then(Value::as_str) {
+                let message = rule.get("message").and_then(Value::as_str).map(str::to_string);
+                index.entry(text.to_string()).or_insert(RuleInfo { node_type: node_type.clone(), message });
+            }
+        }
+    }
+    for (key, sub) in node {
+        match (key.as_str(), sub) {
+            ("properties", Value::Object(props)) => {
+                for (name, s) in props {
+                    index_rules(s, &format!("{pointer}.properties[{name}]"), index, causes);
+                }
+            }
+            ("items" | "additionalProperties", s) => index_rules(s, &format!("{pointer}.{key}"), index, causes),
+            ("allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
+                for (i, s) in list.iter().enumerate() {
+                    index_rules(s, &format!("{pointer}.{key}[{i}]"), index, causes);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_rule(rule: &Value, pointer: &str, causes: &mut Vec<Cause>) {
+    let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+        causes.push(fields::required(&format!("{pointer}.rule"), ""));
+        return;
+    };
+    let compiled = kube_cel::compile_schema(&json!({ "x-kubernetes-validations": [rule] }));
+    for error in compiled.compilation_errors() {
+        let (field, bad) = match error {
+            kube_cel::CompilationError::MessageExpressionParse { message_expression, .. } => {
+                (format!("{pointer}.messageExpression"), message_expression.clone())
+            }
+            _ => (format!("{pointer}.rule"), text.to_string()),
+        };
+        let detail = format!("compilation failed: {}", compilation_detail(error));
+        causes.push(fields::invalid(&field, &Value::String(bad), &detail));
+    }
+}
+
+fn compilation_detail(error: &kube_cel::CompilationError) -> String {
+    match error {
+        kube_cel::CompilationError::Parse { source, .. }
+        | kube_cel::CompilationError::MessageExpressionParse { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Evaluates every rule of `compiled` against `object` (with `oldSelf` from `old` where it exists).
+pub fn evaluate(
+    compiled: &CompiledSchema,
+    index: &RuleIndex,
+    context: &RootContext,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<Cause> {
+    let result = VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, object, old, Some(context)));
+    match result {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| to_cause(e, index)).collect(),
+    }
+}
+
+/// The real server's `ruleErrorString`: the rule's message if it has one, else the expression.
+fn rule_error_string(error: &ValidationError, info: Option<&RuleInfo>) -> String {
+    match info.and_then(|i| i.message.as_deref()).map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => error.rule.trim().to_string(),
+    }
+}
+
+fn to_cause(error: &ValidationError, index: &RuleIndex) -> Cause {
+    let info = index.get(&error.rule);
+    let path = error.field_path.trim_start_matches('.');
+    let node_type = Value::String(info.map(|i| i.node_type.clone()).unwrap_or_default());
+    match error.kind {
+        ErrorKind::ValidationFailure => {
+            let message = if error.message.trim().is_empty() {
+                format!("failed rule: {}", error.rule.trim())
+            } else {
+                error.message.clone()
+            };
+            match error.reason.as_deref() {
+                Some("FieldValueForbidden") => fields::forbidden(path, &message),
+                Some("FieldValueRequired") => fields::required(path, &message),
+                Some("FieldValueDuplicate") => fields::duplicate(path, &node_type),
+                _ => fields::invalid(path, &node_type, &message),
+            }
+        }
+        ErrorKind::EvaluationError => {
+            let cause = error.message.strip_prefix("rule evaluation error: ").unwrap_or(&error.message);
+            let detail = format!("{} evaluating rule: {}", lower_first(cause), rule_error_string(error, info));
+            fields::invalid(path, &node_type, &detail)
+        }
+        _ => fields::invalid(path, &node_type, &error.message),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The error the real server adds instead of running CEL rules on an object with blocking errors.
+pub fn blocking_error() -> Cause {
+    fields::invalid(
+        "",
+        &Value::Null,
+        "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+    )
+}
+
+/// Type, required and enum errors make CEL results meaningless, so the real server skips the rules.
+pub fn is_blocking(cause: &Cause) -> bool {
+    matches!(cause.reason.as_str(), "FieldValueNotSupported" | "FieldValueRequired" | "FieldValueTypeInvalid")
+}
+
+/// The root context for a CRD version: CEL's `apiVersion`, `apiGroup` and `kind` at the root.
+pub fn root_context(group: &str, version: &str, kind: &str) -> RootContext {
+    RootContext { api_version: format!("{group}/{version}"), api_group: group.to_string(), kind: kind.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fields::ROOT_FIELD;
+    use super::*;
+
+    #[test]
+    fn root_field_constant_matches_nil_path() {
+        assert_eq!(blocking_error().field, ROOT_FIELD);
+        assert_eq!(
+            blocking_error().message,
+            "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
+        );
+    }
+
+    #[test]
+    fn compile_errors_name_the_rule() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a <="}, {"rule": "true", "messageExpression": "'x' +"}, {"message": "no rule"}]}}});
+        let mut index = RuleIndex::new();
+        let mut causes = Vec::new();
+        index_rules(&schema, "openAPIV3Schema", &mut index, &mut causes);
+        assert_eq!(causes.len(), 3, "{causes:?}");
+        assert_eq!(causes[0].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule");
+        assert!(
+            causes[0].message.starts_with("Invalid value: \"self.a <=\": compilation failed: "),
+            "{}",
+            causes[0].message
+        );
+        assert_eq!(causes[1].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[1].messageExpression");
+        assert_eq!(causes[2].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[2].rule");
+        assert_eq!(causes[2].reason, "FieldValueRequired");
+        assert_eq!(index.get("true").map(|i| i.node_type.as_str()), Some("object"));
+    }
+
+    #[test]
+    fn lower_first_handles_empty_and_unicode() {
+        assert_eq!(lower_first(""), "");
+        assert_eq!(lower_first("No such key: a"), "no such key: a");
+    }
+
+    #[test]
+    fn blocking_reasons() {
+        assert!(is_blocking(&fields::required("a", "")));
+        assert!(!is_blocking(&fields::too_long("a", 1)));
+    }
+}

@@ -1,0 +1,253 @@
+//! End-to-end tests of `CrdSchema` with a realistic review CRD schema.
+
+use super::*;
+use serde_json::json;
+
+fn review_schema() -> Value {
+    json!({
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.spec.a <= self.spec.b", "message": "a must not exceed b"}
+        ],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["headSha", "mode"],
+                "x-kubernetes-validations": [
+                    {"rule": "self.reviewers.size() <= 3",
+                     "messageExpression": "'too many reviewers: ' + string(self.reviewers.size())"}
+                ],
+                "properties": {
+                    "headSha": {"type": "string", "pattern": "^[0-9a-f]{7,64}$"},
+                    "mode": {"type": "string", "enum": ["fast", "thorough"], "default": "fast"},
+                    "a": {"type": "integer", "default": 0},
+                    "b": {"type": "integer", "default": 10, "maximum": 100},
+                    "repo": {
+                        "type": "string",
+                        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "repo is immutable"}]
+                    },
+                    "reviewers": {"type": "array", "default": [], "items": {"type": "string", "minLength": 1}},
+                    "pullRequest": {
+                        "type": "object",
+                        "properties": {
+                            "number": {"type": "integer", "minimum": 1},
+                            "url": {"type": "string", "format": "uri"}
+                        }
+                    },
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                }
+            },
+            "status": {
+                "type": "object",
+                "properties": {"phase": {"type": "string"}}
+            }
+        }
+    })
+}
+
+fn compiled() -> CrdSchema {
+    let context = SchemaContext { group: "review.ao.dev".into(), version: "v1".into(), kind: "ReviewRun".into() };
+    match CrdSchema::compile(&review_schema(), context) {
+        Ok(schema) => schema,
+        Err(causes) => panic!("schema should compile: {causes:?}"),
+    }
+}
+
+fn object(spec: Value) -> Value {
+    json!({"apiVersion": "review.ao.dev/v1", "kind": "ReviewRun", "metadata": {"name": "r1"}, "spec": spec})
+}
+
+fn prepared(spec: Value) -> Value {
+    let mut obj = object(spec);
+    compiled().prepare(&mut obj);
+    obj
+}
+
+#[test]
+fn schema_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CrdSchema>();
+    assert_eq!(compiled().context().kind, "ReviewRun");
+}
+
+#[test]
+fn prepare_prunes_and_defaults() {
+    let schema = compiled();
+    let mut obj = object(
+        json!({"headSha": "abcdef0", "foo": 1, "pullRequest": {"number": 3, "bar": true}, "extra": {"free": 1}}),
+    );
+    obj["metadata"]["bogus"] = json!(1);
+    obj["unknownTop"] = json!("x");
+    let pruned = schema.prepare(&mut obj);
+    assert_eq!(pruned, vec!["metadata.bogus", "spec.foo", "spec.pullRequest.bar", "unknownTop"]);
+    assert_eq!(
+        obj,
+        json!({"apiVersion": "review.ao.dev/v1", "kind": "ReviewRun", "metadata": {"name": "r1"}, "spec": {
+            "headSha": "abcdef0", "mode": "fast", "a": 0, "b": 10, "reviewers": [],
+            "pullRequest": {"number": 3}, "extra": {"free": 1}
+        }})
+    );
+}
+
+#[test]
+fn a_valid_object_has_no_causes() {
+    let obj = prepared(json!({"headSha": "abcdef0", "a": 1, "b": 2, "reviewers": ["x"]}));
+    assert_eq!(compiled().validate(&obj, None), Vec::<Cause>::new());
+}
+
+#[test]
+fn pattern_failure_matches_the_real_wording() {
+    let obj = prepared(json!({"headSha": "xyz"}));
+    let causes = compiled().validate(&obj, None);
+    assert_eq!(
+        causes,
+        vec![Cause::new(
+            "FieldValueInvalid",
+            "spec.headSha",
+            "Invalid value: \"xyz\": spec.headSha in body should match '^[0-9a-f]{7,64}$'"
+        )]
+    );
+}
+
+#[test]
+fn required_enum_and_type_errors_block_cel_rules() {
+    let obj = object(json!({"mode": "slow", "a": "string", "b": 1}));
+    let causes = compiled().validate(&obj, None);
+    assert_eq!(
+        causes,
+        vec![
+            Cause::new("FieldValueRequired", "spec.headSha", "Required value"),
+            Cause::new(
+                "FieldValueTypeInvalid",
+                "spec.a",
+                "Invalid value: \"string\": spec.a in body must be of type integer: \"string\""
+            ),
+            Cause::new(
+                "FieldValueNotSupported",
+                "spec.mode",
+                "Unsupported value: \"slow\": supported values: \"fast\", \"thorough\""
+            ),
+            rules::blocking_error(),
+        ]
+    );
+}
+
+#[test]
+fn root_rule_failure_is_reported_on_the_root() {
+    let obj = prepared(json!({"headSha": "abcdef0", "a": 5, "b": 2}));
+    let causes = compiled().validate(&obj, None);
+    assert_eq!(
+        causes,
+        vec![Cause::new("FieldValueInvalid", "<nil>", "Invalid value: \"object\": a must not exceed b")]
+    );
+}
+
+#[test]
+fn message_expression_builds_the_message() {
+    let obj = prepared(json!({"headSha": "abcdef0", "reviewers": ["a", "b", "c", "d"]}));
+    let causes = compiled().validate(&obj, None);
+    assert_eq!(
+        causes,
+        vec![Cause::new("FieldValueInvalid", "spec", "Invalid value: \"object\": too many reviewers: 4")]
+    );
+}
+
+#[test]
+fn transition_rules_run_only_on_update_with_an_old_value() {
+    let schema = compiled();
+    let new = prepared(json!({"headSha": "abcdef0", "repo": "b"}));
+    assert!(schema.validate(&new, None).is_empty());
+    let old_without_repo = prepared(json!({"headSha": "abcdef0"}));
+    assert!(schema.validate(&new, Some(&old_without_repo)).is_empty());
+    let same = prepared(json!({"headSha": "abcdef0", "repo": "b"}));
+    assert!(schema.validate(&new, Some(&same)).is_empty());
+    let old = prepared(json!({"headSha": "abcdef0", "repo": "a"}));
+    assert_eq!(
+        schema.validate(&new, Some(&old)),
+        vec![Cause::new("FieldValueInvalid", "spec.repo", "Invalid value: \"string\": repo is immutable")]
+    );
+}
+
+#[test]
+fn nested_bounds_and_formats() {
+    let obj = prepared(
+        json!({"headSha": "abcdef0", "b": 101, "pullRequest": {"number": 0, "url": "nope"}, "reviewers": [""]}),
+    );
+    let causes = compiled().validate(&obj, None);
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+    // A format error is a type error, which blocks the CEL rules as on the real server.
+    assert_eq!(fields, vec!["spec.b", "spec.pullRequest.number", "spec.pullRequest.url", "spec.reviewers[0]", "<nil>"]);
+    assert_eq!(causes[0].message, "Invalid value: 101: spec.b in body should be less than or equal to 100");
+    assert_eq!(
+        causes[2].message,
+        "Invalid value: \"nope\": spec.pullRequest.url in body must be of type uri: \"nope\""
+    );
+    assert_eq!(causes[3].message, "Invalid value: \"\": spec.reviewers[0] in body should be at least 1 chars long");
+}
+
+#[test]
+fn rule_reason_and_field_path_shape_the_cause() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.x != 'forbidden'", "reason": "FieldValueForbidden", "fieldPath": ".x", "message": "x is forbidden"},
+            {"rule": "has(self.y)", "reason": "FieldValueRequired", "message": "y is required"},
+            {"rule": "self.x != 'dup'", "reason": "FieldValueDuplicate"},
+            {"rule": "self.x != 'plain'"}
+        ],
+        "properties": {"x": {"type": "string"}, "y": {"type": "string"}}}}});
+    let crd = CrdSchema::compile(&schema, SchemaContext::default()).unwrap_or_else(|c| panic!("{c:?}"));
+    let causes = crd.validate(&json!({"spec": {"x": "forbidden"}}), None);
+    assert_eq!(
+        causes,
+        vec![
+            Cause::new("FieldValueForbidden", "spec.x", "Forbidden: x is forbidden"),
+            Cause::new("FieldValueRequired", "spec", "Required value: y is required"),
+        ]
+    );
+    let causes = crd.validate(&json!({"spec": {"x": "dup", "y": "1"}}), None);
+    assert_eq!(causes, vec![Cause::new("FieldValueDuplicate", "spec", "Duplicate value: \"object\"")]);
+    let causes = crd.validate(&json!({"spec": {"x": "plain", "y": "1"}}), None);
+    assert_eq!(
+        causes,
+        vec![Cause::new("FieldValueInvalid", "spec", "Invalid value: \"object\": failed rule: self.x != 'plain'")]
+    );
+}
+
+#[test]
+fn evaluation_errors_name_the_rule() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.missing == 1", "message": "missing must be 1"}],
+        "properties": {"missing": {"type": "integer"}}}}});
+    let crd = CrdSchema::compile(&schema, SchemaContext::default()).unwrap_or_else(|c| panic!("{c:?}"));
+    let causes = crd.validate(&json!({"spec": {}}), None);
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0].field, "spec");
+    assert!(causes[0].message.starts_with("Invalid value: \"object\": no such key: missing"), "{}", causes[0].message);
+    assert!(causes[0].message.ends_with(" evaluating rule: missing must be 1"), "{}", causes[0].message);
+}
+
+#[test]
+fn compile_rejects_bad_rules_and_patterns() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a <"}]},
+        "name": {"type": "string", "pattern": "(unclosed"}
+    }});
+    let causes = CrdSchema::compile(&schema, SchemaContext::default()).err().unwrap_or_default();
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert_eq!(causes[0].field, "openAPIV3Schema.properties[name].pattern");
+    assert!(
+        causes[0].message.starts_with("Invalid value: \"(unclosed\": must be a valid regular expression, but isn't: ")
+    );
+    assert_eq!(causes[1].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule");
+    assert!(causes[1].message.starts_with("Invalid value: \"self.a <\": compilation failed: "));
+}
+
+#[test]
+fn root_context_variables_are_available() {
+    let schema = json!({"type": "object", "x-kubernetes-validations": [
+        {"rule": "apiVersion == 'review.ao.dev/v1' && kind == 'ReviewRun' && apiGroup == 'review.ao.dev'"}
+    ]});
+    let context = SchemaContext { group: "review.ao.dev".into(), version: "v1".into(), kind: "ReviewRun".into() };
+    let crd = CrdSchema::compile(&schema, context).unwrap_or_else(|c| panic!("{c:?}"));
+    assert!(crd.validate(&json!({}), None).is_empty());
+}
