@@ -83,7 +83,8 @@ impl CrdSchema {
     /// on updates). Returns one cause per failing field or rule.
     pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
         let mut causes = Vec::new();
-        structural::check(&self.schema, object, "", &self.patterns, &mut causes);
+        structural::check(&self.schema, object, old, "", &self.patterns, &mut causes);
+        structural::check_list_types(&self.schema, object, "", &mut causes);
         if causes.iter().any(rules::is_blocking) {
             causes.push(rules::blocking_error());
             return causes;

@@ -18,6 +18,10 @@ thread_local! {
 pub struct RuleInfo {
     pub node_type: String,
     pub message: Option<String>,
+    /// The rule's `fieldPath`, which `kube-cel` appends to the node's path.
+    pub field_path: Option<String>,
+    /// Whether the rule uses `oldSelf`; such rules are never ratcheted.
+    pub transition: bool,
 }
 
 /// Rules by their expression text.
@@ -33,8 +37,13 @@ pub fn index_rules(schema: &Value, pointer: &str, index: &mut RuleIndex, causes:
             let rule_pointer = format!("{pointer}.x-kubernetes-validations[{i}]");
             check_rule(rule, &rule_pointer, causes);
             if let Some(text) = rule.get("rule").and_then(Value::as_str) {
-                let message = rule.get("message").and_then(Value::as_str).map(str::to_string);
-                index.entry(text.to_string()).or_insert(RuleInfo { node_type: node_type.clone(), message });
+                let info = RuleInfo {
+                    node_type: node_type.clone(),
+                    message: rule.get("message").and_then(Value::as_str).map(str::to_string),
+                    field_path: rule.get("fieldPath").and_then(Value::as_str).map(str::to_string),
+                    transition: text.contains("oldSelf"),
+                };
+                index.entry(text.to_string()).or_insert(info);
             }
         }
     }
@@ -93,8 +102,51 @@ pub fn evaluate(
     let result = VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, object, old, Some(context)));
     match result {
         Ok(()) => Vec::new(),
-        Err(errors) => errors.iter().map(|e| to_cause(e, index)).collect(),
+        Err(errors) => errors
+            .iter()
+            .filter(|e| !old.is_some_and(|old| is_ratcheted(e, index, object, old)))
+            .map(|e| to_cause(e, index))
+            .collect(),
     }
+}
+
+/// Whether a failed rule is ignored on update because the value it is declared on did not change
+/// (validation ratcheting); transition rules are always enforced.
+fn is_ratcheted(error: &ValidationError, index: &RuleIndex, object: &Value, old: &Value) -> bool {
+    let Some(info) = index.get(&error.rule) else { return false };
+    if info.transition || error.kind != ErrorKind::ValidationFailure {
+        return false;
+    }
+    let node_path = match info.field_path.as_deref() {
+        Some(fp) => {
+            let suffix = if fp.starts_with('.') { fp.to_string() } else { format!(".{fp}") };
+            match error.field_path.strip_suffix(&suffix) {
+                Some(base) => base.to_string(),
+                None if error.field_path == fp => String::new(),
+                None => return false,
+            }
+        }
+        None => error.field_path.clone(),
+    };
+    match (lookup(object, &node_path), lookup(old, &node_path)) {
+        (Some(new), Some(old)) => new == old,
+        _ => false,
+    }
+}
+
+/// The value at a `kube-cel` error path such as `spec.items[0].name`.
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        if !name.is_empty() {
+            current = current.get(name)?;
+        }
+        for i in indices.split('[').filter(|i| !i.is_empty()) {
+            current = current.get(i.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(current)
 }
 
 /// The real server's `ruleErrorString`: the rule's message if it has one, else the expression.
@@ -197,6 +249,16 @@ mod tests {
     fn lower_first_handles_empty_and_unicode() {
         assert_eq!(lower_first(""), "");
         assert_eq!(lower_first("No such key: a"), "no such key: a");
+    }
+
+    #[test]
+    fn lookup_follows_fields_and_indices() {
+        let v = json!({"spec": {"items": [{"n": 1}, {"n": [7, 8]}]}});
+        assert_eq!(lookup(&v, ""), Some(&v));
+        assert_eq!(lookup(&v, "spec.items[0].n"), Some(&json!(1)));
+        assert_eq!(lookup(&v, "spec.items[1].n[1]"), Some(&json!(8)));
+        assert_eq!(lookup(&v, "spec.items[2]"), None);
+        assert_eq!(lookup(&v, "spec.items[x]"), None);
     }
 
     #[test]

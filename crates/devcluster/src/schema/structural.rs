@@ -46,15 +46,28 @@ pub fn compile_patterns(schema: &Value, pointer: &str, out: &mut Patterns, error
 }
 
 /// Validates `value` at `path` against `schema`, appending one cause per failure.
-pub fn check(schema: &Value, value: &Value, path: &str, patterns: &Patterns, causes: &mut Vec<Cause>) {
+///
+/// On update, `old` is the previous value at the same place: an unchanged value is not checked
+/// (validation ratcheting, so objects stored before a schema tightened can still be updated).
+pub fn check(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    patterns: &Patterns,
+    causes: &mut Vec<Cause>,
+) {
     let Some(node) = schema.as_object() else { return };
+    if old == Some(value) {
+        return;
+    }
     if !check_type(node, value, path, causes) {
         return;
     }
     if value.is_null() {
         return;
     }
-    check_junctors(node, value, path, patterns, causes);
+    check_junctors(node, value, old, path, patterns, causes);
     match value {
         Value::String(s) => {
             check_string(node, s, value, path, patterns, causes);
@@ -64,8 +77,8 @@ pub fn check(schema: &Value, value: &Value, path: &str, patterns: &Patterns, cau
     }
     check_enum(node, value, path, causes);
     match value {
-        Value::Array(items) => check_array(node, items, path, patterns, causes),
-        Value::Object(map) => check_object(node, map, path, patterns, causes),
+        Value::Array(items) => check_array(node, items, old, path, patterns, causes),
+        Value::Object(map) => check_object(node, map, old, path, patterns, causes),
         _ => {}
     }
 }
@@ -106,15 +119,22 @@ fn check_type(node: &Map<String, Value>, value: &Value, path: &str, causes: &mut
     ok
 }
 
-fn check_junctors(node: &Map<String, Value>, value: &Value, path: &str, patterns: &Patterns, causes: &mut Vec<Cause>) {
+fn check_junctors(
+    node: &Map<String, Value>,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    patterns: &Patterns,
+    causes: &mut Vec<Cause>,
+) {
     let passes = |s: &Value| {
         let mut sub = Vec::new();
-        check(s, value, path, patterns, &mut sub);
+        check(s, value, None, path, patterns, &mut sub);
         sub.is_empty()
     };
     if let Some(all) = node.get("allOf").and_then(Value::as_array) {
         for s in all {
-            check(s, value, path, patterns, causes);
+            check(s, value, old, path, patterns, causes);
         }
     }
     if let Some(any) = node.get("anyOf").and_then(Value::as_array)
@@ -210,7 +230,14 @@ fn check_enum(node: &Map<String, Value>, value: &Value, path: &str, causes: &mut
     }
 }
 
-fn check_array(node: &Map<String, Value>, items: &[Value], path: &str, patterns: &Patterns, causes: &mut Vec<Cause>) {
+fn check_array(
+    node: &Map<String, Value>,
+    items: &[Value],
+    old: Option<&Value>,
+    path: &str,
+    patterns: &Patterns,
+    causes: &mut Vec<Cause>,
+) {
     let len = items.len();
     if let Some(min) = node.get("minItems").and_then(Value::as_u64)
         && (len as u64) < min
@@ -231,7 +258,8 @@ fn check_array(node: &Map<String, Value>, items: &[Value], path: &str, patterns:
     }
     if let Some(item_schema) = node.get("items") {
         for (i, item) in items.iter().enumerate() {
-            check(item_schema, item, &index(path, i), patterns, causes);
+            let old_item = old.and_then(|o| correlate_item(node, item, o));
+            check(item_schema, item, old_item, &index(path, i), patterns, causes);
         }
     }
 }
@@ -239,6 +267,7 @@ fn check_array(node: &Map<String, Value>, items: &[Value], path: &str, patterns:
 fn check_object(
     node: &Map<String, Value>,
     map: &Map<String, Value>,
+    old: Option<&Value>,
     path: &str,
     patterns: &Patterns,
     causes: &mut Vec<Cause>,
@@ -267,10 +296,105 @@ fn check_object(
     for (key, child_value) in map {
         let child_path = child(path, key);
         match (properties.and_then(|p| p.get(key)), additional) {
-            (Some(s), _) | (None, Some(s)) => check(s, child_value, &child_path, patterns, causes),
+            (Some(s), _) | (None, Some(s)) => {
+                check(s, child_value, old.and_then(|o| o.get(key)), &child_path, patterns, causes)
+            }
             (None, None) => {}
         }
     }
+}
+
+/// The old item a list item corresponds to: only items of `x-kubernetes-list-type: map` lists
+/// correlate (by their keys), as in the real server's ratcheting.
+fn correlate_item<'a>(node: &Map<String, Value>, item: &Value, old: &'a Value) -> Option<&'a Value> {
+    if node.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    let keys: Vec<&str> =
+        node.get("x-kubernetes-list-map-keys")?.as_array()?.iter().filter_map(Value::as_str).collect();
+    old.as_array()?.iter().find(|o| keys.iter().all(|k| o.get(*k) == item.get(*k)))
+}
+
+/// `x-kubernetes-list-type` `set` and `map` uniqueness, checked after the OpenAPI validation as the
+/// real server does: the second occurrence of a value (or map key) is a `Duplicate value` error.
+pub fn check_list_types(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    match value {
+        Value::Array(items) => {
+            match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => {
+                    for i in second_occurrences(items) {
+                        causes.push(fields::duplicate(&index(path, i), &items[i]));
+                    }
+                }
+                Some("map") => check_list_map(schema, items, path, causes),
+                _ => {}
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    check_list_types(item_schema, item, &index(path, i), causes);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child_value) in map {
+                if let Some(s) = properties.and_then(|p| p.get(key)).or(additional) {
+                    check_list_types(s, child_value, &child(path, key), causes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_list_map(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+    if let Some((i, item)) = items.iter().enumerate().find(|(_, x)| !x.is_null() && !x.is_object()) {
+        causes.push(fields::invalid(&index(path, i), item, "must be an object for an array of list-type map"));
+        return;
+    }
+    let key_fields: Vec<&str> = schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let keys: Vec<Map<String, Value>> = items
+        .iter()
+        .map(|item| key_fields.iter().filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone()))).collect())
+        .collect();
+    let key_values: Vec<Value> = keys.iter().cloned().map(Value::Object).collect();
+    for i in second_occurrences(&key_values) {
+        let detail = go_map_literal(&keys[i]);
+        causes.push(Cause::new(
+            "FieldValueDuplicate",
+            fields::field_name(&index(path, i)),
+            format!("Duplicate value: {detail}"),
+        ));
+    }
+}
+
+/// Indices of the second occurrence of each repeated value.
+fn second_occurrences(items: &[Value]) -> Vec<usize> {
+    let mut seen: Vec<(&Value, usize)> = Vec::new();
+    let mut result = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match seen.iter_mut().find(|(v, _)| *v == item) {
+            Some((_, times)) => {
+                *times += 1;
+                if *times == 2 {
+                    result.push(i);
+                }
+            }
+            None => seen.push((item, 1)),
+        }
+    }
+    result
+}
+
+/// Go's `%#v` of a `map[string]interface {}` of scalars, e.g. `map[string]interface {}{"name":"a"}`.
+fn go_map_literal(map: &Map<String, Value>) -> String {
+    let entries: Vec<String> = map.iter().map(|(k, v)| format!("{}:{}", fields::quote(k), v)).collect();
+    format!("map[string]interface {{}}{{{}}}", entries.join(", "))
 }
 
 #[cfg(test)]
@@ -287,6 +411,7 @@ mod tests {
         check(
             &json!({"type": "object", "properties": {"spec": schema}}),
             &json!({"spec": value}),
+            None,
             "",
             &patterns,
             &mut causes,
@@ -410,6 +535,67 @@ mod tests {
         assert_eq!(c.message, "Invalid value: \"\": spec in body must not validate the schema (not)");
         let causes = run(json!({"allOf": [{"minimum": 1}, {"maximum": 0}]}), json!(5));
         assert_eq!(causes.len(), 1);
+    }
+
+    fn list_types(schema: Value, value: Value) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        check_list_types(&json!({"properties": {"spec": schema}}), &json!({"spec": value}), "", &mut causes);
+        causes
+    }
+
+    #[test]
+    fn list_type_set_rejects_duplicates() {
+        let causes = list_types(json!({"type": "array", "x-kubernetes-list-type": "set"}), json!(["a", "b", "a", "a"]));
+        assert_eq!(causes, vec![Cause::new("FieldValueDuplicate", "spec[2]", "Duplicate value: \"a\"")]);
+        assert!(list_types(json!({"type": "array", "x-kubernetes-list-type": "atomic"}), json!([1, 1])).is_empty());
+    }
+
+    #[test]
+    fn list_type_map_rejects_duplicate_keys() {
+        let schema = json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {"ports": {"type": "array", "x-kubernetes-list-type": "set"}}}});
+        let causes =
+            list_types(schema.clone(), json!([{"name": "a"}, {"name": "b", "ports": [1, 1]}, {"name": "a", "v": 1}]));
+        assert_eq!(
+            causes,
+            vec![
+                Cause::new(
+                    "FieldValueDuplicate",
+                    "spec[2]",
+                    "Duplicate value: map[string]interface {}{\"name\":\"a\"}"
+                ),
+                Cause::new("FieldValueDuplicate", "spec[1].ports[1]", "Duplicate value: 1"),
+            ]
+        );
+        let causes = list_types(schema, json!([{"name": "a"}, "x"]));
+        assert_eq!(
+            causes,
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "spec[1]",
+                "Invalid value: \"x\": must be an object for an array of list-type map"
+            )]
+        );
+    }
+
+    #[test]
+    fn unchanged_values_are_ratcheted_on_update() {
+        let schema = json!({"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 2},
+            "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+                "items": {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": "integer", "maximum": 1}}}},
+            "list": {"type": "array", "items": {"type": "integer", "maximum": 1}}
+        }});
+        let patterns = Patterns::new();
+        let old = json!({"name": "long", "items": [{"k": "a", "v": 5}], "list": [5]});
+        let new = json!({"name": "long", "items": [{"k": "b", "v": 0}, {"k": "a", "v": 5}], "list": [5, 0]});
+        let mut causes = Vec::new();
+        check(&schema, &new, Some(&old), "", &patterns, &mut causes);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["list[0]"]);
+        let mut causes = Vec::new();
+        check(&schema, &new, None, "", &patterns, &mut causes);
+        assert_eq!(causes.len(), 3);
     }
 
     #[test]

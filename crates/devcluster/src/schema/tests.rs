@@ -169,6 +169,40 @@ fn transition_rules_run_only_on_update_with_an_old_value() {
 }
 
 #[test]
+fn unchanged_values_are_ratcheted_but_transition_rules_are_not() {
+    let schema = compiled();
+    let old = prepared(json!({"headSha": "xyz", "a": 5, "b": 2, "repo": "a"}));
+    // Nothing the invalid values live in changed: the pattern and root rule failures are ignored.
+    let mut new = old.clone();
+    new["status"] = json!({"phase": "Done"});
+    assert_eq!(
+        schema.validate(&new, Some(&old)),
+        vec![Cause::new("FieldValueInvalid", "<nil>", "Invalid value: \"object\": a must not exceed b")]
+    );
+    new["spec"]["repo"] = json!("b");
+    let causes = schema.validate(&new, Some(&old));
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, vec!["<nil>", "spec.repo"]);
+    let unchanged = old.clone();
+    assert!(schema.validate(&unchanged, Some(&old)).is_empty());
+}
+
+#[test]
+fn rules_with_field_path_are_ratcheted_on_their_node() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.x != 'bad'", "fieldPath": ".x", "message": "x is bad"}],
+        "properties": {"x": {"type": "string"}, "y": {"type": "string"}}}}});
+    let crd = CrdSchema::compile(&schema, SchemaContext::default()).unwrap_or_else(|c| panic!("{c:?}"));
+    let old = json!({"spec": {"x": "bad"}});
+    assert!(crd.validate(&old, Some(&old)).is_empty());
+    let new = json!({"spec": {"x": "bad", "y": "changed"}});
+    assert_eq!(
+        crd.validate(&new, Some(&old)),
+        vec![Cause::new("FieldValueInvalid", "spec.x", "Invalid value: \"object\": x is bad")]
+    );
+}
+
+#[test]
 fn nested_bounds_and_formats() {
     let obj = prepared(
         json!({"headSha": "abcdef0", "b": 101, "pullRequest": {"number": 0, "url": "nope"}, "reviewers": [""]}),
