@@ -7,6 +7,7 @@
 
 pub mod fields;
 pub mod formats;
+pub mod invariants;
 pub mod prune;
 pub mod rules;
 pub mod structural;
@@ -36,12 +37,14 @@ pub struct CrdSchema {
 }
 
 impl CrdSchema {
-    /// Compiles the schema and its CEL rules; a rule that does not compile is a cause naming it.
+    /// Compiles the schema and its CEL rules; a rule that does not compile is a cause naming it, as
+    /// is a schema that is not structural or has an invalid `pattern`.
     ///
     /// Cause fields are relative to the CRD version's schema (`openAPIV3Schema.properties[spec]...`):
     /// prefix them with `spec.versions[i].schema.` when reporting an invalid CRD.
     pub fn compile(schema: &Value, context: SchemaContext) -> Result<Self, Vec<Cause>> {
         let mut causes = Vec::new();
+        invariants::check(schema, "openAPIV3Schema", &mut causes);
         let mut patterns = structural::Patterns::new();
         let mut bad_patterns = Vec::new();
         structural::compile_patterns(schema, "openAPIV3Schema", &mut patterns, &mut bad_patterns);

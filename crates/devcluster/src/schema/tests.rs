@@ -285,3 +285,64 @@ fn root_context_variables_are_available() {
     let crd = CrdSchema::compile(&schema, context).unwrap_or_else(|c| panic!("{c:?}"));
     assert!(crd.validate(&json!({}), None).is_empty());
 }
+
+/// A CRD as kube-derive generates it, to make sure the operator's own schemas are accepted.
+mod derived {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use kube::{CustomResource, CustomResourceExt};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+    #[kube(group = "review.ao.dev", version = "v1", kind = "Sample", namespaced, status = "SampleStatus")]
+    #[serde(rename_all = "camelCase")]
+    pub struct SampleSpec {
+        head_sha: String,
+        mode: Option<Mode>,
+        budget: Option<IntOrString>,
+        labels: BTreeMap<String, String>,
+        steps: Vec<Step>,
+        note: Option<String>,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+    pub enum Mode {
+        Fast,
+        Thorough,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+    pub struct Step {
+        name: String,
+        retries: Option<u32>,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
+    pub struct SampleStatus {
+        phase: Option<String>,
+        conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    }
+
+    #[test]
+    fn kube_derived_schemas_compile_and_validate() {
+        let crd = Sample::crd();
+        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+        let schema = serde_json::to_value(schema).unwrap_or_default();
+        let context = SchemaContext { group: "review.ao.dev".into(), version: "v1".into(), kind: "Sample".into() };
+        let crd_schema = CrdSchema::compile(&schema, context).unwrap_or_else(|c| panic!("{c:?}"));
+        let mut obj = json!({"apiVersion": "review.ao.dev/v1", "kind": "Sample", "metadata": {"name": "s"},
+            "spec": {"headSha": "abc", "mode": "Fast", "budget": "50%", "labels": {"a": "b"},
+                "steps": [{"name": "lint", "retries": 2}], "note": null},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "reason": "R", "message": "m",
+                "lastTransitionTime": "2024-01-01T00:00:00Z"}]}});
+        assert_eq!(crd_schema.prepare(&mut obj), Vec::<String>::new());
+        assert_eq!(crd_schema.validate(&obj, None), Vec::<Cause>::new());
+        obj["spec"]["mode"] = json!("Slow");
+        obj["spec"]["steps"][0]["retries"] = json!(-1);
+        let causes = crd_schema.validate(&obj, None);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.mode", "spec.steps[0].retries", "<nil>"]);
+    }
+}
