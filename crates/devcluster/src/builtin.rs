@@ -104,15 +104,19 @@ fn decode_as<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Result
                     fill(&mut object, parent, &unescape(field), next, &mut filled)
                 }
                 None => {
-                    let fields: Vec<&str> = error
-                        .path()
+                    let segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+                    let fields: Vec<&str> = segments
                         .iter()
                         .filter_map(|s| match s {
                             serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
                             _ => None,
                         })
                         .collect();
-                    return Err(decode_error(info, &fields, &message));
+                    let last_field =
+                        segments.iter().rposition(|s| matches!(s, serde_path_to_error::Segment::Map { .. }));
+                    let parent = json_pointer_of(&segments[..last_field.unwrap_or(0)]);
+                    let owner = struct_name::<T>(&object, &parent).unwrap_or_else(|| info.kind.clone());
+                    return Err(decode_error(info, &owner, &fields, &message));
                 }
             },
         };
@@ -132,8 +136,27 @@ fn fill(object: &mut Value, parent: &str, field: &str, choice: usize, filled: &m
     true
 }
 
+/// The Go struct that holds the field at `parent`: found by making that value a boolean and reading
+/// which type serde then expected (k8s-openapi names its struct visitors after the type).
+fn struct_name<T: DeserializeOwned>(object: &Value, parent: &str) -> Option<String> {
+    if parent.is_empty() {
+        return None;
+    }
+    let mut probe = object.clone();
+    *probe.pointer_mut(parent)? = Value::Bool(true);
+    let message = serde_json::from_value::<T>(probe).err()?.to_string();
+    let expected = message.strip_prefix("invalid type: boolean `true`, expected ")?;
+    let name = expected.split(" at line").next()?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric())).then(|| name.to_string())
+}
+
 fn json_pointer(path: &serde_path_to_error::Path) -> String {
-    path.iter()
+    json_pointer_of(&path.iter().collect::<Vec<_>>())
+}
+
+fn json_pointer_of(segments: &[&serde_path_to_error::Segment]) -> String {
+    segments
+        .iter()
         .map(|s| match s {
             serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
             serde_path_to_error::Segment::Map { key } => format!("/{}", escape(key)),
@@ -167,14 +190,14 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 /// A 400 worded like the real server's decoding error, e.g. `Pod in version "v1" cannot be handled as a
-/// Pod: json: cannot unmarshal number into Go struct field Pod.spec.containers.image of type string`.
-/// Go names the innermost struct; the kind stands in for it here.
-/// `fields` are the field names on the way to the failing value (list indices left out, as Go does).
-fn decode_error(info: &ResourceInfo, fields: &[&str], message: &str) -> ApiError {
+/// Pod: json: cannot unmarshal number into Go struct field Container.spec.containers.image of type string`.
+/// `owner` is the Go struct holding the field; `fields` are the field names on the way to the failing
+/// value (list indices left out, as Go does).
+fn decode_error(info: &ResourceInfo, owner: &str, fields: &[&str], message: &str) -> ApiError {
     let kind = &info.kind;
     let detail = match parse_invalid_type(message) {
         Some((got, expected)) if !fields.is_empty() => {
-            format!("json: cannot unmarshal {got} into Go struct field {kind}.{} of type {expected}", fields.join("."))
+            format!("json: cannot unmarshal {got} into Go struct field {owner}.{} of type {expected}", fields.join("."))
         }
         Some((got, expected)) => format!("json: cannot unmarshal {got} into Go value of type {expected}"),
         None if fields.is_empty() => message.to_string(),
@@ -318,13 +341,13 @@ mod tests {
         assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
         assert_eq!(
             err.message,
-            "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal number into Go struct field Pod.spec.containers.image of type string"
+            "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal number into Go struct field Container.spec.containers.image of type string"
         );
         let deploy = json!({"metadata": {"name": "d"}, "spec": {"replicas": "three"}});
         let err = check_builtin(&info("apps", "Deployment"), &deploy).unwrap_err();
         assert_eq!(
             err.message,
-            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field Deployment.spec.replicas of type int32"
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
         );
         let cm = json!({"metadata": "oops"});
         let err = check_builtin(&info("", "ConfigMap"), &cm).unwrap_err();
@@ -444,13 +467,25 @@ mod tests {
     }
 
     #[test]
+    fn list_items_of_the_wrong_type_name_the_owning_struct() {
+        let pod = json!({"spec": {"containers": ["nginx"]}});
+        let err = check_builtin(&info("", "Pod"), &pod).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field PodSpec.spec.containers of type v1.Container"
+        );
+        assert_eq!(struct_name::<core::Pod>(&pod, "/nowhere"), None);
+        assert_eq!(struct_name::<core::Pod>(&pod, ""), None);
+    }
+
+    #[test]
     fn top_level_type_errors_name_the_go_value() {
-        let err = decode_error(&info("", "Pod"), &[], "invalid type: sequence, expected Pod");
+        let err = decode_error(&info("", "Pod"), "Pod", &[], "invalid type: sequence, expected Pod");
         assert_eq!(
             err.message,
             "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal array into Go value of type v1.Pod"
         );
-        let err = decode_error(&info("", "Pod"), &[], "custom failure");
+        let err = decode_error(&info("", "Pod"), "Pod", &[], "custom failure");
         assert_eq!(err.message, "Pod in version \"v1\" cannot be handled as a Pod: custom failure");
     }
 }
