@@ -92,7 +92,7 @@ impl CrdSchema {
             causes.push(rules::blocking_error());
             return causes;
         }
-        causes.extend(rules::evaluate(&self.compiled, &self.rules, &self.root, object, old));
+        causes.extend(rules::evaluate(&self.schema, &self.compiled, &self.rules, &self.root, object, old));
         causes
     }
 }

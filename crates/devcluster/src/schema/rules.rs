@@ -1,7 +1,7 @@
 //! `x-kubernetes-validations` CEL rules: compiled and evaluated with `kube-cel`, with failures turned
 //! into causes worded like the apiextensions server's CEL validator.
 
-use super::fields;
+use super::fields::{self, ROOT_FIELD};
 use crate::error::Cause;
 use kube_cel::{CompiledSchema, ErrorKind, RootContext, ValidationError, Validator};
 use serde_json::{Value, json};
@@ -92,7 +92,9 @@ fn compilation_detail(error: &kube_cel::CompilationError) -> String {
 }
 
 /// Evaluates every rule of `compiled` against `object` (with `oldSelf` from `old` where it exists).
+/// `schema` is the source of `compiled`, used to spell map entries as the server does.
 pub fn evaluate(
+    schema: &Value,
     compiled: &CompiledSchema,
     index: &RuleIndex,
     context: &RootContext,
@@ -105,7 +107,13 @@ pub fn evaluate(
         Err(errors) => errors
             .iter()
             .filter(|e| !old.is_some_and(|old| is_ratcheted(e, index, object, old)))
-            .map(|e| to_cause(e, index))
+            .map(|e| {
+                let mut cause = to_cause(e, index);
+                if cause.field != ROOT_FIELD {
+                    cause.field = server_path(schema, &cause.field);
+                }
+                cause
+            })
             .collect(),
     }
 }
@@ -132,6 +140,44 @@ fn is_ratcheted(error: &ValidationError, index: &RuleIndex, object: &Value, old:
         (Some(new), Some(old)) => new == old,
         _ => false,
     }
+}
+
+/// Rewrites a `kube-cel` path (`spec.labels.app`) in the server's `field.Path` spelling, where map
+/// entries are keys (`spec.labels[app]`). A key of a map of scalars takes the rest of the path, so
+/// keys containing dots survive.
+fn server_path(schema: &Value, path: &str) -> String {
+    let mut node = Some(schema);
+    let mut out = String::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let (i, tail) = after.split_once(']').unwrap_or((after, ""));
+            out.push_str(&format!("[{i}]"));
+            node = node.and_then(|n| n.get("items"));
+            rest = tail.strip_prefix('.').unwrap_or(tail);
+            continue;
+        }
+        let additional = node.and_then(|n| n.get("additionalProperties")).filter(|a| a.is_object());
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let property = node.and_then(|n| n.get("properties")).and_then(|p| p.get(name));
+        match (property, additional) {
+            (None, Some(values)) => {
+                let scalar_values = values.get("properties").is_none() && values.get("items").is_none();
+                let key_end = if scalar_values { rest.len() } else { end };
+                out.push_str(&format!("[{}]", &rest[..key_end]));
+                node = Some(values);
+                rest = &rest[key_end..];
+            }
+            _ => {
+                out = fields::child(&out, name);
+                node = property;
+                rest = &rest[end..];
+            }
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    out
 }
 
 /// The value at a `kube-cel` error path such as `spec.items[0].name`.
@@ -213,7 +259,6 @@ pub fn root_context(group: &str, version: &str, kind: &str) -> RootContext {
 
 #[cfg(test)]
 mod tests {
-    use super::fields::ROOT_FIELD;
     use super::*;
 
     #[test]
@@ -249,6 +294,20 @@ mod tests {
     fn lower_first_handles_empty_and_unicode() {
         assert_eq!(lower_first(""), "");
         assert_eq!(lower_first("No such key: a"), "no such key: a");
+    }
+
+    #[test]
+    fn map_entries_are_spelled_as_keys() {
+        let schema = json!({"properties": {"spec": {"properties": {
+            "labels": {"additionalProperties": {"type": "string"}},
+            "groups": {"additionalProperties": {"properties": {"n": {"type": "integer"}}}},
+            "items": {"items": {"properties": {"a": {}}}}
+        }}}});
+        assert_eq!(server_path(&schema, "spec.labels.app.kubernetes.io/name"), "spec.labels[app.kubernetes.io/name]");
+        assert_eq!(server_path(&schema, "spec.groups.g1.n"), "spec.groups[g1].n");
+        assert_eq!(server_path(&schema, "spec.items[2].a"), "spec.items[2].a");
+        assert_eq!(server_path(&schema, "spec.unknown.x"), "spec.unknown.x");
+        assert_eq!(server_path(&schema, "spec"), "spec");
     }
 
     #[test]

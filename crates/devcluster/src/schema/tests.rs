@@ -248,6 +248,23 @@ fn rule_reason_and_field_path_shape_the_cause() {
 }
 
 #[test]
+fn rules_under_maps_report_keyed_paths() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "limits": {"type": "object", "additionalProperties": {"type": "integer",
+            "x-kubernetes-validations": [{"rule": "self >= 0", "message": "must not be negative"}]}}}}}});
+    let crd = CrdSchema::compile(&schema, SchemaContext::default()).unwrap_or_else(|c| panic!("{c:?}"));
+    let causes = crd.validate(&json!({"spec": {"limits": {"cpu": 1, "example.com/gpu": -1}}}), None);
+    assert_eq!(
+        causes,
+        vec![Cause::new(
+            "FieldValueInvalid",
+            "spec.limits[example.com/gpu]",
+            "Invalid value: \"integer\": must not be negative"
+        )]
+    );
+}
+
+#[test]
 fn evaluation_errors_name_the_rule() {
     let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
         "x-kubernetes-validations": [{"rule": "self.missing == 1", "message": "missing must be 1"}],
