@@ -82,8 +82,11 @@ impl CrdSchema {
         pruned
     }
 
-    /// Validates types, formats, enums, bounds, required fields and CEL rules (with `oldSelf` from `old`
-    /// on updates). Returns one cause per failing field or rule.
+    /// Validates types, formats, enums, bounds, required fields, list-type uniqueness and CEL rules
+    /// (with `oldSelf` from `old` on updates). Returns one cause per failing field or rule.
+    ///
+    /// On update, values unchanged from `old` are not held to the schema again (the server's validation
+    /// ratcheting); transition rules always run. Call it on the prepared (pruned, defaulted) object.
     pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
         let mut causes = Vec::new();
         structural::check(&self.schema, object, old, "", &self.patterns, &mut causes);
