@@ -5,6 +5,7 @@
 //! ([`CrdSchema::prepare`]); validation runs the OpenAPI checks and then, unless a type, required or
 //! enum error makes them meaningless, the CEL rules ([`CrdSchema::validate`]).
 
+pub mod embedded;
 pub mod fields;
 pub mod formats;
 pub mod invariants;
@@ -90,6 +91,7 @@ impl CrdSchema {
     pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
         let mut causes = Vec::new();
         structural::check(&self.schema, object, old, "", &self.patterns, &mut causes);
+        embedded::check(&self.schema, object, "", &mut causes);
         structural::check_list_types(&self.schema, object, "", &mut causes);
         if causes.iter().any(rules::is_blocking) {
             causes.push(rules::blocking_error());

@@ -197,7 +197,7 @@ fn check_string(
 fn check_number(node: &Map<String, Value>, n: f64, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if let Some(factor) = node.get("multipleOf").and_then(Value::as_f64)
         && factor > 0.0
-        && (n / factor).fract() != 0.0
+        && !is_integral(n / factor)
     {
         let detail = format!("{} in body should be a multiple of {}", name(path), go_number(factor));
         causes.push(fields::invalid(path, value, &detail));
@@ -218,6 +218,11 @@ fn check_number(node: &Map<String, Value>, n: f64, value: &Value, path: &str, ca
             causes.push(fields::invalid(path, value, &detail));
         }
     }
+}
+
+/// Whether a quotient is a whole number, allowing for floating-point error (`0.3 / 0.1`).
+fn is_integral(x: f64) -> bool {
+    (x - x.round()).abs() <= 1e-9 * x.abs().max(1.0)
 }
 
 fn check_enum(node: &Map<String, Value>, value: &Value, path: &str, causes: &mut Vec<Cause>) {
@@ -481,6 +486,9 @@ mod tests {
         assert_eq!(c.message, "Invalid value: 3: spec in body should be less than 3");
         let c = one(json!({"type": "integer", "multipleOf": 2}), json!(3));
         assert_eq!(c.message, "Invalid value: 3: spec in body should be a multiple of 2");
+        assert!(run(json!({"type": "number", "multipleOf": 0.1}), json!(0.3)).is_empty());
+        let c = one(json!({"type": "number", "multipleOf": 0.5}), json!(0.7));
+        assert_eq!(c.message, "Invalid value: 0.7: spec in body should be a multiple of 0.5");
     }
 
     #[test]
