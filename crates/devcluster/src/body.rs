@@ -29,9 +29,14 @@ fn is_yaml(content_type: &str) -> bool {
 pub fn decode_body(bytes: &[u8], content_type: &str) -> Result<DecodedBody, ApiError> {
     let mut duplicates = Vec::new();
     let value = if is_yaml(content_type) {
+        // Like `sigs.k8s.io/yaml`, only the first document counts; an empty body is null.
         let seed = TrackedValue { path: String::new(), duplicates: &mut duplicates };
-        seed.deserialize(serde_yaml::Deserializer::from_slice(bytes))
-            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {}", yaml_message(&e))))?
+        match serde_yaml::Deserializer::from_slice(bytes).next() {
+            Some(document) => seed
+                .deserialize(document)
+                .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {}", yaml_message(&e))))?,
+            None => Value::Null,
+        }
     } else {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let seed = TrackedValue { path: String::new(), duplicates: &mut duplicates };
@@ -334,6 +339,14 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"1": "one", "true": "yes"}})
         );
         assert_eq!(body.duplicate_fields, vec!["metadata.name"]);
+    }
+
+    #[test]
+    fn only_the_first_yaml_document_counts() {
+        let body = decode_body(b"a: 1\n---\nb: 2\n", "application/yaml").unwrap();
+        assert_eq!(body.value, json!({"a": 1}));
+        assert_eq!(decode_body(b"", "application/yaml").unwrap().value, Value::Null);
+        assert_eq!(decode_object(b"", "application/yaml").unwrap_err().message, "Object 'Kind' is missing in ''");
     }
 
     #[test]
