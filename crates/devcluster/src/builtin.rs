@@ -76,12 +76,13 @@ const PLACEHOLDERS: [fn() -> Value; 5] = [
 ];
 
 /// Upper bound on re-decoding attempts while filling in missing required fields.
-const MAX_ATTEMPTS: usize = 64;
+const MAX_ATTEMPTS: usize = 256;
 
 /// Deserializes `object` as `T`, collecting ignored (unknown) field paths and locating type errors.
 fn decode_as<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Result<Vec<String>, ApiError> {
     let mut object = object.clone();
     let mut filled: Vec<(String, usize)> = Vec::new();
+    let mut found = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
         let mut unknown = Vec::new();
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
@@ -94,14 +95,15 @@ fn decode_as<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Result
         let message = error.inner().to_string();
         let pointer = json_pointer(error.path());
         let missing = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`'));
+        let is_null = object.pointer(&pointer).is_some_and(Value::is_null);
         let retry = match missing {
-            Some(field) => fill(&mut object, &pointer, field, 0, &mut filled),
+            Some(field) => fill(&mut object, &format!("{pointer}/{}", escape(field)), 0, &mut filled),
+            None if is_null => fill(&mut object, &pointer, 0, &mut filled),
             None => match filled.iter().position(|(p, _)| *p == pointer) {
                 Some(i) => {
                     let next = filled[i].1 + 1;
                     filled.remove(i);
-                    let (parent, field) = pointer.rsplit_once('/').unwrap_or(("", ""));
-                    fill(&mut object, parent, &unescape(field), next, &mut filled)
+                    fill(&mut object, &pointer, next, &mut filled)
                 }
                 None => {
                     let segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
@@ -123,16 +125,23 @@ fn decode_as<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Result
         if !retry {
             return Ok(unknown);
         }
+        found = unknown;
     }
-    Ok(Vec::new())
+    Ok(found)
 }
 
-/// Puts placeholder number `choice` at `parent/field`; false when there is nothing left to try.
-fn fill(object: &mut Value, parent: &str, field: &str, choice: usize, filled: &mut Vec<(String, usize)>) -> bool {
+/// Puts placeholder number `choice` at `pointer` (replacing a value, or adding a missing object
+/// field); false when there is nothing left to try.
+fn fill(object: &mut Value, pointer: &str, choice: usize, filled: &mut Vec<(String, usize)>) -> bool {
     let Some(make) = PLACEHOLDERS.get(choice) else { return false };
-    let Some(Value::Object(map)) = object.pointer_mut(parent) else { return false };
-    map.insert(field.to_string(), make());
-    filled.push((format!("{parent}/{}", escape(field)), choice));
+    if let Some(slot) = object.pointer_mut(pointer) {
+        *slot = make();
+    } else {
+        let Some((parent, field)) = pointer.rsplit_once('/') else { return false };
+        let Some(Value::Object(map)) = object.pointer_mut(parent) else { return false };
+        map.insert(unescape(field), make());
+    }
+    filled.push((pointer.to_string(), choice));
     true
 }
 
@@ -396,12 +405,22 @@ mod tests {
     fn placeholders_run_out_gracefully() {
         let mut object = json!({"a": {}});
         let mut filled = Vec::new();
-        assert!(fill(&mut object, "/a", "b~c", 0, &mut filled));
+        assert!(fill(&mut object, "/a/b~0c", 0, &mut filled));
         assert_eq!(object, json!({"a": {"b~c": ""}}));
         assert_eq!(filled, vec![("/a/b~0c".to_string(), 0)]);
-        assert!(!fill(&mut object, "/a", "b", PLACEHOLDERS.len(), &mut filled));
-        assert!(!fill(&mut object, "/missing", "b", 0, &mut filled));
+        assert!(fill(&mut object, "/a/b~0c", 1, &mut filled));
+        assert_eq!(object, json!({"a": {"b~c": 0}}));
+        assert!(!fill(&mut object, "/a/b", PLACEHOLDERS.len(), &mut filled));
+        assert!(!fill(&mut object, "/missing/b", 0, &mut filled));
+        assert!(!fill(&mut object, "nothing", 0, &mut filled));
         assert_eq!(unescape("a~1b~0c"), "a/b~c");
+    }
+
+    #[test]
+    fn nulls_inside_lists_decode_as_zero_values() {
+        let role = json!({"rules": [{"verbs": ["get", null], "apiGroups": [""], "resources": ["pods"], "bogus": 1}]});
+        let unknown = check_builtin(&info("rbac.authorization.k8s.io", "Role"), &role).unwrap();
+        assert_eq!(unknown, vec!["rules[0].bogus"]);
     }
 
     #[test]
