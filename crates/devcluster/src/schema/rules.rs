@@ -1,0 +1,328 @@
+//! `x-kubernetes-validations` CEL rules: compiled and evaluated with `kube-cel`, with failures turned
+//! into causes worded like the apiextensions server's CEL validator.
+
+use super::fields::{self, ROOT_FIELD};
+use crate::error::Cause;
+use kube_cel::{CompiledSchema, ErrorKind, RootContext, ValidationError, Validator};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+thread_local! {
+    /// `Validator` holds a CEL context with every Kubernetes library registered: built once per thread.
+    static VALIDATOR: Validator = Validator::new();
+}
+
+/// What the error of a rule needs besides what `kube-cel` reports: the type of the schema node the
+/// rule is declared on (the "bad value" the real server prints) and its static message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInfo {
+    pub node_type: String,
+    pub message: Option<String>,
+    /// The rule's `fieldPath`, which `kube-cel` appends to the node's path.
+    pub field_path: Option<String>,
+    /// Whether the rule uses `oldSelf`; such rules are never ratcheted.
+    pub transition: bool,
+}
+
+/// Rules by their expression text.
+pub type RuleIndex = HashMap<String, RuleInfo>;
+
+/// Checks that every rule (and `messageExpression`) compiles, indexing them for error reporting.
+/// A failure is a cause whose field points at the rule inside `openAPIV3Schema`.
+pub fn index_rules(schema: &Value, pointer: &str, index: &mut RuleIndex, causes: &mut Vec<Cause>) {
+    let Some(node) = schema.as_object() else { return };
+    if let Some(rules) = node.get("x-kubernetes-validations").and_then(Value::as_array) {
+        let node_type = node.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+        for (i, rule) in rules.iter().enumerate() {
+            let rule_pointer = format!("{pointer}.x-kubernetes-validations[{i}]");
+            check_rule(rule, &rule_pointer, causes);
+            if let Some(text) = rule.get("rule").and_then(Value::as_str) {
+                let info = RuleInfo {
+                    node_type: node_type.clone(),
+                    message: rule.get("message").and_then(Value::as_str).map(str::to_string),
+                    field_path: rule.get("fieldPath").and_then(Value::as_str).map(str::to_string),
+                    transition: text.contains("oldSelf"),
+                };
+                index.entry(text.to_string()).or_insert(info);
+            }
+        }
+    }
+    for (key, sub) in node {
+        match (key.as_str(), sub) {
+            ("properties", Value::Object(props)) => {
+                for (name, s) in props {
+                    index_rules(s, &format!("{pointer}.properties[{name}]"), index, causes);
+                }
+            }
+            ("items" | "additionalProperties", s) => index_rules(s, &format!("{pointer}.{key}"), index, causes),
+            ("allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
+                for (i, s) in list.iter().enumerate() {
+                    index_rules(s, &format!("{pointer}.{key}[{i}]"), index, causes);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_rule(rule: &Value, pointer: &str, causes: &mut Vec<Cause>) {
+    let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+        causes.push(fields::required(&format!("{pointer}.rule"), ""));
+        return;
+    };
+    let compiled = kube_cel::compile_schema(&json!({ "x-kubernetes-validations": [rule] }));
+    for error in compiled.compilation_errors() {
+        let (field, bad) = match error {
+            kube_cel::CompilationError::MessageExpressionParse { message_expression, .. } => {
+                (format!("{pointer}.messageExpression"), message_expression.clone())
+            }
+            _ => (format!("{pointer}.rule"), text.to_string()),
+        };
+        let detail = format!("compilation failed: {}", compilation_detail(error));
+        causes.push(fields::invalid(&field, &Value::String(bad), &detail));
+    }
+}
+
+fn compilation_detail(error: &kube_cel::CompilationError) -> String {
+    match error {
+        kube_cel::CompilationError::Parse { source, .. }
+        | kube_cel::CompilationError::MessageExpressionParse { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Evaluates every rule of `compiled` against `object` (with `oldSelf` from `old` where it exists).
+/// `schema` is the source of `compiled`, used to spell map entries as the server does.
+pub fn evaluate(
+    schema: &Value,
+    compiled: &CompiledSchema,
+    index: &RuleIndex,
+    context: &RootContext,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<Cause> {
+    let result = VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, object, old, Some(context)));
+    match result {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .iter()
+            .filter(|e| !old.is_some_and(|old| is_ratcheted(e, index, object, old)))
+            .map(|e| {
+                let mut cause = to_cause(e, index);
+                if cause.field != ROOT_FIELD {
+                    cause.field = server_path(schema, &cause.field);
+                }
+                cause
+            })
+            .collect(),
+    }
+}
+
+/// Whether a failed rule is ignored on update because the value it is declared on did not change
+/// (validation ratcheting); transition rules are always enforced.
+fn is_ratcheted(error: &ValidationError, index: &RuleIndex, object: &Value, old: &Value) -> bool {
+    let Some(info) = index.get(&error.rule) else { return false };
+    if info.transition || error.kind != ErrorKind::ValidationFailure {
+        return false;
+    }
+    let node_path = match info.field_path.as_deref() {
+        Some(fp) => {
+            let suffix = if fp.starts_with('.') { fp.to_string() } else { format!(".{fp}") };
+            match error.field_path.strip_suffix(&suffix) {
+                Some(base) => base.to_string(),
+                None if error.field_path == fp => String::new(),
+                None => return false,
+            }
+        }
+        None => error.field_path.clone(),
+    };
+    match (lookup(object, &node_path), lookup(old, &node_path)) {
+        (Some(new), Some(old)) => new == old,
+        _ => false,
+    }
+}
+
+/// Rewrites a `kube-cel` path (`spec.labels.app`) in the server's `field.Path` spelling, where map
+/// entries are keys (`spec.labels[app]`). A key of a map of scalars takes the rest of the path, so
+/// keys containing dots survive.
+fn server_path(schema: &Value, path: &str) -> String {
+    let mut node = Some(schema);
+    let mut out = String::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let (i, tail) = after.split_once(']').unwrap_or((after, ""));
+            out.push_str(&format!("[{i}]"));
+            node = node.and_then(|n| n.get("items"));
+            rest = tail.strip_prefix('.').unwrap_or(tail);
+            continue;
+        }
+        let additional = node.and_then(|n| n.get("additionalProperties")).filter(|a| a.is_object());
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let property = node.and_then(|n| n.get("properties")).and_then(|p| p.get(name));
+        match (property, additional) {
+            (None, Some(values)) => {
+                let scalar_values = values.get("properties").is_none() && values.get("items").is_none();
+                let key_end = if scalar_values { rest.len() } else { end };
+                out.push_str(&format!("[{}]", &rest[..key_end]));
+                node = Some(values);
+                rest = &rest[key_end..];
+            }
+            _ => {
+                out = fields::child(&out, name);
+                node = property;
+                rest = &rest[end..];
+            }
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    out
+}
+
+/// The value at a `kube-cel` error path such as `spec.items[0].name`.
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        if !name.is_empty() {
+            current = current.get(name)?;
+        }
+        for i in indices.split('[').filter(|i| !i.is_empty()) {
+            current = current.get(i.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(current)
+}
+
+/// The real server's `ruleErrorString`: the rule's message if it has one, else the expression.
+fn rule_error_string(error: &ValidationError, info: Option<&RuleInfo>) -> String {
+    match info.and_then(|i| i.message.as_deref()).map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => error.rule.trim().to_string(),
+    }
+}
+
+fn to_cause(error: &ValidationError, index: &RuleIndex) -> Cause {
+    let info = index.get(&error.rule);
+    let path = error.field_path.trim_start_matches('.');
+    let node_type = Value::String(info.map(|i| i.node_type.clone()).unwrap_or_default());
+    match error.kind {
+        ErrorKind::ValidationFailure => {
+            let message = if error.message.trim().is_empty() {
+                format!("failed rule: {}", error.rule.trim())
+            } else {
+                error.message.clone()
+            };
+            match error.reason.as_deref() {
+                Some("FieldValueForbidden") => fields::forbidden(path, &message),
+                Some("FieldValueRequired") => fields::required(path, &message),
+                Some("FieldValueDuplicate") => fields::duplicate(path, &node_type),
+                _ => fields::invalid(path, &node_type, &message),
+            }
+        }
+        ErrorKind::EvaluationError => {
+            let cause = error.message.strip_prefix("rule evaluation error: ").unwrap_or(&error.message);
+            let detail = format!("{} evaluating rule: {}", lower_first(cause), rule_error_string(error, info));
+            fields::invalid(path, &node_type, &detail)
+        }
+        _ => fields::invalid(path, &node_type, &error.message),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The error the real server adds instead of running CEL rules on an object with blocking errors.
+pub fn blocking_error() -> Cause {
+    fields::invalid(
+        "",
+        &Value::Null,
+        "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+    )
+}
+
+/// Type, required and enum errors make CEL results meaningless, so the real server skips the rules.
+pub fn is_blocking(cause: &Cause) -> bool {
+    matches!(cause.reason.as_str(), "FieldValueNotSupported" | "FieldValueRequired" | "FieldValueTypeInvalid")
+}
+
+/// The root context for a CRD version: CEL's `apiVersion`, `apiGroup` and `kind` at the root.
+pub fn root_context(group: &str, version: &str, kind: &str) -> RootContext {
+    RootContext { api_version: format!("{group}/{version}"), api_group: group.to_string(), kind: kind.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_field_constant_matches_nil_path() {
+        assert_eq!(blocking_error().field, ROOT_FIELD);
+        assert_eq!(
+            blocking_error().message,
+            "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
+        );
+    }
+
+    #[test]
+    fn compile_errors_name_the_rule() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a <="}, {"rule": "true", "messageExpression": "'x' +"}, {"message": "no rule"}]}}});
+        let mut index = RuleIndex::new();
+        let mut causes = Vec::new();
+        index_rules(&schema, "openAPIV3Schema", &mut index, &mut causes);
+        assert_eq!(causes.len(), 3, "{causes:?}");
+        assert_eq!(causes[0].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule");
+        assert!(
+            causes[0].message.starts_with("Invalid value: \"self.a <=\": compilation failed: "),
+            "{}",
+            causes[0].message
+        );
+        assert_eq!(causes[1].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[1].messageExpression");
+        assert_eq!(causes[2].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[2].rule");
+        assert_eq!(causes[2].reason, "FieldValueRequired");
+        assert_eq!(index.get("true").map(|i| i.node_type.as_str()), Some("object"));
+    }
+
+    #[test]
+    fn lower_first_handles_empty_and_unicode() {
+        assert_eq!(lower_first(""), "");
+        assert_eq!(lower_first("No such key: a"), "no such key: a");
+    }
+
+    #[test]
+    fn map_entries_are_spelled_as_keys() {
+        let schema = json!({"properties": {"spec": {"properties": {
+            "labels": {"additionalProperties": {"type": "string"}},
+            "groups": {"additionalProperties": {"properties": {"n": {"type": "integer"}}}},
+            "items": {"items": {"properties": {"a": {}}}}
+        }}}});
+        assert_eq!(server_path(&schema, "spec.labels.app.kubernetes.io/name"), "spec.labels[app.kubernetes.io/name]");
+        assert_eq!(server_path(&schema, "spec.groups.g1.n"), "spec.groups[g1].n");
+        assert_eq!(server_path(&schema, "spec.items[2].a"), "spec.items[2].a");
+        assert_eq!(server_path(&schema, "spec.unknown.x"), "spec.unknown.x");
+        assert_eq!(server_path(&schema, "spec"), "spec");
+    }
+
+    #[test]
+    fn lookup_follows_fields_and_indices() {
+        let v = json!({"spec": {"items": [{"n": 1}, {"n": [7, 8]}]}});
+        assert_eq!(lookup(&v, ""), Some(&v));
+        assert_eq!(lookup(&v, "spec.items[0].n"), Some(&json!(1)));
+        assert_eq!(lookup(&v, "spec.items[1].n[1]"), Some(&json!(8)));
+        assert_eq!(lookup(&v, "spec.items[2]"), None);
+        assert_eq!(lookup(&v, "spec.items[x]"), None);
+    }
+
+    #[test]
+    fn blocking_reasons() {
+        assert!(is_blocking(&fields::required("a", "")));
+        assert!(!is_blocking(&fields::too_long("a", 1)));
+    }
+}
