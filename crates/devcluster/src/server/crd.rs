@@ -87,11 +87,7 @@ fn served_versions(crd: &Value) -> Result<Vec<(ResourceInfo, CrdSchema)>, Vec<Ca
             }
             Err(mut errs) => {
                 for cause in &mut errs {
-                    cause.field = format!(
-                        "spec.versions[{i}].schema.openAPIV3Schema{}{}",
-                        if cause.field.is_empty() { "" } else { "." },
-                        cause.field
-                    );
+                    cause.field = format!("spec.versions[{i}].schema.{}", cause.field);
                 }
                 causes.extend(errs);
             }

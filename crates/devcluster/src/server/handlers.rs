@@ -4,7 +4,7 @@ use super::objects::{DeleteOptions, FieldValidation, Written};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
 use crate::auth::UserInfo;
-use crate::body::decode_body;
+use crate::body::{decode_body, decode_object};
 use crate::error::ApiError;
 use crate::faults::FaultAction;
 use crate::patch::PatchType;
@@ -237,14 +237,14 @@ async fn resource_request(
         (Method::GET, None) => list(&server, &info, ns, &query, &headers),
         (Method::POST, None) => {
             let bytes = read_body(&server, body).await?;
-            let decoded = decode_body(&bytes, &content_type(&headers))?;
+            let decoded = decode_object(&bytes, &content_type(&headers))?;
             let mut ctx = write_context(user, &query, &headers, false)?;
             ctx.duplicate_fields = decoded.duplicate_fields;
             Ok(written(server.create_resolved(&info, ns, decoded.value, &ctx)?, StatusCode::CREATED))
         }
         (Method::PUT, Some(name)) => {
             let bytes = read_body(&server, body).await?;
-            let decoded = decode_body(&bytes, &content_type(&headers))?;
+            let decoded = decode_object(&bytes, &content_type(&headers))?;
             let mut ctx = write_context(user, &query, &headers, false)?;
             ctx.duplicate_fields = decoded.duplicate_fields;
             Ok(written(server.update_object(&info, ns, name, sub, decoded.value, &ctx)?, StatusCode::CREATED))
