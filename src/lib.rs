@@ -6,4 +6,5 @@
 
 pub mod api;
 pub mod controller;
+pub mod dev;
 pub mod metrics;

@@ -1,0 +1,12 @@
+# Builds the operator image: the controller, the in-pod supervisor it injects into reviewer pods,
+# and the kubectl plugin, on a distroless non-root base.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin review-operator --bin kubectl-review
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/review-operator /review-operator
+COPY --from=build /src/target/release/kubectl-review /kubectl-review
+USER nonroot:nonroot
+ENTRYPOINT ["/review-operator"]

@@ -1,0 +1,3 @@
+//! `review-operator dev`: the whole system on an embedded dev cluster.
+
+pub mod timeline;
