@@ -120,12 +120,26 @@ impl DevCluster {
 
     /// A `kube::Client` authenticated as the cluster admin, defaulting to namespace `default`.
     pub fn client(&self) -> Result<kube::Client, DevClusterError> {
+        self.client_for_token(&self.admin_token)
+    }
+
+    /// A `kube::Client` presenting `token` (registered with `server().auth`), defaulting to namespace
+    /// `default`: how tests act as identities other than the admin.
+    pub fn client_for_token(&self, token: &str) -> Result<kube::Client, DevClusterError> {
         let url = self.url().parse().map_err(|e| DevClusterError::Client(format!("{e}")))?;
         let mut config = kube::Config::new(url);
         config.default_namespace = "default".into();
-        config.auth_info.token = Some(self.admin_token.clone().into());
+        config.auth_info.token = Some(token.to_string().into());
         config.root_cert = Some(vec![self.ca_der.clone()]);
         kube::Client::try_from(config).map_err(|e| DevClusterError::Client(e.to_string()))
+    }
+
+    /// Writes a kubeconfig for this cluster that presents `token`, with `namespace` as its default
+    /// (for running kubectl as another identity).
+    pub fn kubeconfig_for_token(&self, token: &str, namespace: &str, path: &Path) -> Result<(), DevClusterError> {
+        let contents = kubeconfig::render(&self.url(), &self.ca_pem, token, namespace);
+        kubeconfig::write(path, &contents)
+            .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
     }
 
     /// Stops serving: ends open watches, stops the built-in controllers and waits for the server task.

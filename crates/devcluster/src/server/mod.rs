@@ -1,5 +1,7 @@
 //! The HTTP API server: routing, authentication, and the shared state every handler uses.
 
+mod access;
+mod admin;
 mod crd;
 mod gc;
 mod handlers;
