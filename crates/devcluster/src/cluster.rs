@@ -1,9 +1,11 @@
 //! Starting and stopping a dev cluster: the library API tests and `review-operator dev` use.
 
 use crate::auth::{UserInfo, generate_token};
+use crate::durable::RedbPersistence;
 use crate::error::DevClusterError;
 use crate::kubeconfig;
 use crate::server::{ApiServer, ServerSettings, router};
+use crate::store::Store;
 use crate::tls;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -21,6 +23,10 @@ pub struct Config {
     /// Where to write the kubeconfig; `None` writes it into a private temporary folder.
     pub kubeconfig_path: Option<PathBuf>,
     pub settings: ServerSettings,
+    /// Where to keep objects durably; `None` keeps them in memory only. With a directory, every write is
+    /// on disk before it is acknowledged, and a restart on the same directory serves the same objects
+    /// with the same resourceVersions.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -29,6 +35,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig_path: None,
             settings: ServerSettings::default(),
+            data_dir: None,
         }
     }
 }
@@ -55,7 +62,14 @@ impl DevCluster {
             .await
             .map_err(|source| DevClusterError::Bind { addr: config.listen.to_string(), source })?;
         let address = listener.local_addr().map_err(DevClusterError::Serve)?;
-        let server = ApiServer::new(config.settings);
+        let server = match &config.data_dir {
+            None => ApiServer::new(config.settings),
+            Some(dir) => {
+                let (persistence, contents) = RedbPersistence::open(dir)?;
+                let store = Store::restored(Arc::new(persistence), config.settings.history_limit, contents);
+                ApiServer::with_store(config.settings, store)
+            }
+        };
         server.set_server_address(&address.to_string());
         let admin_token = generate_token();
         server.auth.add(&admin_token, UserInfo::admin());
