@@ -1,9 +1,11 @@
 //! Starting and stopping a dev cluster: the library API tests and `review-operator dev` use.
 
 use crate::auth::{UserInfo, generate_token};
+use crate::durable::RedbPersistence;
 use crate::error::DevClusterError;
 use crate::kubeconfig;
 use crate::server::{ApiServer, ServerSettings, router};
+use crate::store::Store;
 use crate::tls;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -21,6 +23,10 @@ pub struct Config {
     /// Where to write the kubeconfig; `None` writes it into a private temporary folder.
     pub kubeconfig_path: Option<PathBuf>,
     pub settings: ServerSettings,
+    /// Where to keep objects durably; `None` keeps them in memory only. With a directory, every write is
+    /// on disk before it is acknowledged, and a restart on the same directory serves the same objects
+    /// with the same resourceVersions.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -29,6 +35,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig_path: None,
             settings: ServerSettings::default(),
+            data_dir: None,
         }
     }
 }
@@ -55,7 +62,14 @@ impl DevCluster {
             .await
             .map_err(|source| DevClusterError::Bind { addr: config.listen.to_string(), source })?;
         let address = listener.local_addr().map_err(DevClusterError::Serve)?;
-        let server = ApiServer::new(config.settings);
+        let server = match &config.data_dir {
+            None => ApiServer::new(config.settings),
+            Some(dir) => {
+                let (persistence, contents) = RedbPersistence::open(dir)?;
+                let store = Store::restored(Arc::new(persistence), config.settings.history_limit, contents);
+                ApiServer::with_store(config.settings, store)
+            }
+        };
         server.set_server_address(&address.to_string());
         let admin_token = generate_token();
         server.auth.add(&admin_token, UserInfo::admin());
@@ -120,12 +134,26 @@ impl DevCluster {
 
     /// A `kube::Client` authenticated as the cluster admin, defaulting to namespace `default`.
     pub fn client(&self) -> Result<kube::Client, DevClusterError> {
+        self.client_for_token(&self.admin_token)
+    }
+
+    /// A `kube::Client` presenting `token` (registered with `server().auth`), defaulting to namespace
+    /// `default`: how tests act as identities other than the admin.
+    pub fn client_for_token(&self, token: &str) -> Result<kube::Client, DevClusterError> {
         let url = self.url().parse().map_err(|e| DevClusterError::Client(format!("{e}")))?;
         let mut config = kube::Config::new(url);
         config.default_namespace = "default".into();
-        config.auth_info.token = Some(self.admin_token.clone().into());
+        config.auth_info.token = Some(token.to_string().into());
         config.root_cert = Some(vec![self.ca_der.clone()]);
         kube::Client::try_from(config).map_err(|e| DevClusterError::Client(e.to_string()))
+    }
+
+    /// Writes a kubeconfig for this cluster that presents `token`, with `namespace` as its default
+    /// (for running kubectl as another identity).
+    pub fn kubeconfig_for_token(&self, token: &str, namespace: &str, path: &Path) -> Result<(), DevClusterError> {
+        let contents = kubeconfig::render(&self.url(), &self.ca_pem, token, namespace);
+        kubeconfig::write(path, &contents)
+            .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
     }
 
     /// Stops serving: ends open watches, stops the built-in controllers and waits for the server task.

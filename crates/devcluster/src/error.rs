@@ -213,6 +213,8 @@ pub enum DevClusterError {
     Tls(String),
     #[error("cannot build a client for the dev cluster: {0}")]
     Client(String),
+    #[error(transparent)]
+    DataDir(#[from] crate::durable::DurableError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod builtin;
 mod cluster;
 pub mod discovery;
+pub mod durable;
 pub mod error;
 pub mod faults;
 pub mod kubeconfig;

@@ -156,6 +156,29 @@ impl Store {
         }
     }
 
+    /// A store holding what a durable backend loaded: `contents.objects` keep their resourceVersions, new
+    /// writes continue after `contents.revision`, and watch history starts empty (older resumes get 410).
+    pub fn restored(
+        persistence: Arc<dyn Persistence>,
+        history_limit: usize,
+        contents: crate::durable::Contents,
+    ) -> Self {
+        let store = Self::new(persistence, history_limit);
+        {
+            let mut inner = store.lock();
+            let highest = contents.objects.iter().map(|(_, o)| resource_version_of(o)).max().unwrap_or(0);
+            inner.revision = contents.revision.max(highest).max(1);
+            inner.history_floor = inner.revision;
+            for (key, object) in contents.objects {
+                for uid in owner_uids(&object) {
+                    inner.dependents.entry(uid).or_default().insert(key.clone());
+                }
+                inner.objects.insert(key, Arc::new(object));
+            }
+        }
+        store
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map half-written (each write is one insert),
         // so recovering the guard is safe.

@@ -45,6 +45,9 @@ fn ok(body: &Value) -> Response {
     json_response(StatusCode::OK, body, &HeaderMap::new())
 }
 
+/// Answers an access review body for the requesting user.
+type ReviewHandler = fn(&ApiServer, &UserInfo, &Value) -> Result<Response, ApiError>;
+
 async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
     let resources = server.registry.all();
@@ -61,6 +64,25 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
             _ => return Err(not_found()),
         };
         return openapi::v3_group_version(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
+    }
+    if path.starts_with(super::admin::PREFIX) {
+        let method = request.method().clone();
+        let bytes = read_body(&server, request.into_body()).await?;
+        return super::admin::handle(&server, &user, &method, &path, &bytes);
+    }
+    if let Some(review) = match path.trim_end_matches('/') {
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => Some(super::access::access_review as ReviewHandler),
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => Some(super::access::rules_review as ReviewHandler),
+        _ => None,
+    } {
+        if request.method() != Method::POST {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let content_type = content_type(request.headers());
+        let bytes = read_body(&server, request.into_body()).await?;
+        return review(&server, &user, &super::access::decode_review(&bytes, &content_type)?);
     }
     if path.trim_end_matches('/') == "/apis/authentication.k8s.io/v1/selfsubjectreviews" {
         if request.method() != Method::POST {

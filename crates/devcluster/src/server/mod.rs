@@ -1,5 +1,7 @@
 //! The HTTP API server: routing, authentication, and the shared state every handler uses.
 
+mod access;
+mod admin;
 mod crd;
 mod gc;
 mod handlers;
@@ -11,6 +13,7 @@ pub use objects::{DeleteOptions, Propagation, WriteContext};
 use crate::auth::{Authenticator, UserInfo};
 use crate::builtin::builtin_resources;
 use crate::error::ApiError;
+use crate::meta;
 use crate::registry::Registry;
 use crate::schema::CrdSchema;
 use crate::store::{NoPersistence, ObjectKey, Store};
@@ -72,11 +75,19 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
+    /// A server keeping its objects in memory only.
     pub fn new(settings: ServerSettings) -> Arc<Self> {
+        let store = Store::new(Arc::new(NoPersistence), settings.history_limit);
+        Self::with_store(settings, store)
+    }
+
+    /// A server on an existing store (e.g. one restored from a data directory): custom resources of stored
+    /// CRDs are served again, and built-in objects are created only when missing.
+    pub fn with_store(settings: ServerSettings, store: Store) -> Arc<Self> {
         let (watch_epoch, _) = signal::channel(0);
         let server = Arc::new(Self {
             registry: Registry::new(builtin_resources()),
-            store: Store::new(Arc::new(NoPersistence), settings.history_limit),
+            store,
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),
             settings,
@@ -84,13 +95,25 @@ impl ApiServer {
             watch_epoch,
             server_address: RwLock::new(String::new()),
         });
+        server.serve_stored_crds();
         server.bootstrap();
         server
+    }
+
+    fn serve_stored_crds(&self) {
+        for crd in self.store.list("apiextensions.k8s.io", "customresourcedefinitions", None).objects {
+            if let Err(e) = self.establish_crd(&crd) {
+                tracing::error!(crd = meta::str_at(&crd, "/metadata/name"), error = %e, "cannot serve a stored CRD");
+            }
+        }
     }
 
     fn bootstrap(&self) {
         let ctx = WriteContext::system("devcluster");
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if self.store.get(&ObjectKey::new("", "namespaces", "", ns)).is_some() {
+                continue;
+            }
             let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             if let Err(e) = self.create_object("", "v1", "namespaces", None, object, &ctx) {
                 tracing::error!(namespace = ns, error = %e, "cannot create a built-in namespace");

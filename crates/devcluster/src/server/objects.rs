@@ -323,10 +323,11 @@ impl ApiServer {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
         }
-        let warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
+        let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
         let namespace = meta::str_at(object, "/metadata/namespace");
-        admission::admit(
+        let policy_warnings = admission::admit(
             &self.store,
+            &self.registry,
             &AdmissionRequest {
                 operation: if old.is_some() { Operation::Update } else { Operation::Create },
                 user: &ctx.user,
@@ -342,6 +343,7 @@ impl ApiServer {
                 dry_run: ctx.dry_run,
             },
         )?;
+        warnings.extend(policy_warnings);
         Ok(warnings)
     }
 
@@ -867,6 +869,7 @@ impl ApiServer {
         let namespace_of = meta::str_at(&old, "/metadata/namespace");
         admission::admit(
             &self.store,
+            &self.registry,
             &AdmissionRequest {
                 operation: Operation::Delete,
                 user: &options.user,

@@ -100,3 +100,53 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Registers a bearer token for a service-account identity in `namespace`, as a pod-bound token
+/// authenticates (`system:serviceaccount:NS:SA`, its groups, and the pod extras when `pod` is given
+/// as `(name, uid)`). Returns the token.
+pub fn service_account_token(
+    cluster: &DevCluster,
+    namespace: &str,
+    account: &str,
+    pod: Option<(&str, &str)>,
+) -> String {
+    use devcluster::auth::{UserInfo, generate_token};
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some((name, uid)) = pod {
+        extra.insert("authentication.kubernetes.io/pod-name".to_string(), vec![name.to_string()]);
+        extra.insert("authentication.kubernetes.io/pod-uid".to_string(), vec![uid.to_string()]);
+    }
+    let token = generate_token();
+    cluster.server().auth.add(
+        &token,
+        UserInfo {
+            username: format!("system:serviceaccount:{namespace}:{account}"),
+            uid: uuid::Uuid::new_v4().to_string(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ],
+            extra,
+        },
+    );
+    token
+}
+
+/// Installs a CRD file from the repository root (e.g. `crds/reviewrun.yaml`) and waits until it is served.
+pub async fn install_crd(cluster: &DevCluster, relative_path: &str, plural_group: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative_path);
+    kubectl(cluster, &["apply", "-f", path.to_str().expect("utf-8 path")]).await.ok();
+    let (plural, group) = plural_group.split_once('.').expect("plural.group");
+    eventually("the CRD to be served", || async {
+        cluster.server().registry.all().iter().any(|r| r.resource == plural && r.group == group).then_some(())
+    })
+    .await;
+}
+
+/// Creates a namespace as the admin.
+pub async fn namespace(cluster: &DevCluster, name: &str) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(cluster.client().expect("client"));
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("namespace");
+    api.create(&kube::api::PostParams::default(), &ns).await.expect("namespace created");
+}

@@ -1,0 +1,190 @@
+//! RBAC through `kube::Client` and `kubectl auth can-i`: a service account that may only patch the
+//! status of ReviewRuns.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::json;
+
+const NS: &str = "reviews";
+
+fn review_runs(client: kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("review.ao.dev", "v1alpha1", "ReviewRun"),
+        "reviewruns",
+    );
+    Api::namespaced_with(client, NS, &resource)
+}
+
+fn review_run(name: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "review.ao.dev/v1alpha1",
+        "kind": "ReviewRun",
+        "metadata": {"name": name},
+        "spec": {"reviewer": "review-w1", "pullRequest": {"url": "https://example.com/pr/1", "headSha": "abcdef1"}},
+    }))
+    .unwrap()
+}
+
+/// A Role allowing only `patch` on `reviewruns/status`, bound to service account `submitter`.
+async fn status_only_service_account(cluster: &devcluster::DevCluster) -> String {
+    support::install_crd(cluster, "crds/reviewrun.yaml", "reviewruns.review.ao.dev").await;
+    support::namespace(cluster, NS).await;
+    let manifest = format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: status-submitter, namespace: {NS}}}
+rules:
+- apiGroups: [review.ao.dev]
+  resources: [reviewruns/status]
+  verbs: [patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: submitter, namespace: {NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: status-submitter}}
+subjects:
+- {{kind: ServiceAccount, name: submitter, namespace: {NS}}}
+"#
+    );
+    support::kubectl_with(cluster, &["apply", "-f", "-"], Some(&manifest), &[]).await.ok();
+    support::service_account_token(cluster, NS, "submitter", None)
+}
+
+fn api_error(err: kube::Error) -> kube::core::Status {
+    match err {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_patcher_may_patch_status_and_nothing_else() {
+    let cluster = support::cluster().await;
+    let token = status_only_service_account(&cluster).await;
+    review_runs(cluster.client().unwrap()).create(&PostParams::default(), &review_run("x")).await.unwrap();
+
+    let runs = review_runs(cluster.client_for_token(&token).unwrap());
+    let patched = runs
+        .patch_status("x", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"]["phase"], "Running");
+
+    let status = api_error(
+        runs.patch("x", &PatchParams::default(), &Patch::Merge(json!({"spec": {"cancelRequested": true}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "reviewruns.review.ao.dev \"x\" is forbidden: User \"system:serviceaccount:reviews:submitter\" cannot patch resource \"reviewruns\" in API group \"review.ao.dev\" in the namespace \"reviews\""
+    );
+    let details = status.details.unwrap();
+    assert_eq!(
+        (details.name.as_str(), details.group.as_str(), details.kind.as_str()),
+        ("x", "review.ao.dev", "reviewruns")
+    );
+
+    let status = api_error(runs.get("x").await.unwrap_err());
+    assert_eq!(status.code, 403);
+    let status = api_error(runs.replace_status("x", &PostParams::default(), &review_run("x")).await.unwrap_err());
+    assert!(status.message.contains("cannot update resource \"reviewruns/status\""), "{}", status.message);
+
+    let pods: Api<Pod> = Api::namespaced(cluster.client_for_token(&token).unwrap(), NS);
+    let status = api_error(pods.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        status.message,
+        "pods is forbidden: User \"system:serviceaccount:reviews:submitter\" cannot list resource \"pods\" in API group \"\" in the namespace \"reviews\""
+    );
+    let all_pods: Api<Pod> = Api::all(cluster.client_for_token(&token).unwrap());
+    let status = api_error(all_pods.list(&ListParams::default()).await.unwrap_err());
+    assert!(
+        status.message.ends_with("cannot list resource \"pods\" in API group \"\" at the cluster scope"),
+        "{}",
+        status.message
+    );
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_agrees() {
+    let cluster = support::cluster().await;
+    let token = status_only_service_account(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("submitter.kubeconfig");
+    cluster.kubeconfig_for_token(&token, NS, &kubeconfig).unwrap();
+    let as_submitter = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let cluster = &cluster;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::kubectl(cluster, &refs).await
+        }
+    };
+
+    let out = run(as_submitter(&["auth", "can-i", "patch", "reviewruns", "--subresource=status"])).await;
+    assert_eq!((out.code, out.stdout.trim()), (0, "yes"), "{out:?}");
+    let out =
+        run(as_submitter(&["auth", "can-i", "patch", "reviewruns.review.ao.dev/x", "--subresource=status"])).await;
+    assert_eq!((out.code, out.stdout.trim()), (0, "yes"), "{out:?}");
+    let out = run(as_submitter(&["auth", "can-i", "patch", "reviewruns"])).await;
+    assert_eq!((out.code, out.stdout.trim()), (1, "no"), "{out:?}");
+    let out = run(as_submitter(&["auth", "can-i", "get", "pods"])).await;
+    assert_eq!((out.code, out.stdout.trim()), (1, "no"), "{out:?}");
+    let out =
+        run(as_submitter(&["auth", "can-i", "patch", "reviewruns", "--subresource=status", "-n", "default"])).await;
+    assert_eq!((out.code, out.stdout.trim()), (1, "no"), "{out:?}");
+
+    let list = run(as_submitter(&["auth", "can-i", "--list"])).await.ok();
+    let line =
+        list.lines().find(|l| l.starts_with("reviewruns.review.ao.dev/status")).unwrap_or_else(|| panic!("{list}"));
+    assert!(line.contains("[patch]"), "{line}");
+    assert!(!list.lines().any(|l| l.starts_with("pods")), "{list}");
+
+    // The admin may do anything.
+    let out = support::kubectl(&cluster, &["auth", "can-i", "delete", "pods", "-n", NS]).await;
+    assert_eq!((out.code, out.stdout.trim()), (0, "yes"), "{out:?}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_reviews_need_exactly_one_kind_of_attributes() {
+    let cluster = support::cluster().await;
+    let token = support::service_account_token(&cluster, NS, "nobody", None);
+    let client = cluster.client_for_token(&token).unwrap();
+    let request = |body: serde_json::Value| {
+        axum::http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let review: serde_json::Value = client
+        .request(request(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"nonResourceAttributes": {"path": "/apis/apps/v1", "verb": "get"}}})))
+        .await
+        .unwrap();
+    assert_eq!(review["status"]["allowed"], true);
+    let err = client
+        .request::<serde_json::Value>(request(
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}}),
+        ))
+        .await
+        .unwrap_err();
+    let status = api_error(err);
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("exactly one of nonResourceAttributes or resourceAttributes"),
+        "{}",
+        status.message
+    );
+    cluster.shutdown().await.unwrap();
+}
