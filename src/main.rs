@@ -23,7 +23,7 @@ enum Command {
         dir: PathBuf,
     },
     /// Run the reconciler, with leader election, probes and metrics.
-    Controller(review_operator::cli::controller::ControllerArgs),
+    Controller(Box<review_operator::cli::controller::ControllerArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", yaml.join("---\n"));
             }
         }
-        Command::Controller(args) => review_operator::cli::controller::run(args)?,
+        Command::Controller(args) => review_operator::cli::controller::run(*args)?,
     }
     Ok(())
 }
