@@ -2,9 +2,12 @@
 //! feeds it the pull requests it must review.
 //!
 //! [`api`] holds the custom resources, [`controller`] the reconciler's pure
-//! planning logic.
+//! planning logic, [`operations`] what runs it as a service (leader election,
+//! probes, metrics, logging, shutdown) and [`cli`] the subcommands.
 
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod dev;
 pub mod metrics;
+pub mod operations;

@@ -22,6 +22,8 @@ enum Command {
         #[arg(long, default_value = "crds")]
         dir: PathBuf,
     },
+    /// Run the reconciler, with leader election, probes and metrics.
+    Controller(Box<review_operator::cli::controller::ControllerArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +41,7 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", yaml.join("---\n"));
             }
         }
+        Command::Controller(args) => review_operator::cli::controller::run(*args)?,
     }
     Ok(())
 }

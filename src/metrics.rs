@@ -40,6 +40,8 @@ pub struct Metrics {
     /// Seconds from a superseding run's creation to the fresh pod's creation.
     pub supersede_to_restart: Histogram,
     pub queue_depth: Family<ReviewerLabels, Gauge>,
+    /// 1 while this replica holds the leader Lease and runs the reconciler, else 0.
+    pub leader: Gauge,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -71,6 +73,12 @@ impl Default for Metrics {
         );
         let queue_depth = Family::<ReviewerLabels, Gauge>::default();
         registry.register("queue_depth", "Runs assigned to the live reviewer pod", queue_depth.clone());
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and runs the reconciler",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -82,6 +90,7 @@ impl Default for Metrics {
             late_runs,
             supersede_to_restart,
             queue_depth,
+            leader,
         }
     }
 }

@@ -1,0 +1,4 @@
+//! Subcommands of the `review-operator` binary that do more than print.
+//! `main.rs` only parses and dispatches.
+
+pub mod controller;
