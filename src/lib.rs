@@ -4,6 +4,8 @@
 //! [`api`] holds the custom resources, [`controller`] the reconciler's pure
 //! planning logic.
 
+pub mod agent;
 pub mod api;
 pub mod controller;
 pub mod metrics;
+pub mod plugin;
