@@ -205,7 +205,11 @@ async fn trigger(connection: &Connection, args: TriggerArgs) -> Result<(), Error
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = runs.get(&name).await?;
-            if existing.spec.pull_request != run.spec.pull_request || existing.spec.reviewer != run.spec.reviewer {
+            let existing_pr = &existing.spec.pull_request;
+            if existing_pr.url != request.url
+                || existing_pr.head_sha != request.head_sha
+                || existing.spec.reviewer != request.reviewer
+            {
                 return Err(Error::Rejected(format!(
                     "run {name} already exists for a different pull request or SHA ({} at {}); use --rerun",
                     existing.spec.pull_request.url, existing.spec.pull_request.head_sha
