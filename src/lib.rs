@@ -5,9 +5,11 @@
 //! planning logic, [`operations`] what runs it as a service (leader election,
 //! probes, metrics, logging, shutdown) and [`cli`] the subcommands.
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod dev;
 pub mod metrics;
 pub mod operations;
+pub mod plugin;

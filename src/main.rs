@@ -1,7 +1,9 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use review_operator::{agent, plugin};
 
 /// Kubernetes controller that runs AI code reviewers for pull requests.
 #[derive(Parser)]
@@ -24,9 +26,27 @@ enum Command {
     },
     /// Run the reconciler, with leader election, probes and metrics.
     Controller(Box<review_operator::cli::controller::ControllerArgs>),
+    /// Supervise an agent in a pseudo-terminal: the entrypoint of reviewer pods.
+    Agent {
+        /// The agent's command and arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Submit the verdict of a running review (the same as `kubectl review submit`).
+    Submit {
+        #[command(flatten)]
+        connection: plugin::Connection,
+        #[command(flatten)]
+        args: plugin::SubmitArgs,
+    },
+    /// A deterministic stand-in agent that reviews and submits its queue.
+    DemoAgent(agent::demo::DemoOptions),
+    /// Copy this binary to a path (the init container of injected reviewer pods).
+    #[command(hide = true)]
+    Install { destination: PathBuf },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Crds { write, dir } => {
             let documents = review_operator::api::crd::documents()?;
@@ -42,6 +62,27 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Controller(args) => review_operator::cli::controller::run(*args)?,
+        Command::Agent { command } => {
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(log_filter()).init();
+            let code = runtime()?.block_on(agent::run(command))?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        Command::Submit { connection, args } => {
+            if let Err(error) = runtime()?.block_on(plugin::submit(&connection, args)) {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::DemoAgent(options) => agent::demo::run(&options).context("demo agent")?,
+        Command::Install { destination } => agent::install(&destination)?,
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
 }

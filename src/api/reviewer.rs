@@ -82,6 +82,18 @@ pub struct AgentSpec {
     /// Name of the agent CLI (for example `claude-code`); informational.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness: Option<String>,
+    /// Template of the first prompt the reviewer pod writes into the agent's
+    /// terminal, replacing the built-in one. Placeholders, written
+    /// `{{name}}`: `{{reviewer}}` (Reviewer name), `{{worker}}` (spec.workerId),
+    /// `{{namespace}}`, `{{pod}}` (pod name), `{{incarnation}}`, `{{count}}`
+    /// (number of queued runs), `{{queue}}` (the numbered queue: per run its
+    /// name, pull request URL, head SHA and exact submit command) and
+    /// `{{submit_command}}` (the submit command with RUN in place of the
+    /// run's name). Unknown placeholders are left as written. Prompts for
+    /// runs assigned later list just the new runs and do not use the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub prompt: Option<String>,
 }
 
 /// Observed state of a Reviewer.

@@ -3,16 +3,28 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
+    PodSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
+use super::AgentLaunch;
 use super::plan::PodLaunch;
-use crate::api::{Reviewer, labels};
+use crate::api::{AgentSpec, Reviewer, labels};
 
 /// Name of the agent container.
 pub const CONTAINER: &str = "agent";
+/// Name of the init container that installs the supervisor ([`AgentLaunch::Inject`]).
+pub const INSTALL_CONTAINER: &str = "install-review-operator";
+/// Where the operator image holds its binary.
+pub const IMAGE_BINARY: &str = "/review-operator";
+/// Directory of the shared `emptyDir` the init container copies the binary into.
+pub const INJECTED_DIR: &str = "/opt/review-operator";
+/// The injected binary, as the agent container runs it.
+pub const INJECTED_BINARY: &str = "/opt/review-operator/review-operator";
+/// Name of the shared `emptyDir` volume.
+pub const BINARY_VOLUME: &str = "review-operator-bin";
 
 /// The pod for `launch`, owned by `reviewer` (controller reference, so that
 /// deleting the Reviewer also garbage-collects it).
@@ -23,9 +35,22 @@ pub const CONTAINER: &str = "agent";
 /// context is restricted: non-root, no privilege escalation, all
 /// capabilities dropped, RuntimeDefault seccomp.
 ///
+/// The agent container runs the in-pod supervisor (`review-operator agent --
+/// <spec.agent.command> <spec.agent.args>`), which holds the agent's
+/// terminal; see [`AgentLaunch`] for how the binary gets there. The agent
+/// must therefore be named in `spec.agent.command` (or `args`): the image's
+/// own entrypoint cannot be wrapped, as the controller never reads images.
+/// The container has neither `stdin` nor `tty`: the supervisor allocates the
+/// agent's pseudo-terminal itself and mirrors it to its stdout, so the
+/// container's log stays a plain transcript and nothing depends on
+/// `kubectl attach`.
+///
+/// Downward-API variables `POD_NAME`, `POD_UID` and `POD_NAMESPACE` tell the
+/// supervisor and `submit` which pod they run in.
+///
 /// `None` when the Reviewer lacks the name, namespace or UID an owner
 /// reference needs (it was not read from the API).
-pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch) -> Option<Pod> {
+pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &AgentLaunch) -> Option<Pod> {
     let owner = reviewer.controller_owner_ref(&())?;
     let name = reviewer.metadata.name.clone()?;
     let namespace = reviewer.metadata.namespace.clone()?;
@@ -37,28 +62,46 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch) -> Option<Pod> {
         ("app.kubernetes.io/managed-by".to_owned(), "review-operator".to_owned()),
     ]);
     let mut env = vec![
+        field_ref("POD_NAME", "metadata.name"),
+        field_ref("POD_UID", "metadata.uid"),
+        field_ref("POD_NAMESPACE", "metadata.namespace"),
         env_var("REVIEW_NAMESPACE", &namespace),
         env_var("REVIEW_REVIEWER", &name),
         env_var("REVIEW_INCARNATION", &launch.incarnation.to_string()),
         env_var("REVIEW_WORKER_ID", &reviewer.spec.worker_id),
     ];
     env.extend(agent.env.iter().cloned());
+    let supervisor = match agent_launch {
+        AgentLaunch::Inject { .. } => INJECTED_BINARY.to_owned(),
+        AgentLaunch::LocalBinary { path } => path.display().to_string(),
+    };
     let container = Container {
         name: CONTAINER.to_owned(),
         image: Some(agent.image.clone()),
-        command: (!agent.command.is_empty()).then(|| agent.command.clone()),
-        args: (!agent.args.is_empty()).then(|| agent.args.clone()),
+        command: Some(supervised_command(&supervisor, agent)),
         env: Some(env),
         resources: agent.resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
-            seccomp_profile: Some(runtime_default()),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted()),
+        volume_mounts: matches!(agent_launch, AgentLaunch::Inject { .. }).then(|| vec![binary_mount(true)]),
         ..Container::default()
+    };
+    let (init_containers, volumes) = match agent_launch {
+        AgentLaunch::Inject { operator_image } => (
+            Some(vec![Container {
+                name: INSTALL_CONTAINER.to_owned(),
+                image: Some(operator_image.clone()),
+                command: Some(vec![IMAGE_BINARY.to_owned(), "install".to_owned(), INJECTED_BINARY.to_owned()]),
+                security_context: Some(restricted()),
+                volume_mounts: Some(vec![binary_mount(false)]),
+                ..Container::default()
+            }]),
+            Some(vec![Volume {
+                name: BINARY_VOLUME.to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            }]),
+        ),
+        AgentLaunch::LocalBinary { .. } => (None, None),
     };
     Some(Pod {
         metadata: ObjectMeta {
@@ -69,7 +112,9 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch) -> Option<Pod> {
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
+            init_containers,
             containers: vec![container],
+            volumes,
             restart_policy: Some("Never".to_owned()),
             service_account_name: Some(reviewer.spec.service_account_name.clone()),
             security_context: Some(PodSecurityContext {
@@ -81,6 +126,45 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch) -> Option<Pod> {
         }),
         status: None,
     })
+}
+
+/// `<supervisor> agent -- <spec.agent.command> <spec.agent.args>`.
+fn supervised_command(supervisor: &str, agent: &AgentSpec) -> Vec<String> {
+    let mut command = vec![supervisor.to_owned(), "agent".to_owned(), "--".to_owned()];
+    command.extend(agent.command.iter().cloned());
+    command.extend(agent.args.iter().cloned());
+    command
+}
+
+fn binary_mount(read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: BINARY_VOLUME.to_owned(),
+        mount_path: INJECTED_DIR.to_owned(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+        seccomp_profile: Some(runtime_default()),
+        ..SecurityContext::default()
+    }
+}
+
+fn field_ref(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { api_version: None, field_path: field_path.to_owned() }),
+            ..EnvVarSource::default()
+        }),
+    }
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {
@@ -109,6 +193,7 @@ mod tests {
                     env: vec![env_var("MODEL", "large")],
                     resources: None,
                     harness: None,
+                    prompt: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
@@ -119,10 +204,83 @@ mod tests {
         reviewer
     }
 
+    fn local() -> AgentLaunch {
+        AgentLaunch::LocalBinary { path: "/usr/local/bin/review-operator".into() }
+    }
+
+    fn launch() -> PodLaunch {
+        PodLaunch { name: "review-w1-3".into(), incarnation: 3, queue: vec![] }
+    }
+
+    #[test]
+    fn local_binary_runs_the_supervisor_directly() {
+        let mut reviewer = reviewer();
+        reviewer.spec.agent.args = vec!["--model".into(), "large".into()];
+        let pod = reviewer_pod(&reviewer, &launch(), &local()).unwrap();
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.init_containers, None);
+        assert_eq!(spec.volumes, None);
+        let container = &spec.containers[0];
+        assert_eq!(
+            container.command.as_deref().unwrap(),
+            ["/usr/local/bin/review-operator", "agent", "--", "reviewer", "--model", "large"]
+        );
+        assert_eq!(container.args, None);
+        assert_eq!(container.volume_mounts, None);
+        assert_eq!((container.stdin, container.tty), (None, None));
+    }
+
+    #[test]
+    fn inject_copies_the_binary_into_a_shared_empty_dir() {
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let pod = reviewer_pod(&reviewer(), &launch(), &inject).unwrap();
+        let spec = pod.spec.unwrap();
+        let volumes = spec.volumes.unwrap();
+        assert_eq!(volumes.len(), 1);
+        assert_eq!(volumes[0].name, BINARY_VOLUME);
+        assert!(volumes[0].empty_dir.is_some());
+        let init = &spec.init_containers.unwrap()[0];
+        assert_eq!(init.image.as_deref(), Some("ghcr.io/acme/review-operator:0.1"));
+        assert_eq!(
+            init.command.as_deref().unwrap(),
+            ["/review-operator", "install", "/opt/review-operator/review-operator"]
+        );
+        let init_mount = &init.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!((init_mount.mount_path.as_str(), init_mount.read_only), ("/opt/review-operator", Some(false)));
+        assert_eq!(init.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+        let container = &spec.containers[0];
+        assert_eq!(container.image.as_deref(), Some("ghcr.io/acme/reviewer:1"));
+        assert_eq!(
+            container.command.as_deref().unwrap(),
+            ["/opt/review-operator/review-operator", "agent", "--", "reviewer"]
+        );
+        let mount = &container.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!((mount.name.as_str(), mount.read_only), (BINARY_VOLUME, Some(true)));
+    }
+
+    #[test]
+    fn reviewer_pod_tells_the_supervisor_who_it_is() {
+        let pod = reviewer_pod(&reviewer(), &launch(), &local()).unwrap();
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        let field = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value_from.as_ref()?.field_ref.as_ref())
+                .map(|f| f.field_path.clone())
+        };
+        assert_eq!(field("POD_NAME").as_deref(), Some("metadata.name"));
+        assert_eq!(field("POD_UID").as_deref(), Some("metadata.uid"));
+        assert_eq!(field("POD_NAMESPACE").as_deref(), Some("metadata.namespace"));
+        let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+        assert_eq!(value("REVIEW_REVIEWER").as_deref(), Some("review-w1"));
+        assert_eq!(value("REVIEW_INCARNATION").as_deref(), Some("3"));
+        assert_eq!(value("REVIEW_NAMESPACE").as_deref(), Some("team"));
+    }
+
     #[test]
     fn reviewer_pod_is_owned_labelled_and_restricted() {
         let launch = PodLaunch { name: "review-w1-3".into(), incarnation: 3, queue: vec![] };
-        let pod = reviewer_pod(&reviewer(), &launch).unwrap();
+        let pod = reviewer_pod(&reviewer(), &launch, &local()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("review-w1-3"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("team"));
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
@@ -151,6 +309,6 @@ mod tests {
         let mut reviewer = reviewer();
         reviewer.metadata.uid = None;
         let launch = PodLaunch { name: "review-w1-1".into(), incarnation: 1, queue: vec![] };
-        assert!(reviewer_pod(&reviewer, &launch).is_none());
+        assert!(reviewer_pod(&reviewer, &launch, &local()).is_none());
     }
 }

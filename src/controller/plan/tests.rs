@@ -39,6 +39,7 @@ fn reviewer() -> Reviewer {
                 env: vec![],
                 resources: None,
                 harness: Some("claude-code".into()),
+                prompt: None,
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
