@@ -103,7 +103,7 @@ async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, 
     let limit = server.settings.max_body_bytes;
     axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::too_large(format!("the request body is too large: the limit is {limit} bytes")))
+        .map_err(|_| ApiError::too_large(format!("Request entity too large: limit is {limit}")))
 }
 
 fn user_agent_manager(headers: &HeaderMap) -> String {
@@ -251,7 +251,8 @@ async fn resource_request(
         }
         (Method::PATCH, Some(name)) => {
             let ct = content_type(&headers);
-            let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let patch_type = PatchType::from_content_type(&ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(info.patch_types()))?;
             let bytes = read_body(&server, body).await?;
             let decoded = decode_body(&bytes, &ct)?;
             let mut ctx = write_context(user, &query, &headers, patch_type == PatchType::Apply)?;
