@@ -47,12 +47,13 @@ fn ok(body: &Value) -> Response {
 
 async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
-    let resources = server.registry.all();
+    // Discovery and OpenAPI documents need the whole registry; resource requests do not (a hot path).
+    let resources = || server.registry.all();
     if path == "/openapi/v2" {
-        return Ok(ok(&openapi::v2(&resources)));
+        return Ok(ok(&openapi::v2(&resources())));
     }
     if path == "/openapi/v3" || path == "/openapi/v3/" {
-        return Ok(ok(&openapi::v3_index(&resources)));
+        return Ok(ok(&openapi::v3_index(&resources())));
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
         let (group, version) = match rest.split('/').collect::<Vec<_>>().as_slice() {
@@ -60,7 +61,7 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
             ["apis", group, version] => (group.to_string(), version.to_string()),
             _ => return Err(not_found()),
         };
-        return openapi::v3_group_version(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
+        return openapi::v3_group_version(&resources(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
     }
     if path.trim_end_matches('/') == "/apis/authentication.k8s.io/v1/selfsubjectreviews" {
         if request.method() != Method::POST {
@@ -79,17 +80,17 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     match parse_path(&path).ok_or_else(not_found)? {
         ApiPath::Root { core } => {
             if discovery::wants_aggregated(&accept(request.headers())) {
-                let mut response = ok(&discovery::aggregated(&resources, core));
+                let mut response = ok(&discovery::aggregated(&resources(), core));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::aggregated_content_type()));
                 return Ok(response);
             }
             let address = server.server_address();
-            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources) }))
+            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources()) }))
         }
         ApiPath::GroupVersion { group, version } => {
-            discovery::resource_list(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
+            discovery::resource_list(&resources(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
         }
         ApiPath::Resource(target) => {
             let legacy_watch = is_legacy_watch(&path);
@@ -99,7 +100,7 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
 }
 
 /// Reads the body, refusing bodies over the server's limit with 413 as the real server does.
-async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let limit = server.settings.max_body_bytes;
     axum::body::to_bytes(body, limit)
         .await
