@@ -113,13 +113,22 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
-/// Equality that ignores `managedFields` and `resourceVersion`, to recognise no-op writes.
+/// Equality that ignores `resourceVersion` and managers' timestamps, to recognise no-op writes.
 pub fn same_content(old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
         if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
             meta.remove("resourceVersion");
+            // Ownership changes (a manager sharing a field by applying the same value) are changes;
+            // a manager's new timestamp alone is not.
+            if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
+                }
+            }
+            if meta.get("managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+                meta.remove("managedFields");
+            }
         }
         v
     };
@@ -172,6 +181,12 @@ mod tests {
         c["metadata"]["managedFields"] = json!([]);
         c["metadata"]["resourceVersion"] = json!("9");
         assert!(same_content(&a, &c));
+        c["metadata"]["managedFields"] = json!([{"manager": "m", "time": "2026-01-01T00:00:00Z"}]);
+        let mut d = c.clone();
+        d["metadata"]["managedFields"][0]["time"] = json!("2026-01-02T00:00:00Z");
+        assert!(same_content(&c, &d), "a new timestamp alone is no change");
+        d["metadata"]["managedFields"][0]["manager"] = json!("n");
+        assert!(!same_content(&c, &d), "new ownership is a change");
     }
 
     #[test]

@@ -64,6 +64,22 @@ impl ResourceInfo {
         self.subresources.iter().any(|s| s == "status")
     }
 
+    /// The patch content types the resource accepts, in the real server's order: custom resources
+    /// have no strategic merge patch.
+    pub fn patch_types(&self) -> &'static [&'static str] {
+        match self.origin {
+            Origin::Custom { .. } => {
+                &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+            }
+            _ => &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml",
+            ],
+        }
+    }
+
     /// The verbs discovery advertises.
     pub fn verbs(&self) -> Vec<&'static str> {
         vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]

@@ -50,12 +50,13 @@ type ReviewHandler = fn(&ApiServer, &UserInfo, &Value) -> Result<Response, ApiEr
 
 async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
-    let resources = server.registry.all();
+    // Discovery and OpenAPI documents need the whole registry; resource requests do not (a hot path).
+    let resources = || server.registry.all();
     if path == "/openapi/v2" {
-        return Ok(ok(&openapi::v2(&resources)));
+        return Ok(ok(&openapi::v2(&resources())));
     }
     if path == "/openapi/v3" || path == "/openapi/v3/" {
-        return Ok(ok(&openapi::v3_index(&resources)));
+        return Ok(ok(&openapi::v3_index(&resources())));
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
         let (group, version) = match rest.split('/').collect::<Vec<_>>().as_slice() {
@@ -63,7 +64,7 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
             ["apis", group, version] => (group.to_string(), version.to_string()),
             _ => return Err(not_found()),
         };
-        return openapi::v3_group_version(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
+        return openapi::v3_group_version(&resources(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found);
     }
     if path.starts_with(super::admin::PREFIX) {
         let method = request.method().clone();
@@ -101,17 +102,17 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     match parse_path(&path).ok_or_else(not_found)? {
         ApiPath::Root { core } => {
             if discovery::wants_aggregated(&accept(request.headers())) {
-                let mut response = ok(&discovery::aggregated(&resources, core));
+                let mut response = ok(&discovery::aggregated(&resources(), core));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::aggregated_content_type()));
                 return Ok(response);
             }
             let address = server.server_address();
-            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources) }))
+            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources()) }))
         }
         ApiPath::GroupVersion { group, version } => {
-            discovery::resource_list(&resources, &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
+            discovery::resource_list(&resources(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
         }
         ApiPath::Resource(target) => {
             let legacy_watch = is_legacy_watch(&path);
@@ -121,11 +122,11 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
 }
 
 /// Reads the body, refusing bodies over the server's limit with 413 as the real server does.
-async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(server: &ApiServer, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let limit = server.settings.max_body_bytes;
     axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::too_large(format!("the request body is too large: the limit is {limit} bytes")))
+        .map_err(|_| ApiError::too_large(format!("Request entity too large: limit is {limit}")))
 }
 
 fn user_agent_manager(headers: &HeaderMap) -> String {
@@ -273,7 +274,8 @@ async fn resource_request(
         }
         (Method::PATCH, Some(name)) => {
             let ct = content_type(&headers);
-            let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let patch_type = PatchType::from_content_type(&ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(info.patch_types()))?;
             let bytes = read_body(&server, body).await?;
             let decoded = decode_body(&bytes, &ct)?;
             let mut ctx = write_context(user, &query, &headers, patch_type == PatchType::Apply)?;

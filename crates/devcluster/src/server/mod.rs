@@ -161,6 +161,13 @@ pub fn router(server: Arc<ApiServer>) -> Router {
 }
 
 async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    // Read the whole body first, whatever the answer: a response sent while the client is still
+    // writing a large body would end the connection under it.
+    let (parts, body) = request.into_parts();
+    let request = match handlers::read_body(&server, body).await {
+        Ok(bytes) => Request::from_parts(parts, Body::from(bytes)),
+        Err(error) => return error.into_response(),
+    };
     let path = request.uri().path().to_string();
     if is_public(&path) {
         return public_endpoint(&path);

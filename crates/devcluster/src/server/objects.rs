@@ -627,7 +627,7 @@ impl ApiServer {
         ctx: &WriteContext,
     ) -> Result<Written, ApiError> {
         if patch_type == PatchType::Strategic && matches!(info.origin, Origin::Custom { .. }) {
-            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+            return Err(ApiError::unsupported_media_type(info.patch_types()));
         }
         if let Some(sub) = subresource.filter(|s| *s != "status" || !info.has_status()) {
             return Err(ApiError::not_found(&info.group, &format!("{}/{sub}", info.resource), name));

@@ -150,3 +150,64 @@ pub async fn namespace(cluster: &DevCluster, name: &str) {
     let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("namespace");
     api.create(&kube::api::PostParams::default(), &ns).await.expect("namespace created");
 }
+
+/// A raw HTTP answer: status, headers and body bytes.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Raw {
+    /// The body as JSON; panics with the body text when it is not JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts the answer is a failure `Status` with this code and reason; returns its message.
+    #[track_caller]
+    pub fn status(&self, code: u16, reason: &str) -> String {
+        let body = self.json();
+        assert_eq!(self.status, code, "{body}");
+        assert_eq!(body["kind"], "Status", "{body}");
+        assert_eq!(body["apiVersion"], "v1", "{body}");
+        assert_eq!(body["status"], "Failure", "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["reason"], reason, "{body}");
+        body["message"].as_str().expect("a message").to_string()
+    }
+}
+
+/// Sends one raw request through `client` (which adds its credentials, if any) and returns the
+/// answer; a transport error (e.g. a dropped connection) is returned as an error.
+pub async fn send_raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Raw, kube::Error> {
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(kube::client::Body::from(body)).expect("a well-formed request");
+    let response = client.send(request).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect_bytes().await?;
+    Ok(Raw { status: parts.status.as_u16(), headers: parts.headers, body: body.to_vec() })
+}
+
+/// A client for the cluster that sends `token` (or no credentials at all).
+pub fn client_with_token(cluster: &DevCluster, token: Option<&str>) -> kube::Client {
+    use base64::Engine;
+    let pem: String = cluster.ca_pem().lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(pem).expect("the CA is PEM");
+    let mut config = kube::Config::new(cluster.url().parse().expect("a URL"));
+    config.root_cert = Some(vec![der]);
+    config.auth_info.token = token.map(|t| t.to_string().into());
+    kube::Client::try_from(config).expect("a client")
+}

@@ -1,0 +1,551 @@
+//! The real kubectl 1.37.1 against fresh in-process dev clusters, asserting on what it prints.
+
+mod support;
+
+use devcluster::DevCluster;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::{Output, kubectl, kubectl_with};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const REVIEW_RUN_CRD: &str = "reviewruns.review.ao.dev";
+
+fn crd_path(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds").join(name).display().to_string()
+}
+
+/// A ReviewRun manifest; only labels and `cancelRequested` vary, the spec's mutable parts.
+fn review_run(name: &str, team: &str, cancel: bool, number: u32) -> String {
+    format!(
+        "apiVersion: review.ao.dev/v1alpha1
+kind: ReviewRun
+metadata:
+  name: {name}
+  labels:
+    team: {team}
+spec:
+  reviewer: review-alice
+  cancelRequested: {cancel}
+  pullRequest:
+    url: https://example.com/org/repo/pull/{number}
+    headSha: abcdef{number}234567
+    number: {number}
+"
+    )
+}
+
+async fn kubectl_stdin(cluster: &DevCluster, args: &[&str], stdin: &str) -> Output {
+    kubectl_with(cluster, args, Some(stdin), &[]).await
+}
+
+/// Applies the ReviewRun CRD and waits until kubectl sees it Established.
+async fn install_review_run_crd(cluster: &DevCluster) {
+    let out = kubectl(cluster, &["apply", "-f", &crd_path("reviewrun.yaml")]).await.ok();
+    assert_eq!(out.trim(), format!("customresourcedefinition.apiextensions.k8s.io/{REVIEW_RUN_CRD} created"));
+    let out = kubectl(cluster, &["wait", "--for=condition=Established", &format!("crd/{REVIEW_RUN_CRD}")]).await.ok();
+    assert_eq!(out.trim(), format!("customresourcedefinition.apiextensions.k8s.io/{REVIEW_RUN_CRD} condition met"));
+}
+
+async fn create_runs(cluster: &DevCluster, runs: &[(&str, &str)]) {
+    for (i, (name, team)) in runs.iter().enumerate() {
+        let out =
+            kubectl_stdin(cluster, &["apply", "-f", "-"], &review_run(name, team, false, i as u32 + 1)).await.ok();
+        assert_eq!(out.trim(), format!("reviewrun.review.ao.dev/{name} created"));
+    }
+}
+
+/// Splits a kubectl table into rows of whitespace-separated cells.
+fn table(text: &str) -> Vec<Vec<String>> {
+    text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_reports_client_and_server() {
+    let cluster = support::cluster().await;
+    let out = kubectl(&cluster, &["version", "-o", "json"]).await.ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["clientVersion"]["gitVersion"], "v1.37.1");
+    assert_eq!(v["serverVersion"]["major"], "1");
+    assert_eq!(v["serverVersion"]["minor"], "37");
+    let text = kubectl(&cluster, &["version"]).await.ok();
+    assert!(text.contains("Client Version: v1.37.1"), "{text}");
+    assert!(text.contains("Server Version: v1.37.1"), "{text}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_resources_include_custom_resources_once_their_crd_exists() {
+    let cluster = support::cluster().await;
+    let before = kubectl(&cluster, &["api-resources"]).await.ok();
+    let configmaps = table(&before).into_iter().find(|r| r.first().map(String::as_str) == Some("configmaps")).unwrap();
+    assert_eq!(configmaps, ["configmaps", "cm", "v1", "true", "ConfigMap"]);
+    assert!(before.contains("customresourcedefinitions"), "{before}");
+    assert!(!before.contains("reviewruns"), "{before}");
+
+    install_review_run_crd(&cluster).await;
+    let after = kubectl(&cluster, &["api-resources", "--api-group=review.ao.dev"]).await.ok();
+    let rows = table(&after);
+    assert_eq!(rows[0], ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]);
+    assert_eq!(rows[1], ["reviewruns", "rr", "review.ao.dev/v1alpha1", "true", "ReviewRun"]);
+    let wide = kubectl(&cluster, &["api-resources", "--api-group=review.ao.dev", "-o", "wide"]).await.ok();
+    let rows = table(&wide);
+    assert_eq!(rows[0][5..], ["VERBS", "CATEGORIES"]);
+    assert_eq!(rows[1][5..], ["create,delete,deletecollection,get,list,patch,update,watch", "review"]);
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_of_a_crd_and_its_objects() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    let again = kubectl(&cluster, &["apply", "-f", &crd_path("reviewrun.yaml")]).await.ok();
+    assert_eq!(again.trim(), format!("customresourcedefinition.apiextensions.k8s.io/{REVIEW_RUN_CRD} unchanged"));
+
+    let first = review_run("run-1", "a", false, 1);
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &first).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 created");
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &first).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 unchanged");
+    let edited = review_run("run-1", "b", true, 1);
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &edited).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 configured");
+
+    let got =
+        kubectl(&cluster, &["get", "rr", "run-1", "-o", "jsonpath={.metadata.labels.team} {.spec.cancelRequested}"])
+            .await
+            .ok();
+    assert_eq!(got, "b true");
+    let annotation = kubectl(
+        &cluster,
+        &[
+            "get",
+            "rr",
+            "run-1",
+            "-o",
+            "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
+        ],
+    )
+    .await
+    .ok();
+    let last: serde_json::Value = serde_json::from_str(&annotation).unwrap();
+    assert_eq!(last["metadata"]["labels"]["team"], "b");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_creates_and_updates() {
+    let cluster = support::cluster().await;
+    let out = kubectl(&cluster, &["apply", "--server-side", "-f", &crd_path("reviewrun.yaml")]).await.ok();
+    assert_eq!(
+        out.trim(),
+        format!("customresourcedefinition.apiextensions.k8s.io/{REVIEW_RUN_CRD} serverside-applied")
+    );
+    kubectl(&cluster, &["wait", "--for=condition=Established", &format!("crd/{REVIEW_RUN_CRD}")]).await.ok();
+
+    let out =
+        kubectl_stdin(&cluster, &["apply", "--server-side", "-f", "-"], &review_run("run-1", "a", false, 1)).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 serverside-applied");
+    let out =
+        kubectl_stdin(&cluster, &["apply", "--server-side", "-f", "-"], &review_run("run-1", "b", false, 1)).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 serverside-applied");
+    let got = kubectl(
+        &cluster,
+        &["get", "rr", "run-1", "-o", "jsonpath={.metadata.labels.team} {.metadata.managedFields[0].manager} {.metadata.managedFields[0].operation}"],
+    )
+    .await
+    .ok();
+    assert_eq!(got, "b kubectl Apply");
+
+    // Another manager owning the same field conflicts until it forces.
+    let conflict = kubectl_stdin(
+        &cluster,
+        &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+        &review_run("run-1", "c", false, 1),
+    )
+    .await
+    .failed();
+    assert!(conflict.contains("Apply failed with 1 conflict"), "{conflict}");
+    assert!(conflict.contains("conflict with \"kubectl\": .metadata.labels.team"), "{conflict}");
+    let out = kubectl_stdin(
+        &cluster,
+        &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+        &review_run("run-1", "c", false, 1),
+    )
+    .await
+    .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 serverside-applied");
+    let got = kubectl(&cluster, &["get", "rr", "run-1", "-o", "jsonpath={.metadata.labels.team}"]).await.ok();
+    assert_eq!(got, "c");
+    cluster.shutdown().await.unwrap();
+}
+
+const CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: fast
+  level: \"1\"
+";
+
+fn deployment(image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+        env:
+        - name: MODE
+          value: fast
+      - name: sidecar
+        image: busybox:1
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_of_built_in_objects_uses_strategic_merge() {
+    let cluster = support::cluster().await;
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], CONFIG_MAP).await.ok();
+    assert_eq!(out.trim(), "configmap/settings created");
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], CONFIG_MAP).await.ok();
+    assert_eq!(out.trim(), "configmap/settings unchanged");
+    let edited = CONFIG_MAP.replace("mode: fast", "mode: slow").replace("  level: \"1\"\n", "");
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &edited).await.ok();
+    assert_eq!(out.trim(), "configmap/settings configured");
+    let data = kubectl(&cluster, &["get", "configmap", "settings", "-o", "jsonpath={.data}"]).await.ok();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).unwrap(), serde_json::json!({"mode": "slow"}));
+
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &deployment("nginx:1.27", 1)).await.ok();
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &deployment("nginx:1.27", 1)).await.ok();
+    assert_eq!(out.trim(), "deployment.apps/web unchanged");
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], &deployment("nginx:1.28", 3)).await.ok();
+    assert_eq!(out.trim(), "deployment.apps/web configured");
+    let got = kubectl(
+        &cluster,
+        &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].name} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].value}"],
+    )
+    .await
+    .ok();
+    assert_eq!(got, "3 web sidecar nginx:1.28 fast");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_prints_tables_with_printer_columns_by_name_short_name_and_category() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a"), ("run-2", "b")]).await;
+
+    for target in ["reviewruns", "rr", "reviewrun.review.ao.dev", "review"] {
+        let rows = table(&kubectl(&cluster, &["get", target]).await.ok());
+        assert_eq!(
+            rows[0],
+            ["NAME", "REVIEWER", "PR", "SHA", "PHASE", "REASON", "VERDICT", "AGE"],
+            "kubectl get {target}"
+        );
+        let names: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(names, ["run-1", "run-2"], "{rows:?}");
+        assert_eq!(&rows[1][1..3], ["review-alice", "1"], "{rows:?}");
+        assert_eq!(rows[1].len(), 4, "unset status columns print as blanks: {rows:?}");
+    }
+    let wide = table(&kubectl(&cluster, &["get", "rr", "-o", "wide"]).await.ok());
+    assert_eq!(wide[0].last().map(String::as_str), Some("URL"));
+    assert_eq!(wide[2].last().map(String::as_str), Some("https://example.com/org/repo/pull/2"));
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_as_yaml_jsonpath_and_with_selectors() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a"), ("run-2", "b"), ("run-3", "a")]).await;
+
+    let yaml = kubectl(&cluster, &["get", "rr", "run-2", "-o", "yaml"]).await.ok();
+    let object: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(object["kind"], "ReviewRun");
+    assert_eq!(object["apiVersion"], "review.ao.dev/v1alpha1");
+    assert_eq!(object["metadata"]["namespace"], "default");
+    assert_eq!(object["metadata"]["generation"], 1);
+    assert_eq!(object["spec"]["pullRequest"]["number"], 2);
+
+    let names = kubectl(&cluster, &["get", "rr", "-o", "jsonpath={.items[*].metadata.name}"]).await.ok();
+    assert_eq!(names, "run-1 run-2 run-3");
+    let names = kubectl(&cluster, &["get", "rr", "-l", "team=a", "-o", "name"]).await.ok();
+    assert_eq!(names, "reviewrun.review.ao.dev/run-1\nreviewrun.review.ao.dev/run-3\n");
+    let names = kubectl(&cluster, &["get", "rr", "-l", "team in (b),team!=a", "-o", "name"]).await.ok();
+    assert_eq!(names, "reviewrun.review.ao.dev/run-2\n");
+    let names = kubectl(&cluster, &["get", "rr", "--field-selector", "metadata.name!=run-1", "-o", "name"]).await.ok();
+    assert_eq!(names, "reviewrun.review.ao.dev/run-2\nreviewrun.review.ao.dev/run-3\n");
+    let none =
+        kubectl(&cluster, &["get", "configmaps", "-A", "--field-selector", "metadata.namespace=kube-system"]).await;
+    assert_eq!((none.code, none.stdout.as_str(), none.stderr.trim()), (0, "", "No resources found"));
+    let rejected = kubectl(&cluster, &["get", "rr", "--field-selector", "spec.reviewer=x"]).await.failed();
+    assert!(rejected.contains("field label not supported: spec.reviewer"), "{rejected}");
+    let missing = kubectl(&cluster, &["get", "rr", "nope"]).await.failed();
+    assert!(missing.contains("reviewruns.review.ao.dev \"nope\" not found"), "{missing}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_later_changes() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a")]).await;
+
+    let mut cmd = tokio::process::Command::new(support::kubectl_path());
+    cmd.arg("--kubeconfig").arg(cluster.kubeconfig_path()).args(["get", "rr", "-w", "-o", "name"]);
+    cmd.env("HOME", std::env::temp_dir()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("kubectl starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(first.as_deref(), Some("reviewrun.review.ao.dev/run-1"));
+
+    create_runs(&cluster, &[("run-2", "b")]).await;
+    let out = kubectl(&cluster, &["label", "rr", "run-1", "team=z", "--overwrite"]).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 labeled");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap();
+        seen.push(line.expect("kubectl keeps watching"));
+    }
+    assert_eq!(seen, ["reviewrun.review.ao.dev/run-2", "reviewrun.review.ao.dev/run-1"]);
+    child.kill().await.unwrap();
+
+    // The table form streams rows with the printer columns.
+    let mut cmd = tokio::process::Command::new(support::kubectl_path());
+    cmd.arg("--kubeconfig").arg(cluster.kubeconfig_path()).args(["get", "rr", "run-2", "-w"]);
+    cmd.env("HOME", std::env::temp_dir()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("kubectl starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let header = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(header.starts_with("NAME"), "{header}");
+    let row = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(row.starts_with("run-2"), "{row}");
+    kubectl(
+        &cluster,
+        &["patch", "rr", "run-2", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Pending"}}"#],
+    )
+    .await
+    .ok();
+    let changed = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let cells: Vec<&str> = changed.split_whitespace().collect();
+    assert_eq!(cells[0], "run-2");
+    assert!(cells.contains(&"Pending"), "{changed}");
+    child.kill().await.unwrap();
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_merge_json_and_status() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a")]).await;
+
+    let out =
+        kubectl(&cluster, &["patch", "rr", "run-1", "--type", "merge", "-p", r#"{"spec":{"cancelRequested":true}}"#])
+            .await
+            .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 patched");
+    let out =
+        kubectl(&cluster, &["patch", "rr", "run-1", "--type", "merge", "-p", r#"{"spec":{"cancelRequested":true}}"#])
+            .await
+            .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 patched (no change)");
+    let out = kubectl(
+        &cluster,
+        &["patch", "rr", "run-1", "--type", "json", "-p", r#"[{"op":"test","path":"/metadata/labels/team","value":"a"},{"op":"replace","path":"/metadata/labels/team","value":"j"}]"#],
+    )
+    .await
+    .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 patched");
+    let failed = kubectl(
+        &cluster,
+        &["patch", "rr", "run-1", "--type", "json", "-p", r#"[{"op":"replace","path":"/metadata/labels/team","value":"k"},{"op":"test","path":"/spec/reviewer","value":"bob"}]"#],
+    )
+    .await
+    .failed();
+    assert!(failed.contains("test"), "{failed}");
+
+    // Status goes through the subresource only; the main endpoint ignores it.
+    let out = kubectl(
+        &cluster,
+        &[
+            "patch",
+            "rr",
+            "run-1",
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"Pending","shortSha":"abcdef1"},"metadata":{"labels":{"team":"ignored"}}}"#,
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 patched");
+    kubectl(&cluster, &["patch", "rr", "run-1", "--type", "merge", "-p", r#"{"status":{"phase":"Running"}}"#])
+        .await
+        .ok();
+    let got = kubectl(
+        &cluster,
+        &["get", "rr", "run-1", "-o", "jsonpath={.spec.cancelRequested} {.metadata.labels.team} {.status.phase} {.status.shortSha} {.metadata.generation}"],
+    )
+    .await
+    .ok();
+    assert_eq!(got, "true j Pending abcdef1 2");
+    let unsupported =
+        kubectl(&cluster, &["patch", "rr", "run-1", "-p", r#"{"spec":{"cancelRequested":false}}"#]).await.failed();
+    assert!(
+        unsupported.contains(
+            "application/strategic-merge-patch+json is not supported by review.ao.dev/v1alpha1, Kind=ReviewRun: \
+             the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        ),
+        "{unsupported}"
+    );
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_with_a_non_interactive_editor() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "before")]).await;
+    let out =
+        kubectl_with(&cluster, &["edit", "rr", "run-1"], None, &[("EDITOR", "sed -i s/team:\\ before/team:\\ after/")])
+            .await
+            .ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 edited");
+    let got = kubectl(&cluster, &["get", "rr", "run-1", "-o", "jsonpath={.metadata.labels.team}"]).await.ok();
+    assert_eq!(got, "after");
+    let out = kubectl_with(&cluster, &["edit", "rr", "run-1"], None, &[("EDITOR", "true")]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Edit cancelled, no changes made."), "{out:?}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_waits_and_cascades_in_the_foreground() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a")]).await;
+    let out = kubectl(&cluster, &["delete", "rr", "run-1", "--wait"]).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev \"run-1\" deleted from default namespace");
+    let missing = kubectl(&cluster, &["get", "rr", "run-1"]).await.failed();
+    assert!(missing.contains("not found"), "{missing}");
+
+    // A dependent with blockOwnerDeletion holds its owner until it is gone.
+    let owner = kubectl_stdin(&cluster, &["apply", "-f", "-"], CONFIG_MAP).await.ok();
+    assert_eq!(owner.trim(), "configmap/settings created");
+    let uid = kubectl(&cluster, &["get", "cm", "settings", "-o", "jsonpath={.metadata.uid}"]).await.ok();
+    let dependent = format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dependent
+  ownerReferences:
+  - apiVersion: v1
+    kind: ConfigMap
+    name: settings
+    uid: {uid}
+    blockOwnerDeletion: true
+"
+    );
+    kubectl_stdin(&cluster, &["apply", "-f", "-"], &dependent).await.ok();
+    let out = kubectl(&cluster, &["delete", "cm", "settings", "--cascade=foreground", "--wait"]).await.ok();
+    assert_eq!(out.trim(), "configmap \"settings\" deleted from default namespace");
+    let left = kubectl(&cluster, &["get", "cm", "-o", "name"]).await.ok();
+    assert!(!left.contains("settings") && !left.contains("dependent"), "{left}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_condition_and_jsonpath() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    create_runs(&cluster, &[("run-1", "a")]).await;
+
+    let waiter = {
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+        tokio::spawn(async move {
+            tokio::process::Command::new(support::kubectl_path())
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .env("HOME", std::env::temp_dir())
+                .args(["wait", "rr/run-1", "--for=condition=Current", "--timeout=60s"])
+                .kill_on_drop(true)
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    let status = r#"{"status":{"conditions":[{"type":"Current","status":"True","reason":"Latest","message":"head SHA is current","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+    kubectl(&cluster, &["patch", "rr", "run-1", "--subresource=status", "--type=merge", "-p", status]).await.ok();
+    let out = waiter.await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reviewrun.review.ao.dev/run-1 condition met");
+
+    kubectl(
+        &cluster,
+        &["patch", "rr", "run-1", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Pending"}}"#],
+    )
+    .await
+    .ok();
+    let out =
+        kubectl(&cluster, &["wait", "rr/run-1", "--for=jsonpath={.status.phase}=Pending", "--timeout=30s"]).await.ok();
+    assert_eq!(out.trim(), "reviewrun.review.ao.dev/run-1 condition met");
+    let timed_out =
+        kubectl(&cluster, &["wait", "rr/run-1", "--for=condition=Succeeded", "--timeout=1s"]).await.failed();
+    assert!(timed_out.contains("timed out waiting for the condition on reviewruns/run-1"), "{timed_out}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_describes_custom_resource_fields() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    let out = kubectl(&cluster, &["explain", "reviewruns.spec.pullRequest.headSha"]).await.ok();
+    assert!(out.contains("GROUP:      review.ao.dev"), "{out}");
+    assert!(out.contains("KIND:       ReviewRun"), "{out}");
+    assert!(out.contains("VERSION:    v1alpha1"), "{out}");
+    assert!(out.contains("FIELD: headSha <string>"), "{out}");
+    assert!(out.contains("The commit to review: 7 to 64 lowercase hexadecimal characters."), "{out}");
+    let out = kubectl(&cluster, &["explain", "rr.spec"]).await.ok();
+    assert!(out.contains("pullRequest\t<Object> -required-"), "{out}");
+    assert!(out.contains("reviewer\t<string> -required-"), "{out}");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_whoami_names_the_admin() {
+    let cluster = support::cluster().await;
+    let out = kubectl(&cluster, &["auth", "whoami", "-o", "json"]).await.ok();
+    let review: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(review["kind"], "SelfSubjectReview");
+    let user = &review["status"]["userInfo"];
+    assert!(user["groups"].as_array().unwrap().iter().any(|g| g == "system:masters"), "{user}");
+    let rows = table(&kubectl(&cluster, &["auth", "whoami"]).await.ok());
+    assert_eq!(rows[0], ["ATTRIBUTE", "VALUE"]);
+    assert_eq!(rows[1][0], "Username");
+    assert_eq!(rows[1][1], user["username"].as_str().unwrap());
+    cluster.shutdown().await.unwrap();
+}

@@ -1,0 +1,134 @@
+//! Schema checks: CRD structural validation, defaulting, pruning and CEL rules, and the strict
+//! decoding of built-in objects (unknown and duplicate fields).
+
+mod support;
+
+use devcluster::DevCluster;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use serde_json::{Value, json};
+use support::send_raw;
+
+const RUNS: &str = "/apis/review.ao.dev/v1alpha1/namespaces/default/reviewruns";
+const CONFIG_MAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+async fn install_review_run_crd(cluster: &DevCluster) {
+    let crd =
+        std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/reviewrun.yaml")).unwrap();
+    let client = cluster.client().unwrap();
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let answer = send_raw(&client, "POST", path, &[("content-type", "application/yaml")], crd).await.unwrap();
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    support::eventually("reviewruns are served", || {
+        let client = client.clone();
+        async move { (send_raw(&client, "GET", RUNS, &[], vec![]).await.ok()?.status == 200).then_some(()) }
+    })
+    .await;
+}
+
+fn runs(cluster: &DevCluster) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("review.ao.dev", "v1alpha1", "ReviewRun");
+    Api::default_namespaced_with(cluster.client().unwrap(), &ApiResource::from_gvk(&gvk))
+}
+
+fn run(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "review.ao.dev/v1alpha1",
+        "kind": "ReviewRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn valid_spec() -> Value {
+    json!({"reviewer": "review-alice", "pullRequest": {"url": "https://example.com/p/1", "headSha": "abcdef1"}})
+}
+
+#[track_caller]
+fn api_error(result: Result<DynamicObject, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_failing_their_schema_are_invalid_with_a_cause_per_field() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    let bad = run("bad", json!({"pullRequest": {"url": "https://example.com/p/1", "headSha": "NOT-HEX"}}));
+    let status = api_error(runs(&cluster).create(&PostParams::default(), &bad).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(status.message.starts_with("ReviewRun.review.ao.dev \"bad\" is invalid: "), "{}", status.message);
+    let causes = status.details.expect("details").causes;
+    let fields: Vec<(&str, &str)> = causes.iter().map(|c| (c.field.as_str(), c.reason.as_str())).collect();
+    assert!(fields.contains(&("spec.pullRequest.headSha", "FieldValueInvalid")), "{causes:?}");
+    assert!(fields.contains(&("spec.reviewer", "FieldValueRequired")), "{causes:?}");
+    let sha = causes.iter().find(|c| c.field == "spec.pullRequest.headSha").unwrap();
+    assert!(sha.message.contains("should match '^[0-9a-f]{7,64}$'"), "{}", sha.message);
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cel_transition_rule_rejects_an_update_naming_the_rule() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    let api = runs(&cluster);
+    let mut created = api.create(&PostParams::default(), &run("run-1", valid_spec())).await.unwrap();
+    created.data["spec"]["reviewer"] = json!("review-bob");
+    let status = api_error(api.replace("run-1", &PostParams::default(), &created).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(status.message.contains("spec is immutable except spec.cancelRequested"), "{}", status.message);
+    let causes = status.details.expect("details").causes;
+    assert_eq!(causes[0].field, "spec");
+
+    // The rule's one mutable field still changes.
+    let mut current = api.get("run-1").await.unwrap();
+    current.data["spec"]["cancelRequested"] = json!(true);
+    api.replace("run-1", &PostParams::default(), &current).await.unwrap();
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_are_defaulted_and_pruned() {
+    let cluster = support::cluster().await;
+    install_review_run_crd(&cluster).await;
+    let mut spec = valid_spec();
+    spec["bogus"] = json!(1);
+    let created = runs(&cluster).create(&PostParams::default(), &run("run-1", spec.clone())).await.unwrap();
+    assert_eq!(created.data["spec"]["timeout"], "1h");
+    assert_eq!(created.data["spec"]["cancelRequested"], false);
+    assert_eq!(created.data["spec"].get("bogus"), None);
+
+    let body = serde_json::to_vec(&run("run-2", spec)).unwrap();
+    let client = cluster.client().unwrap();
+    let strict = send_raw(&client, "POST", &format!("{RUNS}?fieldValidation=Strict"), &[], body).await.unwrap();
+    assert_eq!(strict.status(400, "BadRequest"), "strict decoding error: unknown field \"spec.bogus\"");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_objects_with_unknown_fields_are_warned_about_or_rejected_under_strict() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"bogus":1}"#.to_vec();
+    let strict =
+        send_raw(&client, "POST", &format!("{CONFIG_MAPS}?fieldValidation=Strict"), &[], body.clone()).await.unwrap();
+    assert_eq!(strict.status(400, "BadRequest"), "strict decoding error: unknown field \"bogus\"");
+
+    let warned = send_raw(&client, "POST", CONFIG_MAPS, &[], body).await.unwrap();
+    assert_eq!(warned.status, 201);
+    assert_eq!(warned.headers.get("warning").unwrap(), "299 - \"unknown field \\\"bogus\\\"\"");
+    assert_eq!(warned.json().get("bogus"), None);
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_fields_are_rejected_under_strict() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"a":"1","a":"2"}}"#.to_vec();
+    let strict = send_raw(&client, "POST", &format!("{CONFIG_MAPS}?fieldValidation=Strict"), &[], body).await.unwrap();
+    assert_eq!(strict.status(400, "BadRequest"), "strict decoding error: duplicate field \"data.a\"");
+    cluster.shutdown().await.unwrap();
+}
