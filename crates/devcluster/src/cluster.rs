@@ -3,6 +3,7 @@
 use crate::auth::{UserInfo, generate_token};
 use crate::error::DevClusterError;
 use crate::kubeconfig;
+use crate::runner::{PodRunner, RunnerSettings};
 use crate::server::{ApiServer, ServerSettings, router};
 use crate::tls;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -21,6 +22,8 @@ pub struct Config {
     /// Where to write the kubeconfig; `None` writes it into a private temporary folder.
     pub kubeconfig_path: Option<PathBuf>,
     pub settings: ServerSettings,
+    /// The local pod runner (on by default).
+    pub runner: RunnerSettings,
 }
 
 impl Default for Config {
@@ -29,6 +32,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig_path: None,
             settings: ServerSettings::default(),
+            runner: RunnerSettings::default(),
         }
     }
 }
@@ -45,6 +49,7 @@ pub struct DevCluster {
     shutdown: signal::Sender<bool>,
     serve: Option<JoinHandle<std::io::Result<()>>>,
     controllers: Option<JoinHandle<()>>,
+    runner: Option<PodRunner>,
     temp_dir: Option<PathBuf>,
 }
 
@@ -76,6 +81,15 @@ impl DevCluster {
         let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config.clone());
         let serve = tokio::spawn(serve_tls(listener, acceptor, router(server.clone()), stop));
         let controllers = tokio::spawn(server.clone().run_controllers(shutdown.subscribe()));
+        let runner = if config.runner.enabled {
+            let url = format!("https://{address}");
+            Some(
+                PodRunner::start(server.clone(), config.runner, url, certificates.ca_pem.clone(), shutdown.subscribe())
+                    .map_err(DevClusterError::Serve)?,
+            )
+        } else {
+            None
+        };
         tracing::info!(%address, kubeconfig = %kubeconfig_path.display(), "dev cluster serving");
         Ok(Self {
             server,
@@ -87,6 +101,7 @@ impl DevCluster {
             shutdown,
             serve: Some(serve),
             controllers: Some(controllers),
+            runner,
             temp_dir,
         })
     }
@@ -128,9 +143,13 @@ impl DevCluster {
         kube::Client::try_from(config).map_err(|e| DevClusterError::Client(e.to_string()))
     }
 
-    /// Stops serving: ends open watches, stops the built-in controllers and waits for the server task.
+    /// Stops serving: kills every pod process, ends open watches, stops the built-in controllers and
+    /// waits for the server task.
     pub async fn shutdown(mut self) -> Result<(), DevClusterError> {
         self.stop_tasks();
+        if let Some(runner) = self.runner.as_mut() {
+            runner.stopped().await;
+        }
         if let Some(serve) = self.serve.take() {
             match serve.await {
                 Ok(result) => result.map_err(DevClusterError::Serve)?,
@@ -144,6 +163,9 @@ impl DevCluster {
     }
 
     fn stop_tasks(&self) {
+        if let Some(runner) = &self.runner {
+            runner.kill_all();
+        }
         self.server.drop_watches();
         let _ = self.shutdown.send(true);
     }

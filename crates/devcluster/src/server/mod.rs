@@ -63,6 +63,8 @@ pub struct ApiServer {
     pub store: Store,
     pub auth: Authenticator,
     pub faults: crate::faults::Faults,
+    /// Output of pod containers, kept by the pod runner and served at `pods/NAME/log`.
+    pub pod_logs: crate::runner::logs::LogBook,
     pub settings: ServerSettings,
     /// Compiled schemas of served custom resources, by (group, version, resource).
     schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
@@ -79,6 +81,7 @@ impl ApiServer {
             store: Store::new(Arc::new(NoPersistence), settings.history_limit),
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),
+            pod_logs: crate::runner::logs::LogBook::default(),
             settings,
             schemas: RwLock::new(HashMap::new()),
             watch_epoch,
