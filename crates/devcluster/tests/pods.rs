@@ -220,7 +220,7 @@ async fn environment_init_containers_and_missing_commands() {
     let secret =
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"}, "data": {"api": "czNjcjN0"}});
     support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(&secret.to_string()), &[]).await.ok();
-    let mut env_pod = shell_pod("env", "echo \"$NAME/$NS/$SA/$APP/$IP/$KEY/$LIT\"; cat marker; pwd");
+    let mut env_pod = shell_pod("env", "echo \"$NAME/$NS/$SA/$APP/$IP/$KEY/$LIT\"; pwd");
     env_pod["metadata"]["labels"] = json!({"app": "web"});
     env_pod["spec"]["containers"][0]["env"] = json!([
         {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -244,7 +244,7 @@ async fn environment_init_containers_and_missing_commands() {
     let out = logs(&cluster, &["env"]).await;
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("env/default/default/web/127.0.0.1/s3cr3t/x-env"));
-    // workingDir is honoured (so the init containers' file in the pod folder is not found there).
+    // workingDir is honoured.
     assert_eq!(out.lines().last(), Some(std::env::temp_dir().to_str().unwrap().trim_end_matches('/')));
 
     let shared = shell_pod("shared", "cat marker");
@@ -366,5 +366,93 @@ async fn terminal_containers_get_a_pseudo_terminal() {
     create(&cluster, pod).await;
     pod_when(&cluster, "tty", "Succeeded", |p| phase(p) == "Succeeded").await;
     assert_eq!(logs(&cluster, &["tty"]).await.trim_end(), "on-a-tty");
+    cluster.shutdown().await.unwrap();
+}
+
+/// Set in the environment of the copy of this test binary that plays the host process.
+const HOST_ROLE: &str = "DEVCLUSTER_TEST_HOST_ROLE";
+
+/// As the host: runs a cluster with a piped and a terminal pod, prints their process groups and
+/// waits to be killed.
+async fn act_as_host() {
+    let cluster = fast_cluster().await;
+    for (name, tty) in [("piped", false), ("terminal", true)] {
+        let mut pod = shell_pod(name, "echo pid $$$$; exec sleep 600");
+        pod["spec"]["containers"][0]["stdin"] = json!(tty);
+        pod["spec"]["containers"][0]["tty"] = json!(tty);
+        create(&cluster, pod).await;
+        pod_when(&cluster, name, "Running", |p| phase(p) == "Running").await;
+        println!("PGID={}", reported_pgid(&cluster, name).await);
+    }
+    println!("READY");
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_process_ends_its_pods() {
+    if std::env::var_os(HOST_ROLE).is_some() {
+        return act_as_host().await;
+    }
+    for signal in [libc::SIGKILL, libc::SIGTERM, libc::SIGINT] {
+        let mut host = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["killing_the_host_process_ends_its_pods", "--exact", "--nocapture"])
+            .env(HOST_ROLE, "1")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+        let groups = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut groups = Vec::new();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(pgid) = line.strip_prefix("PGID=") {
+                    groups.push(pgid.parse::<i32>().unwrap());
+                }
+                if line == "READY" {
+                    break;
+                }
+            }
+            groups
+        })
+        .await
+        .expect("the host process starts its pods");
+        assert_eq!(groups.len(), 2);
+        assert!(groups.iter().all(|g| !group_members(*g).is_empty()));
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(host.id().unwrap() as i32, signal) };
+        let status = host.wait().await.unwrap();
+        assert!(!status.success());
+        for pgid in groups {
+            support::eventually("the pod's process group ends with its host", || async {
+                group_members(pgid).is_empty().then_some(())
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_is_ready_and_a_disabled_runner_leaves_pods_pending() {
+    let cluster = fast_cluster().await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client().unwrap());
+    let node = nodes.get("devcluster").await.unwrap();
+    let status = node.status.unwrap();
+    let ready = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("True", Some("KubeletReady")));
+    assert_eq!(status.addresses.unwrap()[0].address, "127.0.0.1");
+    cluster.shutdown().await.unwrap();
+
+    let off = RunnerSettings { enabled: false, ..RunnerSettings::default() };
+    let cluster = DevCluster::start(Config { runner: off, ..Config::default() }).await.unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client().unwrap());
+    assert!(nodes.get_opt("devcluster").await.unwrap().is_none());
+    create(&cluster, shell_pod("idle", "true")).await;
+    let pod = serde_json::to_value(pods(&cluster).get("idle").await.unwrap()).unwrap();
+    assert_eq!(phase(&pod), "Pending");
+    assert!(pod["spec"]["nodeName"].is_null());
+    // An unbound pod is deleted at once, as on a real cluster.
+    let out = support::kubectl(&cluster, &["delete", "pod", "idle", "--wait=false"]).await.ok();
+    assert_eq!(out.trim(), "pod \"idle\" deleted from default namespace");
+    assert!(pods(&cluster).get_opt("idle").await.unwrap().is_none());
     cluster.shutdown().await.unwrap();
 }

@@ -20,11 +20,35 @@ pub struct LogOptions {
     pub timestamps: bool,
     pub tail_lines: Option<u64>,
     pub limit_bytes: Option<u64>,
+    /// Only lines read at or after this time (`sinceSeconds` / `sinceTime`), as an RFC 3339 timestamp
+    /// with nanoseconds in UTC, the form log lines are stamped with.
+    pub since: Option<String>,
 }
 
 impl LogOptions {
     pub fn parse(query: &Query) -> Result<Self, ApiError> {
+        let since_seconds = query.number("sinceSeconds")?;
+        let since_time = match query.get("sinceTime") {
+            None => None,
+            Some(t) => Some(chrono::DateTime::parse_from_rfc3339(t).map_err(|_| {
+                ApiError::bad_request(format!("sinceTime: Invalid value: {t:?}: must be an RFC 3339 timestamp"))
+            })?),
+        };
+        let since = match (since_seconds, since_time) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request("at most one of sinceTime or sinceSeconds may be specified"));
+            }
+            (Some(0), None) => {
+                return Err(ApiError::bad_request("sinceSeconds: Invalid value: 0: must be greater than 0"));
+            }
+            (Some(s), None) => {
+                Some(chrono::Utc::now() - chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000)))
+            }
+            (None, Some(t)) => Some(t.with_timezone(&chrono::Utc)),
+            (None, None) => None,
+        };
         Ok(Self {
+            since: since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
             container: query.get("container").map(str::to_string),
             follow: query.flag("follow"),
             previous: query.flag("previous"),
@@ -111,6 +135,7 @@ struct Follow {
     follow: bool,
     timestamps: bool,
     remaining: Option<u64>,
+    since: Option<String>,
     done: bool,
 }
 
@@ -125,12 +150,18 @@ impl Follow {
             if !lines.is_empty() {
                 let mut out = Vec::new();
                 for line in &lines {
+                    self.cursor = line.seq + 1;
+                    if self.since.as_deref().is_some_and(|since| line.timestamp.as_str() < since) {
+                        continue;
+                    }
                     if self.timestamps {
                         out.extend_from_slice(line.timestamp.as_bytes());
                         out.push(b' ');
                     }
                     out.extend_from_slice(&line.data);
-                    self.cursor = line.seq + 1;
+                }
+                if out.is_empty() {
+                    continue;
                 }
                 if let Some(left) = self.remaining.as_mut() {
                     let keep = (*left).min(out.len() as u64);
@@ -169,6 +200,7 @@ pub fn log_response(book: &LogBook, pod: &Value, options: &LogOptions) -> Result
         follow: options.follow,
         timestamps: options.timestamps,
         remaining: options.limit_bytes,
+        since: options.since.clone(),
         done: false,
     };
     let stream = futures::stream::unfold(follow, |mut f| async move {
@@ -233,10 +265,30 @@ mod tests {
         assert_eq!(container_id(&unbound, "a", false).unwrap_err().message, "pod p does not have a host assigned");
     }
 
+    #[test]
+    fn options_parse_and_reject_bad_values() {
+        let o = LogOptions::parse(&Query::parse(Some(
+            "container=a&follow=true&previous=true&timestamps=true&tailLines=3&limitBytes=9",
+        )))
+        .unwrap();
+        assert_eq!(o.container.as_deref(), Some("a"));
+        assert!(o.follow && o.previous && o.timestamps);
+        assert_eq!((o.tail_lines, o.limit_bytes), (Some(3), Some(9)));
+        let since = LogOptions::parse(&Query::parse(Some("sinceTime=2026-01-02T03:04:05Z"))).unwrap().since;
+        assert_eq!(since.as_deref(), Some("2026-01-02T03:04:05.000000000Z"));
+        assert!(LogOptions::parse(&Query::parse(Some("sinceSeconds=5"))).unwrap().since.is_some());
+        for bad in
+            ["tailLines=-1", "sinceTime=yesterday", "sinceSeconds=0", "sinceSeconds=1&sinceTime=2026-01-02T03:04:05Z"]
+        {
+            assert_eq!(LogOptions::parse(&Query::parse(Some(bad))).unwrap_err().code, 400, "{bad}");
+        }
+    }
+
     #[tokio::test]
     async fn streams_tail_and_timestamps_then_follows_until_the_end() {
         let buffer = Arc::new(LogBuffer::new(1024));
-        buffer.append("T1", b"one\ntwo\n");
+        buffer.append("T1", b"zero\n");
+        buffer.append("T3", b"one\ntwo\n");
         let mut f = Follow {
             changes: buffer.subscribe(),
             buffer: buffer.clone(),
@@ -244,15 +296,17 @@ mod tests {
             follow: true,
             timestamps: true,
             remaining: None,
+            since: Some("T2".into()),
             done: false,
         };
-        assert_eq!(f.next().await.unwrap(), Bytes::from_static(b"T1 two\n"));
+        assert_eq!(f.next().await.unwrap(), Bytes::from_static(b"T3 two\n"));
         let writer = buffer.clone();
         tokio::spawn(async move {
-            writer.append("T2", b"three\n");
+            writer.append("T1", b"too old\n");
+            writer.append("T4", b"three\n");
             writer.finish();
         });
-        assert_eq!(f.next().await.unwrap(), Bytes::from_static(b"T2 three\n"));
+        assert_eq!(f.next().await.unwrap(), Bytes::from_static(b"T4 three\n"));
         assert_eq!(f.next().await, None);
     }
 }

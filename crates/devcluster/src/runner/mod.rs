@@ -266,7 +266,17 @@ impl Runner {
         }
         let node = meta::str_at(pod, "/spec/nodeName");
         let phase = meta::str_at(pod, "/status/phase");
-        if (!node.is_empty() && node != NODE_NAME) || matches!(phase, "Succeeded" | "Failed") || grace.is_some() {
+        if !node.is_empty() && node != NODE_NAME {
+            return;
+        }
+        if grace.is_some() {
+            // Bound here but not running (a pod from before a restart): nothing to stop, remove it.
+            if node == NODE_NAME {
+                self.remove_stale(pod);
+            }
+            return;
+        }
+        if matches!(phase, "Succeeded" | "Failed") {
             return;
         }
         match self.start_pod(pod) {
@@ -312,6 +322,23 @@ impl Runner {
         let task = tokio::spawn(pod::run_pod(shared.clone(), pod.clone(), environment, watching));
         tracing::info!(%namespace, %name, "pod accepted");
         Ok(PodEntry { namespace, name, deleting, token, dir, task })
+    }
+
+    fn remove_stale(&self, pod: &Value) {
+        let server = &self.shared.server;
+        let Ok(info) = server.resolve("", "v1", "pods") else { return };
+        let options = crate::server::DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(meta::str_at(pod, "/metadata/uid").to_string()),
+            user: node_user(),
+            ..Default::default()
+        };
+        let ns = meta::str_at(pod, "/metadata/namespace");
+        if let Err(e) = server.delete_object(&info, Some(ns), meta::str_at(pod, "/metadata/name"), &options)
+            && e.code != 404
+        {
+            tracing::debug!(error = %e, "cannot remove a stale pod");
+        }
     }
 
     /// The pod object is gone: its token stops working, its processes die, its output and folder go.
