@@ -194,6 +194,32 @@ async fn exit_codes_fail_the_pod_and_on_failure_restarts_with_previous_logs() {
     assert!(err.contains("previous terminated container \"main\" in pod \"three\" not found"), "{err}");
     let err = support::kubectl(&cluster, &["logs", "three", "-c", "nope"]).await.failed();
     assert!(err.contains("container nope is not valid for pod three"), "{err}");
+    let err = support::kubectl(&cluster, &["get", "--raw", "/api/v1/namespaces/default/pods/ghost/log"]).await.failed();
+    assert!(err.contains("pods \"ghost\" not found"), "{err}");
+    let err = support::kubectl_with(
+        &cluster,
+        &["create", "--raw", "/api/v1/namespaces/default/pods/three/log", "-f", "-"],
+        Some("{}"),
+        &[],
+    )
+    .await
+    .failed();
+    assert!(err.contains("the server does not allow this method on the requested resource"), "{err}");
+    let err = support::kubectl(&cluster, &["get", "--raw", "/api/v1/namespaces/default/pods/three/log?tailLines=x"])
+        .await
+        .failed();
+    assert!(err.contains("invalid value for tailLines: \"x\" is not a non-negative integer"), "{err}");
+
+    let missing_binary = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nobinary"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x", "command": ["/nonexistent/tool"]}]}
+    });
+    create(&cluster, missing_binary).await;
+    let failed = pod_when(&cluster, "nobinary", "Failed", |p| phase(p) == "Failed").await;
+    let terminated = &failed["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!((terminated["exitCode"].as_i64(), terminated["reason"].as_str()), (Some(128), Some("StartError")));
+    let message = terminated["message"].as_str().unwrap();
+    assert!(message.starts_with("failed to start container \"main\": "), "{message}");
 
     create(&cluster, shell_pod("zero", "exit 0")).await;
     let done = pod_when(&cluster, "zero", "Succeeded", |p| phase(p) == "Succeeded").await;
@@ -211,6 +237,13 @@ async fn exit_codes_fail_the_pod_and_on_failure_restarts_with_previous_logs() {
     assert_eq!(phase(&restarted), "Running");
     let previous = logs(&cluster, &["flaky", "--previous"]).await;
     assert!(previous.starts_with("run at "), "{previous}");
+    let backing_off = pod_when(&cluster, "flaky", "CrashLoopBackOff", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })
+    .await;
+    let message = backing_off["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(message.starts_with("back-off "), "{message}");
+    assert!(message.contains("restarting failed container=main pod=flaky_default("), "{message}");
     cluster.shutdown().await.unwrap();
 }
 

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 /// What a pod's containers are given besides their own spec.
 #[derive(Debug, Clone)]
@@ -61,14 +62,12 @@ pub(super) async fn run_pod(shared: Arc<RunnerShared>, pod: Value, environment: 
     let name = meta::str_at(&pod, "/metadata/name").to_string();
     let uid = meta::str_at(&pod, "/metadata/uid").to_string();
     let span = tracing::info_span!("pod", %namespace, %name);
-    let _ = tracing::Instrument::instrument(
-        async {
-            let mut life = PodLife::new(shared, pod, environment, deleting);
-            life.run().await;
-            life.remove_object(&uid).await;
-        },
-        span,
-    )
+    async {
+        let mut life = PodLife::new(shared, pod, environment, deleting);
+        life.run().await;
+        life.remove_object(&uid).await;
+    }
+    .instrument(span)
     .await;
 }
 
@@ -354,6 +353,9 @@ impl ContainerKeeper {
 
     async fn run(mut self) {
         let backoff = self.shared.settings.backoff;
+        // Back-off steps taken (reset after a long run); restartCount itself only grows.
+        let mut crashes = 0u32;
+        let mut restart_pending = false;
         loop {
             if self.deleting() {
                 return;
@@ -377,6 +379,9 @@ impl ContainerKeeper {
                 &container_id,
                 self.shared.settings.log_limit,
             );
+            if std::mem::take(&mut restart_pending) {
+                self.record.restart_count += 1;
+            }
             let started_at = now();
             let started = Instant::now();
             let exit = match self.shared.spawner.spawn(launch, buffer.clone()).await {
@@ -418,11 +423,12 @@ impl ContainerKeeper {
                 return;
             }
             if backoff.resets_after(started.elapsed()) {
-                self.record.restart_count = 0;
+                crashes = 0;
             }
-            let delay = backoff.delay(self.record.restart_count);
+            let delay = backoff.delay(crashes);
+            crashes += 1;
+            restart_pending = true;
             self.record.last_terminated = Some(terminated);
-            self.record.restart_count += 1;
             if delay.is_zero() {
                 self.record.state = ContainerState::waiting("ContainerCreating", None);
             } else {
@@ -438,8 +444,7 @@ impl ContainerKeeper {
                 self.publish();
             }
             if let Woke::Deleting = self.sleep_unless_deleted(delay).await {
-                if let Some(last) = self.record.last_terminated.take() {
-                    self.record.restart_count -= 1;
+                if let Some(last) = self.record.last_terminated.clone() {
                     self.record.state = ContainerState::Terminated(last);
                     self.publish();
                 }
