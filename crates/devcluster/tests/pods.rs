@@ -388,6 +388,16 @@ async fn shutting_down_kills_every_pod_process() {
         support::eventually("the pod's process group ends", || async { group_members(pgid).is_empty().then_some(()) })
             .await;
     }
+
+    // Dropping the cluster without shutdown kills its pods as well.
+    let cluster = fast_cluster().await;
+    create(&cluster, shell_pod("dropped", "echo pid $$$$; exec sleep 600")).await;
+    pod_when(&cluster, "dropped", "Running", |p| phase(p) == "Running").await;
+    let pgid = reported_pgid(&cluster, "dropped").await;
+    assert!(!group_members(pgid).is_empty());
+    drop(cluster);
+    support::eventually("the dropped cluster's pod ends", || async { group_members(pgid).is_empty().then_some(()) })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
