@@ -412,13 +412,16 @@ async fn terminal_containers_get_a_pseudo_terminal() {
     cluster.shutdown().await.unwrap();
 }
 
-/// Set in the environment of the copy of this test binary that plays the host process.
+/// Set in the environment of the copy of this test binary that plays the host process: the folder
+/// for its kubeconfig and pod folders (a killed host cannot remove them; the test does).
 const HOST_ROLE: &str = "DEVCLUSTER_TEST_HOST_ROLE";
 
 /// As the host: runs a cluster with a piped and a terminal pod, prints their process groups and
 /// waits to be killed.
-async fn act_as_host() {
-    let cluster = fast_cluster().await;
+async fn act_as_host(dir: std::path::PathBuf) {
+    let runner = RunnerSettings { pod_dir: Some(dir.join("pods")), ..RunnerSettings::default() };
+    let config = Config { kubeconfig_path: Some(dir.join("kubeconfig")), runner, ..Config::default() };
+    let cluster = DevCluster::start(config).await.expect("dev cluster starts");
     for (name, tty) in [("piped", false), ("terminal", true)] {
         let mut pod = shell_pod(name, "echo pid $$$$; exec sleep 600");
         pod["spec"]["containers"][0]["stdin"] = json!(tty);
@@ -433,13 +436,14 @@ async fn act_as_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_host_process_ends_its_pods() {
-    if std::env::var_os(HOST_ROLE).is_some() {
-        return act_as_host().await;
+    if let Some(dir) = std::env::var_os(HOST_ROLE) {
+        return act_as_host(dir.into()).await;
     }
     for signal in [libc::SIGKILL, libc::SIGTERM, libc::SIGINT] {
+        let dir = tempfile::tempdir().unwrap();
         let mut host = tokio::process::Command::new(std::env::current_exe().unwrap())
             .args(["killing_the_host_process_ends_its_pods", "--exact", "--nocapture"])
-            .env(HOST_ROLE, "1")
+            .env(HOST_ROLE, dir.path())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
