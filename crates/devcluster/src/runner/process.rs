@@ -71,14 +71,6 @@ impl ProcessTable {
             signal_group(pgid, libc::SIGKILL);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Sends `signal` to a whole process group.
@@ -268,4 +260,54 @@ fn spawn_tty(launch: &Launch, buffer: Arc<LogBuffer>, table: &ProcessTable) -> s
 /// portable-pty reports `anyhow::Error`s; only their text is kept.
 fn pty_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(script: &str, tty: bool) -> Launch {
+        Launch {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default()), ("ONLY".into(), "this".into())],
+            working_dir: None,
+            tty,
+        }
+    }
+
+    fn output(buffer: &LogBuffer) -> String {
+        buffer.read_from(0).0.iter().map(|l| String::from_utf8_lossy(&l.data).into_owned()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn piped_processes_lead_their_group_and_report_exit_codes_and_signals() {
+        let spawner = Spawner::start(tokio::runtime::Handle::current(), ProcessTable::default()).unwrap();
+        let buffer = Arc::new(LogBuffer::new(1024));
+        let started =
+            spawner.spawn(launch("echo $$ $ONLY ${HOME:-nohome}; exit 4", false), buffer.clone()).await.unwrap();
+        assert_eq!(started.exit.await.unwrap(), Exit { code: 4, signal: None });
+        assert_eq!(output(&buffer), format!("{} this nohome\n", started.pgid));
+        assert!(buffer.read_from(0).1, "the buffer is finished");
+
+        let buffer = Arc::new(LogBuffer::new(1024));
+        let started = spawner.spawn(launch("kill -TERM $$", false), buffer).await.unwrap();
+        assert_eq!(started.exit.await.unwrap(), Exit { code: 143, signal: Some(libc::SIGTERM) });
+
+        let missing = Launch { argv: vec!["/nonexistent/tool".into()], ..launch("", false) };
+        assert!(spawner.spawn(missing, Arc::new(LogBuffer::new(10))).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn terminal_processes_see_a_tty_and_kill_all_ends_them() {
+        let table = ProcessTable::default();
+        let spawner = Spawner::start(tokio::runtime::Handle::current(), table.clone()).unwrap();
+        let buffer = Arc::new(LogBuffer::new(1024));
+        let started = spawner.spawn(launch("[ -t 0 ] && echo tty; exit 2", true), buffer.clone()).await.unwrap();
+        assert_eq!(started.exit.await.unwrap(), Exit { code: 2, signal: None });
+        assert_eq!(output(&buffer), "tty\r\n");
+
+        let started = spawner.spawn(launch("exec sleep 600", true), Arc::new(LogBuffer::new(10))).await.unwrap();
+        table.kill_all();
+        assert_eq!(started.exit.await.unwrap(), Exit { code: 137, signal: Some(libc::SIGKILL) });
+    }
 }
