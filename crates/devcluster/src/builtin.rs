@@ -318,6 +318,10 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         if info.group == "apps" {
             info.categories = vec!["all".into()];
         }
+        if info.group.is_empty() && info.resource == "pods" {
+            // Served by the pod runner's output buffers.
+            info.subresources.push("log".into());
+        }
     }
     all
 }

@@ -4,6 +4,7 @@ use crate::auth::{UserInfo, generate_token};
 use crate::durable::RedbPersistence;
 use crate::error::DevClusterError;
 use crate::kubeconfig;
+use crate::runner::{PodRunner, RunnerSettings};
 use crate::server::{ApiServer, ServerSettings, router};
 use crate::store::Store;
 use crate::tls;
@@ -27,6 +28,8 @@ pub struct Config {
     /// on disk before it is acknowledged, and a restart on the same directory serves the same objects
     /// with the same resourceVersions.
     pub data_dir: Option<PathBuf>,
+    /// The local pod runner (on by default).
+    pub runner: RunnerSettings,
 }
 
 impl Default for Config {
@@ -36,6 +39,7 @@ impl Default for Config {
             kubeconfig_path: None,
             settings: ServerSettings::default(),
             data_dir: None,
+            runner: RunnerSettings::default(),
         }
     }
 }
@@ -52,6 +56,7 @@ pub struct DevCluster {
     shutdown: signal::Sender<bool>,
     serve: Option<JoinHandle<std::io::Result<()>>>,
     controllers: Option<JoinHandle<()>>,
+    runner: Option<PodRunner>,
     temp_dir: Option<PathBuf>,
 }
 
@@ -90,6 +95,15 @@ impl DevCluster {
         let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config.clone());
         let serve = tokio::spawn(serve_tls(listener, acceptor, router(server.clone()), stop));
         let controllers = tokio::spawn(server.clone().run_controllers(shutdown.subscribe()));
+        let runner = if config.runner.enabled {
+            let url = format!("https://{address}");
+            Some(
+                PodRunner::start(server.clone(), config.runner, url, certificates.ca_pem.clone(), shutdown.subscribe())
+                    .map_err(DevClusterError::Serve)?,
+            )
+        } else {
+            None
+        };
         tracing::info!(%address, kubeconfig = %kubeconfig_path.display(), "dev cluster serving");
         Ok(Self {
             server,
@@ -101,6 +115,7 @@ impl DevCluster {
             shutdown,
             serve: Some(serve),
             controllers: Some(controllers),
+            runner,
             temp_dir,
         })
     }
@@ -156,9 +171,13 @@ impl DevCluster {
             .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
     }
 
-    /// Stops serving: ends open watches, stops the built-in controllers and waits for the server task.
+    /// Stops serving: kills every pod process, ends open watches, stops the built-in controllers and
+    /// waits for the server task.
     pub async fn shutdown(mut self) -> Result<(), DevClusterError> {
         self.stop_tasks();
+        if let Some(runner) = self.runner.as_mut() {
+            runner.stopped().await;
+        }
         if let Some(serve) = self.serve.take() {
             match serve.await {
                 Ok(result) => result.map_err(DevClusterError::Serve)?,
@@ -172,6 +191,9 @@ impl DevCluster {
     }
 
     fn stop_tasks(&self) {
+        if let Some(runner) = &self.runner {
+            runner.kill_all();
+        }
         self.server.drop_watches();
         let _ = self.shutdown.send(true);
     }

@@ -381,7 +381,10 @@ mod tests {
         assert_eq!(pods["categories"], json!(["all"]));
         assert_eq!(
             pods["subresources"],
-            json!([{"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get", "patch", "update"]}])
+            json!([
+                {"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get", "patch", "update"]},
+                {"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}
+            ])
         );
         let ns = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "namespaces").unwrap();
         assert_eq!(ns["scope"], "Cluster");

@@ -21,6 +21,7 @@ pub mod patch;
 pub mod rbac;
 pub mod registry;
 pub mod request;
+pub mod runner;
 pub mod schema;
 pub mod selector;
 pub mod server;

@@ -199,8 +199,10 @@ async fn resource_request(
     legacy_watch: bool,
 ) -> Result<Response, ApiError> {
     let info = server.resolve(&target.group, &target.version, &target.resource)?;
+    let pod_log = is_pod_log(&info, target.subresource.as_deref());
     if let Some(sub) = &target.subresource
         && !(sub == "status" && info.has_status())
+        && !pod_log
     {
         return Err(not_found());
     }
@@ -233,6 +235,16 @@ async fn resource_request(
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
+    }
+    if pod_log {
+        let (true, Some(name)) = (parts.method == Method::GET, name) else {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        };
+        let pod = server.get_object(&info, ns, name)?;
+        let options = crate::runner::log_request::LogOptions::parse(&query)?;
+        return crate::runner::log_request::log_response(&server.pod_logs, &pod, &options);
     }
     match (parts.method, name) {
         (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {
@@ -328,6 +340,11 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
     }
+}
+
+/// `pods/log`, served from the pod runner's output buffers.
+fn is_pod_log(info: &ResourceInfo, subresource: Option<&str>) -> bool {
+    info.group.is_empty() && info.resource == "pods" && subresource == Some("log")
 }
 
 /// The RBAC verb of a request.

@@ -66,6 +66,8 @@ pub struct ApiServer {
     pub store: Store,
     pub auth: Authenticator,
     pub faults: crate::faults::Faults,
+    /// Output of pod containers, kept by the pod runner and served at `pods/NAME/log`.
+    pub pod_logs: crate::runner::logs::LogBook,
     pub settings: ServerSettings,
     /// Compiled schemas of served custom resources, by (group, version, resource).
     schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
@@ -90,6 +92,7 @@ impl ApiServer {
             store,
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),
+            pod_logs: crate::runner::logs::LogBook::default(),
             settings,
             schemas: RwLock::new(HashMap::new()),
             watch_epoch,

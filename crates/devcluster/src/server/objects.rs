@@ -889,6 +889,25 @@ impl ApiServer {
         if options.dry_run {
             return Ok(Self::present(info, &old));
         }
+        let is_pod = info.group.is_empty() && info.resource == "pods";
+        if is_pod && let Some(grace) = crate::runner::graceful_deletion(&old, options.grace_period_seconds) {
+            // The node stops the pod's processes first and then deletes it with grace 0.
+            let mut marked = (*old).clone();
+            let current = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            if old.pointer("/metadata/deletionTimestamp").is_none() || current != Some(grace) {
+                set_meta(&mut marked, "deletionTimestamp", Value::String(crate::runner::deletion_timestamp(grace)));
+                set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
+            }
+            meta::set_finalizers(&mut marked, &finalizers);
+            if marked == *old {
+                return Ok(Self::present(info, &old));
+            }
+            let stored = self
+                .store
+                .update(key.clone(), resource_version_of(&old), marked)
+                .map_err(|e| store_error(info, name, e))?;
+            return Ok(Self::present(info, &stored));
+        }
         if !needs_wait {
             let deleted = self.store.delete(&key, resource_version_of(&old)).map_err(|e| store_error(info, name, e))?;
             self.after_delete(info, &deleted);
