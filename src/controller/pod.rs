@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
+use super::AgentLaunch;
 use super::plan::PodLaunch;
 use crate::api::{Reviewer, labels};
 
@@ -25,7 +26,11 @@ pub const CONTAINER: &str = "agent";
 ///
 /// `None` when the Reviewer lacks the name, namespace or UID an owner
 /// reference needs (it was not read from the API).
-pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch) -> Option<Pod> {
+///
+/// `_agent` says how the in-pod supervisor gets into the pod; the pod does
+/// not carry the supervisor yet, so the agent container runs `spec.agent`
+/// as given.
+pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, _agent: &AgentLaunch) -> Option<Pod> {
     let owner = reviewer.controller_owner_ref(&())?;
     let name = reviewer.metadata.name.clone()?;
     let namespace = reviewer.metadata.namespace.clone()?;
@@ -119,10 +124,14 @@ mod tests {
         reviewer
     }
 
+    fn agent() -> AgentLaunch {
+        AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:1".into() }
+    }
+
     #[test]
     fn reviewer_pod_is_owned_labelled_and_restricted() {
         let launch = PodLaunch { name: "review-w1-3".into(), incarnation: 3, queue: vec![] };
-        let pod = reviewer_pod(&reviewer(), &launch).unwrap();
+        let pod = reviewer_pod(&reviewer(), &launch, &agent()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("review-w1-3"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("team"));
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
@@ -151,6 +160,6 @@ mod tests {
         let mut reviewer = reviewer();
         reviewer.metadata.uid = None;
         let launch = PodLaunch { name: "review-w1-1".into(), incarnation: 1, queue: vec![] };
-        assert!(reviewer_pod(&reviewer, &launch).is_none());
+        assert!(reviewer_pod(&reviewer, &launch, &agent()).is_none());
     }
 }
