@@ -43,6 +43,7 @@ const SHA_Z: &str = "ddddddd6666666";
 struct RunningController {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), review_operator::controller::ControllerError>>,
+    metrics: Arc<Metrics>,
 }
 
 impl RunningController {
@@ -56,9 +57,9 @@ impl RunningController {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task =
-            tokio::spawn(review_operator::controller::run(client, settings, Arc::new(Metrics::default()), shutdown));
-        Self { stop, task }
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(review_operator::controller::run(client, settings, metrics.clone(), shutdown));
+        Self { stop, task, metrics }
     }
 
     async fn stop(self) {
@@ -68,8 +69,7 @@ impl RunningController {
 }
 
 struct Harness {
-    // Kept alive for the test's duration.
-    _cluster: DevCluster,
+    cluster: DevCluster,
     client: Client,
 }
 
@@ -95,7 +95,7 @@ impl Harness {
             async move { reviewers.list(&ListParams::default()).await.ok() }
         })
         .await;
-        Self { _cluster: cluster, client }
+        Self { cluster, client }
     }
 
     /// A fresh cluster, a running controller and the Reviewer `review-w1`.
@@ -516,4 +516,173 @@ async fn run_for_a_missing_reviewer_waits_for_it() {
     h.create_reviewer("review-w2").await;
     let run = h.wait_run("pr1-01", "Running once the Reviewer exists", |run| run.phase() == RunPhase::Running).await;
     assert_eq!(run.status.and_then(|s| s.assignment).map(|a| a.pod), Some("review-w2-1".to_owned()));
+}
+
+/// Makes matching requests fail before they reach the API server, as a
+/// failing server would answer them.
+#[derive(Clone, Default)]
+struct Faults(Arc<std::sync::Mutex<Vec<Fault>>>);
+
+struct Fault {
+    method: http::Method,
+    path_suffix: String,
+    code: u16,
+    reason: &'static str,
+    remaining: usize,
+}
+
+impl Faults {
+    fn fail(&self, method: http::Method, path_suffix: &str, code: u16, reason: &'static str, times: usize) {
+        let fault = Fault { method, path_suffix: path_suffix.into(), code, reason, remaining: times };
+        self.0.lock().unwrap().push(fault);
+    }
+
+    /// The status to answer `request` with, consuming one use of the fault.
+    fn take<B>(&self, request: &http::Request<B>) -> Option<(u16, &'static str)> {
+        let mut faults = self.0.lock().unwrap();
+        let fault = faults.iter_mut().find(|f| {
+            f.remaining > 0 && f.method == request.method() && request.uri().path().ends_with(&f.path_suffix)
+        })?;
+        fault.remaining -= 1;
+        Some((fault.code, fault.reason))
+    }
+
+    /// A client for `cluster` whose requests pass through these faults.
+    fn client(&self, cluster: &DevCluster) -> Client {
+        let mut config = kube::Config::new(cluster.url().parse().unwrap());
+        config.default_namespace = "default".into();
+        config.auth_info.token = Some(cluster.admin_token().to_owned().into());
+        config.root_cert = Some(vec![pem_to_der(cluster.ca_pem())]);
+        let builder = kube::client::ClientBuilder::try_from(config).expect("client stack");
+        builder.with_layer(&FaultLayer(self.clone())).build()
+    }
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).expect("CA PEM")
+}
+
+struct FaultLayer(Faults);
+
+impl<S> tower::Layer<S> for FaultLayer {
+    type Service = FaultService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        FaultService { inner, faults: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct FaultService<S> {
+    inner: S,
+    faults: Faults,
+}
+
+type ResponseBody = Box<kube::client::DynBody>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> tower::Service<http::Request<kube::client::Body>> for FaultService<S>
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<ResponseBody>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        use futures::FutureExt;
+        use http_body_util::BodyExt;
+        let Some((code, reason)) = self.faults.take(&request) else { return self.inner.call(request).boxed() };
+        let message = format!("injected fault: {reason}");
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code,
+        });
+        let body = http_body_util::Full::new(bytes::Bytes::from(status.to_string()))
+            .map_err(|never| -> BoxError { match never {} });
+        let response = http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Box::new(body) as ResponseBody)
+            .map_err(BoxError::from);
+        futures::future::ready(response).boxed()
+    }
+}
+
+/// A Running run on pod 1, and a controller whose API calls pass through `faults`.
+async fn supersede_with_faults(faults: &Faults) -> (Harness, RunningController) {
+    let h = Harness::new().await;
+    let controller = RunningController::start(faults.client(&h.cluster));
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    (h, controller)
+}
+
+async fn reviewer_event(h: &Harness, reason: &str) -> Event {
+    let events: Api<Event> = Api::default_namespaced(h.client.clone());
+    support::eventually(&format!("a {reason} event on the Reviewer"), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|event| {
+            event.reason.as_deref() == Some(reason)
+                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(REVIEWER)
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_pod_delete_failure_fails_the_launched_runs() {
+    let faults = Faults::default();
+    let (h, _controller) = supersede_with_faults(&faults).await;
+    let pod = format!("/pods/{}", Reviewer::pod_name(REVIEWER, 1));
+    faults.fail(http::Method::DELETE, &pod, 403, "Forbidden", usize::MAX);
+
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+    let failed = h.wait_failed("pr1-02", RunReason::LaunchFailed).await;
+    let message = failed.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("injected fault: Forbidden"), "{message}");
+    let reviewer = h
+        .wait_reviewer("Degraded", |r| {
+            conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::TRUE)
+        })
+        .await;
+    let degraded =
+        conditions::find(&status_of(&reviewer).conditions, review_operator::api::CONDITION_DEGRADED).cloned().unwrap();
+    assert_eq!(degraded.reason, "LaunchFailed");
+    assert!(degraded.message.contains("injected fault: Forbidden"), "{}", degraded.message);
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_pod_delete_failure_is_retried() {
+    let faults = Faults::default();
+    let (h, controller) = supersede_with_faults(&faults).await;
+    let pod = format!("/pods/{}", Reviewer::pod_name(REVIEWER, 1));
+    faults.fail(http::Method::DELETE, &pod, 500, "InternalError", 2);
+
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+    let uid = h.wait_running("pr1-02", 2).await;
+    assert_eq!(h.wait_only_pod(2).await, uid);
+    let reviewer = h
+        .wait_reviewer("healthy again", |r| {
+            conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::FALSE)
+                && status_of(r).queue == ["pr1-02"]
+        })
+        .await;
+    assert_eq!(status_of(&reviewer).restarts, 1, "retries are not further restarts");
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().contains("injected fault: InternalError"));
+    let metrics = controller.metrics.encode();
+    assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
 }
