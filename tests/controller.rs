@@ -501,15 +501,7 @@ async fn run_for_a_missing_reviewer_waits_for_it() {
         })
         .await;
     assert_eq!(waiting.phase(), RunPhase::Pending);
-    let events: Api<Event> = Api::default_namespaced(h.client.clone());
-    let event = support::eventually("a ReviewerNotFound event", || async {
-        let list = events.list(&ListParams::default()).await.ok()?;
-        list.items.into_iter().find(|event| {
-            event.reason.as_deref() == Some("ReviewerNotFound")
-                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pr1-01")
-        })
-    })
-    .await;
+    let event = object_event(&h, "pr1-01", "ReviewerNotFound").await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert!(event.note.unwrap_or_default().contains("review-w2"));
 
@@ -521,7 +513,11 @@ async fn run_for_a_missing_reviewer_waits_for_it() {
 /// Makes matching requests fail before they reach the API server, as a
 /// failing server would answer them.
 #[derive(Clone, Default)]
-struct Faults(Arc<std::sync::Mutex<Vec<Fault>>>);
+struct Faults {
+    armed: Arc<std::sync::Mutex<Vec<Fault>>>,
+    /// Requests other than GET that reached the server.
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 struct Fault {
     method: http::Method,
@@ -534,12 +530,12 @@ struct Fault {
 impl Faults {
     fn fail(&self, method: http::Method, path_suffix: &str, code: u16, reason: &'static str, times: usize) {
         let fault = Fault { method, path_suffix: path_suffix.into(), code, reason, remaining: times };
-        self.0.lock().unwrap().push(fault);
+        self.armed.lock().unwrap().push(fault);
     }
 
     /// The status to answer `request` with, consuming one use of the fault.
     fn take<B>(&self, request: &http::Request<B>) -> Option<(u16, &'static str)> {
-        let mut faults = self.0.lock().unwrap();
+        let mut faults = self.armed.lock().unwrap();
         let fault = faults.iter_mut().find(|f| {
             f.remaining > 0 && f.method == request.method() && request.uri().path().ends_with(&f.path_suffix)
         })?;
@@ -598,7 +594,12 @@ where
     fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
         use futures::FutureExt;
         use http_body_util::BodyExt;
-        let Some((code, reason)) = self.faults.take(&request) else { return self.inner.call(request).boxed() };
+        let Some((code, reason)) = self.faults.take(&request) else {
+            if request.method() != http::Method::GET {
+                self.faults.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            return self.inner.call(request).boxed();
+        };
         let message = format!("injected fault: {reason}");
         let status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -626,12 +627,17 @@ async fn supersede_with_faults(faults: &Faults) -> (Harness, RunningController) 
 }
 
 async fn reviewer_event(h: &Harness, reason: &str) -> Event {
+    object_event(h, REVIEWER, reason).await
+}
+
+/// Waits for an event with `reason` about the object `regarding`.
+async fn object_event(h: &Harness, regarding: &str, reason: &str) -> Event {
     let events: Api<Event> = Api::default_namespaced(h.client.clone());
-    support::eventually(&format!("a {reason} event on the Reviewer"), || async {
+    support::eventually(&format!("a {reason} event about {regarding}"), || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items.into_iter().find(|event| {
             event.reason.as_deref() == Some(reason)
-                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(REVIEWER)
+                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
         })
     })
     .await
@@ -685,4 +691,24 @@ async fn transient_pod_delete_failure_is_retried() {
     assert!(event.note.unwrap_or_default().contains("injected fault: InternalError"));
     let metrics = controller.metrics.encode();
     assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_reviewer_reconciles_without_writes() {
+    let faults = Faults::default();
+    let (h, controller) = supersede_with_faults(&faults).await;
+    h.wait_reviewer("settled", |r| status_of(r).queue == ["pr1-01"] && status_of(r).pod.is_some()).await;
+    // The event is the last write of the reconcile that assigned the run.
+    object_event(&h, "pr1-01", "Assigned").await;
+    let reconciles = controller.metrics.reconciles.get();
+    let writes = faults.writes.load(std::sync::atomic::Ordering::SeqCst);
+
+    // A change the plan does not depend on triggers a reconcile.
+    let patch = json!({ "metadata": { "annotations": { "example.com/touched": "yes" } } });
+    h.reviewers().patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    support::eventually("a reconcile after the change", || async {
+        (controller.metrics.reconciles.get() > reconciles).then_some(())
+    })
+    .await;
+    assert_eq!(faults.writes.load(std::sync::atomic::Ordering::SeqCst), writes, "no API write when nothing changed");
 }

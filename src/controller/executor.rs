@@ -47,9 +47,6 @@ pub enum ExecuteError {
     /// the Reviewer is marked Degraded and the reconcile must be retried.
     #[error("cannot start the reviewer pod: {message}")]
     LaunchTransient { message: String },
-    /// The Reviewer lacks the metadata a pod's owner reference needs.
-    #[error("Reviewer {0} has no name, namespace or UID")]
-    IncompleteReviewer(String),
 }
 
 impl ExecuteError {
@@ -59,7 +56,6 @@ impl ExecuteError {
             Self::Outdated { .. } => "conflict",
             Self::Api { .. } => "api",
             Self::LaunchTransient { .. } => "launch",
-            Self::IncompleteReviewer(_) => "invalid",
         }
     }
 }
