@@ -1,10 +1,28 @@
 //! The reconciler of Reviewers. Decisions live in [`plan`] as pure functions
 //! of what was observed; executing a plan is I/O at the edge.
 
+pub mod executor;
+pub mod freshness;
 pub mod plan;
 pub mod pod;
+pub mod reconcile;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Resource, ResourceExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{ReviewRun, Reviewer, labels};
+use freshness::{Caches, Ledger};
+use reconcile::Context;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
 ///
@@ -31,4 +49,187 @@ pub struct ControllerSettings {
     /// How long the runtime waits after the last event before reconciling.
     pub debounce: Duration,
     pub agent: AgentLaunch,
+}
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The API server does not serve a resource the controller needs.
+    #[error("cannot list {resource}: {source} (are the CustomResourceDefinitions from crds/ installed?)")]
+    ApiUnavailable {
+        resource: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Runs the Reviewer controller until `shutdown` completes, then lets the
+/// reconciles in flight finish.
+///
+/// Reconciles are keyed by Reviewer: ReviewRun events map to the Reviewer
+/// their `spec.reviewer` names in the same namespace, pod events to the
+/// Reviewer owning the pod. Runs naming a Reviewer that does not exist are
+/// reconciled by a small side loop, as the runtime only reconciles objects
+/// its store holds.
+pub async fn run(
+    client: kube::Client,
+    settings: ControllerSettings,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    check_api::<Reviewer>(&client, "reviewers.review.ao.dev").await?;
+    check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
+
+    let caches = Arc::new(Caches::default());
+    let (reviewers, reviewer_events) =
+        reflect::<Reviewer>(&client, watcher::Config::default(), &caches, |c| &c.reviewers);
+    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), &caches, |c| &c.runs);
+    let pod_config = watcher::Config::default().labels(labels::REVIEWER);
+    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, &caches, |c| &c.pods);
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str())),
+        client,
+        field_manager: settings.field_manager.clone(),
+        agent: settings.agent.clone(),
+        metrics: metrics.clone(),
+        reviewers: reviewers.clone(),
+        runs,
+        pods,
+        caches,
+        ledger: Ledger::default(),
+    });
+
+    let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_side_loop, side_loop_stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_controller.send(());
+        let _ = stop_side_loop.send(true);
+    });
+
+    let (missing_tx, missing_rx) = mpsc::unbounded_channel();
+    let side_loop = tokio::spawn(reconcile_missing_reviewers(
+        context.clone(),
+        missing_rx,
+        missing_tx.clone(),
+        settings.debounce,
+        side_loop_stopped,
+    ));
+    let run_to_reviewer = {
+        let reviewers = reviewers.clone();
+        move |run: ReviewRun| {
+            let key = ObjectRef::<Reviewer>::new(&run.spec.reviewer).within(&run.namespace().unwrap_or_default());
+            if reviewers.get(&key).is_none() {
+                // The receiver lives as long as the controller.
+                let _ = missing_tx.send(key.clone());
+            }
+            Some(key)
+        }
+    };
+
+    tracing::info!(debounce = ?settings.debounce, field_manager = %settings.field_manager, "controller starting");
+    Controller::for_stream(reviewer_events, reviewers)
+        .watches_stream(run_events, run_to_reviewer)
+        .owns_stream(pod_events)
+        .with_config(controller::Config::default().debounce(settings.debounce))
+        .graceful_shutdown_on(controller_stopped.map(|_| ()))
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::trace!(reviewer = %object.name, "reconciled"),
+                // Triggers for Reviewers that are gone, already handled.
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::trace!(reviewer = %object.name, "trigger for a missing Reviewer")
+                }
+                Err(controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::debug!(reviewer = %object.name, %error, "reconcile failed; retrying with back-off")
+                }
+                Err(error) => tracing::warn!(%error, "controller stream error"),
+            }
+        })
+        .await;
+    let _ = side_loop.await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+async fn check_api<K>(client: &kube::Client, resource: &'static str) -> Result<(), ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    api.list_metadata(&ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+        .map_err(|source| ControllerError::ApiUnavailable { resource, source })
+}
+
+/// A reflector store of `K` and its stream of touched objects; every event
+/// the store applies advances the matching [`freshness::CacheProgress`].
+#[allow(clippy::type_complexity)]
+fn reflect<K>(
+    client: &kube::Client,
+    config: watcher::Config,
+    caches: &Arc<Caches>,
+    progress: fn(&Caches) -> &freshness::CacheProgress,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let caches = caches.clone();
+    let events = watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| progress(&caches).observe(event))
+        .touched_objects();
+    (store, events)
+}
+
+/// Rule 9: runs naming a Reviewer absent from the store. Keys arriving
+/// within one debounce period are handled together; each is reconciled
+/// (under the Reviewer's lock) only if the Reviewer is still missing, which
+/// [`reconcile::reconcile_key`] confirms with a read from the server, as the
+/// store may not have seen it yet (at startup, before the first list).
+/// The store's `wait_until_ready` is not used: it wakes only one waiter,
+/// and the controller runtime already waits on it.
+async fn reconcile_missing_reviewers(
+    context: Arc<Context>,
+    mut keys: mpsc::UnboundedReceiver<ObjectRef<Reviewer>>,
+    retry: mpsc::UnboundedSender<ObjectRef<Reviewer>>,
+    debounce: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            key = keys.recv() => key,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let Some(first) = first else { return };
+        tokio::time::sleep(debounce).await;
+        let mut batch = BTreeSet::from([(first.namespace.clone().unwrap_or_default(), first.name.clone())]);
+        while let Ok(key) = keys.try_recv() {
+            batch.insert((key.namespace.clone().unwrap_or_default(), key.name.clone()));
+        }
+        for (namespace, name) in batch {
+            tracing::debug!(reviewer = %name, %namespace, "runs name a Reviewer missing from the store");
+            let key = ObjectRef::<Reviewer>::new(&name).within(&namespace);
+            if context.reviewers.get(&key).is_some() {
+                continue;
+            }
+            let delay = match reconcile::reconcile_key(&context, &namespace, &name).await {
+                Ok(action) if action == controller::Action::await_change() => None,
+                Ok(_) => Some(Duration::from_millis(200)),
+                Err(_) => Some(Duration::from_secs(1)),
+            };
+            if let Some(delay) = delay {
+                let retry = retry.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = retry.send(key);
+                });
+            }
+        }
+    }
 }

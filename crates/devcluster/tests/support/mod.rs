@@ -10,6 +10,12 @@ pub async fn cluster() -> DevCluster {
     DevCluster::start(Config::default()).await.expect("dev cluster starts")
 }
 
+/// A fresh cluster whose pods are never run: tests play the kubelet by writing pod status themselves.
+pub async fn cluster_without_pods() -> DevCluster {
+    let runner = devcluster::runner::RunnerSettings { enabled: false, ..Default::default() };
+    DevCluster::start(Config { runner, ..Config::default() }).await.expect("dev cluster starts")
+}
+
 /// The pinned kubectl the test command installs. Missing kubectl fails the test loudly.
 pub fn kubectl_path() -> PathBuf {
     if let Ok(path) = std::env::var("KUBECTL") {

@@ -1,0 +1,193 @@
+//! Rule 11: never plan on a cache older than the controller's own writes.
+//!
+//! The reflector stores the controller plans from lag behind the API
+//! server. Right after a reconcile deleted a pod and created the next one, a
+//! store may still show the old pod alive and the new one missing; planning
+//! on it would replace the pod again and count a second restart.
+//!
+//! Each write returns the object's new `resourceVersion`. A [`Ledger`] entry
+//! remembers, per Reviewer, the highest version written to each resource,
+//! and [`Caches`] knows how far each store has caught up (the highest version
+//! among the watch events it applied; watch events arrive in version order).
+//! A reconcile whose Reviewer has writes the stores have not seen yet waits
+//! for them: the watch event of the write triggers the next reconcile anyway.
+//!
+//! Versions are compared as numbers, which holds for etcd revisions (real
+//! clusters) and for the dev cluster's revision counter, though the API
+//! calls them opaque. A write whose version is not a number is not waited
+//! for, and no wait outlasts [`CACHE_WAIT_LIMIT`] (a store that relisted
+//! after its object was deleted never sees that version), after which the
+//! controller plans on what it has, as before; the `resourceVersion`
+//! preconditions of status writes still keep it from overwriting newer data.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kube::Resource;
+use kube::runtime::watcher;
+
+use super::executor::{Written, numeric};
+
+/// The longest a reconcile waits for the stores to show its own writes.
+pub const CACHE_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// How far one reflector store has caught up.
+#[derive(Debug, Default)]
+pub struct CacheProgress {
+    applied: AtomicU64,
+    /// Highest version of a relist in progress; the store swaps in the
+    /// relisted objects only when the relist is done.
+    relisting: AtomicU64,
+}
+
+impl CacheProgress {
+    /// Records a watch event the store has applied.
+    pub fn observe<K: Resource>(&self, event: &watcher::Event<K>) {
+        let version = |object: &K| object.meta().resource_version.as_deref().map_or(0, numeric);
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                self.applied.fetch_max(version(object), Ordering::AcqRel);
+            }
+            watcher::Event::Init => self.relisting.store(0, Ordering::Release),
+            watcher::Event::InitApply(object) => {
+                self.relisting.fetch_max(version(object), Ordering::AcqRel);
+            }
+            watcher::Event::InitDone => {
+                self.applied.fetch_max(self.relisting.load(Ordering::Acquire), Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// The highest version the store has applied.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+}
+
+/// Progress of the three stores the controller plans from.
+#[derive(Debug, Default)]
+pub struct Caches {
+    pub reviewers: CacheProgress,
+    pub runs: CacheProgress,
+    pub pods: CacheProgress,
+}
+
+impl Caches {
+    /// Whether every store has applied the versions in `written`.
+    pub fn have_seen(&self, written: &Written) -> bool {
+        self.reviewers.applied() >= written.reviewers
+            && self.runs.applied() >= written.runs
+            && self.pods.applied() >= written.pods
+    }
+}
+
+/// Per-Reviewer bookkeeping of the controller.
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// Serialises work on one Reviewer between the controller runtime and
+    /// the path for runs whose Reviewer does not exist.
+    pub lock: tokio::sync::Mutex<()>,
+    pending: Mutex<Option<(Written, Instant)>>,
+    /// Consecutive failed reconciles, for the back-off.
+    pub failures: AtomicU32,
+}
+
+impl Entry {
+    /// Remembers the versions of writes just made.
+    pub fn record(&self, written: Written) {
+        if written.is_empty() {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut merged = pending.map(|(previous, _)| previous).unwrap_or_default();
+        merged.merge(written);
+        *pending = Some((merged, Instant::now()));
+    }
+
+    /// Whether the stores still lack this Reviewer's latest writes (and the
+    /// wait has not exceeded [`CACHE_WAIT_LIMIT`]). Forgets the writes once
+    /// seen or given up on.
+    pub fn must_wait(&self, caches: &Caches) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((written, since)) = *pending else { return false };
+        if caches.have_seen(&written) {
+            *pending = None;
+            return false;
+        }
+        if since.elapsed() >= CACHE_WAIT_LIMIT {
+            tracing::warn!(?written, "caches did not show the controller's writes in time; planning anyway");
+            *pending = None;
+            return false;
+        }
+        true
+    }
+}
+
+/// The [`Entry`] of every Reviewer, by namespace and name.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
+}
+
+impl Ledger {
+    pub fn entry(&self, namespace: &str, name: &str) -> Arc<Entry> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.entry((namespace.to_owned(), name.to_owned())).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(version: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta { resource_version: Some(version.into()), ..ObjectMeta::default() },
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn progress_follows_applied_events_and_completed_relists() {
+        let progress = CacheProgress::default();
+        progress.observe(&watcher::Event::Apply(pod("7")));
+        progress.observe(&watcher::Event::Delete(pod("5")));
+        assert_eq!(progress.applied(), 7);
+        progress.observe(&watcher::Event::<Pod>::Init);
+        progress.observe(&watcher::Event::InitApply(pod("12")));
+        // The store still holds the old objects until the relist is done.
+        assert_eq!(progress.applied(), 7);
+        progress.observe(&watcher::Event::<Pod>::InitDone);
+        assert_eq!(progress.applied(), 12);
+    }
+
+    #[test]
+    fn entry_waits_until_every_store_has_seen_its_writes() {
+        let caches = Caches::default();
+        let entry = Entry::default();
+        assert!(!entry.must_wait(&caches));
+        entry.record(Written { reviewers: 3, runs: 5, pods: 4 });
+        caches.runs.observe(&watcher::Event::Apply(pod("5")));
+        caches.reviewers.observe(&watcher::Event::Apply(pod("3")));
+        assert!(entry.must_wait(&caches), "the pod store has not seen version 4");
+        caches.pods.observe(&watcher::Event::Apply(pod("6")));
+        assert!(!entry.must_wait(&caches));
+        // Forgotten once seen.
+        assert!(!entry.must_wait(&Caches::default()));
+    }
+
+    #[test]
+    fn entry_gives_up_after_the_limit() {
+        let entry = Entry::default();
+        entry.record(Written { reviewers: 0, runs: 0, pods: 9 });
+        let stale = Instant::now().checked_sub(CACHE_WAIT_LIMIT).expect("monotonic clock is past the limit");
+        if let Some((_, since)) = entry.pending.lock().unwrap().as_mut() {
+            *since = stale;
+        }
+        assert!(!entry.must_wait(&Caches::default()));
+    }
+}

@@ -1,0 +1,715 @@
+//! The Reviewer controller against a dev cluster, one test per behaviour.
+//!
+//! Pods are stored but not run: they stay Pending, which the controller
+//! treats as a live pod (runs are assigned to it). Tests play the reviewer
+//! pod by patching run statuses, and the outside world by deleting pods.
+
+#[path = "../crates/devcluster/tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use devcluster::DevCluster;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use review_operator::api::{
+    AgentSpec, CONDITION_CURRENT, CONDITION_SUCCEEDED, GROUP, PullRequest, RestartReason, ReviewRun, ReviewRunSpec,
+    Reviewer, ReviewerSpec, RunPhase, RunReason, VERSION, conditions,
+};
+use review_operator::controller::plan::{ObservedPod, ObservedReviewer, plan_reviewer};
+use review_operator::controller::{AgentLaunch, ControllerSettings};
+use review_operator::metrics::Metrics;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const REVIEWER: &str = "review-w1";
+const FIELD_MANAGER: &str = "review-operator";
+const PR1: &str = "https://github.com/acme/widgets/pull/1";
+const PR2: &str = "https://github.com/acme/widgets/pull/2";
+const PR3: &str = "https://github.com/acme/widgets/pull/3";
+const SHA_A: &str = "aaaaaaa1111111";
+const SHA_B: &str = "bbbbbbb2222222";
+const SHA_X: &str = "eeeeeee4444444";
+const SHA_Y: &str = "fffffff5555555";
+const SHA_Z: &str = "ddddddd6666666";
+
+/// A controller running in-process against a cluster.
+struct RunningController {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), review_operator::controller::ControllerError>>,
+    metrics: Arc<Metrics>,
+}
+
+impl RunningController {
+    fn start(client: Client) -> Self {
+        let settings = ControllerSettings {
+            field_manager: FIELD_MANAGER.into(),
+            debounce: Duration::from_millis(300),
+            agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(review_operator::controller::run(client, settings, metrics.clone(), shutdown));
+        Self { stop, task, metrics }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("controller task").expect("controller ends cleanly");
+    }
+}
+
+struct Harness {
+    cluster: DevCluster,
+    client: Client,
+}
+
+impl Harness {
+    /// A fresh cluster with the CRDs installed, and no controller.
+    async fn new() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let cluster = support::cluster_without_pods().await;
+        let client = cluster.client().expect("client");
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for file in ["reviewer.yaml", "reviewrun.yaml"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/").to_owned() + file;
+            let text = std::fs::read_to_string(&path).expect("CRD file");
+            let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("CRD parses");
+            crds.create(&PostParams::default(), &crd).await.expect("CRD created");
+        }
+        let reviewers = Api::<Reviewer>::default_namespaced(client.clone());
+        support::eventually("the Reviewer API is served", || {
+            let reviewers = reviewers.clone();
+            async move { reviewers.list(&ListParams::default()).await.ok() }
+        })
+        .await;
+        Self { cluster, client }
+    }
+
+    /// A fresh cluster, a running controller and the Reviewer `review-w1`.
+    async fn with_controller() -> (Self, RunningController) {
+        let harness = Self::new().await;
+        let controller = RunningController::start(harness.client.clone());
+        harness.create_reviewer(REVIEWER).await;
+        (harness, controller)
+    }
+
+    fn runs(&self) -> Api<ReviewRun> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    fn reviewers(&self) -> Api<Reviewer> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    async fn create_reviewer(&self, name: &str) -> Reviewer {
+        let reviewer = Reviewer::new(
+            name,
+            ReviewerSpec {
+                worker_id: "w1".into(),
+                agent: AgentSpec {
+                    image: "ghcr.io/acme/reviewer:1".into(),
+                    command: vec![],
+                    args: vec![],
+                    env: vec![],
+                    resources: None,
+                    harness: Some("claude-code".into()),
+                    prompt: None,
+                },
+                service_account_name: "review-agent".into(),
+                launch_deadline: "5m".into(),
+            },
+        );
+        self.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created")
+    }
+
+    async fn create_run_with(&self, name: &str, reviewer: &str, pr: &str, sha: &str, timeout: &str) -> ReviewRun {
+        let run = ReviewRun::new(
+            name,
+            ReviewRunSpec {
+                reviewer: reviewer.into(),
+                pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+                cancel_requested: false,
+                timeout: timeout.into(),
+            },
+        );
+        self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created")
+    }
+
+    async fn create_run(&self, name: &str, pr: &str, sha: &str) -> ReviewRun {
+        self.create_run_with(name, REVIEWER, pr, sha, "1h").await
+    }
+
+    /// Waits until `check` holds for the run, and returns it.
+    async fn wait_run(&self, name: &str, what: &str, check: impl Fn(&ReviewRun) -> bool) -> ReviewRun {
+        let api = self.runs();
+        let check = &check;
+        support::eventually(&format!("run {name}: {what}"), || {
+            let api = api.clone();
+            async move { api.get(name).await.ok().filter(|run| check(run)) }
+        })
+        .await
+    }
+
+    /// Waits until the run is Running, and returns its pod UID.
+    async fn wait_running(&self, name: &str, incarnation: i64) -> String {
+        let run = self
+            .wait_run(name, &format!("Running on incarnation {incarnation}"), |run| {
+                run.phase() == RunPhase::Running && assignment(run).is_some_and(|(_, inc)| inc == incarnation)
+            })
+            .await;
+        assignment(&run).map(|(uid, _)| uid).unwrap_or_default()
+    }
+
+    async fn wait_failed(&self, name: &str, reason: RunReason) -> ReviewRun {
+        self.wait_run(name, &format!("Failed as {reason:?}"), |run| {
+            run.phase() == RunPhase::Failed && run.status.as_ref().and_then(|s| s.reason) == Some(reason)
+        })
+        .await
+    }
+
+    async fn wait_reviewer(&self, what: &str, check: impl Fn(&Reviewer) -> bool) -> Reviewer {
+        let api = self.reviewers();
+        let check = &check;
+        support::eventually(&format!("Reviewer: {what}"), || {
+            let api = api.clone();
+            async move { api.get(REVIEWER).await.ok().filter(|r| check(r)) }
+        })
+        .await
+    }
+
+    async fn pod_uids(&self) -> Vec<(String, String)> {
+        let pods = self.pods().list(&ListParams::default()).await.expect("pods listed");
+        pods.items.iter().map(|pod| (pod.name_any(), pod.uid().unwrap_or_default())).collect()
+    }
+
+    /// Waits until the only pod is `<reviewer>-<incarnation>`, and returns its UID.
+    async fn wait_only_pod(&self, incarnation: i64) -> String {
+        let name = Reviewer::pod_name(REVIEWER, incarnation);
+        support::eventually(&format!("{name} is the only pod"), || async {
+            match self.pod_uids().await.as_slice() {
+                [(only, uid)] if *only == name => Some(uid.clone()),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    /// Submits a verdict as the reviewer pod does.
+    async fn submit(&self, run: &str, verdict: &str) -> Result<ReviewRun, kube::Error> {
+        let patch = json!({ "status": {
+            "phase": "Succeeded",
+            "reason": "Submitted",
+            "result": { "verdict": verdict, "body": "Looks good", "submittedAt": Timestamp::now().to_string() },
+        }});
+        let params = PatchParams { field_manager: Some("reviewer-agent".into()), ..PatchParams::default() };
+        self.runs().patch_status(run, &params, &Patch::Merge(&patch)).await
+    }
+}
+
+fn assignment(run: &ReviewRun) -> Option<(String, i64)> {
+    let assignment = run.status.as_ref()?.assignment.as_ref()?;
+    Some((assignment.pod_uid.clone(), assignment.incarnation))
+}
+
+fn status_of(reviewer: &Reviewer) -> review_operator::api::ReviewerStatus {
+    reviewer.status.clone().unwrap_or_default()
+}
+
+fn superseded_by(run: &ReviewRun) -> Option<&str> {
+    run.status.as_ref()?.superseded_by.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_running_run_replaces_the_pod() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    let first_uid = h.wait_running("pr1-01", 1).await;
+
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    let stale = h.wait_failed("pr1-01", RunReason::Superseded).await;
+    assert_eq!(superseded_by(&stale), Some("pr1-02"));
+    assert!(conditions::is(&stale.status.as_ref().unwrap().conditions, CONDITION_CURRENT, conditions::FALSE));
+    let second_uid = h.wait_running("pr1-02", 2).await;
+    assert_ne!(second_uid, first_uid, "a new pod, not a notify of the old one");
+    assert_eq!(h.wait_only_pod(2).await, second_uid, "the old pod is gone");
+
+    let reviewer = h.wait_reviewer("queue holds pr1-02", |r| status_of(r).queue == ["pr1-02"]).await;
+    let status = status_of(&reviewer);
+    assert_eq!((status.incarnation, status.restarts), (2, 1));
+    let restart = status.last_restart.expect("lastRestart");
+    assert_eq!((restart.reason, restart.runs), (RestartReason::Superseded, vec!["pr1-01".to_owned()]));
+    assert_eq!(status.pod.map(|pod| pod.uid), Some(second_uid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_run_on_the_head_sha_restarts_nothing() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    let uid = h.wait_running("pr1-01", 1).await;
+
+    h.create_run("pr1-02", PR1, SHA_A).await;
+    h.create_run("pr2-01", PR2, SHA_X).await;
+    let duplicate = h.wait_failed("pr1-02", RunReason::Duplicate).await;
+    let message = duplicate.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("pr1-01"), "the message names the covering run: {message}");
+    assert_eq!(h.wait_running("pr2-01", 1).await, uid, "notified on the same pod");
+
+    let reviewer = h.wait_reviewer("queue holds both PRs", |r| status_of(r).queue == ["pr1-01", "pr2-01"]).await;
+    let status = status_of(&reviewer);
+    assert_eq!((status.incarnation, status.restarts), (1, 0));
+    assert_eq!(h.pod_uids().await, vec![(Reviewer::pod_name(REVIEWER, 1), uid.clone())]);
+    let first = h.runs().get("pr1-01").await.unwrap();
+    assert_eq!(first.phase(), RunPhase::Running);
+    assert_eq!(assignment(&first).map(|(pod_uid, _)| pod_uid), Some(uid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_pr_trigger_restarts_once() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("t1-pr1", PR1, SHA_A).await;
+    h.create_run("t1-pr2", PR2, SHA_X).await;
+    h.create_run("t1-pr3", PR3, SHA_Z).await;
+    for run in ["t1-pr1", "t1-pr2", "t1-pr3"] {
+        h.wait_running(run, 1).await;
+    }
+
+    // One trigger: new head SHAs for two pull requests at once.
+    let (a, b) = tokio::join!(h.create_run("t2-pr1", PR1, SHA_B), h.create_run("t2-pr2", PR2, SHA_Y));
+    assert!(a.uid().is_some() && b.uid().is_some());
+    h.wait_failed("t1-pr1", RunReason::Superseded).await;
+    h.wait_failed("t1-pr2", RunReason::Superseded).await;
+    let uid = h.wait_running("t2-pr1", 2).await;
+    assert_eq!(h.wait_running("t2-pr2", 2).await, uid);
+    assert_eq!(h.wait_running("t1-pr3", 2).await, uid, "the unchanged PR moves to the fresh pod");
+
+    let reviewer =
+        h.wait_reviewer("queue of the fresh pod", |r| status_of(r).queue == ["t1-pr3", "t2-pr1", "t2-pr2"]).await;
+    let status = status_of(&reviewer);
+    assert_eq!((status.incarnation, status.restarts), (2, 1), "exactly one restart");
+    let mut restarted = status.last_restart.expect("lastRestart").runs;
+    restarted.sort();
+    assert_eq!(restarted, ["t1-pr1", "t1-pr2"]);
+    assert_eq!(h.wait_only_pod(2).await, uid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_run_for_a_superseded_sha_fails_at_once() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    let uid = h.wait_running("pr1-02", 2).await;
+
+    // A replayed webhook for the old commit.
+    h.create_run("pr1-03", PR1, SHA_A).await;
+    let late = h.wait_failed("pr1-03", RunReason::Superseded).await;
+    assert_eq!(superseded_by(&late), Some("pr1-02"));
+    assert!(conditions::is(&late.status.as_ref().unwrap().conditions, CONDITION_CURRENT, conditions::FALSE));
+    let head = h.runs().get("pr1-02").await.unwrap();
+    assert_eq!(head.phase(), RunPhase::Running, "the head's review goes on");
+    assert_eq!(assignment(&head).map(|(pod_uid, _)| pod_uid), Some(uid.clone()));
+    let status = status_of(&h.reviewers().get(REVIEWER).await.unwrap());
+    assert_eq!((status.incarnation, status.restarts), (2, 1));
+    assert_eq!(h.pod_uids().await, vec![(Reviewer::pod_name(REVIEWER, 2), uid)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_after_approval_is_a_duplicate() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    let uid = h.wait_running("pr1-01", 1).await;
+    h.submit("pr1-01", "Approved").await.expect("verdict accepted");
+    h.wait_reviewer("queue emptied", |r| status_of(r).queue.is_empty() && status_of(r).pod.is_some()).await;
+
+    h.create_run("pr1-02", PR1, SHA_A).await;
+    let duplicate = h.wait_failed("pr1-02", RunReason::Duplicate).await;
+    let message = duplicate.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("pr1-01"), "{message}");
+    let approved = h.runs().get("pr1-01").await.unwrap();
+    assert_eq!(approved.phase(), RunPhase::Succeeded);
+    let status = status_of(&h.reviewers().get(REVIEWER).await.unwrap());
+    assert_eq!(status.restarts, 0);
+    assert_eq!(h.pod_uids().await, vec![(Reviewer::pod_name(REVIEWER, 1), uid)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_fails_the_run_and_restarts_the_reviewer() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.create_run("pr2-01", PR2, SHA_X).await;
+    let first_uid = h.wait_running("pr1-01", 1).await;
+    h.wait_running("pr2-01", 1).await;
+
+    let patch = json!({ "spec": { "cancelRequested": true } });
+    h.runs().patch("pr1-01", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel requested");
+    h.wait_failed("pr1-01", RunReason::Cancelled).await;
+    let uid = h.wait_running("pr2-01", 2).await;
+    assert_ne!(uid, first_uid);
+    assert_eq!(h.wait_only_pod(2).await, uid);
+    let reviewer = h.wait_reviewer("queue holds pr2-01", |r| status_of(r).queue == ["pr2-01"]).await;
+    let status = status_of(&reviewer);
+    assert_eq!(status.restarts, 1);
+    assert_eq!(status.last_restart.map(|r| r.reason), Some(RestartReason::Cancelled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_run_times_out() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run_with("pr1-01", REVIEWER, PR1, SHA_A, "2s").await;
+    let first_uid = h.wait_running("pr1-01", 1).await;
+
+    let timed_out = h.wait_failed("pr1-01", RunReason::TimedOut).await;
+    let message = timed_out.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("2s"), "{message}");
+    let reviewer = h.wait_reviewer("restarted", |r| status_of(r).restarts == 1).await;
+    assert_eq!(status_of(&reviewer).last_restart.map(|r| r.reason), Some(RestartReason::TimedOut));
+    let uid = h.wait_only_pod(2).await;
+    assert_ne!(uid, first_uid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_deleted_from_outside_is_replaced() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    let first_uid = h.wait_running("pr1-01", 1).await;
+
+    h.pods().delete(&Reviewer::pod_name(REVIEWER, 1), &DeleteParams::default()).await.expect("pod deleted");
+    let uid = h.wait_running("pr1-01", 2).await;
+    assert_ne!(uid, first_uid);
+    assert_eq!(h.wait_only_pod(2).await, uid);
+    let reviewer = h.wait_reviewer("queue on the new pod", |r| status_of(r).pod.is_some_and(|p| p.uid == uid)).await;
+    let status = status_of(&reviewer);
+    assert_eq!(status.queue, ["pr1-01"]);
+    assert_eq!(status.restarts, 0, "a lost pod is not a restart for stale work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_reviewer_removes_its_pod_and_fails_its_runs() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    h.wait_reviewer("finalizer added", |r| r.finalizers().iter().any(|f| f == review_operator::api::FINALIZER)).await;
+
+    h.reviewers().delete(REVIEWER, &DeleteParams::default()).await.expect("Reviewer deletion accepted");
+    let failed = h.wait_failed("pr1-01", RunReason::ReviewerDeleted).await;
+    assert!(conditions::is(&failed.status.as_ref().unwrap().conditions, CONDITION_SUCCEEDED, conditions::FALSE));
+    support::eventually("Reviewer gone", || async {
+        h.reviewers().get_opt(REVIEWER).await.ok().filter(Option::is_none)
+    })
+    .await;
+    support::eventually("pods gone", || pods_empty(&h)).await;
+}
+
+async fn pods_empty(h: &Harness) -> Option<()> {
+    h.pod_uids().await.is_empty().then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdict_for_a_superseded_run_is_rejected() {
+    let (h, _controller) = Harness::with_controller().await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+
+    let error = h.submit("pr1-01", "Approved").await.expect_err("a late verdict is rejected");
+    let kube::Error::Api(status) = error else { panic!("expected an API error, got {error}") };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(status.message.contains("final"), "{}", status.message);
+    let run = h.runs().get("pr1-01").await.unwrap();
+    assert_eq!(run.phase(), RunPhase::Failed);
+    assert!(run.status.as_ref().unwrap().result.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_stopped_between_failing_and_replacing_converges() {
+    let h = Harness::new().await;
+    let controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    let first_uid = h.wait_running("pr1-01", 1).await;
+    h.wait_reviewer("queue holds pr1-01", |r| status_of(r).queue == ["pr1-01"]).await;
+    controller.stop().await;
+
+    // The first half of the plan for the new SHA: run statuses written, pod untouched.
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    let observed = ObservedReviewer {
+        name: REVIEWER.into(),
+        reviewer: Some(h.reviewers().get(REVIEWER).await.unwrap()),
+        runs: h.runs().list(&ListParams::default()).await.unwrap().items,
+        pods: h
+            .pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(ObservedPod::from_pod)
+            .collect(),
+    };
+    let plan = plan_reviewer(&observed, Timestamp::now());
+    assert!(plan.restart.is_some(), "the plan replaces the pod");
+    for update in &plan.run_updates {
+        let body = json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "kind": "ReviewRun",
+            "metadata": { "name": update.run },
+            "status": update.status,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        h.runs().patch_status(&update.run, &params, &Patch::Apply(&body)).await.expect("status written");
+    }
+    assert_eq!(h.runs().get("pr1-01").await.unwrap().phase(), RunPhase::Failed);
+    assert_eq!(h.pod_uids().await, vec![(Reviewer::pod_name(REVIEWER, 1), first_uid.clone())]);
+
+    let _controller = RunningController::start(h.client.clone());
+    let uid = h.wait_running("pr1-02", 2).await;
+    assert_ne!(uid, first_uid);
+    assert_eq!(h.wait_only_pod(2).await, uid);
+    let reviewer = h.wait_reviewer("queue holds pr1-02", |r| status_of(r).queue == ["pr1-02"]).await;
+    let status = status_of(&reviewer);
+    assert_eq!((status.incarnation, status.restarts), (2, 1), "exactly one restart");
+    assert_eq!(status.last_restart.map(|r| r.runs), Some(vec!["pr1-01".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_for_a_missing_reviewer_waits_for_it() {
+    let h = Harness::new().await;
+    let _controller = RunningController::start(h.client.clone());
+    h.create_run_with("pr1-01", "review-w2", PR1, SHA_A, "1h").await;
+    let waiting = h
+        .wait_run("pr1-01", "waiting for its Reviewer", |run| {
+            run.status.as_ref().and_then(|s| conditions::find(&s.conditions, CONDITION_SUCCEEDED)).is_some_and(|c| {
+                c.status == conditions::UNKNOWN && c.reason == review_operator::api::REASON_REVIEWER_NOT_FOUND
+            })
+        })
+        .await;
+    assert_eq!(waiting.phase(), RunPhase::Pending);
+    let event = object_event(&h, "pr1-01", "ReviewerNotFound").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().contains("review-w2"));
+
+    h.create_reviewer("review-w2").await;
+    let run = h.wait_run("pr1-01", "Running once the Reviewer exists", |run| run.phase() == RunPhase::Running).await;
+    assert_eq!(run.status.and_then(|s| s.assignment).map(|a| a.pod), Some("review-w2-1".to_owned()));
+}
+
+/// Makes matching requests fail before they reach the API server, as a
+/// failing server would answer them.
+#[derive(Clone, Default)]
+struct Faults {
+    armed: Arc<std::sync::Mutex<Vec<Fault>>>,
+    /// Requests other than GET that reached the server.
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Fault {
+    method: http::Method,
+    path_suffix: String,
+    code: u16,
+    reason: &'static str,
+    remaining: usize,
+}
+
+impl Faults {
+    fn fail(&self, method: http::Method, path_suffix: &str, code: u16, reason: &'static str, times: usize) {
+        let fault = Fault { method, path_suffix: path_suffix.into(), code, reason, remaining: times };
+        self.armed.lock().unwrap().push(fault);
+    }
+
+    /// The status to answer `request` with, consuming one use of the fault.
+    fn take<B>(&self, request: &http::Request<B>) -> Option<(u16, &'static str)> {
+        let mut faults = self.armed.lock().unwrap();
+        let fault = faults.iter_mut().find(|f| {
+            f.remaining > 0 && f.method == request.method() && request.uri().path().ends_with(&f.path_suffix)
+        })?;
+        fault.remaining -= 1;
+        Some((fault.code, fault.reason))
+    }
+
+    /// A client for `cluster` whose requests pass through these faults.
+    fn client(&self, cluster: &DevCluster) -> Client {
+        let mut config = kube::Config::new(cluster.url().parse().unwrap());
+        config.default_namespace = "default".into();
+        config.auth_info.token = Some(cluster.admin_token().to_owned().into());
+        config.root_cert = Some(vec![pem_to_der(cluster.ca_pem())]);
+        let builder = kube::client::ClientBuilder::try_from(config).expect("client stack");
+        builder.with_layer(&FaultLayer(self.clone())).build()
+    }
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).expect("CA PEM")
+}
+
+struct FaultLayer(Faults);
+
+impl<S> tower::Layer<S> for FaultLayer {
+    type Service = FaultService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        FaultService { inner, faults: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct FaultService<S> {
+    inner: S,
+    faults: Faults,
+}
+
+type ResponseBody = Box<kube::client::DynBody>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> tower::Service<http::Request<kube::client::Body>> for FaultService<S>
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<ResponseBody>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        use futures::FutureExt;
+        use http_body_util::BodyExt;
+        let Some((code, reason)) = self.faults.take(&request) else {
+            if request.method() != http::Method::GET {
+                self.faults.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            return self.inner.call(request).boxed();
+        };
+        let message = format!("injected fault: {reason}");
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code,
+        });
+        let body = http_body_util::Full::new(bytes::Bytes::from(status.to_string()))
+            .map_err(|never| -> BoxError { match never {} });
+        let response = http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Box::new(body) as ResponseBody)
+            .map_err(BoxError::from);
+        futures::future::ready(response).boxed()
+    }
+}
+
+/// A Running run on pod 1, and a controller whose API calls pass through `faults`.
+async fn supersede_with_faults(faults: &Faults) -> (Harness, RunningController) {
+    let h = Harness::new().await;
+    let controller = RunningController::start(faults.client(&h.cluster));
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    (h, controller)
+}
+
+async fn reviewer_event(h: &Harness, reason: &str) -> Event {
+    object_event(h, REVIEWER, reason).await
+}
+
+/// Waits for an event with `reason` about the object `regarding`.
+async fn object_event(h: &Harness, regarding: &str, reason: &str) -> Event {
+    let events: Api<Event> = Api::default_namespaced(h.client.clone());
+    support::eventually(&format!("a {reason} event about {regarding}"), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|event| {
+            event.reason.as_deref() == Some(reason)
+                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_pod_delete_failure_fails_the_launched_runs() {
+    let faults = Faults::default();
+    let (h, _controller) = supersede_with_faults(&faults).await;
+    let pod = format!("/pods/{}", Reviewer::pod_name(REVIEWER, 1));
+    faults.fail(http::Method::DELETE, &pod, 403, "Forbidden", usize::MAX);
+
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+    let failed = h.wait_failed("pr1-02", RunReason::LaunchFailed).await;
+    let message = failed.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("injected fault: Forbidden"), "{message}");
+    let reviewer = h
+        .wait_reviewer("Degraded", |r| {
+            conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::TRUE)
+        })
+        .await;
+    let degraded =
+        conditions::find(&status_of(&reviewer).conditions, review_operator::api::CONDITION_DEGRADED).cloned().unwrap();
+    assert_eq!(degraded.reason, "LaunchFailed");
+    assert!(degraded.message.contains("injected fault: Forbidden"), "{}", degraded.message);
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_pod_delete_failure_is_retried() {
+    let faults = Faults::default();
+    let (h, controller) = supersede_with_faults(&faults).await;
+    let pod = format!("/pods/{}", Reviewer::pod_name(REVIEWER, 1));
+    faults.fail(http::Method::DELETE, &pod, 500, "InternalError", 2);
+
+    h.create_run("pr1-02", PR1, SHA_B).await;
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+    let uid = h.wait_running("pr1-02", 2).await;
+    assert_eq!(h.wait_only_pod(2).await, uid);
+    let reviewer = h
+        .wait_reviewer("healthy again", |r| {
+            conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::FALSE)
+                && status_of(r).queue == ["pr1-02"]
+        })
+        .await;
+    assert_eq!(status_of(&reviewer).restarts, 1, "retries are not further restarts");
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().contains("injected fault: InternalError"));
+    let metrics = controller.metrics.encode();
+    assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_reviewer_reconciles_without_writes() {
+    let faults = Faults::default();
+    let (h, controller) = supersede_with_faults(&faults).await;
+    h.wait_reviewer("settled", |r| status_of(r).queue == ["pr1-01"] && status_of(r).pod.is_some()).await;
+    // The event is the last write of the reconcile that assigned the run.
+    object_event(&h, "pr1-01", "Assigned").await;
+    let reconciles = controller.metrics.reconciles.get();
+    let writes = faults.writes.load(std::sync::atomic::Ordering::SeqCst);
+
+    // A change the plan does not depend on triggers a reconcile.
+    let patch = json!({ "metadata": { "annotations": { "example.com/touched": "yes" } } });
+    h.reviewers().patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    support::eventually("a reconcile after the change", || async {
+        (controller.metrics.reconciles.get() > reconciles).then_some(())
+    })
+    .await;
+    assert_eq!(faults.writes.load(std::sync::atomic::Ordering::SeqCst), writes, "no API write when nothing changed");
+}
