@@ -39,7 +39,11 @@
 
 mod heads;
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod world;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

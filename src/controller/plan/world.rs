@@ -1,0 +1,321 @@
+//! An in-memory cluster for one Reviewer, shared by the planner's unit tests
+//! and its model test. It executes plans write by write in the order the
+//! module documentation of [`super`] prescribes, checks every ReviewRun status
+//! write against the CRD's CEL rules (as the API server would), and gives
+//! pods the name semantics of the API server (409 on a taken name, 404 or 409
+//! on deletion with a UID precondition).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::CustomResourceExt;
+use kube_cel::CompiledSchema;
+
+use super::*;
+use crate::api::{AgentSpec, PullRequest, ReviewResult, ReviewRunSpec, ReviewerSpec};
+
+pub const NAME: &str = "review-w1";
+pub const PR1: &str = "https://github.com/acme/widgets/pull/1";
+pub const PR2: &str = "https://github.com/acme/widgets/pull/2";
+pub const SHA_A: &str = "aaaaaaa1111111";
+pub const SHA_B: &str = "bbbbbbb2222222";
+pub const SHA_C: &str = "ccccccc3333333";
+pub const SHA_X: &str = "eeeeeee4444444";
+pub const SHA_Y: &str = "fffffff5555555";
+
+/// The test clock: seconds after a fixed instant.
+pub fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + second).unwrap()
+}
+
+pub fn reviewer() -> Reviewer {
+    let mut reviewer = Reviewer::new(
+        NAME,
+        ReviewerSpec {
+            worker_id: "w1".into(),
+            agent: AgentSpec {
+                image: "ghcr.io/acme/reviewer:1".into(),
+                command: vec![],
+                args: vec![],
+                env: vec![],
+                resources: None,
+                harness: Some("claude-code".into()),
+                prompt: None,
+            },
+            service_account_name: "review-agent".into(),
+            launch_deadline: "5m".into(),
+        },
+    );
+    reviewer.metadata.namespace = Some("default".into());
+    reviewer.metadata.generation = Some(1);
+    reviewer
+}
+
+pub fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
+    let mut run = ReviewRun::new(
+        name,
+        ReviewRunSpec {
+            reviewer: NAME.into(),
+            pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+            cancel_requested: false,
+            timeout: "1h".into(),
+        },
+    );
+    run.metadata = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("default".into()),
+        uid: Some(format!("uid-{name}")),
+        generation: Some(1),
+        creation_timestamp: Some(Time(at(created))),
+        ..ObjectMeta::default()
+    };
+    run
+}
+
+thread_local! {
+    /// The ReviewRun CRD's schema, compiled once per test thread.
+    static RUN_SCHEMA: CompiledSchema = {
+        let crd = serde_json::to_value(ReviewRun::crd()).unwrap();
+        kube_cel::compile_schema(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    };
+}
+
+/// One write of a plan, in execution order (see [`writes`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Write<'a> {
+    Finalizer(FinalizerChange),
+    RunLabels(&'a RunLabels),
+    RunStatus(&'a RunUpdate),
+    ReviewerStatus(&'a ReviewerStatus),
+    DeletePod(&'a PodDeletion),
+    CreatePod(&'a PodLaunch),
+}
+
+/// The writes of `plan` in the documented execution order.
+pub fn writes(plan: &ReviewerPlan) -> Vec<Write<'_>> {
+    let mut writes = Vec::new();
+    if plan.finalizer == FinalizerChange::Add {
+        writes.push(Write::Finalizer(FinalizerChange::Add));
+    }
+    writes.extend(plan.run_labels.iter().map(Write::RunLabels));
+    writes.extend(plan.run_updates.iter().map(Write::RunStatus));
+    writes.extend(plan.reviewer_status.iter().map(Write::ReviewerStatus));
+    writes.extend(plan.pod_deletions.iter().map(Write::DeletePod));
+    writes.extend(plan.pod_creation.iter().map(Write::CreatePod));
+    if plan.finalizer == FinalizerChange::Remove {
+        writes.push(Write::Finalizer(FinalizerChange::Remove));
+    }
+    writes
+}
+
+/// An in-memory cluster for one Reviewer: `observed` is its whole state.
+pub struct World {
+    pub observed: ObservedReviewer,
+    /// Whether created pods show up in the next observation.
+    pub pods_become_visible: bool,
+    /// How many pods were ever created under each name.
+    pub pods_created: BTreeMap<String, usize>,
+    /// UIDs of every pod ever created.
+    pub pod_uids: BTreeSet<String>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::without_reviewer().with_reviewer()
+    }
+
+    pub fn without_reviewer() -> Self {
+        Self {
+            observed: ObservedReviewer { name: NAME.into(), ..ObservedReviewer::default() },
+            pods_become_visible: true,
+            pods_created: BTreeMap::new(),
+            pod_uids: BTreeSet::new(),
+        }
+    }
+
+    pub fn with_reviewer(mut self) -> Self {
+        self.observed.reviewer = Some(reviewer());
+        self
+    }
+
+    pub fn add(&mut self, run: ReviewRun) {
+        self.observed.runs.push(run);
+    }
+
+    pub fn find_run(&self, name: &str) -> Option<&ReviewRun> {
+        self.observed.runs.iter().find(|r| r.metadata.name.as_deref() == Some(name))
+    }
+
+    pub fn run(&self, name: &str) -> &ReviewRun {
+        self.find_run(name).unwrap()
+    }
+
+    pub fn run_mut(&mut self, name: &str) -> &mut ReviewRun {
+        self.observed.runs.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)).unwrap()
+    }
+
+    pub fn status(&self, name: &str) -> ReviewRunStatus {
+        self.run(name).status.clone().unwrap_or_default()
+    }
+
+    pub fn reviewer_status(&self) -> ReviewerStatus {
+        self.observed.reviewer.as_ref().and_then(|r| r.status.clone()).unwrap_or_default()
+    }
+
+    /// Writes a run status the way the API server would: rejected, with the
+    /// CEL error, when it breaks a rule of the CRD.
+    pub fn try_write_run_status(&mut self, name: &str, status: ReviewRunStatus) -> Result<(), String> {
+        let old = serde_json::to_value(self.run(name)).unwrap();
+        let mut new = self.run(name).clone();
+        new.status = Some(status);
+        let new_value = serde_json::to_value(&new).unwrap();
+        if let Err(errors) = RUN_SCHEMA.with(|schema| kube_cel::validate_compiled(schema, &new_value, Some(&old))) {
+            for error in errors.iter() {
+                // A rule kube-cel cannot evaluate would also "reject"; insist on a real verdict.
+                assert_eq!(error.kind, kube_cel::ErrorKind::ValidationFailure, "{error}");
+            }
+            return Err(errors.to_string());
+        }
+        *self.run_mut(name) = new;
+        Ok(())
+    }
+
+    /// [`Self::try_write_run_status`] for writes that must be accepted.
+    pub fn write_run_status(&mut self, name: &str, status: ReviewRunStatus) {
+        if let Err(errors) = self.try_write_run_status(name, status) {
+            panic!("the apiserver would reject the status of {name}: {errors}");
+        }
+    }
+
+    /// The reviewer pod submits its verdict: a merge patch of the status
+    /// subresource setting phase, reason and result.
+    pub fn try_submit(&mut self, name: &str, verdict: Verdict, body: &str, when: i64) -> Result<(), String> {
+        let mut status = self.status(name);
+        status.phase = Some(RunPhase::Succeeded);
+        status.reason = Some(RunReason::Submitted);
+        status.result =
+            Some(ReviewResult { verdict, body: body.into(), review_id: None, submitted_at: Time(at(when)) });
+        self.try_write_run_status(name, status)
+    }
+
+    /// [`Self::try_submit`] for submissions that must be accepted.
+    pub fn submit(&mut self, name: &str, verdict: Verdict, body: &str, when: i64) {
+        if let Err(errors) = self.try_submit(name, verdict, body, when) {
+            panic!("the apiserver would reject the submission for {name}: {errors}");
+        }
+    }
+
+    /// Deletes a pod with a UID precondition: `Ok(false)` when it was already
+    /// gone (404), a conflict (409) when the name now belongs to another pod.
+    pub fn delete_pod(&mut self, deletion: &PodDeletion) -> Result<bool, ApiErrorClass> {
+        match self.observed.pods.iter().position(|pod| pod.name == deletion.name) {
+            None => Ok(false),
+            Some(index) if self.observed.pods[index].uid != deletion.uid => {
+                Err(ApiErrorClass::of(PodOperation::Delete, Some(409)))
+            }
+            Some(index) => {
+                self.observed.pods.remove(index);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Creates the pod of `launch`: `false` when the name is taken (409).
+    /// Every pod gets a new UID, even under a name used before.
+    pub fn create_pod(&mut self, launch: &PodLaunch) -> bool {
+        if self.observed.pods.iter().any(|pod| pod.name == launch.name) {
+            return false;
+        }
+        let count = self.pods_created.entry(launch.name.clone()).or_default();
+        *count += 1;
+        let uid = match *count {
+            1 => format!("uid-{}", launch.name),
+            n => format!("uid-{}-{n}", launch.name),
+        };
+        self.pod_uids.insert(uid.clone());
+        self.observed.pods.push(ObservedPod {
+            name: launch.name.clone(),
+            uid,
+            incarnation: launch.incarnation,
+            phase: PodPhase::Running,
+            ready: true,
+            deleting: false,
+        });
+        true
+    }
+
+    /// Executes one write; status writes must be accepted.
+    pub fn apply_write(&mut self, write: Write<'_>) {
+        match write {
+            Write::Finalizer(change) => {
+                if let Some(reviewer) = self.observed.reviewer.as_mut() {
+                    let finalizers = reviewer.metadata.finalizers.get_or_insert_with(Vec::new);
+                    match change {
+                        FinalizerChange::Keep => {}
+                        FinalizerChange::Add => finalizers.push(FINALIZER.into()),
+                        FinalizerChange::Remove => finalizers.retain(|f| f != FINALIZER),
+                    }
+                    if reviewer.metadata.deletion_timestamp.is_some() && finalizers.is_empty() {
+                        self.observed.reviewer = None;
+                    }
+                }
+            }
+            Write::RunLabels(labels) => {
+                let run = self.run_mut(&labels.run);
+                run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
+            }
+            Write::RunStatus(update) => self.write_run_status(&update.run, update.status.clone()),
+            Write::ReviewerStatus(status) => {
+                if let Some(reviewer) = self.observed.reviewer.as_mut() {
+                    reviewer.status = Some(status.clone());
+                }
+            }
+            Write::DeletePod(deletion) => {
+                self.delete_pod(deletion).unwrap();
+            }
+            Write::CreatePod(launch) => {
+                if self.pods_become_visible {
+                    self.create_pod(launch);
+                }
+            }
+        }
+    }
+
+    pub fn apply(&mut self, plan: &ReviewerPlan) {
+        for write in writes(plan) {
+            self.apply_write(write);
+        }
+    }
+
+    /// Plans and applies until nothing changes; returns the plans that
+    /// changed something. Checks that only the first plan fails runs,
+    /// restarts or creates pods, and that planning is deterministic.
+    pub fn converge(&mut self, now: i64) -> Vec<ReviewerPlan> {
+        let mut plans = Vec::new();
+        loop {
+            let plan = plan_reviewer(&self.observed, at(now));
+            assert_eq!(plan, plan_reviewer(&self.observed, at(now)), "planning is deterministic");
+            if plan.is_noop() {
+                return plans;
+            }
+            if let Some(previous) = plans.last() {
+                let previous: &ReviewerPlan = previous;
+                assert!(previous.pod_creation.is_some(), "only a pod creation needs a follow-up plan: {plan:#?}");
+                assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
+                assert!(
+                    plan.run_updates.iter().all(|u| u.change == RunChange::Assigned),
+                    "the follow-up plan only assigns: {plan:#?}"
+                );
+            }
+            assert!(plans.len() < 2, "planning did not converge: {plan:#?}");
+            self.apply(&plan);
+            plans.push(plan);
+        }
+    }
+
+    /// The first plan of [`Self::converge`].
+    pub fn step(&mut self, now: i64) -> ReviewerPlan {
+        self.converge(now).into_iter().next().unwrap_or_default()
+    }
+}
