@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole system on an embedded dev cluster, with a live demo.
+    Dev(review_operator::dev::DevArgs),
     /// Print the CustomResourceDefinitions, or write them to a directory.
     Crds {
         /// Write one file per CRD into --dir instead of printing.
@@ -62,8 +64,20 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Controller(args) => review_operator::cli::controller::run(*args)?,
+        Command::Dev(args) => {
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(dev_log_filter()).init();
+            if let Err(error) = runtime()?.block_on(review_operator::dev::run(args)) {
+                eprintln!("error: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Agent { command } => {
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(log_filter()).init();
+            // The container log is the transcript: plain text, no colour codes.
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_env_filter(log_filter())
+                .init();
             let code = runtime()?.block_on(agent::run(command))?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
@@ -85,4 +99,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+}
+
+/// The dev command keeps its terminal for the timeline: only warnings unless RUST_LOG says otherwise.
+fn dev_log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())
 }

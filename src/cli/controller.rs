@@ -44,7 +44,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Quiet time after the last event before a reconcile, so runs created together restart a reviewer once.
-    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub debounce: Duration,
     /// Image of this operator, injected into reviewer pods to run the in-pod supervisor.
     #[arg(long, env = "REVIEW_OPERATOR_IMAGE", value_name = "IMAGE")]
@@ -142,7 +142,7 @@ async fn serve(args: ControllerArgs) -> anyhow::Result<()> {
     });
 
     let elected = leader::run_with_leadership(client.clone(), lease, election, shutdown, |stop| {
-        reconciler_entry_point_shim(client.clone(), settings.clone(), metrics.clone(), stop.wait())
+        crate::controller::run(client.clone(), settings.clone(), metrics.clone(), stop.wait())
     })
     .await;
     trigger.trigger();
@@ -152,23 +152,6 @@ async fn serve(args: ControllerArgs) -> anyhow::Result<()> {
     info!("stopped");
     Ok(())
 }
-
-/// TEMPORARY (branch `wip/ops` only): stands in for `controller::run`, which
-/// lands separately, with the same signature. Replace the call above with
-/// `crate::controller::run(...)` and delete this function when merging.
-async fn reconciler_entry_point_shim(
-    _client: kube::Client,
-    _settings: ControllerSettings,
-    _metrics: Arc<Metrics>,
-    _shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ReconcilerMissing> {
-    Err(ReconcilerMissing)
-}
-
-/// Error of [`reconciler_entry_point_shim`].
-#[derive(Debug, thiserror::Error)]
-#[error("this build has no reconciler yet (controller::run is not merged)")]
-struct ReconcilerMissing;
 
 #[cfg(test)]
 mod tests {

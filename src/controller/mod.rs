@@ -26,10 +26,14 @@ use reconcile::Context;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
 ///
-/// One trigger (a push, a CI re-run) often creates several ReviewRuns within
-/// a second. Waiting this long after the last event before reconciling lets
-/// them land in one reconcile, so a restart caused by them happens once.
-pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_secs(2);
+/// One trigger (a CI bot's loop over PRs) creates several ReviewRuns within a
+/// few milliseconds. Waiting this long after the last event before reconciling
+/// lets them land in one reconcile, so a restart caused by them happens once.
+/// Restarts are level-based, so runs arriving later still restart at most once
+/// per stale pod; the debounce only decides how often a burst is batched. It
+/// adds directly to supersede latency (a supersede takes two reconciles:
+/// replace, then assign), hence a fraction of a second rather than seconds.
+pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// How the in-pod supervisor (`review-operator agent`) gets into reviewer pods.
 #[derive(Clone, Debug, PartialEq, Eq)]

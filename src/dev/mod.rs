@@ -1,3 +1,88 @@
-//! `review-operator dev`: the whole system on an embedded dev cluster.
+//! `review-operator dev`: the whole system on an embedded dev cluster, with an optional live demo.
 
+mod demo;
+pub mod manifests;
 pub mod timeline;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use devcluster::{Config, DevCluster};
+use tokio::sync::watch;
+
+use crate::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_DEBOUNCE};
+use crate::metrics::Metrics;
+
+/// Flags of `review-operator dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Where the API server listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig for kubectl.
+    #[arg(long, default_value = ".review-operator/kubeconfig")]
+    pub kubeconfig: PathBuf,
+    /// Keep the cluster's objects in this folder across restarts (default: in memory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Do not run the demo in namespace `demo`.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Run only the dev cluster, to run the controller separately.
+    #[arg(long)]
+    pub no_controller: bool,
+}
+
+/// Runs the dev cluster (and the controller and demo) until Ctrl-C or SIGTERM.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let config = Config {
+        listen: args.listen,
+        kubeconfig_path: Some(args.kubeconfig.clone()),
+        data_dir: args.data_dir.clone(),
+        ..Config::default()
+    };
+    // The bind error already names the address and the cause: one line, no backtrace.
+    let cluster = DevCluster::start(config).await?;
+    let client = cluster.client()?;
+    manifests::install(&client).await.context("installing CRDs and policies")?;
+    let kubeconfig = std::fs::canonicalize(cluster.kubeconfig_path()).unwrap_or_else(|_| args.kubeconfig.clone());
+    println!("dev cluster ready at {}", cluster.url());
+    println!("export KUBECONFIG={}", kubeconfig.display());
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if !args.no_controller {
+        let binary = std::env::current_exe().context("locating this binary for reviewer pods")?;
+        let settings = ControllerSettings {
+            field_manager: "review-operator".into(),
+            debounce: RECOMMENDED_DEBOUNCE,
+            agent: AgentLaunch::LocalBinary { path: binary },
+        };
+        let client = client.clone();
+        let shutdown = wait_for(stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = crate::controller::run(client, settings, Arc::new(Metrics::default()), shutdown).await {
+                eprintln!("controller stopped: {error}");
+            }
+        }));
+    }
+    if !args.no_demo {
+        let binary = std::env::current_exe().context("locating this binary for the demo agent")?;
+        tasks.push(tokio::spawn(demo::run(client.clone(), binary, wait_for(stopped.clone()))));
+    }
+
+    crate::operations::shutdown::termination_signal().await.context("waiting for Ctrl-C")?;
+    println!("stopping");
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    cluster.shutdown().await?;
+    Ok(())
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}

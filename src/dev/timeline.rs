@@ -69,6 +69,13 @@ pub fn reviewer_changes(before: Option<&Reviewer>, after: &Reviewer) -> Vec<Stri
             restart.runs.join(", ")
         )],
         (Some(previous), _, _) => vec![format!("reviewer {name}: pod {} replaced by {}", previous.name, pod.name)],
+        (None, true, Some(restart)) => vec![format!(
+            "reviewer {name}: pod {} started (incarnation {}), replacing the stale pod ({:?}: {})",
+            pod.name,
+            pod.incarnation,
+            restart.reason,
+            restart.runs.join(", ")
+        )],
         (None, _, _) => vec![format!("reviewer {name}: pod {} started (incarnation {})", pod.name, pod.incarnation)],
     }
 }

@@ -135,6 +135,42 @@ pub fn same_content(old: &Value, new: &Value) -> bool {
     strip(old) == strip(new)
 }
 
+/// Removes the field at a dotted path such as `spec.containers[1].foo` (the form unknown-field
+/// reports use), so dropped fields are not stored, as the real server's decoder drops them.
+pub fn remove_field_path(object: &mut Value, path: &str) {
+    let mut segments: Vec<(String, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        match part.split_once('[') {
+            Some((name, rest)) => {
+                segments.push((name.to_string(), None));
+                for index in rest.trim_end_matches(']').split("][") {
+                    match index.parse() {
+                        Ok(i) => segments.push((String::new(), Some(i))),
+                        Err(_) => return,
+                    }
+                }
+            }
+            None => segments.push((part.to_string(), None)),
+        }
+    }
+    let Some((last, None)) = segments.pop() else { return };
+    let mut current = object;
+    for (name, index) in segments {
+        let next = match index {
+            Some(i) => current.get_mut(i),
+            None if name.is_empty() => Some(current),
+            None => current.get_mut(&name),
+        };
+        match next {
+            Some(v) => current = v,
+            None => return,
+        }
+    }
+    if let Some(map) = current.as_object_mut() {
+        map.remove(&last);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +223,16 @@ mod tests {
         assert!(same_content(&c, &d), "a new timestamp alone is no change");
         d["metadata"]["managedFields"][0]["manager"] = json!("n");
         assert!(!same_content(&c, &d), "new ownership is a change");
+    }
+
+    #[test]
+    fn removes_reported_unknown_fields() {
+        let mut o = json!({"bogus": 1, "spec": {"containers": [{"name": "a"}, {"name": "b", "foo": 2}]}});
+        remove_field_path(&mut o, "bogus");
+        remove_field_path(&mut o, "spec.containers[1].foo");
+        remove_field_path(&mut o, "spec.missing[3].x");
+        remove_field_path(&mut o, "spec.containers[x].y");
+        assert_eq!(o, json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}));
     }
 
     #[test]

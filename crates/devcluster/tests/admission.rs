@@ -95,7 +95,9 @@ async fn only_the_assigned_pod_may_patch_a_runs_status() {
     let pod_a = support::service_account_token(&cluster, NS, "reviewer", Some(("reviewer-a", "uid-a")));
     let pod_b = support::service_account_token(&cluster, NS, "reviewer", Some(("reviewer-b", "uid-b")));
     let no_pod = support::service_account_token(&cluster, NS, "reviewer", None);
-    let verdict = Patch::Merge(json!({"status": {"phase": "Succeeded"}}));
+    let verdict = Patch::Merge(
+        json!({"status": {"phase": "Succeeded", "reason": "Submitted", "result": {"verdict": "Approved", "body": "", "submittedAt": "2026-01-01T00:00:00Z"}}}),
+    );
 
     let status = status_of(
         review_runs(cluster.client_for_token(&pod_b).unwrap())

@@ -292,7 +292,13 @@ impl ApiServer {
     ) -> Result<Vec<String>, ApiError> {
         let name = meta::str_at(object, "/metadata/name").to_string();
         let unknown = match &info.origin {
-            Origin::Builtin => check_builtin(info, object)?,
+            Origin::Builtin => {
+                let unknown = check_builtin(info, object)?;
+                for path in &unknown {
+                    meta::remove_field_path(object, path);
+                }
+                unknown
+            }
             Origin::Custom { .. } => {
                 let Some(schema) = self.schema_for(&info.group, &info.version, &info.resource) else {
                     return Err(ApiError::internal(format!("no schema for {}", info.resource)));

@@ -1,0 +1,165 @@
+//! The dev demo: one Reviewer in namespace `demo`, one pull request pushed twice, the second push
+//! while the demo agent is still reviewing the first, and a live timeline of what happens.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::timeline;
+use crate::api::{AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase};
+
+pub const NAMESPACE: &str = "demo";
+pub const REVIEWER: &str = "review-demo";
+const PR: &str = "https://github.com/example/widgets/pull/1";
+const FIRST_SHA: &str = "1111111aaaaaaa";
+const SECOND_SHA: &str = "2222222bbbbbbb";
+/// How long the demo agent "reviews" each run: long enough to be superseded mid-review.
+const REVIEW_SECONDS: &str = "6";
+
+/// Plays the demo and prints the timeline until `shutdown`.
+pub async fn run(client: Client, binary: PathBuf, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    let timeline = tokio::spawn(print_timeline(client.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        result = play(&client, &binary) => {
+            if let Err(error) = result {
+                eprintln!("demo: {error:#}");
+            }
+            shutdown.await;
+        }
+        _ = &mut shutdown => {}
+    }
+    timeline.abort();
+}
+
+async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some(NAMESPACE.into()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    namespaces.patch(NAMESPACE, &PatchParams::apply("review-operator-dev"), &Patch::Apply(&ns)).await?;
+    super::manifests::apply(
+        client,
+        "examples/reviewer-rolebinding-demo.yaml",
+        include_str!("../../examples/reviewer-rolebinding-demo.yaml"),
+    )
+    .await?;
+
+    let mut reviewer = Reviewer::new(
+        REVIEWER,
+        ReviewerSpec {
+            worker_id: "demo".into(),
+            agent: AgentSpec {
+                image: "review-operator/demo-agent:local".into(),
+                command: vec![binary.display().to_string(), "demo-agent".into()],
+                args: vec!["--review-seconds".into(), REVIEW_SECONDS.into()],
+                env: Vec::new(),
+                resources: None,
+                harness: Some("demo-agent".into()),
+                prompt: None,
+            },
+            service_account_name: "review-agent".into(),
+            launch_deadline: "5m".into(),
+        },
+    );
+    reviewer.metadata.namespace = Some(NAMESPACE.into());
+    let reviewers: Api<Reviewer> = Api::namespaced(client.clone(), NAMESPACE);
+    reviewers.patch(REVIEWER, &PatchParams::apply("review-operator-dev").force(), &Patch::Apply(&reviewer)).await?;
+
+    let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
+    let first = push(&runs, FIRST_SHA).await?;
+    println!("demo: pushed {FIRST_SHA:.7}; waiting for the reviewer to start on it");
+    wait_for_phase(&runs, &first, RunPhase::Running).await?;
+    // Push again while the agent is in the middle of its review.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = push(&runs, SECOND_SHA).await?;
+    println!("demo: pushed {SECOND_SHA:.7} while {first} is still under review");
+    wait_for_phase(&runs, &second, RunPhase::Succeeded).await?;
+    println!("demo: done. Explore with kubectl get rr,rvr,pods -n {NAMESPACE}; Ctrl-C stops everything.");
+    Ok(())
+}
+
+/// Creates the run a CI bot would create for a push of `sha`.
+async fn push(runs: &Api<ReviewRun>, sha: &str) -> anyhow::Result<String> {
+    let name = format!("{REVIEWER}-pr1-{}", &sha[..7]);
+    let run = ReviewRun::new(
+        &name,
+        ReviewRunSpec {
+            reviewer: REVIEWER.into(),
+            pull_request: PullRequest { url: PR.into(), number: Some(1), head_sha: sha.into() },
+            cancel_requested: false,
+            timeout: "10m".into(),
+        },
+    );
+    match runs.create(&PostParams::default(), &run).await {
+        Ok(_) => Ok(name),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(name),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn wait_for_phase(runs: &Api<ReviewRun>, name: &str, phase: RunPhase) -> anyhow::Result<()> {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(runs.clone(), config).default_backoff().applied_objects().boxed();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("run {name} did not reach {phase:?} within two minutes"))?;
+        match next {
+            Some(Ok(run)) if run.phase() == phase => return Ok(()),
+            Some(Ok(run)) if run.phase().is_terminal() => {
+                anyhow::bail!("run {name} ended {:?} instead of {phase:?}", run.phase())
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the watch of run {name} ended"),
+        }
+    }
+}
+
+/// Prints a line for every visible change of the demo's runs and Reviewer.
+async fn print_timeline(client: Client) {
+    let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
+    let reviewers: Api<Reviewer> = Api::namespaced(client, NAMESPACE);
+    let run_lines = watcher(runs, watcher::Config::default()).default_backoff().applied_objects().scan(
+        BTreeMap::<String, ReviewRun>::new(),
+        |seen, run| {
+            let lines = match run {
+                Ok(run) => {
+                    let lines = timeline::run_changes(seen.get(&run.name_any()), &run);
+                    seen.insert(run.name_any(), run);
+                    lines
+                }
+                Err(_) => Vec::new(),
+            };
+            futures::future::ready(Some(lines))
+        },
+    );
+    let reviewer_lines = watcher(reviewers, watcher::Config::default()).default_backoff().applied_objects().scan(
+        BTreeMap::<String, Reviewer>::new(),
+        |seen, reviewer| {
+            let lines = match reviewer {
+                Ok(reviewer) => {
+                    let lines = timeline::reviewer_changes(seen.get(&reviewer.name_any()), &reviewer);
+                    seen.insert(reviewer.name_any(), reviewer);
+                    lines
+                }
+                Err(_) => Vec::new(),
+            };
+            futures::future::ready(Some(lines))
+        },
+    );
+    let mut lines = futures::stream::select(run_lines.boxed(), reviewer_lines.boxed());
+    while let Some(batch) = lines.next().await {
+        for line in batch {
+            println!("{} {line}", chrono::Local::now().format("%H:%M:%S%.3f"));
+        }
+    }
+}
