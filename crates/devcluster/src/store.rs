@@ -53,6 +53,8 @@ pub struct Change {
     /// The object before the change, so watches with selectors can tell an object leaving their view.
     pub previous: Option<Arc<Value>>,
     pub resource_version: u64,
+    /// The object serialized once for every watcher that presents it in the same apiVersion.
+    pub encoded: Arc<std::sync::OnceLock<(String, String)>>,
 }
 
 /// Where committed changes go before they are acknowledged. The in-memory cluster uses [`NoPersistence`].
@@ -269,6 +271,7 @@ impl Store {
             object: object.clone(),
             previous: inner.objects.get(&key).cloned(),
             resource_version: revision,
+            encoded: Arc::default(),
         };
         self.persistence.persist(&change).map_err(|e| StoreError::Persist(e.to_string()))?;
         inner.revision = revision;

@@ -3,6 +3,7 @@
 use super::ApiServer;
 use crate::error::{ApiError, Cause};
 use crate::meta;
+use crate::patch::rules::MergeRules;
 use crate::registry::{Origin, PrinterColumn, ResourceInfo};
 use crate::schema::{CrdSchema, SchemaContext};
 use crate::store::{ObjectKey, resource_version_of};
@@ -177,7 +178,11 @@ impl ApiServer {
             for (info, schema) in &served {
                 schemas.insert(
                     (info.group.clone(), info.version.clone(), info.resource.clone()),
-                    Arc::new(super::CustomSchema { crd: name.clone(), schema: schema.clone() }),
+                    Arc::new(super::CustomSchema {
+                        crd: name.clone(),
+                        schema: schema.clone(),
+                        rules: Arc::new(info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default()),
+                    }),
                 );
             }
         }

@@ -33,6 +33,7 @@ use tokio::sync::watch as signal;
 pub(crate) struct CustomSchema {
     pub crd: String,
     pub schema: CrdSchema,
+    pub rules: Arc<crate::patch::rules::MergeRules>,
 }
 
 /// Tunables of one server.
@@ -71,6 +72,8 @@ pub struct ApiServer {
     pub settings: ServerSettings,
     /// Compiled schemas of served custom resources, by (group, version, resource).
     schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
+    /// Merge rules of built-in kinds by (group, kind), built once.
+    builtin_rules: HashMap<(String, String), Arc<crate::patch::rules::MergeRules>>,
     /// Bumped to end every open watch (fault injection and shutdown).
     watch_epoch: signal::Sender<u64>,
     server_address: RwLock<String>,
@@ -95,6 +98,13 @@ impl ApiServer {
             pod_logs: crate::runner::logs::LogBook::default(),
             settings,
             schemas: RwLock::new(HashMap::new()),
+            builtin_rules: builtin_resources()
+                .into_iter()
+                .map(|r| {
+                    let rules = crate::patch::rules::MergeRules::builtin(&r.group, &r.kind);
+                    ((r.group, r.kind), Arc::new(rules))
+                })
+                .collect(),
             watch_epoch,
             server_address: RwLock::new(String::new()),
         });

@@ -15,6 +15,7 @@ use crate::patch::{PatchType, json::json_patch, merge::merge_patch, strategic::s
 use crate::registry::{Origin, ResourceInfo};
 use crate::store::{ObjectKey, StoreError, resource_version_of};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// How unknown and duplicate fields are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -178,11 +179,20 @@ impl ApiServer {
         })
     }
 
-    pub(crate) fn merge_rules(&self, info: &ResourceInfo) -> MergeRules {
-        match &info.origin {
-            Origin::Builtin => MergeRules::builtin(&info.group, &info.kind),
-            Origin::Custom { .. } => info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default(),
-        }
+    /// The merge rules of a resource, computed once (per CRD version for custom resources).
+    pub(crate) fn merge_rules(&self, info: &ResourceInfo) -> Arc<MergeRules> {
+        let cached = match &info.origin {
+            Origin::Builtin => self.builtin_rules.get(&(info.group.clone(), info.kind.clone())).cloned(),
+            Origin::Custom { .. } => {
+                self.schema_for(&info.group, &info.version, &info.resource).map(|s| s.rules.clone())
+            }
+        };
+        cached.unwrap_or_else(|| {
+            Arc::new(match &info.origin {
+                Origin::Builtin => MergeRules::builtin(&info.group, &info.kind),
+                Origin::Custom { .. } => info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default(),
+            })
+        })
     }
 
     fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {

@@ -79,6 +79,21 @@ impl WatchRequest {
         line(&json!({"type": kind, "object": object}))
     }
 
+    /// Renders a change; plain watches share one serialization of the object per change.
+    fn render_change(&self, kind: &str, change: &Change) -> Bytes {
+        if self.table.is_some() {
+            return self.render(kind, &change.object);
+        }
+        let api_version = self.info.api_version();
+        let (cached_version, json) = change
+            .encoded
+            .get_or_init(|| (api_version.clone(), ApiServer::present(&self.info, &change.object).to_string()));
+        if *cached_version != api_version {
+            return self.render(kind, &change.object);
+        }
+        Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{json}}}\n"))
+    }
+
     fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if initial_events_end {
@@ -141,7 +156,7 @@ async fn stream_events(server: Arc<ApiServer>, request: WatchRequest, tx: Sink) 
         seen = seen.max(change.resource_version);
         if request.in_scope(&change)
             && let Some(kind) = request.event_for(&change)
-            && !send(&tx, request.render(kind.as_str(), &change.object)).await
+            && !send(&tx, request.render_change(kind.as_str(), &change)).await
         {
             return;
         }
@@ -162,7 +177,7 @@ async fn stream_events(server: Arc<ApiServer>, request: WatchRequest, tx: Sink) 
                     seen = seen.max(change.resource_version);
                     if request.in_scope(&change)
                         && let Some(kind) = request.event_for(&change)
-                        && !send(&tx, request.render(kind.as_str(), &change.object)).await
+                        && !send(&tx, request.render_change(kind.as_str(), &change)).await
                     {
                         return;
                     }
