@@ -228,6 +228,10 @@ async fn serve_tls(
                         continue;
                     }
                 };
+                // Watch events are small writes that must leave at once, not wait for Nagle's algorithm.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot disable Nagle's algorithm");
+                }
                 let acceptor = acceptor.clone();
                 let service = TowerToHyperService::new(app.clone());
                 let builder = builder.clone();
