@@ -551,6 +551,16 @@ async fn pod_bound_tokens_admit_only_the_assigned_pod_and_running_runs() {
     let (_, kubeconfig1) = e2e.pod_processes(&uid1, "w1").await;
     let (_, kubeconfig2) = e2e.pod_processes(&uid2, "w2").await;
 
+    // Each copy is the pod's own bound identity.
+    for (kubeconfig, pod, uid) in [(&kubeconfig1, &pod1, &uid1), (&kubeconfig2, &pod2, &uid2)] {
+        let whoami = kubectl_as(kubeconfig, &["auth", "whoami", "-o", "json"]).await.ok();
+        let review: serde_json::Value = serde_json::from_str(&whoami).expect("SelfSubjectReview JSON");
+        let user = &review["status"]["userInfo"];
+        assert_eq!(user["username"], REVIEWER_USER, "{whoami}");
+        assert_eq!(user["extra"]["authentication.kubernetes.io/pod-name"], json!([pod]), "{whoami}");
+        assert_eq!(user["extra"]["authentication.kubernetes.io/pod-uid"], json!([uid]), "{whoami}");
+    }
+
     // Another reviewer's pod (same namespace, same service account) is denied by the policy.
     let denied = submit(&kubeconfig2, mine, "approved", None).await;
     assert_eq!(denied.code, 1, "{denied:?}");
