@@ -346,7 +346,7 @@ async fn client_from(kubeconfig: &Path) -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// The status patch a reviewer would send to land `verdict` on `run`, bypassing the command's own
+/// The status patch a reviewer would send to approve `run`, bypassing the submit command's own
 /// checks so that only the API server decides.
 async fn raw_submit(client: &Client, run: &str) -> kube::Error {
     let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
