@@ -21,7 +21,11 @@ pub fn kubectl_path() -> PathBuf {
     if let Ok(path) = std::env::var("KUBECTL") {
         return PathBuf::from(path);
     }
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/kubectl/bin/kubectl");
+    // This file is also compiled into the root package's tests: find the workspace root (the
+    // folder with Cargo.lock) from whichever package includes it.
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.ancestors().find(|dir| dir.join("Cargo.lock").exists()).unwrap_or(manifest_dir);
+    let default = root.join(".tools/kubectl/bin/kubectl");
     assert!(
         default.exists(),
         "kubectl 1.37.1 is missing at {}: run the project's test command (bash tests/run), which installs it",

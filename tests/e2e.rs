@@ -1,0 +1,626 @@
+//! End to end on the dev cluster with real pods: the controller, the in-pod supervisor, the demo
+//! agent and the `submit` command, under the RBAC and admission policy from `deploy/`.
+//!
+//! Each test starts its own cluster (pods run as local processes), installs what ships
+//! (`dev::manifests::install`), binds the reviewer service account `review-agent` in namespace
+//! `demo` (`examples/reviewer-rolebinding-demo.yaml`), runs the controller in-process and creates
+//! runs as a CI bot would. Everything waits on polls with generous deadlines.
+
+#[path = "../crates/devcluster/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use devcluster::DevCluster;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, ResourceExt};
+use review_operator::api::{
+    AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason, Verdict,
+};
+use review_operator::controller::{AgentLaunch, ControllerSettings};
+use review_operator::metrics::Metrics;
+use serde_json::json;
+use support::Output;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const NAMESPACE: &str = "demo";
+const BINARY: &str = env!("CARGO_BIN_EXE_review-operator");
+const PR1: &str = "https://github.com/acme/widgets/pull/1";
+const PR2: &str = "https://github.com/acme/widgets/pull/2";
+const PR3: &str = "https://github.com/acme/widgets/pull/3";
+const SHA_A: &str = "aaaaaaa1111111";
+const SHA_B: &str = "bbbbbbb2222222";
+const SHA_C: &str = "ccccccc3333333";
+/// The reviewer service account's user name, as its pod-bound token authenticates.
+const REVIEWER_USER: &str = "system:serviceaccount:demo:review-agent";
+
+/// A cluster running pods, with the manifests installed and the controller running.
+struct E2e {
+    cluster: DevCluster,
+    client: Client,
+    stop: oneshot::Sender<()>,
+    controller: JoinHandle<Result<(), review_operator::controller::ControllerError>>,
+    /// Copies of pod kubeconfigs, removed at the end.
+    scratch: PathBuf,
+}
+
+impl E2e {
+    async fn start() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let cluster = support::cluster().await;
+        let client = cluster.client().expect("client");
+        review_operator::dev::manifests::install(&client).await.expect("CRDs and policies installed");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).expect("namespace");
+        namespaces.create(&PostParams::default(), &ns).await.expect("namespace created");
+        review_operator::dev::manifests::apply(
+            &client,
+            "examples/reviewer-rolebinding-demo.yaml",
+            include_str!("../examples/reviewer-rolebinding-demo.yaml"),
+        )
+        .await
+        .expect("reviewer service account bound");
+        let settings = ControllerSettings {
+            field_manager: "review-operator".into(),
+            debounce: Duration::from_millis(100),
+            agent: AgentLaunch::LocalBinary { path: BINARY.into() },
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let controller = tokio::spawn(review_operator::controller::run(
+            client.clone(),
+            settings,
+            Arc::new(Metrics::default()),
+            shutdown,
+        ));
+        let scratch = std::env::temp_dir().join(format!("review-e2e-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&scratch).expect("scratch folder");
+        Self { cluster, client, stop, controller, scratch }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.controller.await.expect("controller task").expect("controller ends cleanly");
+        self.cluster.shutdown().await.expect("cluster shuts down");
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+
+    fn runs(&self) -> Api<ReviewRun> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    fn reviewers(&self) -> Api<Reviewer> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    /// A Reviewer whose agent is the demo agent with `demo_args`.
+    async fn create_reviewer(&self, name: &str, demo_args: &[&str]) {
+        let mut args = vec!["demo-agent".to_string()];
+        args.extend(demo_args.iter().map(|a| a.to_string()));
+        let mut reviewer = Reviewer::new(
+            name,
+            ReviewerSpec {
+                worker_id: name.trim_start_matches("review-").into(),
+                agent: AgentSpec {
+                    image: "review-operator/demo-agent:local".into(),
+                    command: vec![BINARY.into()],
+                    args,
+                    env: Vec::new(),
+                    resources: None,
+                    harness: Some("demo-agent".into()),
+                    prompt: None,
+                },
+                service_account_name: "review-agent".into(),
+                launch_deadline: "5m".into(),
+            },
+        );
+        reviewer.metadata.namespace = Some(NAMESPACE.into());
+        self.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created");
+    }
+
+    /// Creates the run a CI bot creates for a push.
+    async fn trigger(&self, name: &str, reviewer: &str, pr: &str, sha: &str) {
+        let run = ReviewRun::new(
+            name,
+            ReviewRunSpec {
+                reviewer: reviewer.into(),
+                pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+                cancel_requested: false,
+                timeout: "10m".into(),
+            },
+        );
+        self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created");
+    }
+
+    async fn run(&self, name: &str) -> ReviewRun {
+        self.runs().get(name).await.expect("run exists")
+    }
+
+    async fn wait_run(&self, name: &str, what: &str, check: impl Fn(&ReviewRun) -> bool) -> ReviewRun {
+        let api = self.runs();
+        let check = &check;
+        eventually(&format!("run {name}: {what}"), || {
+            let api = api.clone();
+            async move { api.get(name).await.ok().filter(|run| check(run)) }
+        })
+        .await
+    }
+
+    /// Waits until the run is Running and returns its pod (name, UID).
+    async fn wait_running(&self, name: &str) -> (String, String) {
+        let run = self.wait_run(name, "Running", |run| run.phase() == RunPhase::Running).await;
+        let assignment = run.status.and_then(|s| s.assignment).expect("a Running run is assigned");
+        (assignment.pod, assignment.pod_uid)
+    }
+
+    async fn reviewer(&self, name: &str) -> Reviewer {
+        self.reviewers().get(name).await.expect("Reviewer exists")
+    }
+
+    /// Waits until the pod's log (through the real `kubectl logs`) holds `needle`, and returns it.
+    async fn wait_logs(&self, pod: &str, needle: &str) -> String {
+        eventually(&format!("`{needle}` in the log of pod {pod}"), || async {
+            let out = support::kubectl(&self.cluster, &["logs", "-n", NAMESPACE, pod]).await;
+            (out.code == 0 && out.stdout.contains(needle)).then_some(out.stdout)
+        })
+        .await
+    }
+
+    async fn wait_pod_gone(&self, pod: &str) {
+        let api = self.pods();
+        eventually(&format!("pod {pod} to be deleted"), || {
+            let api = api.clone();
+            async move { matches!(api.get_opt(pod).await, Ok(None)).then_some(()) }
+        })
+        .await;
+    }
+
+    /// The processes of the pod with `uid`, once its supervisor and agent both run, and a copy of
+    /// the pod's kubeconfig (the late agent's identity) under `label`.
+    async fn pod_processes(&self, uid: &str, label: &str) -> (Vec<ProcessId>, PathBuf) {
+        let processes = eventually(&format!("the processes of pod {uid}"), || async {
+            let found = processes_of_pod(uid);
+            // The supervisor (`review-operator agent`) and the demo agent in its terminal.
+            let agent_running = found.iter().any(|p| p.cmdline.contains("demo-agent"))
+                && found.iter().any(|p| p.cmdline.contains("\0agent\0"));
+            agent_running.then_some(found)
+        })
+        .await;
+        let kubeconfig = processes
+            .iter()
+            .find_map(|p| p.kubeconfig.clone())
+            .expect("pod processes have KUBECONFIG in their environment");
+        let copy = self.scratch.join(format!("{label}.kubeconfig"));
+        std::fs::copy(&kubeconfig, &copy).expect("the pod's kubeconfig is readable");
+        (processes.into_iter().map(|p| p.id).collect(), copy)
+    }
+}
+
+/// Polls `check` with a deadline generous enough for reviews of a few seconds on a busy machine.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One process, told apart from a later one with a reused pid by its start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProcessId {
+    pid: i32,
+    process_group: i32,
+    start_time: u64,
+}
+
+impl ProcessId {
+    fn read(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name: state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            return None;
+        }
+        Some(Self { pid, process_group: fields.get(2)?.parse().ok()?, start_time: fields.get(19)?.parse().ok()? })
+    }
+
+    fn alive(&self) -> bool {
+        Self::read(self.pid).is_some_and(|now| now == *self)
+    }
+}
+
+struct PodProcess {
+    id: ProcessId,
+    cmdline: String,
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Processes whose environment holds `POD_UID=<uid>`: a pod's containers get it from the downward
+/// API, and everything they start inherits it.
+fn processes_of_pod(uid: &str) -> Vec<PodProcess> {
+    let marker = format!("POD_UID={uid}");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let variables: Vec<String> =
+                environ.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+            if !variables.contains(&marker) {
+                return None;
+            }
+            let kubeconfig = variables.iter().find_map(|v| v.strip_prefix("KUBECONFIG=")).map(PathBuf::from);
+            let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
+            Some(PodProcess { id: ProcessId::read(pid)?, cmdline, kubeconfig })
+        })
+        .collect()
+}
+
+/// Members of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| ProcessId::read(*pid).is_some_and(|p| p.process_group == pgid))
+        .collect()
+}
+
+/// Runs `review-operator submit` as an agent would, with the identity of `kubeconfig` (and no pod
+/// environment: what is checked is what the API server enforces).
+async fn submit(kubeconfig: &Path, run: &str, verdict: &str, body: Option<&str>) -> Output {
+    let mut args = vec!["submit", run, "--verdict", verdict, "-n", NAMESPACE];
+    if body.is_some() {
+        args.extend(["--body-file", "-"]);
+    }
+    run_program(Path::new(BINARY), &args, kubeconfig, body).await
+}
+
+/// Runs the real kubectl with the identity of `kubeconfig`.
+async fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--kubeconfig", kubeconfig.to_str().expect("utf-8 path")];
+    all.extend(args);
+    run_program(&support::kubectl_path(), &all, kubeconfig, None).await
+}
+
+async fn run_program(program: &Path, args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().expect("a folder"))
+        .env_remove("POD_UID")
+        .env_remove("REVIEW_INCARNATION")
+        .env_remove("REVIEW_NAMESPACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("program starts");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("finishes within two minutes")
+        .expect("output");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A client with the identity of `kubeconfig` (a copy of a pod's).
+async fn client_from(kubeconfig: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig loads");
+    Client::try_from(config).expect("client")
+}
+
+/// The status patch a reviewer would send to approve `run`, bypassing the submit command's own
+/// checks so that only the API server decides.
+async fn raw_submit(client: &Client, run: &str) -> kube::Error {
+    let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
+    let patch = json!({"status": {"phase": "Succeeded", "reason": "Submitted",
+        "result": {"verdict": "Approved", "body": "", "submittedAt": "2026-01-01T00:00:00Z"}}});
+    runs.patch_status(run, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect_err("the API server rejects the submission")
+}
+
+fn api_status(error: kube::Error) -> kube::core::Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn queue_lines(log: &str) -> Vec<String> {
+    log.lines().filter_map(review_operator::agent::demo::queued_run).collect()
+}
+
+#[tokio::test]
+async fn a_triggered_run_is_prompted_reviewed_and_submitted_with_its_verdict() {
+    let e2e = E2e::start().await;
+    e2e.create_reviewer("review-w1", &["--review-seconds", "2"]).await;
+    e2e.create_reviewer("review-w2", &["--review-seconds", "2", "--request-changes"]).await;
+    e2e.trigger("review-w1-pr1-aaaaaaa", "review-w1", PR1, SHA_A).await;
+    e2e.trigger("review-w2-pr2-bbbbbbb", "review-w2", PR2, SHA_B).await;
+
+    let (pod1, _) = e2e.wait_running("review-w1-pr1-aaaaaaa").await;
+    let (pod2, _) = e2e.wait_running("review-w2-pr2-bbbbbbb").await;
+    assert_eq!(pod1, "review-w1-1");
+    assert_eq!(pod2, "review-w2-1");
+
+    let approved = e2e.wait_run("review-w1-pr1-aaaaaaa", "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    let status = approved.status.clone().expect("status");
+    assert_eq!(status.reason, Some(RunReason::Submitted));
+    assert_eq!(status.message.as_deref(), Some("The review was submitted: Approved"));
+    let result = status.result.expect("a result");
+    assert_eq!(result.verdict, Verdict::Approved);
+    assert_eq!(result.body, "");
+    // The verdict was written by the submit command (its field manager) on the status subresource.
+    let writer = approved.managed_fields().iter().find(|entry| {
+        entry.subresource.as_deref() == Some("status") && entry.manager.as_deref() == Some("kubectl-review")
+    });
+    assert!(writer.is_some(), "the submit command wrote the status: {:?}", approved.managed_fields());
+
+    let log = e2e.wait_logs(&pod1, "submit review-w1-pr1-aaaaaaa exited with 0").await;
+    // The supervisor typed the prompt; the agent read it from its terminal and worked through it.
+    assert!(log.contains("You are review-w1, the code reviewer of worker w1."), "{log}");
+    assert!(log.contains("Queue (1):"), "{log}");
+    assert!(log.contains("1. run review-w1-pr1-aaaaaaa"), "{log}");
+    assert!(log.contains("[demo-agent] queued review-w1-pr1-aaaaaaa"), "{log}");
+    assert!(log.contains("[demo-agent] reviewing review-w1-pr1-aaaaaaa: 2/2s"), "{log}");
+    assert!(log.contains("[demo-agent] run review-w1-pr1-aaaaaaa submitted: Approved"), "{log}");
+
+    let changes = e2e.wait_run("review-w2-pr2-bbbbbbb", "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    let result = changes.status.and_then(|s| s.result).expect("a result");
+    assert_eq!(result.verdict, Verdict::ChangesRequested);
+    assert_eq!(result.body, review_operator::agent::demo::CHANGES_BODY);
+    let log = e2e.wait_logs(&pod2, "submit review-w2-pr2-bbbbbbb exited with 0").await;
+    assert!(log.contains("1. run review-w2-pr2-bbbbbbb"), "{log}");
+    assert!(log.contains("[demo-agent] run review-w2-pr2-bbbbbbb submitted: ChangesRequested"), "{log}");
+
+    // One pod per Reviewer, never restarted.
+    for name in ["review-w1", "review-w2"] {
+        let status = e2e.reviewer(name).await.status.expect("status");
+        assert_eq!((status.incarnation, status.restarts), (1, 0), "{name}");
+    }
+    e2e.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_sha_mid_review_ends_the_old_pod_and_rejects_its_late_submission() {
+    let e2e = E2e::start().await;
+    e2e.create_reviewer("review-w1", &["--review-seconds", "4"]).await;
+    let old = "review-w1-pr1-aaaaaaa";
+    let new = "review-w1-pr1-bbbbbbb";
+    e2e.trigger(old, "review-w1", PR1, SHA_A).await;
+    let (old_pod, old_uid) = e2e.wait_running(old).await;
+    e2e.wait_logs(&old_pod, &format!("[demo-agent] reviewing {old} (4s)")).await;
+    let (old_processes, old_kubeconfig) = e2e.pod_processes(&old_uid, "old-pod").await;
+    let old_groups: std::collections::BTreeSet<i32> = old_processes.iter().map(|p| p.process_group).collect();
+    // The supervisor's group and the agent's own terminal session.
+    assert!(old_groups.len() >= 2, "{old_processes:?}");
+
+    // The agent is mid-review of the old head when the new one arrives.
+    e2e.trigger(new, "review-w1", PR1, SHA_B).await;
+    let superseded = e2e.wait_run(old, "Failed", |run| run.phase() == RunPhase::Failed).await.status.expect("status");
+    assert_eq!(superseded.reason, Some(RunReason::Superseded));
+    assert_eq!(superseded.superseded_by.as_deref(), Some(new));
+    assert_eq!(superseded.result, None, "the old agent never landed a verdict");
+
+    eventually("every process of the old pod to end", || async {
+        old_processes.iter().all(|p| !p.alive()).then_some(())
+    })
+    .await;
+    for group in &old_groups {
+        assert_eq!(group_members(*group), Vec::<i32>::new(), "process group {group} of the old pod is empty");
+    }
+
+    let (new_pod, new_uid) = e2e.wait_running(new).await;
+    assert_ne!(new_uid, old_uid);
+    assert_eq!(new_pod, "review-w1-2");
+    let log = e2e.wait_logs(&new_pod, &format!("[demo-agent] queued {new}")).await;
+    assert_eq!(queue_lines(&log), [new.to_string()], "the fresh prompt holds only the current queue: {log}");
+    assert!(log.contains("Queue (1):"), "{log}");
+    assert!(!log.contains(old), "{log}");
+    let (_, new_kubeconfig) = e2e.pod_processes(&new_uid, "new-pod").await;
+
+    // The old agent's late submission: its pod is gone, so its token no longer authenticates.
+    e2e.wait_pod_gone(&old_pod).await;
+    let late = submit(&old_kubeconfig, old, "approved", None).await;
+    assert_eq!(late.code, 1, "{late:?}");
+    assert_eq!(late.stdout, "");
+    assert!(late.stderr.starts_with("error: Error from server (Unauthorized): Unauthorized"), "{late:?}");
+
+    // With a live reviewer identity (the fresh pod's), the command says why it cannot land...
+    let other = submit(&new_kubeconfig, old, "approved", None).await;
+    assert_eq!(other.code, 1, "{other:?}");
+    assert_eq!(other.stderr, format!("error: run {old} is no longer running: Superseded by {new}\n"));
+    // ...and the API server refuses the write itself: the run is final (the CRD rule is checked
+    // before admission policies, as on a real API server).
+    let status = api_status(raw_submit(&client_from(&new_kubeconfig).await, old).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+    assert!(
+        status.message.contains("the phase, reason and result of a Succeeded or Failed run are final"),
+        "{}",
+        status.message
+    );
+
+    let after = e2e.run(old).await.status.expect("status");
+    assert_eq!((after.phase, after.reason, after.result), (Some(RunPhase::Failed), Some(RunReason::Superseded), None));
+    e2e.wait_run(new, "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    let reviewer = e2e.reviewer("review-w1").await.status.expect("status");
+    assert_eq!((reviewer.incarnation, reviewer.restarts), (2, 1));
+    e2e.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_pull_request_while_busy_gets_a_follow_up_prompt_in_the_same_pod() {
+    let e2e = E2e::start().await;
+    e2e.create_reviewer("review-w1", &["--review-seconds", "5"]).await;
+    let first = "review-w1-pr1-aaaaaaa";
+    let second = "review-w1-pr2-bbbbbbb";
+    e2e.trigger(first, "review-w1", PR1, SHA_A).await;
+    let (pod, uid) = e2e.wait_running(first).await;
+    e2e.wait_logs(&pod, &format!("[demo-agent] reviewing {first} (5s)")).await;
+    let before = e2e.reviewer("review-w1").await.status.expect("status");
+
+    e2e.trigger(second, "review-w1", PR2, SHA_B).await;
+    let (second_pod, second_uid) = e2e.wait_running(second).await;
+    assert_eq!((second_pod.as_str(), second_uid.as_str()), (pod.as_str(), uid.as_str()));
+    let log = e2e.wait_logs(&pod, &format!("submit {second} exited with 0")).await;
+    assert!(log.contains("More runs were added to your queue."), "{log}");
+    assert!(log.contains(&format!("2. run {second}")), "{log}");
+    assert_eq!(queue_lines(&log), [first.to_string(), second.to_string()], "{log}");
+    // The first review went on undisturbed and finished first.
+    let first_done = log.find(&format!("submit {first} exited with 0")).expect("the first run was submitted");
+    let second_started = log.find(&format!("[demo-agent] reviewing {second} (5s)")).expect("second reviewed");
+    assert!(first_done < second_started, "{log}");
+    // The follow-up reached the agent while it was still busy with the first review.
+    let follow_up = log.find("More runs were added to your queue.").expect("a follow-up prompt");
+    assert!(follow_up < first_done, "{log}");
+
+    for run in [first, second] {
+        let status = e2e.run(run).await.status.expect("status");
+        assert_eq!(status.phase, Some(RunPhase::Succeeded), "{run}");
+        assert_eq!(status.assignment.map(|a| a.pod_uid), Some(uid.clone()), "{run}");
+    }
+    let after = e2e.reviewer("review-w1").await.status.expect("status");
+    assert_eq!((after.incarnation, after.restarts), (before.incarnation, before.restarts));
+    assert_eq!(after.pod.map(|p| p.uid), Some(uid.clone()));
+    let pods = e2e.pods().list(&ListParams::default()).await.expect("pods");
+    let names: Vec<(String, Option<String>)> = pods.iter().map(|p| (p.name_any(), p.uid())).collect();
+    assert_eq!(names, [(pod.clone(), Some(uid.clone()))]);
+    let restarts: Vec<i32> = pods.items[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.restart_count)
+        .collect();
+    assert_eq!(restarts, [0]);
+    e2e.stop().await;
+}
+
+#[tokio::test]
+async fn pod_bound_tokens_admit_only_the_assigned_pod_and_running_runs() {
+    let e2e = E2e::start().await;
+    // Reviews long enough that the runs stay Running while the test submits on their behalf.
+    e2e.create_reviewer("review-w1", &["--review-seconds", "600"]).await;
+    e2e.create_reviewer("review-w2", &["--review-seconds", "600"]).await;
+    let mine = "review-w1-pr1-aaaaaaa";
+    let theirs = "review-w2-pr2-bbbbbbb";
+    e2e.trigger(mine, "review-w1", PR1, SHA_A).await;
+    e2e.trigger(theirs, "review-w2", PR2, SHA_B).await;
+    let (pod1, uid1) = e2e.wait_running(mine).await;
+    let (pod2, uid2) = e2e.wait_running(theirs).await;
+    assert_eq!((pod1.as_str(), pod2.as_str()), ("review-w1-1", "review-w2-1"));
+    let (_, kubeconfig1) = e2e.pod_processes(&uid1, "w1").await;
+    let (_, kubeconfig2) = e2e.pod_processes(&uid2, "w2").await;
+
+    // Each copy is the pod's own bound identity.
+    for (kubeconfig, pod, uid) in [(&kubeconfig1, &pod1, &uid1), (&kubeconfig2, &pod2, &uid2)] {
+        let whoami = kubectl_as(kubeconfig, &["auth", "whoami", "-o", "json"]).await.ok();
+        let review: serde_json::Value = serde_json::from_str(&whoami).expect("SelfSubjectReview JSON");
+        let user = &review["status"]["userInfo"];
+        assert_eq!(user["username"], REVIEWER_USER, "{whoami}");
+        assert_eq!(user["extra"]["authentication.kubernetes.io/pod-name"], json!([pod]), "{whoami}");
+        assert_eq!(user["extra"]["authentication.kubernetes.io/pod-uid"], json!([uid]), "{whoami}");
+    }
+
+    // Another reviewer's pod (same namespace, same service account) is denied by the policy.
+    let denied = submit(&kubeconfig2, mine, "approved", None).await;
+    assert_eq!(denied.code, 1, "{denied:?}");
+    assert_eq!(
+        denied.stderr,
+        format!(
+            "error: Error from server (Forbidden): reviewruns.review.ao.dev \"{mine}\" is forbidden: \
+             ValidatingAdmissionPolicy 'review-operator-submissions' with binding 'review-operator-submissions' \
+             denied request: run {mine} is assigned to pod {pod1} (incarnation 1); only that pod may submit its verdict\n"
+        )
+    );
+    assert_eq!(e2e.run(mine).await.phase(), RunPhase::Running);
+
+    // The assigned pod's identity lands the verdict.
+    let landed = submit(&kubeconfig1, mine, "changes-requested", Some("Rename the flag.")).await;
+    assert_eq!(
+        (landed.code, landed.stdout.as_str()),
+        (0, format!("run {mine} submitted: ChangesRequested\n").as_str())
+    );
+    let result = e2e.run(mine).await.status.and_then(|s| s.result).expect("a result");
+    assert_eq!((result.verdict, result.body.as_str()), (Verdict::ChangesRequested, "Rename the flag."));
+
+    // The reviewer service account may not read pods or secrets.
+    for resource in ["pods", "secrets"] {
+        let out = kubectl_as(&kubeconfig1, &["get", resource, "-n", NAMESPACE]).await;
+        assert_eq!(out.code, 1, "{out:?}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "Error from server (Forbidden): {resource} is forbidden: User \"{REVIEWER_USER}\" cannot list \
+                 resource \"{resource}\" in API group \"\" in the namespace \"{NAMESPACE}\"\n"
+            )
+        );
+    }
+
+    // A Failed run is final: the command refuses it, and so does the CRD rule on the API server.
+    let cancelled = "review-w1-pr3-ccccccc";
+    e2e.trigger(cancelled, "review-w1", PR3, SHA_C).await;
+    e2e.wait_running(cancelled).await;
+    e2e.runs()
+        .patch(cancelled, &PatchParams::default(), &Patch::Merge(json!({"spec": {"cancelRequested": true}})))
+        .await
+        .expect("cancel requested");
+    let failed = e2e.wait_run(cancelled, "Failed", |run| run.phase() == RunPhase::Failed).await;
+    assert_eq!(failed.status.as_ref().and_then(|s| s.reason), Some(RunReason::Cancelled));
+    let refused = submit(&kubeconfig2, cancelled, "approved", None).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.starts_with(&format!("error: run {cancelled} is no longer running: Cancelled")),
+        "{refused:?}"
+    );
+    // The cluster admin is not matched by the policy: only the CRD rule stands in the way.
+    let status = api_status(raw_submit(&e2e.client, cancelled).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+    assert!(
+        status.message.contains("the phase, reason and result of a Succeeded or Failed run are final"),
+        "{}",
+        status.message
+    );
+    let after = e2e.run(cancelled).await.status.expect("status");
+    assert_eq!((after.phase, after.reason, after.result), (Some(RunPhase::Failed), Some(RunReason::Cancelled), None));
+    e2e.stop().await;
+}
