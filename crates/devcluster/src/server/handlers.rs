@@ -312,13 +312,7 @@ async fn resource_request(
             let bytes = read_body(&server, body).await?;
             let mut options = delete_options(&bytes, &query)?;
             options.user = user.clone();
-            let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-            let fields = FieldSelector::parse_scoped(
-                &info.group,
-                &info.resource,
-                info.namespaced,
-                query.get("fieldSelector").unwrap_or(""),
-            )?;
+            let (labels, fields) = selectors(&info, &query)?;
             let listing = server.store.list(&info.group, &info.resource, ns);
             let mut deleted = Vec::new();
             for object in listing.objects.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
@@ -347,6 +341,18 @@ fn is_pod_log(info: &ResourceInfo, subresource: Option<&str>) -> bool {
     info.group.is_empty() && info.resource == "pods" && subresource == Some("log")
 }
 
+/// The `labelSelector` and `fieldSelector` of a list, watch or deletecollection.
+fn selectors(info: &ResourceInfo, query: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse_scoped(
+        &info.group,
+        &info.resource,
+        info.namespaced,
+        query.get("fieldSelector").unwrap_or(""),
+    )?;
+    Ok((labels, fields))
+}
+
 /// The RBAC verb of a request.
 fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
     match *method {
@@ -368,13 +374,7 @@ fn watch_request(
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<WatchRequest, ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse_scoped(
-        &info.group,
-        &info.resource,
-        info.namespaced,
-        query.get("fieldSelector").unwrap_or(""),
-    )?;
+    let (labels, fields) = selectors(info, query)?;
     let rv = query.resource_version("resourceVersion")?;
     let initial_events = query.flag("sendInitialEvents");
     if initial_events && query.get("resourceVersionMatch") != Some("NotOlderThan") {
@@ -428,13 +428,7 @@ fn list(
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse_scoped(
-        &info.group,
-        &info.resource,
-        info.namespaced,
-        query.get("fieldSelector").unwrap_or(""),
-    )?;
+    let (labels, fields) = selectors(info, query)?;
     let limit = query.number("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let after = query.get("continue").map(decode_continue).transpose()?;
     let listing = server.store.list(&info.group, &info.resource, ns);
