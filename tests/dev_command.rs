@@ -104,4 +104,5 @@ fn a_port_in_use_is_a_one_line_error() {
     assert_eq!(stderr.lines().count(), 1, "exactly one line on stderr: {stderr:?}");
     assert!(stderr.contains(&address), "the error names {address}: {stderr:?}");
     assert!(!stderr.contains("panicked"), "no panic: {stderr:?}");
+    assert_eq!(stderr.matches("in use").count(), 1, "the cause is stated once: {stderr:?}");
 }

@@ -210,10 +210,7 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
 /// Every process on the machine.
 pub fn all_processes() -> Vec<ProcessInfo> {
     let entries = std::fs::read_dir("/proc").expect("/proc is readable");
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(process_info)
-        .collect()
+    entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(process_info).collect()
 }
 
 /// The processes whose parent chain leads to `root` (not `root` itself).
