@@ -13,6 +13,19 @@ fn example_files_and_the_ci_bot_script_run_against_the_dev_cluster() {
     dev.wait_ready();
     dev.poll("the CRDs installed", |dev| dev.stdout().contains("export KUBECONFIG=").then_some(()));
 
+    // The objects the dev command installs from deploy/ are the ones kubectl reads from the same
+    // files, so applying them again is no conflict.
+    let deploy = repo_root().join("deploy");
+    let reapplied = dev.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &deploy.join("reviewer-rbac.yaml").display().to_string(),
+        "-f",
+        &deploy.join("admission-policy.yaml").display().to_string(),
+    ]);
+    assert_eq!(reapplied.lines().count(), 3, "{reapplied}");
+
     let examples = repo_root().join("examples");
     let applied = dev.kubectl_ok(&["apply", "-f", &examples.display().to_string()]);
     assert_eq!(

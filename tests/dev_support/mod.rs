@@ -7,23 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long a test waits for something the dev command does; generous for a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(180);
+#[path = "../../crates/devcluster/tests/support/mod.rs"]
+mod support;
 
 /// The pinned kubectl the test command installs at `.tools/kubectl/bin/kubectl`; fails loudly when
 /// it is missing.
-pub fn kubectl_path() -> PathBuf {
-    if let Ok(path) = std::env::var("KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let path = repo_root().join(".tools/kubectl/bin/kubectl");
-    assert!(
-        path.exists(),
-        "kubectl 1.37.1 is missing at {}: run the project's test command (bash tests/run), which installs it",
-        path.display()
-    );
-    path
-}
+pub use support::kubectl_path;
+
+/// How long a test waits for something the dev command does; generous for a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(180);
 
 /// The repository root (where README.md, examples/ and deploy/ live).
 pub fn repo_root() -> PathBuf {

@@ -21,13 +21,18 @@ pub fn kubectl_path() -> PathBuf {
     if let Ok(path) = std::env::var("KUBECTL") {
         return PathBuf::from(path);
     }
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/kubectl/bin/kubectl");
-    assert!(
-        default.exists(),
-        "kubectl 1.37.1 is missing at {}: run the project's test command (bash tests/run), which installs it",
-        default.display()
-    );
-    default
+    // This module is shared by the workspace's packages: the repository root is the nearest
+    // ancestor of the including package that holds `.tools/`.
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let relative = std::path::Path::new(".tools/kubectl/bin/kubectl");
+    let found = manifest_dir.ancestors().map(|dir| dir.join(relative)).find(|path| path.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "kubectl 1.37.1 is missing at .tools/kubectl/bin/kubectl above {}: run the project's test command \
+             (bash tests/run), which installs it",
+            manifest_dir.display()
+        )
+    })
 }
 
 /// The result of one kubectl run.
