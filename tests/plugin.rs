@@ -241,21 +241,7 @@ async fn kubectl_review(cluster: &DevCluster, args: &[&str]) -> Output {
     let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut all = vec!["review"];
     all.extend_from_slice(args);
-    run_program(cluster, &kubectl_path(), &all, None, &[("PATH", &path)]).await
-}
-
-/// The pinned kubectl of this worktree (`$KUBECTL` overrides); missing kubectl fails loudly.
-fn kubectl_path() -> std::path::PathBuf {
-    if let Ok(path) = std::env::var("KUBECTL") {
-        return path.into();
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/kubectl/bin/kubectl");
-    assert!(
-        path.exists(),
-        "kubectl 1.37.1 is missing at {}: run the project's test command (bash tests/run), which installs it",
-        path.display()
-    );
-    path
+    run_program(cluster, &support::kubectl_path(), &all, None, &[("PATH", &path)]).await
 }
 
 #[tokio::test]

@@ -43,8 +43,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         ..Config::default()
     };
-    // The bind error already names the address and the cause: one line, no backtrace.
-    let cluster = DevCluster::start(config).await?;
+    // The start errors' messages already name the address or path and the cause; keeping only the
+    // message (not the source chain, which repeats the cause) makes a one-line error.
+    let cluster = DevCluster::start(config).await.map_err(|error| anyhow::anyhow!("{error}"))?;
     let client = cluster.client()?;
     manifests::install(&client).await.context("installing CRDs and policies")?;
     let kubeconfig = std::fs::canonicalize(cluster.kubeconfig_path()).unwrap_or_else(|_| args.kubeconfig.clone());
