@@ -41,6 +41,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         listen: args.listen,
         kubeconfig_path: Some(args.kubeconfig.clone()),
         data_dir: args.data_dir.clone(),
+        settings: devcluster::ServerSettings { ready_at_start: false, ..Default::default() },
         ..Config::default()
     };
     // The start errors' messages already name the address or path and the cause; keeping only the
@@ -48,6 +49,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let cluster = DevCluster::start(config).await.map_err(|error| anyhow::anyhow!("{error}"))?;
     let client = cluster.client()?;
     manifests::install(&client).await.context("installing CRDs and policies")?;
+    // Ready means usable: the CRDs are served and the policies enforced.
+    cluster.server().set_ready(true);
     let kubeconfig = std::fs::canonicalize(cluster.kubeconfig_path()).unwrap_or_else(|_| args.kubeconfig.clone());
     println!("dev cluster ready at {}", cluster.url());
     println!("export KUBECONFIG={}", kubeconfig.display());

@@ -279,3 +279,20 @@ async fn deleting_a_namespace_removes_its_contents_then_itself() {
     .await;
     assert!(api.get_opt("inside").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_embedder_when_asked_to() {
+    let settings = devcluster::ServerSettings { ready_at_start: false, ..Default::default() };
+    let cluster = devcluster::DevCluster::start(devcluster::Config { settings, ..Default::default() }).await.unwrap();
+    let client = cluster.client().unwrap();
+    let readyz = || async {
+        let request = axum::http::Request::get("/readyz").body(Vec::new()).unwrap();
+        client.request_text(request).await
+    };
+    match readyz().await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 500),
+        other => panic!("expected 500 before set_ready, got {other:?}"),
+    }
+    cluster.server().set_ready(true);
+    assert_eq!(readyz().await.unwrap(), "ok");
+}

@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub gc_sweep_interval: Duration,
     /// The largest request body accepted (the real server's limit is 3 MiB).
     pub max_body_bytes: usize,
+    /// Whether `/readyz` answers `ok` from the start. Embedders that install objects first start
+    /// unready and call [`ApiServer::set_ready`] when done, so "ready" means usable.
+    pub ready_at_start: bool,
 }
 
 impl Default for ServerSettings {
@@ -56,6 +59,7 @@ impl Default for ServerSettings {
             bookmark_interval: Duration::from_secs(5),
             gc_sweep_interval: Duration::from_secs(5),
             max_body_bytes: 3 * 1024 * 1024,
+            ready_at_start: true,
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct ApiServer {
     /// Bumped to end every open watch (fault injection and shutdown).
     watch_epoch: signal::Sender<u64>,
     server_address: RwLock<String>,
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl ApiServer {
@@ -96,7 +101,6 @@ impl ApiServer {
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),
             pod_logs: crate::runner::logs::LogBook::default(),
-            settings,
             schemas: RwLock::new(HashMap::new()),
             builtin_rules: builtin_resources()
                 .into_iter()
@@ -107,6 +111,8 @@ impl ApiServer {
                 .collect(),
             watch_epoch,
             server_address: RwLock::new(String::new()),
+            ready: std::sync::atomic::AtomicBool::new(settings.ready_at_start),
+            settings,
         });
         server.serve_stored_crds();
         server.bootstrap();
@@ -142,6 +148,15 @@ impl ApiServer {
 
     fn server_address(&self) -> String {
         self.server_address.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Marks the server ready (or not) for `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Ends every open watch stream; clients re-establish them as after a network drop.
@@ -182,6 +197,11 @@ async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Res
         Err(error) => return error.into_response(),
     };
     let path = request.uri().path().to_string();
+    if path.starts_with("/readyz") && !server.is_ready() {
+        let body = "[-]devcluster-setup failed: reason withheld\nreadyz check failed\n";
+        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
+            .into_response();
+    }
     if is_public(&path) {
         return public_endpoint(&path);
     }
