@@ -105,6 +105,20 @@ struct Inner {
     history_floor: u64,
 }
 
+impl Inner {
+    /// Objects of one group/resource, optionally in one namespace, in key order.
+    fn select(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
+        self.objects
+            .range(start..)
+            .take_while(|(k, _)| {
+                k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// The shared object store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -199,16 +213,7 @@ impl Store {
     /// Objects of one group/resource, optionally in one namespace, sorted by namespace then name.
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Listing {
         let inner = self.lock();
-        let start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
-        let objects = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| {
-                k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(_, v)| v.clone())
-            .collect();
-        Listing { objects, revision: inner.revision }
+        Listing { objects: inner.select(group, resource, namespace), revision: inner.revision }
     }
 
     /// Every object in a namespace, of any resource (for namespace deletion).
@@ -325,15 +330,7 @@ impl Store {
     pub fn list_and_watch(&self, group: &str, resource: &str, namespace: Option<&str>) -> (Listing, WatchStart) {
         let inner = self.lock();
         let live = self.events.subscribe();
-        let start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
-        let objects = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| {
-                k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(_, v)| v.clone())
-            .collect();
+        let objects = inner.select(group, resource, namespace);
         let revision = inner.revision;
         (Listing { objects, revision }, WatchStart { replay: Vec::new(), live, revision })
     }
