@@ -68,6 +68,9 @@ struct Args {
     /// The review-operator binary [default: target/release/review-operator next to this example].
     #[arg(long)]
     controller: Option<PathBuf>,
+    /// The controller's `--log-level`.
+    #[arg(long, default_value = "warn")]
+    controller_log_level: String,
     /// Where the controller's log goes.
     #[arg(long, default_value = "/tmp/review-operator-bench-controller.log")]
     controller_log: PathBuf,
@@ -387,6 +390,23 @@ fn converged(view: &View, reviewers: usize) -> Option<()> {
     Some(())
 }
 
+/// Prints how far the cold start got, every five seconds.
+async fn report_progress(view: View, started: Instant) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let runs = view.runs.state();
+        let pending = runs.iter().filter(|run| run.phase() == RunPhase::Pending).count();
+        let running = runs.iter().filter(|run| run.phase() == RunPhase::Running).count();
+        let with_pod =
+            view.reviewers.state().iter().filter(|r| r.status.as_ref().is_some_and(|s| s.pod.is_some())).count();
+        let pods = view.pods.state().len();
+        eprintln!(
+            "{:.0}s: {pending} runs Pending, {running} Running, {pods} pods, {with_pod} Reviewers with a pod",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
 /// The end of a supersede: the stale run Failed as Superseded, the next pod
 /// exists and runs, and the new run is Running on it.
 fn superseded(view: &View, reviewer: &str, stale: &str, new: &str, incarnation: i64) -> Option<()> {
@@ -491,7 +511,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.controller_log.display()))?;
     let cold_started = Instant::now();
     let mut controller = tokio::process::Command::new(&binary)
-        .args(["controller", "--agent-binary", "/bin/true", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["controller", "--agent-binary", "/bin/true", "--listen", "127.0.0.1:0"])
+        .args(["--log-level", &args.controller_log_level])
         .args(["--debounce", &args.debounce, "--namespace", NAMESPACE])
         .env("KUBECONFIG", cluster.kubeconfig_path())
         .stdin(Stdio::null())
@@ -501,11 +522,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     let pid = controller.id().context("controller pid")?;
+    let progress = tokio::spawn(report_progress(view.clone(), cold_started));
     view.until("cold convergence", Duration::from_secs(600), Duration::from_millis(50), |view| {
         converged(view, args.reviewers)
     })
     .await?;
     let cold_converge_s = cold_started.elapsed().as_secs_f64();
+    progress.abort();
     eprintln!("converged in {cold_converge_s:.2}s");
 
     // Idle: nothing changes, so the controller must write nothing.
