@@ -101,6 +101,14 @@ struct Run<'a> {
     run_versions: BTreeMap<String, String>,
     reviewer_version: Option<String>,
     written: Written,
+    created: Executed,
+}
+
+/// What an execution that succeeded did beyond its writes' versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Executed {
+    /// The plan's pod was created (not found existing, not failed).
+    pub pod_created: bool,
 }
 
 impl Executor<'_> {
@@ -113,7 +121,7 @@ impl Executor<'_> {
         observed: &ObservedReviewer,
         plan: &ReviewerPlan,
         written: &mut Written,
-    ) -> Result<(), ExecuteError> {
+    ) -> Result<Executed, ExecuteError> {
         let mut run = Run {
             executor: self,
             observed,
@@ -125,10 +133,11 @@ impl Executor<'_> {
                 .collect(),
             reviewer_version: observed.reviewer.as_ref().and_then(|r| r.metadata.resource_version.clone()),
             written: Written::default(),
+            created: Executed::default(),
         };
         let result = run.execute(plan).await;
         written.merge(run.written);
-        result
+        result.map(|()| run.created)
     }
 }
 
@@ -309,6 +318,7 @@ impl Run<'_> {
         match self.pods().create(&params, &pod).await {
             Ok(created) => {
                 self.record_pod(&created);
+                self.created.pod_created = true;
                 tracing::info!(pod = %launch.name, incarnation = launch.incarnation, queue = ?launch.queue, "reviewer pod created");
                 Ok(())
             }

@@ -72,9 +72,18 @@ pub struct Caches {
     pub reviewers: CacheProgress,
     pub runs: CacheProgress,
     pub pods: CacheProgress,
+    /// Woken whenever a store applied an event, for [`Entry::wait_until_seen`].
+    advanced: tokio::sync::Notify,
 }
 
 impl Caches {
+    /// Records a watch event the store of `progress` has applied, and wakes
+    /// the reconciles waiting for the stores to catch up.
+    pub fn observe<K: Resource>(&self, progress: fn(&Caches) -> &CacheProgress, event: &watcher::Event<K>) {
+        progress(self).observe(event);
+        self.advanced.notify_waiters();
+    }
+
     /// Whether every store has applied the versions in `written`.
     pub fn have_seen(&self, written: &Written) -> bool {
         self.reviewers.applied() >= written.reviewers
@@ -104,6 +113,24 @@ impl Entry {
         let mut merged = pending.map(|(previous, _)| previous).unwrap_or_default();
         merged.merge(written);
         *pending = Some((merged, Instant::now()));
+    }
+
+    /// Waits until the stores show this Reviewer's latest writes, at most
+    /// `limit`; whether they do.
+    pub async fn wait_until_seen(&self, caches: &Caches, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let advanced = caches.advanced.notified();
+            let mut advanced = std::pin::pin!(advanced);
+            // Registered before the check, so an event applied in between still wakes us.
+            advanced.as_mut().enable();
+            if !self.must_wait(caches) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                return !self.must_wait(caches);
+            }
+        }
     }
 
     /// Whether the stores still lack this Reviewer's latest writes (and the
@@ -189,5 +216,22 @@ mod tests {
             *since = stale;
         }
         assert!(!entry.must_wait(&Caches::default()));
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_when_the_stores_catch_up_or_at_the_limit() {
+        let caches = Arc::new(Caches::default());
+        let entry = Arc::new(Entry::default());
+        entry.record(Written { reviewers: 0, runs: 0, pods: 4 });
+        assert!(!entry.wait_until_seen(&caches, Duration::from_millis(20)).await, "nothing applied");
+
+        let waiter = tokio::spawn({
+            let (caches, entry) = (caches.clone(), entry.clone());
+            async move { entry.wait_until_seen(&caches, Duration::from_secs(60)).await }
+        });
+        caches.observe(|c| &c.pods, &watcher::Event::Apply(pod("3")));
+        caches.observe(|c| &c.pods, &watcher::Event::Apply(pod("4")));
+        assert!(waiter.await.expect("waiter"), "version 4 applied");
+        assert!(!entry.must_wait(&caches));
     }
 }

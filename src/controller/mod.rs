@@ -186,7 +186,7 @@ where
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
         .reflect(writer)
-        .inspect_ok(move |event| progress(&caches).observe(event))
+        .inspect_ok(move |event| caches.observe(progress, event))
         .touched_objects();
     (store, events)
 }

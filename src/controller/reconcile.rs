@@ -25,6 +25,10 @@ use crate::metrics::{ErrorLabels, Metrics};
 /// writes or a write found its object changed. The watch event of the
 /// awaited change usually triggers the next reconcile earlier.
 const CACHE_RETRY: Duration = Duration::from_millis(200);
+/// How long a reconcile that created a pod waits for the stores to show it
+/// before planning the assignment itself; past it, the pod's watch event
+/// triggers the assignment as usual.
+const FOLLOW_UP_WAIT: Duration = Duration::from_secs(2);
 /// First and longest delay of the back-off after failed reconciles.
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -75,6 +79,32 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
         tracing::debug!("caches lag behind the last writes; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
+    let mut outcome = plan_and_execute(ctx, &entry, namespace, name).await?;
+    // A plan that creates a pod assigns nothing: runs are assigned once the
+    // pod is observed. Waiting here for the stores to show it, and planning
+    // again at once, saves the new pod's watch event a second trip through
+    // the debounce (half of a supersede's latency otherwise). The follow-up
+    // never creates another pod in this reconcile.
+    if outcome.created_pod && entry.wait_until_seen(&ctx.caches, FOLLOW_UP_WAIT).await {
+        tracing::debug!("planning again for the pod just created");
+        outcome = plan_and_execute(ctx, &entry, namespace, name).await?;
+    }
+    Ok(outcome.action)
+}
+
+/// What one plan-and-execute step did.
+struct Outcome {
+    action: Action,
+    /// The plan created a reviewer pod and every write succeeded.
+    created_pod: bool,
+}
+
+async fn plan_and_execute(
+    ctx: &Context,
+    entry: &super::freshness::Entry,
+    namespace: &str,
+    name: &str,
+) -> Result<Outcome, ExecuteError> {
     let key = ObjectRef::<Reviewer>::new(name).within(namespace);
     let reviewer = match ctx.reviewers.get(&key) {
         Some(reviewer) => Some(Arc::unwrap_or_clone(reviewer)),
@@ -88,7 +118,7 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
                 source,
             })?;
             if found.is_some() {
-                return Ok(Action::requeue(CACHE_RETRY));
+                return Ok(Outcome { action: Action::requeue(CACHE_RETRY), created_pod: false });
             }
             None
         }
@@ -98,7 +128,7 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
     let action = plan.requeue_after.map_or_else(Action::await_change, Action::requeue);
     if plan.is_noop() && plan.events.is_empty() {
         entry.failures.store(0, Ordering::Release);
-        return Ok(action);
+        return Ok(Outcome { action, created_pod: false });
     }
     tracing::info!(
         run_updates = plan.run_updates.len(),
@@ -118,13 +148,13 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
     let result = executor.execute(namespace, &observed, &plan, &mut written).await;
     entry.record(written);
     match result {
-        Ok(()) => {
+        Ok(executed) => {
             entry.failures.store(0, Ordering::Release);
-            Ok(action)
+            Ok(Outcome { action, created_pod: executed.pod_created })
         }
         Err(ExecuteError::Outdated { object }) => {
             tracing::debug!(%object, "planned on an outdated object; planning again");
-            Ok(Action::requeue(CACHE_RETRY))
+            Ok(Outcome { action: Action::requeue(CACHE_RETRY), created_pod: false })
         }
         Err(error) => Err(error),
     }
