@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,33 +307,14 @@ async fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 async fn run_program(program: &Path, args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
-    use tokio::io::AsyncWriteExt;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", kubeconfig.parent().expect("a folder"))
         .env_remove("POD_UID")
         .env_remove("REVIEW_INCARNATION")
-        .env_remove("REVIEW_NAMESPACE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("program starts");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("finishes within two minutes")
-        .expect("output");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .env_remove("REVIEW_NAMESPACE");
+    support::run_command(cmd, stdin).await
 }
 
 /// A client with the identity of `kubeconfig` (a copy of a pod's).

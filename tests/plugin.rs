@@ -4,8 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use devcluster::DevCluster;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,7 +12,6 @@ use kube::{Client, CustomResourceExt};
 use review_operator::api::{ReviewRun, Reviewer, RunPhase, Verdict};
 use serde_json::{Value, json};
 use support::Output;
-use tokio::io::AsyncWriteExt;
 
 const PR: &str = "https://github.com/acme/widgets/pull/7";
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -50,22 +47,7 @@ async fn run_program(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().expect("program starts");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("finishes within two minutes")
-        .expect("output");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run_command(cmd, stdin).await
 }
 
 async fn plugin(cluster: &DevCluster, args: &[&str]) -> Output {

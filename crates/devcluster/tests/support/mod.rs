@@ -60,16 +60,21 @@ impl Output {
 
 /// Runs kubectl against the cluster, with optional stdin and extra environment.
 pub async fn kubectl_with(cluster: &DevCluster, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    use tokio::io::AsyncWriteExt;
     let mut cmd = tokio::process::Command::new(kubectl_path());
     cmd.arg("--kubeconfig").arg(cluster.kubeconfig_path()).args(args);
     cmd.env("HOME", std::env::temp_dir()).env("KUBECACHEDIR", cache_dir(cluster));
     for (k, v) in env {
         cmd.env(k, v);
     }
+    run_command(cmd, stdin).await
+}
+
+/// Runs a prepared command to completion with optional stdin, within a two-minute deadline.
+pub async fn run_command(mut cmd: tokio::process::Command, stdin: Option<&str>) -> Output {
+    use tokio::io::AsyncWriteExt;
     cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     cmd.kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl starts");
+    let mut child = cmd.spawn().expect("program starts");
     let mut input = child.stdin.take().expect("stdin");
     if let Some(text) = stdin {
         input.write_all(text.as_bytes()).await.expect("write stdin");
@@ -77,8 +82,8 @@ pub async fn kubectl_with(cluster: &DevCluster, args: &[&str], stdin: Option<&st
     drop(input);
     let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
         .await
-        .expect("kubectl finishes within two minutes")
-        .expect("kubectl output");
+        .expect("finishes within two minutes")
+        .expect("output");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
