@@ -157,6 +157,40 @@ fn missing_apply_manager() -> ApiError {
     )
 }
 
+/// Metadata only the server sets: writes carry it over from the stored object.
+const SERVER_METADATA: &[&str] =
+    &["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"];
+
+/// Sets `to[field]` to `from[field]`, or removes it when `from` has none.
+fn copy_field(from: &Value, to: &mut Value, field: &str) {
+    match from.get(field) {
+        Some(value) => to[field] = value.clone(),
+        None => {
+            if let Some(map) = to.as_object_mut() {
+                map.remove(field);
+            }
+        }
+    }
+}
+
+/// Carries the stored object's values of these metadata fields over to `new`.
+fn keep_server_metadata(old: &Value, new: &mut Value, fields: &[&str]) {
+    for field in fields {
+        match old.pointer(&format!("/metadata/{field}")) {
+            Some(v) => set_meta(new, field, v.clone()),
+            None => remove_meta(new, field),
+        }
+    }
+}
+
+/// A change outside metadata and status bumps `generation`.
+fn bump_generation(old: &Value, new: &mut Value) {
+    if meta::spec_changed(old, new) {
+        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        set_meta(new, "generation", json!(generation));
+    }
+}
+
 fn set_meta(object: &mut Value, key: &str, value: Value) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(key.to_string(), value);
@@ -538,51 +572,22 @@ impl ApiServer {
         let mut new = match subresource {
             Some("status") => {
                 let mut new = old.clone();
-                match body.get("status") {
-                    Some(status) => new["status"] = status.clone(),
-                    None => {
-                        if let Some(map) = new.as_object_mut() {
-                            map.remove("status");
-                        }
-                    }
-                }
+                copy_field(&body, &mut new, "status");
                 new
             }
             Some(other) => return Err(ApiError::not_found(&info.group, &format!("{}/{other}", info.resource), &name)),
             None => {
                 let mut new = body;
                 if info.has_status() {
-                    match old.get("status") {
-                        Some(status) => new["status"] = status.clone(),
-                        None => {
-                            if let Some(map) = new.as_object_mut() {
-                                map.remove("status");
-                            }
-                        }
-                    }
+                    copy_field(old, &mut new, "status");
                 }
-                for kept in [
-                    "uid",
-                    "creationTimestamp",
-                    "generation",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                    "managedFields",
-                ] {
-                    match old.pointer(&format!("/metadata/{kept}")) {
-                        Some(v) => set_meta(&mut new, kept, v.clone()),
-                        None => remove_meta(&mut new, kept),
-                    }
-                }
+                keep_server_metadata(old, &mut new, &[SERVER_METADATA, &["managedFields"]].concat());
                 new
             }
         };
         remove_meta(&mut new, "resourceVersion");
         let warnings = self.admit(info, &mut new, Some(old), subresource, ctx)?;
-        if meta::spec_changed(old, &new) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-            set_meta(&mut new, "generation", json!(generation));
-        }
+        bump_generation(old, &mut new);
         let now = meta::now_rfc3339();
         let api_version = info.api_version();
         let rules = self.merge_rules(info);
@@ -735,27 +740,13 @@ impl ApiServer {
         }
         let mut new = body;
         if subresource.is_none() && info.has_status() {
-            match old.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    if let Some(map) = new.as_object_mut() {
-                        map.remove("status");
-                    }
-                }
-            }
+            copy_field(old, &mut new, "status");
         }
-        for kept in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
-            match old.pointer(&format!("/metadata/{kept}")) {
-                Some(v) => set_meta(&mut new, kept, v.clone()),
-                None => remove_meta(&mut new, kept),
-            }
-        }
+        // Server-side apply has already recorded its own managedFields entry.
+        keep_server_metadata(old, &mut new, SERVER_METADATA);
         remove_meta(&mut new, "resourceVersion");
         let warnings = self.admit(info, &mut new, Some(old), subresource, ctx)?;
-        if meta::spec_changed(old, &new) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-            set_meta(&mut new, "generation", json!(generation));
-        }
+        bump_generation(old, &mut new);
         self.commit_replacement(info, key, old, new, expected, warnings, ctx)
     }
 
