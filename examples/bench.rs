@@ -62,9 +62,9 @@ struct Args {
     /// Length of the idle window whose writes are counted.
     #[arg(long, default_value_t = 60)]
     idle_seconds: u64,
-    /// The controller's `--debounce`.
-    #[arg(long, default_value = "200ms")]
-    debounce: String,
+    /// The controller's `--debounce` [default: the controller's default].
+    #[arg(long)]
+    debounce: Option<String>,
     /// The review-operator binary [default: target/release/review-operator next to this example].
     #[arg(long)]
     controller: Option<PathBuf>,
@@ -294,8 +294,10 @@ fn sha(seed: u64) -> String {
     format!("{seed:016x}{:016x}", seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// A run as the CI bot creates it: labelled, as `kubectl review trigger`
+/// labels it, and named so that names sort in creation order.
 fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
-    ReviewRun::new(
+    let mut run = ReviewRun::new(
         name,
         ReviewRunSpec {
             reviewer: reviewer.into(),
@@ -303,7 +305,9 @@ fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
             cancel_requested: false,
             timeout: "1h".into(),
         },
-    )
+    );
+    run.metadata.labels = Some(labels::run_labels(reviewer, pr));
+    run
 }
 
 fn pr_url(reviewer: usize, pr: usize) -> String {
@@ -509,11 +513,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     // Cold start: the controller process meets every Reviewer and run at once.
     let log = std::fs::File::create(&args.controller_log)
         .with_context(|| format!("creating {}", args.controller_log.display()))?;
+    let debounce = args
+        .debounce
+        .clone()
+        .unwrap_or_else(|| format!("{}ms", review_operator::controller::RECOMMENDED_DEBOUNCE.as_millis()));
     let cold_started = Instant::now();
     let mut controller = tokio::process::Command::new(&binary)
         .args(["controller", "--agent-binary", "/bin/true", "--listen", "127.0.0.1:0"])
         .args(["--log-level", &args.controller_log_level])
-        .args(["--debounce", &args.debounce, "--namespace", NAMESPACE])
+        .args(["--debounce", &debounce, "--namespace", NAMESPACE])
         .env("KUBECONFIG", cluster.kubeconfig_path())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -606,7 +614,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "controller_rss_mb": round(rss_peak, 1),
         "controller_rss_now_mb": round(rss_now, 1),
         "cold_converge_s": round(cold_converge_s, 2),
-        "debounce": args.debounce,
+        "debounce": debounce,
         "watch_events_missed": tally.lagged.load(Ordering::Relaxed),
     });
     println!("{line}");
@@ -651,12 +659,7 @@ async fn floor(
         let before = tally.snapshot();
         let t0 = Instant::now();
         let created = runs.create(&PostParams::default(), &run).await?;
-        // Labels and first status of the new run.
-        let pr_label = labels::pr_label_value(&created.spec.pull_request.url);
-        let label_patch =
-            json!({ "metadata": { "labels": { labels::REVIEWER: reviewer, labels::PULL_REQUEST: pr_label } } });
-        let params = PatchParams { field_manager: Some(FLOOR_MANAGER.into()), ..Default::default() };
-        runs.patch(&name, &params, &Patch::Merge(&label_patch)).await?;
+        // First status of the new run.
         let mut pending = created.status.clone().unwrap_or_default();
         pending.phase = Some(RunPhase::Pending);
         let head = conditions::DesiredCondition {
@@ -721,9 +724,8 @@ async fn floor(
             apply_run_status(&runs, &apply, &queued_name, &running).await?;
             queue.push(queued_name);
         }
-        for run in queued.iter().map(Arc::as_ref).chain(std::iter::once(&created)) {
-            publish(&recorder, "Assigned", format!("Assigned to reviewer pod {}", pod_ref.name), run).await?;
-        }
+        // Only the new run is assigned for the first time; the others move.
+        publish(&recorder, "Assigned", format!("Assigned to reviewer pod {}", pod_ref.name), &created).await?;
         reviewer_status.pod = Some(pod_ref);
         reviewer_status.queue_length = queue.len() as i64;
         reviewer_status.queue = queue;

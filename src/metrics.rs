@@ -40,6 +40,8 @@ pub struct Metrics {
     /// Seconds from a superseding run's creation to the fresh pod's creation.
     pub supersede_to_restart: Histogram,
     pub queue_depth: Family<ReviewerLabels, Gauge>,
+    /// Events not published: the queue was full, or the API refused them.
+    pub events_dropped: Counter,
     /// 1 while this replica holds the leader Lease and runs the reconciler, else 0.
     pub leader: Gauge,
 }
@@ -73,6 +75,12 @@ impl Default for Metrics {
         );
         let queue_depth = Family::<ReviewerLabels, Gauge>::default();
         registry.register("queue_depth", "Runs assigned to the live reviewer pod", queue_depth.clone());
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Events not published because the event queue was full or the API refused them",
+            events_dropped.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -90,6 +98,7 @@ impl Default for Metrics {
             late_runs,
             supersede_to_restart,
             queue_depth,
+            events_dropped,
             leader,
         }
     }

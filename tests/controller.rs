@@ -51,6 +51,7 @@ impl RunningController {
         let settings = ControllerSettings {
             field_manager: FIELD_MANAGER.into(),
             debounce: Duration::from_millis(300),
+            concurrency: review_operator::controller::RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -712,4 +713,50 @@ async fn settled_reviewer_reconciles_without_writes() {
     })
     .await;
     assert_eq!(faults.writes.load(std::sync::atomic::Ordering::SeqCst), writes, "no API write when nothing changed");
+}
+
+/// The runtime starts reconciling once the Reviewer store has listed; the
+/// run store may still be listing, and its first page's events arrive
+/// before the store shows any of it. A reconcile planned then would see a
+/// Reviewer without runs, and nothing would trigger it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_listed_after_their_reviewer_are_all_assigned() {
+    use devcluster::faults::FaultTarget;
+    use futures::StreamExt;
+
+    let h = Harness::new().await;
+    h.create_reviewer("review-a").await;
+    h.create_reviewer("review-b").await;
+    // The watcher lists 500 runs a page: review-a's runs fill the first page.
+    let names: Vec<(String, &str)> =
+        (0..500).map(|i| (format!("a-{i:03}"), "review-a")).chain([("b-000".to_owned(), "review-b")]).collect();
+    let h = &h;
+    futures::stream::iter(&names)
+        .map(|(name, reviewer)| async move {
+            let pr = format!("https://github.com/acme/widgets/pull/{name}");
+            h.create_run_with(name, reviewer, &pr, SHA_A, "1h").await
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    // The controller's check that the API is served, then both pages, are
+    // slow: the second page arrives long after the debounce that follows the
+    // first. (The test itself lists nothing until the end, not to take a delay.)
+    let slow = Duration::from_millis(1500);
+    h.cluster.server().faults.delay_next(FaultTarget::new("list", "reviewruns"), 3, slow);
+    let _controller = RunningController::start(h.client.clone());
+
+    let reviewers = h.reviewers();
+    support::eventually("every run in a queue", || {
+        let reviewers = reviewers.clone();
+        async move {
+            let a = reviewers.get("review-a").await.ok()?;
+            let b = reviewers.get("review-b").await.ok()?;
+            (status_of(&a).queue.len() == 500 && status_of(&b).queue == ["b-000"]).then_some(())
+        }
+    })
+    .await;
+    let runs = h.runs().list(&ListParams::default()).await.expect("runs listed");
+    assert_eq!(runs.items.len(), names.len());
+    assert!(runs.items.iter().all(|run| run.phase() == RunPhase::Running));
 }

@@ -71,6 +71,7 @@ impl E2e {
         let settings = ControllerSettings {
             field_manager: "review-operator".into(),
             debounce: Duration::from_millis(100),
+            concurrency: review_operator::controller::RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: BINARY.into() },
         };
         let (stop, stopped) = oneshot::channel::<()>();

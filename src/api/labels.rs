@@ -19,6 +19,16 @@ pub fn pr_label_value(url: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// The labels of a run for the Reviewer `reviewer` and the pull request
+/// `url`: the controller sets them, and clients that set them at creation
+/// (`kubectl review trigger`) save it a write.
+pub fn run_labels(reviewer: &str, url: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (REVIEWER.to_owned(), reviewer.to_owned()),
+        (PULL_REQUEST.to_owned(), pr_label_value(url)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::api::duration;
-use crate::controller::{AgentLaunch, ControllerSettings};
+use crate::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_CONCURRENCY};
 use crate::metrics::Metrics;
 use crate::operations::leader::{self, ElectionStatus, LeaseConfig};
 use crate::operations::logging::{self, LogFormat};
@@ -46,6 +46,9 @@ pub struct ControllerArgs {
     /// Quiet time after the last event before a reconcile, so runs created together restart a reviewer once.
     #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub debounce: Duration,
+    /// Reviewers reconciled at once; bounds the controller's API requests in flight.
+    #[arg(long, env = "REVIEW_OPERATOR_CONCURRENCY", default_value_t = RECOMMENDED_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     /// Image of this operator, injected into reviewer pods to run the in-pod supervisor.
     #[arg(long, env = "REVIEW_OPERATOR_IMAGE", value_name = "IMAGE")]
     pub operator_image: Option<String>,
@@ -67,7 +70,12 @@ impl ControllerArgs {
             (None, Some(path)) => AgentLaunch::LocalBinary { path: path.clone() },
             _ => return Err(AgentLaunchError),
         };
-        Ok(ControllerSettings { field_manager: self.field_manager.clone(), debounce: self.debounce, agent })
+        Ok(ControllerSettings {
+            field_manager: self.field_manager.clone(),
+            debounce: self.debounce,
+            concurrency: self.concurrency,
+            agent,
+        })
     }
 
     /// The Lease settings; `default_namespace` is the client's (kubeconfig or in-cluster) namespace.
@@ -179,6 +187,7 @@ mod tests {
         assert_eq!(args.lease_name, "review-operator");
         assert_eq!(args.lease_duration, Duration::from_secs(15));
         assert_eq!(args.debounce, RECOMMENDED_DEBOUNCE);
+        assert_eq!(args.concurrency, RECOMMENDED_CONCURRENCY);
         let settings = args.settings().expect("one agent launch");
         assert_eq!(settings.field_manager, "review-operator");
         assert_eq!(settings.agent, AgentLaunch::Inject { operator_image: "ghcr.io/ao/review-operator:1.0".into() });
@@ -195,6 +204,7 @@ mod tests {
             "--lease-duration=30s",
             "--identity=replica-1",
             "--debounce=500ms",
+            "--concurrency=4",
             "--agent-binary=/usr/local/bin/review-operator",
             "--field-manager=reviews-ctl",
         ])
@@ -209,6 +219,7 @@ mod tests {
         );
         let settings = args.settings().expect("one agent launch");
         assert_eq!(settings.debounce, Duration::from_millis(500));
+        assert_eq!(settings.concurrency, 4);
         assert_eq!(settings.field_manager, "reviews-ctl");
         assert_eq!(settings.agent, AgentLaunch::LocalBinary { path: "/usr/local/bin/review-operator".into() });
     }
@@ -247,7 +258,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_flag() {
-        let cases: [(&[&str], &str, &str); 7] = [
+        let cases: [(&[&str], &str, &str); 9] = [
+            (&["--concurrency=0"], "--concurrency", "0 is not in 1..=65535"),
+            (&["--concurrency=many"], "--concurrency", "invalid digit found in string"),
             (&["--lease-duration=1s"], "--lease-duration", "must be at least 2s, got 1s"),
             (&["--lease-duration=2500ms"], "--lease-duration", "must be a whole number of seconds"),
             (&["--lease-duration=soon"], "--lease-duration", "expected a duration such as 2s"),

@@ -8,21 +8,29 @@
 //! data. Labels and finalizers are merge patches. Pods are deleted with a UID
 //! precondition; 404 on delete and 409 on create count as done.
 //!
+//! Writes to different runs do not depend on each other, so the labels, and
+//! then the statuses, of a plan's runs are written concurrently (at most
+//! [`CONCURRENT_WRITES`] at a time); each step of the plan's order still
+//! completes before the next begins. Events are queued ([`EventQueue`]),
+//! not awaited.
+//!
 //! [`plan`]: super::plan
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::AgentLaunch;
+use super::events::EventQueue;
 use super::plan::{
-    ApiErrorClass, EventKind, EventObject, FinalizerChange, LaunchError, ObservedReviewer, PlannedEvent, PodOperation,
-    ReviewerPlan, RunChange, RunUpdate, plan_launch_failure,
+    ApiErrorClass, EventKind, EventObject, FinalizerChange, LaunchError, ObservedPod, ObservedReviewer, PlannedEvent,
+    PodOperation, ReviewerPlan, RunChange, RunUpdate, plan_launch_failure,
 };
 use super::pod::reviewer_pod;
 use crate::api::{FINALIZER, GROUP, ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus, VERSION};
@@ -86,29 +94,38 @@ impl Written {
 pub struct Executor<'a> {
     pub client: &'a kube::Client,
     pub field_manager: &'a str,
-    pub recorder: &'a Recorder,
+    pub events: &'a EventQueue,
     pub metrics: &'a Metrics,
     pub agent: &'a AgentLaunch,
 }
+
+/// Writes to runs in flight at once.
+pub const CONCURRENT_WRITES: usize = 16;
 
 /// One execution: the plan's target and the versions of what it writes.
 struct Run<'a> {
     executor: &'a Executor<'a>,
     observed: &'a ObservedReviewer,
     namespace: &'a str,
-    /// Current `resourceVersion` of every run and of the Reviewer, advanced
-    /// by each write, so that consecutive writes chain their preconditions.
-    run_versions: BTreeMap<String, String>,
-    reviewer_version: Option<String>,
+    /// Every run as its latest write returned it; later writes take their
+    /// `resourceVersion` precondition from here.
+    runs_written: BTreeMap<String, ReviewRun>,
+    /// The Reviewer as its latest write returned it.
+    reviewer_written: Option<Reviewer>,
+    /// Pods deleted, with the pod the API returned while it terminates.
+    pods_deleted: Vec<(String, Option<Pod>)>,
+    pod_created: Option<Pod>,
     written: Written,
-    created: Executed,
 }
 
 /// What an execution that succeeded did beyond its writes' versions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Executed {
-    /// The plan's pod was created (not found existing, not failed).
-    pub pod_created: bool,
+    /// Set when the plan's pod was created (not found existing, not
+    /// failed): the Reviewer as the API's answers to this execution show it,
+    /// with the new pod, so that the reconcile can plan the pod's queue
+    /// without waiting for the stores to show it.
+    pub after_launch: Option<ObservedReviewer>,
 }
 
 impl Executor<'_> {
@@ -126,18 +143,16 @@ impl Executor<'_> {
             executor: self,
             observed,
             namespace,
-            run_versions: observed
-                .runs
-                .iter()
-                .filter_map(|r| Some((r.metadata.name.clone()?, r.metadata.resource_version.clone()?)))
-                .collect(),
-            reviewer_version: observed.reviewer.as_ref().and_then(|r| r.metadata.resource_version.clone()),
+            runs_written: BTreeMap::new(),
+            reviewer_written: None,
+            pods_deleted: Vec::new(),
+            pod_created: None,
             written: Written::default(),
-            created: Executed::default(),
         };
         let result = run.execute(plan).await;
         written.merge(run.written);
-        result.map(|()| run.created)
+        result?;
+        Ok(Executed { after_launch: run.pod_created.is_some().then(|| run.observed_after()) })
     }
 }
 
@@ -146,17 +161,7 @@ impl Run<'_> {
         if plan.finalizer == FinalizerChange::Add {
             self.patch_finalizers(true).await?;
         }
-        for labels in &plan.run_labels {
-            let patch = json!({ "metadata": { "labels": labels.labels } });
-            let params =
-                PatchParams { field_manager: Some(self.executor.field_manager.to_owned()), ..Default::default() };
-            let updated = self
-                .runs()
-                .patch(&labels.run, &params, &Patch::Merge(&patch))
-                .await
-                .map_err(|source| api_error("label", &labels.run, source))?;
-            self.record_run(&updated);
-        }
+        self.write_run_labels(plan).await?;
         self.write_run_statuses(&plan.run_updates).await?;
         if let Some(status) = &plan.reviewer_status {
             self.write_reviewer_status(status).await?;
@@ -172,7 +177,7 @@ impl Run<'_> {
         if plan.finalizer == FinalizerChange::Remove {
             self.patch_finalizers(false).await?;
         }
-        self.emit(&plan.events).await;
+        self.emit(&plan.events);
         Ok(())
     }
 
@@ -188,17 +193,29 @@ impl Run<'_> {
         Api::namespaced(self.executor.client.clone(), self.namespace)
     }
 
-    fn record_run(&mut self, run: &ReviewRun) {
-        if let (Some(name), Some(version)) = (&run.metadata.name, &run.metadata.resource_version) {
-            self.written.runs = self.written.runs.max(numeric(version));
-            self.run_versions.insert(name.clone(), version.clone());
+    /// The `resourceVersion` a write to the run `name` must find.
+    fn run_version(&self, name: &str) -> Option<String> {
+        match self.runs_written.get(name) {
+            Some(written) => written.metadata.resource_version.clone(),
+            None => self.observed.run(name).and_then(|run| run.metadata.resource_version.clone()),
         }
     }
 
-    fn record_reviewer(&mut self, reviewer: &Reviewer) {
+    fn reviewer_version(&self) -> Option<String> {
+        self.reviewer_written.as_ref().or(self.observed.reviewer.as_ref())?.metadata.resource_version.clone()
+    }
+
+    fn record_run(&mut self, run: ReviewRun) {
+        if let (Some(name), Some(version)) = (&run.metadata.name, &run.metadata.resource_version) {
+            self.written.runs = self.written.runs.max(numeric(version));
+            self.runs_written.insert(name.clone(), run);
+        }
+    }
+
+    fn record_reviewer(&mut self, reviewer: Reviewer) {
         if let Some(version) = &reviewer.metadata.resource_version {
             self.written.reviewers = self.written.reviewers.max(numeric(version));
-            self.reviewer_version = Some(version.clone());
+            self.reviewer_written = Some(reviewer);
         }
     }
 
@@ -206,6 +223,26 @@ impl Run<'_> {
         if let Some(version) = &pod.metadata.resource_version {
             self.written.pods = self.written.pods.max(numeric(version));
         }
+    }
+
+    /// The observed Reviewer with every object this execution wrote as the
+    /// API returned it.
+    fn observed_after(&self) -> ObservedReviewer {
+        let mut after = self.observed.clone();
+        for run in &mut after.runs {
+            if let Some(written) = run.metadata.name.as_ref().and_then(|name| self.runs_written.get(name)) {
+                *run = written.clone();
+            }
+        }
+        if let Some(reviewer) = &self.reviewer_written {
+            after.reviewer = Some(reviewer.clone());
+        }
+        for (name, terminating) in &self.pods_deleted {
+            after.pods.retain(|pod| &pod.name != name);
+            after.pods.extend(terminating.as_ref().and_then(ObservedPod::from_pod));
+        }
+        after.pods.extend(self.pod_created.as_ref().and_then(ObservedPod::from_pod));
+        after
     }
 
     /// Adds or removes the finalizer, keeping any others, on the observed
@@ -216,12 +253,12 @@ impl Run<'_> {
         if add {
             finalizers.push(FINALIZER.to_owned());
         }
-        let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": self.reviewer_version } });
+        let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": self.reviewer_version() } });
         let params = PatchParams { field_manager: Some(self.executor.field_manager.to_owned()), ..Default::default() };
         let name = &self.observed.name;
         match self.reviewers().patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(updated) => {
-                self.record_reviewer(&updated);
+                self.record_reviewer(updated);
                 Ok(())
             }
             // The Reviewer is gone once its last finalizer is removed.
@@ -230,39 +267,84 @@ impl Run<'_> {
         }
     }
 
-    async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), ExecuteError> {
-        for update in updates {
-            let version = self.run_versions.get(&update.run).cloned();
-            // The result belongs to the reviewer pod, which writes it with
-            // the move to Succeeded; the API makes it final. Echoing it back
-            // could only change it (timestamps lose their fraction in a
-            // round trip through metav1.Time), so the controller never
-            // applies it and never owns it.
-            let status = ReviewRunStatus { result: None, ..update.status.clone() };
-            let body = json!({
-                "apiVersion": format!("{GROUP}/{VERSION}"),
-                "kind": "ReviewRun",
-                "metadata": { "name": update.run, "resourceVersion": version },
-                "status": status,
-            });
-            let result = self.runs().patch_status(&update.run, &self.apply_params(), &Patch::Apply(&body)).await;
-            let updated =
-                result.map_err(|source| api_error("write status of", &format!("ReviewRun {}", update.run), source))?;
-            self.record_run(&updated);
-            let sha = &updated.spec.pull_request.head_sha;
-            tracing::debug!(run = %update.run, %sha, change = ?update.change, "run status written");
-            let metrics = self.executor.metrics;
-            let counter = match update.change {
-                RunChange::Superseded => Some(&metrics.supersedes),
-                RunChange::Late => Some(&metrics.late_runs),
-                RunChange::Duplicate => Some(&metrics.duplicate_runs),
-                _ => None,
-            };
-            if let Some(counter) = counter {
-                counter.inc();
+    async fn write_run_labels(&mut self, plan: &ReviewerPlan) -> Result<(), ExecuteError> {
+        let api = self.runs();
+        let params = PatchParams { field_manager: Some(self.executor.field_manager.to_owned()), ..Default::default() };
+        // Collected first: a lazy iterator of futures borrowing the plan is not Send for every lifetime.
+        let writes: Vec<_> = plan
+            .run_labels
+            .iter()
+            .map(|labels| {
+                let (api, params) = (&api, &params);
+                async move {
+                    let patch = json!({ "metadata": { "labels": labels.labels } });
+                    api.patch(&labels.run, params, &Patch::Merge(&patch))
+                        .await
+                        .map_err(|source| api_error("label", &labels.run, source))
+                }
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).collect().await;
+        self.record_runs(results)
+    }
+
+    /// Records every run written; the first error, if any.
+    fn record_runs(&mut self, results: Vec<Result<ReviewRun, ExecuteError>>) -> Result<(), ExecuteError> {
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(run) => self.record_run(run),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), ExecuteError> {
+        let api = self.runs();
+        let params = self.apply_params();
+        let metrics = self.executor.metrics;
+        let writes: Vec<_> = updates
+            .iter()
+            .map(|update| {
+                let version = self.run_version(&update.run);
+                let (api, params) = (&api, &params);
+                async move {
+                    // The result belongs to the reviewer pod, which writes it
+                    // with the move to Succeeded; the API makes it final. Echoing
+                    // it back could only change it (timestamps lose their
+                    // fraction in a round trip through metav1.Time), so the
+                    // controller never applies it and never owns it.
+                    let status = ReviewRunStatus { result: None, ..update.status.clone() };
+                    let body = json!({
+                        "apiVersion": format!("{GROUP}/{VERSION}"),
+                        "kind": "ReviewRun",
+                        "metadata": { "name": update.run, "resourceVersion": version },
+                        "status": status,
+                    });
+                    let updated = api
+                        .patch_status(&update.run, params, &Patch::Apply(&body))
+                        .await
+                        .map_err(|source| api_error("write status of", &format!("ReviewRun {}", update.run), source))?;
+                    let sha = &updated.spec.pull_request.head_sha;
+                    tracing::debug!(run = %update.run, %sha, change = ?update.change, "run status written");
+                    let counter = match update.change {
+                        RunChange::Superseded => Some(&metrics.supersedes),
+                        RunChange::Late => Some(&metrics.late_runs),
+                        RunChange::Duplicate => Some(&metrics.duplicate_runs),
+                        _ => None,
+                    };
+                    if let Some(counter) = counter {
+                        counter.inc();
+                    }
+                    Ok(updated)
+                }
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).collect().await;
+        self.record_runs(results)
     }
 
     async fn write_reviewer_status(&mut self, status: &ReviewerStatus) -> Result<(), ExecuteError> {
@@ -270,12 +352,12 @@ impl Run<'_> {
         let body = json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
             "kind": "Reviewer",
-            "metadata": { "name": name, "resourceVersion": self.reviewer_version },
+            "metadata": { "name": name, "resourceVersion": self.reviewer_version() },
             "status": status,
         });
         let result = self.reviewers().patch_status(name, &self.apply_params(), &Patch::Apply(&body)).await;
         let updated = result.map_err(|source| api_error("write status of", &format!("Reviewer {name}"), source))?;
-        self.record_reviewer(&updated);
+        self.record_reviewer(updated);
         let depth = i64::try_from(status.queue.len()).unwrap_or(i64::MAX);
         let labels = crate::metrics::ReviewerLabels { namespace: self.namespace.to_owned(), reviewer: name.clone() };
         self.executor.metrics.queue_depth.get_or_create(&labels).set(depth);
@@ -298,9 +380,11 @@ impl Run<'_> {
             };
             match self.pods().delete(&deletion.name, &params).await {
                 Ok(either) => {
-                    if let Some(pod) = either.left() {
-                        self.record_pod(&pod);
+                    let terminating = either.left();
+                    if let Some(pod) = &terminating {
+                        self.record_pod(pod);
                     }
+                    self.pods_deleted.push((deletion.name.clone(), terminating));
                     tracing::info!(pod = %deletion.name, uid = %deletion.uid, "reviewer pod deleted");
                 }
                 Err(error) => classify(PodOperation::Delete, error)?,
@@ -318,8 +402,8 @@ impl Run<'_> {
         match self.pods().create(&params, &pod).await {
             Ok(created) => {
                 self.record_pod(&created);
-                self.created.pod_created = true;
                 tracing::info!(pod = %launch.name, incarnation = launch.incarnation, queue = ?launch.queue, "reviewer pod created");
+                self.pod_created = Some(created);
                 Ok(())
             }
             Err(error) => classify(PodOperation::Create, error),
@@ -336,8 +420,8 @@ impl Run<'_> {
         }
         // The plan's own events describe writes that did happen (statuses);
         // the failure's events say what did not.
-        self.emit(&plan.events).await;
-        self.emit(&failure.events).await;
+        self.emit(&plan.events);
+        self.emit(&failure.events);
         if failure.retry { Err(ExecuteError::LaunchTransient { message: error.message }) } else { Ok(()) }
     }
 
@@ -348,7 +432,7 @@ impl Run<'_> {
             .iter()
             .filter(|u| u.change == RunChange::Superseded)
             .filter_map(|u| u.status.superseded_by.as_deref())
-            .filter_map(|name| self.observed.runs.iter().find(|r| r.metadata.name.as_deref() == Some(name)))
+            .filter_map(|name| self.observed.run(name))
             .filter_map(|run| run.metadata.creation_timestamp.as_ref().map(|t| t.0))
             .max();
         if let Some(created) = superseding {
@@ -357,8 +441,8 @@ impl Run<'_> {
         }
     }
 
-    /// Emits events; a failure to publish one is logged, never fatal.
-    async fn emit(&self, events: &[PlannedEvent]) {
+    /// Queues events for publishing.
+    fn emit(&self, events: &[PlannedEvent]) {
         for planned in events {
             let Some(reference) = self.reference(&planned.object) else { continue };
             let event = Event {
@@ -371,21 +455,14 @@ impl Run<'_> {
                 action: "Reconcile".to_owned(),
                 secondary: None,
             };
-            if let Err(error) = self.executor.recorder.publish(&event, &reference).await {
-                tracing::warn!(%error, reason = planned.reason, "cannot publish event");
-            }
+            self.executor.events.publish(event, reference);
         }
     }
 
     fn reference(&self, object: &EventObject) -> Option<ObjectReference> {
         match object {
             EventObject::Reviewer => self.observed.reviewer.as_ref().map(|r| r.object_ref(&())),
-            EventObject::Run(name) => self
-                .observed
-                .runs
-                .iter()
-                .find(|run| run.metadata.name.as_deref() == Some(name.as_str()))
-                .map(|run| run.object_ref(&())),
+            EventObject::Run(name) => self.observed.run(name).map(|run| run.object_ref(&())),
         }
     }
 }

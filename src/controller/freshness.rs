@@ -21,7 +21,7 @@
 //! preconditions of status writes still keep it from overwriting newer data.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub struct CacheProgress {
     /// Highest version of a relist in progress; the store swaps in the
     /// relisted objects only when the relist is done.
     relisting: AtomicU64,
+    /// The store has completed its first list.
+    synced: AtomicBool,
 }
 
 impl CacheProgress {
@@ -56,8 +58,14 @@ impl CacheProgress {
             }
             watcher::Event::InitDone => {
                 self.applied.fetch_max(self.relisting.load(Ordering::Acquire), Ordering::AcqRel);
+                self.synced.store(true, Ordering::Release);
             }
         }
+    }
+
+    /// Whether the store has completed its first list.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
     }
 
     /// The highest version the store has applied.
@@ -82,6 +90,35 @@ impl Caches {
     pub fn observe<K: Resource>(&self, progress: fn(&Caches) -> &CacheProgress, event: &watcher::Event<K>) {
         progress(self).observe(event);
         self.advanced.notify_waiters();
+    }
+
+    /// Whether every store has completed its first list.
+    pub fn synced(&self) -> bool {
+        self.reviewers.synced() && self.runs.synced() && self.pods.synced()
+    }
+
+    /// Waits until every store has completed its first list, at most
+    /// `limit`; whether they have.
+    ///
+    /// The controller runtime waits only for the Reviewer store. Planning
+    /// while the run store is still listing would see a Reviewer without
+    /// runs and launch its pod with an empty queue; the run events of the
+    /// list arrive before the store swaps them in, so nothing would trigger
+    /// the Reviewer again.
+    pub async fn wait_until_synced(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let advanced = self.advanced.notified();
+            let mut advanced = std::pin::pin!(advanced);
+            // Registered before the check, so an event applied in between still wakes us.
+            advanced.as_mut().enable();
+            if self.synced() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                return self.synced();
+            }
+        }
     }
 
     /// Whether every store has applied the versions in `written`.
@@ -113,24 +150,6 @@ impl Entry {
         let mut merged = pending.map(|(previous, _)| previous).unwrap_or_default();
         merged.merge(written);
         *pending = Some((merged, Instant::now()));
-    }
-
-    /// Waits until the stores show this Reviewer's latest writes, at most
-    /// `limit`; whether they do.
-    pub async fn wait_until_seen(&self, caches: &Caches, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let advanced = caches.advanced.notified();
-            let mut advanced = std::pin::pin!(advanced);
-            // Registered before the check, so an event applied in between still wakes us.
-            advanced.as_mut().enable();
-            if !self.must_wait(caches) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
-                return !self.must_wait(caches);
-            }
-        }
     }
 
     /// Whether the stores still lack this Reviewer's latest writes (and the
@@ -219,19 +238,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn waiting_ends_when_the_stores_catch_up_or_at_the_limit() {
+    async fn waiting_for_the_first_lists_ends_when_every_store_is_synced_or_at_the_limit() {
         let caches = Arc::new(Caches::default());
-        let entry = Arc::new(Entry::default());
-        entry.record(Written { reviewers: 0, runs: 0, pods: 4 });
-        assert!(!entry.wait_until_seen(&caches, Duration::from_millis(20)).await, "nothing applied");
+        assert!(!caches.wait_until_synced(Duration::from_millis(20)).await, "nothing listed");
 
         let waiter = tokio::spawn({
-            let (caches, entry) = (caches.clone(), entry.clone());
-            async move { entry.wait_until_seen(&caches, Duration::from_secs(60)).await }
+            let caches = caches.clone();
+            async move { caches.wait_until_synced(Duration::from_secs(60)).await }
         });
-        caches.observe(|c| &c.pods, &watcher::Event::Apply(pod("3")));
-        caches.observe(|c| &c.pods, &watcher::Event::Apply(pod("4")));
-        assert!(waiter.await.expect("waiter"), "version 4 applied");
-        assert!(!entry.must_wait(&caches));
+        caches.observe(|c| &c.reviewers, &watcher::Event::<Pod>::InitDone);
+        caches.observe(|c| &c.pods, &watcher::Event::<Pod>::Init);
+        caches.observe(|c| &c.pods, &watcher::Event::InitApply(pod("3")));
+        caches.observe(|c| &c.pods, &watcher::Event::<Pod>::InitDone);
+        assert!(!caches.synced(), "the run store is still listing");
+        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
+        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::InitDone);
+        assert!(waiter.await.expect("waiter"), "every store listed");
+        // A later relist does not make the stores unsynced.
+        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
+        assert!(caches.synced());
     }
 }

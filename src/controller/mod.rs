@@ -1,8 +1,10 @@
 //! The reconciler of Reviewers. Decisions live in [`plan`] as pure functions
 //! of what was observed; executing a plan is I/O at the edge.
 
+pub mod events;
 pub mod executor;
 pub mod freshness;
+pub mod index;
 pub mod plan;
 pub mod pod;
 pub mod reconcile;
@@ -21,7 +23,9 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{ReviewRun, Reviewer, labels};
+use events::EventQueue;
 use freshness::{Caches, Ledger};
+use index::RunIndex;
 use reconcile::Context;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
@@ -34,6 +38,17 @@ use reconcile::Context;
 /// adds directly to supersede latency (a supersede takes two reconciles:
 /// replace, then assign), hence a fraction of a second rather than seconds.
 pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Reviewers reconciled at once (`kube::runtime::controller::Config::concurrency`).
+///
+/// Each reconcile writes up to [`executor::CONCURRENT_WRITES`] runs at once,
+/// so this also bounds the controller's API requests in flight, and with
+/// them its connections and memory, when every Reviewer needs work at once
+/// (a cold start). Reconciles of one Reviewer never overlap either way.
+pub const RECOMMENDED_CONCURRENCY: u16 = 16;
+
+/// How long shutdown waits for queued events to be published.
+const EVENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// How the in-pod supervisor (`review-operator agent`) gets into reviewer pods.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +67,8 @@ pub struct ControllerSettings {
     pub field_manager: String,
     /// How long the runtime waits after the last event before reconciling.
     pub debounce: Duration,
+    /// Reviewers reconciled at once, at least 1.
+    pub concurrency: u16,
     pub agent: AgentLaunch,
 }
 
@@ -85,20 +102,35 @@ pub async fn run(
     check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
 
     let caches = Arc::new(Caches::default());
-    let (reviewers, reviewer_events) =
-        reflect::<Reviewer>(&client, watcher::Config::default(), &caches, |c| &c.reviewers);
-    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), &caches, |c| &c.runs);
+    let run_index = Arc::new(RunIndex::default());
+    let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), {
+        let caches = caches.clone();
+        move |event| caches.observe(|c| &c.reviewers, event)
+    });
+    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), {
+        let (caches, run_index) = (caches.clone(), run_index.clone());
+        move |event| {
+            run_index.observe(event);
+            caches.observe(|c| &c.runs, event);
+        }
+    });
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
-    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, &caches, |c| &c.pods);
+    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, {
+        let caches = caches.clone();
+        move |event| caches.observe(|c| &c.pods, event)
+    });
 
+    let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
+    let (events, event_publisher) = EventQueue::start(recorder, metrics.clone());
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str())),
+        events,
         client,
         field_manager: settings.field_manager.clone(),
         agent: settings.agent.clone(),
         metrics: metrics.clone(),
         reviewers: reviewers.clone(),
         runs,
+        run_index,
         pods,
         caches,
         ledger: Ledger::default(),
@@ -132,11 +164,11 @@ pub async fn run(
         }
     };
 
-    tracing::info!(debounce = ?settings.debounce, field_manager = %settings.field_manager, "controller starting");
+    tracing::info!(debounce = ?settings.debounce, concurrency = settings.concurrency, field_manager = %settings.field_manager, "controller starting");
     Controller::for_stream(reviewer_events, reviewers)
         .watches_stream(run_events, run_to_reviewer)
         .owns_stream(pod_events)
-        .with_config(controller::Config::default().debounce(settings.debounce))
+        .with_config(controller::Config::default().debounce(settings.debounce).concurrency(settings.concurrency.max(1)))
         .graceful_shutdown_on(controller_stopped.map(|_| ()))
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move {
@@ -154,6 +186,11 @@ pub async fn run(
         })
         .await;
     let _ = side_loop.await;
+    // Every queue sender is gone with the reconciles: the publisher ends once
+    // it has published what is queued.
+    if tokio::time::timeout(EVENT_FLUSH_LIMIT, event_publisher).await.is_err() {
+        tracing::warn!("events still queued at shutdown were not published");
+    }
     tracing::info!("controller stopped");
     Ok(())
 }
@@ -169,24 +206,25 @@ where
         .map_err(|source| ControllerError::ApiUnavailable { resource, source })
 }
 
-/// A reflector store of `K` and its stream of touched objects; every event
-/// the store applies advances the matching [`freshness::CacheProgress`].
-#[allow(clippy::type_complexity)]
+/// A reflector store of `K` and its stream of touched objects;
+/// `applied` sees every event once the store has applied it.
+///
+/// Objects are stored without `managedFields`, which the controller never
+/// reads and which are the larger part of most objects.
 fn reflect<K>(
     client: &kube::Client,
     config: watcher::Config,
-    caches: &Arc<Caches>,
-    progress: fn(&Caches) -> &freshness::CacheProgress,
+    applied: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let caches = caches.clone();
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
+        .modify(|object| object.meta_mut().managed_fields = None)
         .reflect(writer)
-        .inspect_ok(move |event| caches.observe(progress, event))
+        .inspect_ok(applied)
         .touched_objects();
     (store, events)
 }

@@ -73,6 +73,13 @@ pub struct ObservedReviewer {
     pub pods: Vec<ObservedPod>,
 }
 
+impl ObservedReviewer {
+    /// The observed run named `name`.
+    pub fn run(&self, name: &str) -> Option<&ReviewRun> {
+        self.runs.iter().find(|run| run.metadata.name.as_deref() == Some(name))
+    }
+}
+
 /// What the planner needs to know about a reviewer pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedPod {
@@ -205,8 +212,11 @@ pub enum RunChange {
     TimedOut,
     LaunchFailed,
     ReviewerDeleted,
-    /// Assigned to the live pod (now Running).
+    /// Assigned to the live pod (now Running) for the first time.
     Assigned,
+    /// Moved to a new pod after the one it was on was replaced or died.
+    /// No event: the Reviewer's `Restarted` event and the run's status say it.
+    Reassigned,
     /// Waiting for a Reviewer that does not exist.
     ReviewerNotFound,
     /// Bookkeeping only: conditions, short SHA, completion time, generation.
@@ -750,14 +760,15 @@ impl<'a> Planner<'a> {
                 state.desired.phase = Some(RunPhase::Running);
                 state.desired.assignment = Some(assignment.clone());
                 state.desired.message = Some(format!("Assigned to reviewer pod {}", pod.name));
+                state.change = Some(RunChange::Reassigned);
                 if state.desired.start_time.is_none() {
                     state.desired.start_time = Some(Time(now));
                     let deadline = now
                         .as_millisecond()
                         .saturating_add(i64::try_from(state.timeout().as_millis()).unwrap_or(i64::MAX));
                     self.deadlines.push(deadline);
+                    state.change = Some(RunChange::Assigned);
                 }
-                state.change = Some(RunChange::Assigned);
             }
             queue.push(state.name.clone());
         }
@@ -824,7 +835,7 @@ impl<'a> Planner<'a> {
                     Some((EventKind::Warning, reason_name(change)))
                 }
                 RunChange::ReviewerDeleted | RunChange::Assigned => Some((EventKind::Normal, reason_name(change))),
-                RunChange::Refreshed => None,
+                RunChange::Reassigned | RunChange::Refreshed => None,
             };
             if let Some((kind, reason)) = event {
                 let mut event = state.event(kind, reason);
@@ -857,6 +868,7 @@ fn reason_name(change: RunChange) -> &'static str {
         RunChange::LaunchFailed => "LaunchFailed",
         RunChange::ReviewerDeleted => "ReviewerDeleted",
         RunChange::Assigned => "Assigned",
+        RunChange::Reassigned => "Reassigned",
         RunChange::ReviewerNotFound => REASON_REVIEWER_NOT_FOUND,
         RunChange::Refreshed => "Refreshed",
     }
@@ -895,10 +907,7 @@ fn creation_order_key(run: &ReviewRun) -> (Option<Timestamp>, &str, &str) {
 }
 
 fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (labels::REVIEWER.to_owned(), run.spec.reviewer.clone()),
-        (labels::PULL_REQUEST.to_owned(), labels::pr_label_value(&run.spec.pull_request.url)),
-    ])
+    labels::run_labels(&run.spec.reviewer, &run.spec.pull_request.url)
 }
 
 fn has_finalizer(reviewer: &Reviewer) -> bool {

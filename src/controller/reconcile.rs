@@ -9,14 +9,15 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::AgentLaunch;
+use super::events::EventQueue;
 use super::executor::{ExecuteError, Executor, Written};
 use super::freshness::{Caches, Ledger};
+use super::index::RunIndex;
 use super::plan::{ObservedPod, ObservedReviewer, plan_reviewer};
 use crate::api::{ReviewRun, Reviewer, labels};
 use crate::metrics::{ErrorLabels, Metrics};
@@ -25,10 +26,9 @@ use crate::metrics::{ErrorLabels, Metrics};
 /// writes or a write found its object changed. The watch event of the
 /// awaited change usually triggers the next reconcile earlier.
 const CACHE_RETRY: Duration = Duration::from_millis(200);
-/// How long a reconcile that created a pod waits for the stores to show it
-/// before planning the assignment itself; past it, the pod's watch event
-/// triggers the assignment as usual.
-const FOLLOW_UP_WAIT: Duration = Duration::from_secs(2);
+/// How long a reconcile waits for the stores' first lists before it gives
+/// up and is requeued.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
 /// First and longest delay of the back-off after failed reconciles.
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -39,9 +39,10 @@ pub struct Context {
     pub field_manager: String,
     pub agent: AgentLaunch,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: EventQueue,
     pub reviewers: Store<Reviewer>,
     pub runs: Store<ReviewRun>,
+    pub run_index: Arc<RunIndex>,
     pub pods: Store<Pod>,
     pub caches: Arc<Caches>,
     pub ledger: Ledger,
@@ -73,21 +74,29 @@ pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result
 }
 
 async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ExecuteError> {
+    if !ctx.caches.wait_until_synced(SYNC_WAIT).await {
+        tracing::warn!("the stores have not completed their first list; waiting");
+        return Ok(Action::requeue(CACHE_RETRY));
+    }
     let entry = ctx.ledger.entry(namespace, name);
     let _guard = entry.lock.lock().await;
     if entry.must_wait(&ctx.caches) {
         tracing::debug!("caches lag behind the last writes; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
-    let mut outcome = plan_and_execute(ctx, &entry, namespace, name).await?;
+    let observed = match observe(ctx, namespace, name).await? {
+        Some(observed) => observed,
+        None => return Ok(Action::requeue(CACHE_RETRY)),
+    };
+    let mut outcome = plan_and_execute(ctx, &entry, namespace, &observed).await?;
     // A plan that creates a pod assigns nothing: runs are assigned once the
-    // pod is observed. Waiting here for the stores to show it, and planning
-    // again at once, saves the new pod's watch event a second trip through
-    // the debounce (half of a supersede's latency otherwise). The follow-up
-    // never creates another pod in this reconcile.
-    if outcome.created_pod && entry.wait_until_seen(&ctx.caches, FOLLOW_UP_WAIT).await {
+    // pod is known. The API's answers to the writes just made show it, so
+    // the reconcile plans the assignment on them at once rather than wait
+    // for the pod's watch event (and a second trip through the debounce).
+    // The follow-up never creates another pod in this reconcile.
+    if let Some(after_launch) = outcome.after_launch.take() {
         tracing::debug!("planning again for the pod just created");
-        outcome = plan_and_execute(ctx, &entry, namespace, name).await?;
+        outcome = plan_and_execute(ctx, &entry, namespace, &after_launch).await?;
     }
     Ok(outcome.action)
 }
@@ -95,40 +104,21 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
 /// What one plan-and-execute step did.
 struct Outcome {
     action: Action,
-    /// The plan created a reviewer pod and every write succeeded.
-    created_pod: bool,
+    /// The Reviewer after the execution, when it created a pod.
+    after_launch: Option<ObservedReviewer>,
 }
 
 async fn plan_and_execute(
     ctx: &Context,
     entry: &super::freshness::Entry,
     namespace: &str,
-    name: &str,
+    observed: &ObservedReviewer,
 ) -> Result<Outcome, ExecuteError> {
-    let key = ObjectRef::<Reviewer>::new(name).within(namespace);
-    let reviewer = match ctx.reviewers.get(&key) {
-        Some(reviewer) => Some(Arc::unwrap_or_clone(reviewer)),
-        // Absent from the store: confirm with the server before failing runs
-        // as ReviewerNotFound, as the store may not have seen it yet.
-        None => {
-            let api: Api<Reviewer> = Api::namespaced(ctx.client.clone(), namespace);
-            let found = api.get_opt(name).await.map_err(|source| ExecuteError::Api {
-                action: "read",
-                object: format!("Reviewer {name}"),
-                source,
-            })?;
-            if found.is_some() {
-                return Ok(Outcome { action: Action::requeue(CACHE_RETRY), created_pod: false });
-            }
-            None
-        }
-    };
-    let observed = observe(ctx, namespace, name, reviewer);
-    let plan = plan_reviewer(&observed, Timestamp::now());
+    let plan = plan_reviewer(observed, Timestamp::now());
     let action = plan.requeue_after.map_or_else(Action::await_change, Action::requeue);
     if plan.is_noop() && plan.events.is_empty() {
         entry.failures.store(0, Ordering::Release);
-        return Ok(Outcome { action, created_pod: false });
+        return Ok(Outcome { action, after_launch: None });
     }
     tracing::info!(
         run_updates = plan.run_updates.len(),
@@ -140,21 +130,21 @@ async fn plan_and_execute(
     let executor = Executor {
         client: &ctx.client,
         field_manager: &ctx.field_manager,
-        recorder: &ctx.recorder,
+        events: &ctx.events,
         metrics: &ctx.metrics,
         agent: &ctx.agent,
     };
     let mut written = Written::default();
-    let result = executor.execute(namespace, &observed, &plan, &mut written).await;
+    let result = executor.execute(namespace, observed, &plan, &mut written).await;
     entry.record(written);
     match result {
         Ok(executed) => {
             entry.failures.store(0, Ordering::Release);
-            Ok(Outcome { action, created_pod: executed.pod_created })
+            Ok(Outcome { action, after_launch: executed.after_launch })
         }
         Err(ExecuteError::Outdated { object }) => {
             tracing::debug!(%object, "planned on an outdated object; planning again");
-            Ok(Outcome { action: Action::requeue(CACHE_RETRY), created_pod: false })
+            Ok(Outcome { action: Action::requeue(CACHE_RETRY), after_launch: None })
         }
         Err(error) => Err(error),
     }
@@ -171,24 +161,44 @@ fn backoff(failures: u32) -> Duration {
     BACKOFF_START.saturating_mul(2_u32.saturating_pow(failures.min(16))).min(BACKOFF_MAX)
 }
 
-/// What the stores hold about the Reviewer `name`.
-fn observe(ctx: &Context, namespace: &str, name: &str, reviewer: Option<Reviewer>) -> ObservedReviewer {
+/// What the stores hold about the Reviewer `name`; `None` when the store
+/// lacks a Reviewer that the server has (the store has not seen it yet).
+async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<ObservedReviewer>, ExecuteError> {
+    let key = ObjectRef::<Reviewer>::new(name).within(namespace);
+    let reviewer = match ctx.reviewers.get(&key) {
+        Some(reviewer) => Some(Arc::unwrap_or_clone(reviewer)),
+        // Absent from the store: confirm with the server before failing runs
+        // as ReviewerNotFound, as the store may not have seen it yet.
+        None => {
+            let api: Api<Reviewer> = Api::namespaced(ctx.client.clone(), namespace);
+            let found = api.get_opt(name).await.map_err(|source| ExecuteError::Api {
+                action: "read",
+                object: format!("Reviewer {name}"),
+                source,
+            })?;
+            if found.is_some() {
+                return Ok(None);
+            }
+            None
+        }
+    };
     let runs = ctx
-        .runs
-        .state()
+        .run_index
+        .runs_of(namespace, name)
         .into_iter()
-        .filter(|run| run.meta().namespace.as_deref() == Some(namespace) && run.spec.reviewer == name)
+        .filter_map(|run| ctx.runs.get(&ObjectRef::new(&run).within(namespace)))
         .map(Arc::unwrap_or_clone)
         .collect();
     let pods = ctx
         .pods
-        .state()
+        .state_filter(|pod| {
+            pod.meta().namespace.as_deref() == Some(namespace)
+                && pod.labels().get(labels::REVIEWER).map(String::as_str) == Some(name)
+        })
         .iter()
-        .filter(|pod| pod.meta().namespace.as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get(labels::REVIEWER).map(String::as_str) == Some(name))
         .filter_map(|pod| ObservedPod::from_pod(pod))
         .collect();
-    ObservedReviewer { name: name.to_owned(), reviewer, runs, pods }
+    Ok(Some(ObservedReviewer { name: name.to_owned(), reviewer, runs, pods }))
 }
 
 #[cfg(test)]

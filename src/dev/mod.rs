@@ -12,7 +12,7 @@ use anyhow::Context;
 use devcluster::{Config, DevCluster};
 use tokio::sync::watch;
 
-use crate::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_DEBOUNCE};
+use crate::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE};
 use crate::metrics::Metrics;
 
 /// Flags of `review-operator dev`.
@@ -62,6 +62,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let settings = ControllerSettings {
             field_manager: "review-operator".into(),
             debounce: RECOMMENDED_DEBOUNCE,
+            concurrency: RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: binary },
         };
         let client = client.clone();

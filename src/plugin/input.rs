@@ -1,8 +1,6 @@
 //! Checks of command-line input, done before any API call, and the
 //! deterministic names of triggered runs.
 
-use std::collections::BTreeMap;
-
 use kube::api::ObjectMeta;
 
 use crate::api::{PullRequest, ReviewRun, ReviewRunSpec, Verdict, labels};
@@ -72,10 +70,7 @@ pub fn trigger_run(request: &TriggerRequest, namespace: &str) -> ReviewRun {
         metadata: ObjectMeta {
             name: Some(run_name(request)),
             namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (labels::REVIEWER.to_owned(), request.reviewer.clone()),
-                (labels::PULL_REQUEST.to_owned(), labels::pr_label_value(&request.url)),
-            ])),
+            labels: Some(labels::run_labels(&request.reviewer, &request.url)),
             ..ObjectMeta::default()
         },
         spec: ReviewRunSpec {

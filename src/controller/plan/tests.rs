@@ -598,3 +598,21 @@ fn observed_pod_is_read_from_a_pod() {
     );
     assert!(ObservedPod::from_pod(&Pod::default()).is_none());
 }
+
+#[test]
+fn a_restart_moves_the_queue_without_an_assigned_event_per_run() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR2, SHA_X, 0));
+    world.converge(1);
+    world.add(new_run("r3", PR1, SHA_B, 20));
+    let plans = world.converge(21);
+    let follow_up = plans.last().expect("the follow-up plan assigns the new pod's queue");
+    assert_eq!(changes(follow_up), [("r2", RunChange::Reassigned), ("r3", RunChange::Assigned)]);
+    // r2 keeps its start time; only r3 starts, and only r3 gets an event.
+    assert_eq!(world.status("r2").start_time, Some(Time(at(1))));
+    assert_eq!(world.status("r3").start_time, Some(Time(at(21))));
+    let assigned: Vec<_> = follow_up.events.iter().map(|e| (&e.object, e.reason)).collect();
+    assert_eq!(assigned, [(&EventObject::Run("r3".into()), "Assigned")]);
+    assert_eq!(world.reviewer_status().queue, ["r2", "r3"]);
+}

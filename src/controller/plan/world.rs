@@ -304,7 +304,7 @@ impl World {
                 assert!(previous.pod_creation.is_some(), "only a pod creation needs a follow-up plan: {plan:#?}");
                 assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
                 assert!(
-                    plan.run_updates.iter().all(|u| u.change == RunChange::Assigned),
+                    plan.run_updates.iter().all(|u| matches!(u.change, RunChange::Assigned | RunChange::Reassigned)),
                     "the follow-up plan only assigns: {plan:#?}"
                 );
             }
