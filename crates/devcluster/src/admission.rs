@@ -295,9 +295,34 @@ struct PolicyEvaluation<'a> {
 #[derive(Debug)]
 struct EvalError(String);
 
+/// Compiled programs by expression: policies change rarely, requests often.
+static PROGRAMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<Program>>>> =
+    std::sync::LazyLock::new(Default::default);
+/// Distinct expressions kept compiled; past it the cache starts over.
+const PROGRAM_CACHE_LIMIT: usize = 1024;
+
+fn compiled(expression: &str) -> Result<Arc<Program>, EvalError> {
+    let mut programs = PROGRAMS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(program) = programs.get(expression) {
+        return Ok(program.clone());
+    }
+    let program = Arc::new(Program::compile(expression).map_err(|e| EvalError(format!("compilation failed: {e}")))?);
+    if programs.len() >= PROGRAM_CACHE_LIMIT {
+        programs.clear();
+    }
+    programs.insert(expression.to_owned(), program.clone());
+    Ok(program)
+}
+
 fn evaluate(context: &Context<'_>, expression: &str) -> Result<Cel, EvalError> {
-    let program = Program::compile(expression).map_err(|e| EvalError(format!("compilation failed: {e}")))?;
-    program.execute(context).map_err(|e| EvalError(e.to_string()))
+    compiled(expression)?.execute(context).map_err(|e| EvalError(e.to_string()))
+}
+
+/// Whether `expression` can only refer to the `request` variable: it names none of the others.
+/// Such match conditions are evaluated before the objects are converted to CEL, which most
+/// requests a policy does not match then never pay for.
+fn refers_to_request_only(expression: &str) -> bool {
+    !["object", "Object", "params", "variables", "authorizer"].iter().any(|name| expression.contains(name))
 }
 
 fn evaluate_bool(context: &Context<'_>, expression: &str) -> Result<bool, EvalError> {
@@ -386,34 +411,45 @@ impl PolicyEvaluation<'_> {
         }))
     }
 
-    fn context(&self, params: Option<&Value>) -> Context<'static> {
+    /// A context holding only the `request` variable.
+    fn request_context(&self) -> Context<'static> {
         let mut context = Context::default();
         context.register_all();
+        context.add_variable_from_value("request", to_cel(&request_variable(self.request)));
+        context
+    }
+
+    fn context(&self, params: Option<&Value>) -> Context<'static> {
+        let mut context = self.request_context();
         context.add_variable_from_value("object", self.request.object.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("oldObject", self.request.old_object.map(to_cel).unwrap_or(Cel::Null));
-        context.add_variable_from_value("request", to_cel(&request_variable(self.request)));
         context.add_variable_from_value("params", params.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("namespaceObject", self.namespace_object.map(to_cel).unwrap_or(Cel::Null));
         context
     }
 
     fn run_with(&self, params: Option<&Value>) -> Vec<Failure> {
-        let mut context = self.context(params);
         let spec = self.policy.get("spec").cloned().unwrap_or(Value::Null);
         let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
-        for condition in list("matchConditions") {
-            let expression = meta::str_at(&condition, "/expression");
+        let conditions = list("matchConditions");
+        let request_only = conditions.iter().all(|c| refers_to_request_only(meta::str_at(c, "/expression")));
+        let mut context = if request_only { self.request_context() } else { self.context(params) };
+        for condition in &conditions {
+            let expression = meta::str_at(condition, "/expression");
             match evaluate_bool(&context, expression) {
                 Ok(true) => {}
                 Ok(false) => return Vec::new(),
                 Err(EvalError(e)) => {
-                    let name = meta::str_at(&condition, "/name");
+                    let name = meta::str_at(condition, "/name");
                     return self
                         .on_error(format!("failed to evaluate matchCondition '{name}': {e}"))
                         .into_iter()
                         .collect();
                 }
             }
+        }
+        if request_only {
+            context = self.context(params);
         }
         let mut variables = HashMap::new();
         for variable in list("variables") {
@@ -466,6 +502,29 @@ impl PolicyEvaluation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn match_conditions_naming_only_the_request_are_told_apart() {
+        assert!(refers_to_request_only("request.userInfo.username.startsWith('system:serviceaccount:')"));
+        for expression in [
+            "has(object.status)",
+            "oldObject.metadata.name == 'a'",
+            "namespaceObject.metadata.labels['x'] == 'y'",
+            "params.enabled",
+            "variables.owner == request.userInfo.username",
+            "authorizer.group('').resource('pods').check('get').allowed()",
+        ] {
+            assert!(!refers_to_request_only(expression), "{expression}");
+        }
+    }
+
+    #[test]
+    fn programs_are_compiled_once_per_expression() {
+        let first = compiled("1 + 1 == 2").expect("compiles");
+        assert!(Arc::ptr_eq(&first, &compiled("1 + 1 == 2").expect("compiles")));
+        let Err(EvalError(error)) = compiled("1 +") else { panic!("a syntax error compiles") };
+        assert!(error.starts_with("compilation failed: "), "{error}");
+    }
 
     fn request<'a>(
         user: &'a UserInfo,
