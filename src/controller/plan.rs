@@ -27,9 +27,11 @@
 //! manager, which removes the omitted fields it owns, not with a JSON merge
 //! patch, which would keep them.
 //!
-//! Runs are assigned to a pod only once the pod has been observed (its UID is
-//! part of the assignment): a plan that creates a pod assigns nothing, and the
-//! reconcile triggered by the new pod's watch event assigns the queue to it.
+//! Runs are assigned to a pod only once the pod is known (its UID is part of
+//! the assignment): a plan that creates a pod assigns nothing, and the plan
+//! made on the API's answer to the creation assigns the queue to it. A run of
+//! that queue with no status yet gets no Pending status first
+//! ([`ReviewerPlan::deferred_updates`]): one write instead of two.
 //!
 //! Restarts are level-based: the live pod is replaced when a run assigned to
 //! it has failed as Superseded, Cancelled or TimedOut. A reconcile killed
@@ -147,6 +149,11 @@ pub struct ReviewerPlan {
     pub run_labels: Vec<RunLabels>,
     /// Run statuses to write, in creation order of the runs.
     pub run_updates: Vec<RunUpdate>,
+    /// First statuses (Pending) of runs that the pod being created is about
+    /// to be given: not written when the pod is created, as the plan that
+    /// assigns them right after writes their status anyway; written by the
+    /// launch failure plan when it is not ([`plan_launch_failure`]).
+    pub deferred_updates: Vec<RunUpdate>,
     /// The Reviewer status to write, when it differs from the observed one.
     pub reviewer_status: Option<ReviewerStatus>,
     /// Pods to delete, each with a UID precondition.
@@ -350,6 +357,10 @@ pub fn plan_launch_failure(
         .unwrap_or_default();
     let permanent = error.class == ApiErrorClass::Permanent;
     let mut result = LaunchFailurePlan { retry: !permanent, ..LaunchFailurePlan::default() };
+    if !permanent {
+        // The runs wait, Pending, for a launch that succeeds.
+        result.run_updates.extend(plan.deferred_updates.iter().cloned());
+    }
     conditions::set(
         &mut status.conditions,
         DesiredCondition {
@@ -376,6 +387,7 @@ pub fn plan_launch_failure(
             let base = plan
                 .run_updates
                 .iter()
+                .chain(&plan.deferred_updates)
                 .find(|update| &update.run == name)
                 .map(|update| update.status.clone())
                 .or_else(|| run.status.clone())
@@ -844,7 +856,13 @@ impl<'a> Planner<'a> {
                 }
                 self.plan.events.push(event);
             }
-            self.plan.run_updates.push(RunUpdate { run: state.name.clone(), change, status: state.desired.clone() });
+            let update = RunUpdate { run: state.name.clone(), change, status: state.desired.clone() };
+            let queued = self.plan.pod_creation.as_ref().is_some_and(|launch| launch.queue.contains(&state.name));
+            if queued && state.run.status.is_none() && change == RunChange::Refreshed {
+                self.plan.deferred_updates.push(update);
+            } else {
+                self.plan.run_updates.push(update);
+            }
         }
         let now_ms = self.now_ms();
         self.plan.requeue_after = self

@@ -140,6 +140,13 @@ async fn plan_and_execute(
     match result {
         Ok(executed) => {
             entry.failures.store(0, Ordering::Release);
+            // A pod found existing (409) gives no answer to plan on: the runs
+            // whose first status waited for it get it on the next reconcile.
+            let action = if executed.after_launch.is_none() && !plan.deferred_updates.is_empty() {
+                Action::requeue(CACHE_RETRY)
+            } else {
+                action
+            };
             Ok(Outcome { action, after_launch: executed.after_launch })
         }
         Err(ExecuteError::Outdated { object }) => {

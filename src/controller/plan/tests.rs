@@ -12,7 +12,11 @@ use super::world::*;
 use super::*;
 
 fn changes(plan: &ReviewerPlan) -> Vec<(&str, RunChange)> {
-    plan.run_updates.iter().map(|u| (u.run.as_str(), u.change)).collect()
+    changes_of(&plan.run_updates)
+}
+
+fn changes_of(updates: &[RunUpdate]) -> Vec<(&str, RunChange)> {
+    updates.iter().map(|u| (u.run.as_str(), u.change)).collect()
 }
 
 fn assigned_uid(world: &World, run: &str) -> Option<String> {
@@ -88,8 +92,10 @@ fn stale_running_run_on_old_sha_restarts_the_pod() {
     let mut world = reviewing_r1();
     world.add(new_run("r2", PR1, SHA_B, 20));
     let plan = world.step(21);
-    // r2 waits, Pending, for the new pod.
-    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::Refreshed)]);
+    // r2 gets its first status with its assignment to the new pod.
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded)]);
+    assert_eq!(plan.deferred_updates.len(), 1);
+    assert_eq!(plan.deferred_updates[0].status.phase, Some(RunPhase::Pending));
     assert_eq!(plan.pod_deletions, [PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
     let launch = plan.pod_creation.clone().unwrap();
     assert_eq!((launch.incarnation, launch.queue.clone()), (2, vec!["r2".to_owned()]));
@@ -149,7 +155,8 @@ fn stale_pending_run_fails_without_restart() {
     world.add(new_run("r1", PR1, SHA_A, 0));
     world.add(new_run("r2", PR1, SHA_B, 1));
     let plan = world.step(2);
-    assert_eq!(changes(&plan), [("r1", RunChange::Superseded), ("r2", RunChange::Refreshed)]);
+    assert_eq!(changes(&plan), [("r1", RunChange::Superseded)]);
+    assert_eq!(changes_of(&plan.deferred_updates), [("r2", RunChange::Refreshed)]);
     assert!(plan.restart.is_none());
     assert_eq!(plan.pod_creation.as_ref().unwrap().incarnation, 1);
     assert_eq!(world.reviewer_status().restarts, 0);
@@ -519,8 +526,14 @@ fn transient_launch_error_degrades_and_fails_runs_only_after_the_launch_deadline
     world.apply(&plan);
     let error = LaunchError { class: ApiErrorClass::Transient, message: "etcd timeout".into() };
     let failure = plan_launch_failure(&world.observed, &plan, &error, at(1));
-    assert!(failure.retry && failure.run_updates.is_empty());
+    assert!(failure.retry);
+    // The run the launch would have been given now waits, Pending, for a launch that succeeds.
+    assert_eq!(changes_of(&failure.run_updates), [("r1", RunChange::Refreshed)]);
+    assert_eq!(failure.run_updates[0].status.phase, Some(RunPhase::Pending));
     assert!(failure.events.iter().any(|e| e.kind == EventKind::Warning));
+    for update in &failure.run_updates {
+        world.write_run_status(&update.run, update.status.clone());
+    }
     world.observed.reviewer.as_mut().unwrap().status = failure.reviewer_status;
 
     let retry = plan_reviewer(&world.observed, at(60));
