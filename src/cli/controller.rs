@@ -44,7 +44,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Quiet time after the last event before a reconcile, so runs created together restart a reviewer once.
-    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "20ms", value_parser = parse_duration)]
     pub debounce: Duration,
     /// Reviewers reconciled at once; bounds the controller's API requests in flight.
     #[arg(long, env = "REVIEW_OPERATOR_CONCURRENCY", default_value_t = RECOMMENDED_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]

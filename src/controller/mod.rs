@@ -30,14 +30,19 @@ use reconcile::Context;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
 ///
-/// One trigger (a CI bot's loop over PRs) creates several ReviewRuns within a
-/// few milliseconds. Waiting this long after the last event before reconciling
-/// lets them land in one reconcile, so a restart caused by them happens once.
-/// Restarts are level-based, so runs arriving later still restart at most once
-/// per stale pod; the debounce only decides how often a burst is batched. It
-/// adds directly to supersede latency (a supersede takes two reconciles:
-/// replace, then assign), hence a fraction of a second rather than seconds.
-pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(200);
+/// One trigger (a CI bot's loop over PRs) creates several ReviewRuns a few
+/// milliseconds apart. The runtime's debounce is trailing-edge: each event
+/// for a Reviewer pushes its reconcile back by this much, so a burst whose
+/// events are closer together than this lands in one reconcile, and a
+/// restart caused by it happens once. Events arriving while a reconcile runs
+/// are batched into the next one anyway. Restarts are level-based, so runs
+/// arriving later still restart at most once per stale pod; the debounce
+/// only decides how often a burst is batched. It adds directly to supersede
+/// latency, hence 20 ms: longer than the gaps of a client creating runs in
+/// a loop, short next to the tens of milliseconds a supersede's writes take.
+/// Bots whose runs of one trigger are further apart (one `kubectl` process
+/// per run takes about 100 ms) should raise `--debounce` to cover the gap.
+pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Reviewers reconciled at once (`kube::runtime::controller::Config::concurrency`).
 ///
