@@ -80,7 +80,7 @@ pub struct Caches {
     pub reviewers: CacheProgress,
     pub runs: CacheProgress,
     pub pods: CacheProgress,
-    /// Woken whenever a store applied an event, for [`Entry::wait_until_seen`].
+    /// Woken whenever a store applied an event, for [`Caches::wait_until_synced`].
     advanced: tokio::sync::Notify,
 }
 
