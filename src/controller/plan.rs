@@ -381,7 +381,7 @@ pub fn plan_launch_failure(
     if permanent {
         let queue = plan.pod_creation.as_ref().map(|launch| launch.queue.as_slice()).unwrap_or_default();
         for name in queue {
-            let Some(run) = observed.runs.iter().find(|run| run.metadata.name.as_deref() == Some(name)) else {
+            let Some(run) = observed.run(name) else {
                 continue;
             };
             let base = plan
