@@ -357,7 +357,12 @@ fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
         name,
         ReviewRunSpec {
             reviewer: reviewer.into(),
-            pull_request: PullRequest { url: pr.into(), number: None, head_sha: head_sha.into() },
+            pull_request: PullRequest {
+                url: pr.into(),
+                number: None,
+                head_sha: head_sha.into(),
+                previous_head_sha: None,
+            },
             cancel_requested: false,
             timeout: "1h".into(),
         },

@@ -145,7 +145,12 @@ impl Harness {
             name,
             ReviewRunSpec {
                 reviewer: reviewer.into(),
-                pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+                pull_request: PullRequest {
+                    url: pr.into(),
+                    number: None,
+                    head_sha: sha.into(),
+                    previous_head_sha: None,
+                },
                 cancel_requested: false,
                 timeout: timeout.into(),
             },
@@ -300,8 +305,16 @@ async fn multi_pr_trigger_restarts_once() {
     assert_eq!(h.wait_running("t2-pr2", 2).await, uid);
     assert_eq!(h.wait_running("t1-pr3", 2).await, uid, "the unchanged PR moves to the fresh pod");
 
-    let reviewer =
-        h.wait_reviewer("queue of the fresh pod", |r| status_of(r).queue == ["t1-pr3", "t2-pr1", "t2-pr2"]).await;
+    // The two runs of one trigger were created concurrently: the API server decided their order.
+    let reviewer = h
+        .wait_reviewer("queue of the fresh pod", |r| {
+            let queue = status_of(r).queue;
+            queue.len() == 3
+                && queue[0] == "t1-pr3"
+                && queue[1..].contains(&"t2-pr1".into())
+                && queue[1..].contains(&"t2-pr2".into())
+        })
+        .await;
     let status = status_of(&reviewer);
     assert_eq!((status.incarnation, status.restarts), (2, 1), "exactly one restart");
     let mut restarted = status.last_restart.expect("lastRestart").runs;
@@ -759,4 +772,251 @@ async fn runs_listed_after_their_reviewer_are_all_assigned() {
     let runs = h.runs().list(&ListParams::default()).await.expect("runs listed");
     assert_eq!(runs.items.len(), names.len());
     assert!(runs.items.iter().all(|run| run.phase() == RunPhase::Running));
+}
+
+// ----- which commit is newer -----
+
+/// A random 40-character SHA whose first hex digit is `first`.
+fn random_sha(first: char) -> String {
+    use rand::Rng;
+    let rest: u128 = rand::rng().random();
+    format!("{first}{rest:032x}{:07x}", rand::rng().random_range(0..0x1000_0000u32))
+}
+
+/// Two SHAs where the second, the newer push, sorts first.
+fn shas_newer_sorting_first() -> (String, String) {
+    (random_sha('e'), random_sha('1'))
+}
+
+fn created_second(run: &ReviewRun) -> i64 {
+    run.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or_default()
+}
+
+impl Harness {
+    /// Creates a run pushed onto `previous`.
+    async fn push(&self, name: &str, pr: &str, sha: &str, previous: Option<&str>) -> ReviewRun {
+        let run = ReviewRun::new(
+            name,
+            ReviewRunSpec {
+                reviewer: REVIEWER.into(),
+                pull_request: PullRequest {
+                    url: pr.into(),
+                    number: None,
+                    head_sha: sha.into(),
+                    previous_head_sha: previous.map(str::to_owned),
+                },
+                cancel_requested: false,
+                timeout: "1h".into(),
+            },
+        );
+        self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created")
+    }
+
+    /// Runs `kubectl-review` with the cluster's kubeconfig.
+    async fn plugin(&self, args: &[&str]) -> String {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-review"));
+        command.args(args).env("KUBECONFIG", self.cluster.kubeconfig_path()).env_remove("POD_UID");
+        support::run_command(command, None).await.ok()
+    }
+
+    /// `kubectl review trigger`; returns the created run's name.
+    async fn trigger(&self, pr: &str, sha: &str, extra: &[&str]) -> String {
+        let mut args = vec!["trigger", "--reviewer", REVIEWER, "--pr", pr, "--sha", sha];
+        args.extend_from_slice(extra);
+        let out = self.plugin(&args).await;
+        out.trim()
+            .strip_prefix("reviewrun.review.ao.dev/")
+            .and_then(|rest| rest.strip_suffix(" created"))
+            .unwrap_or_else(|| panic!("trigger output: {out}"))
+            .to_owned()
+    }
+
+    /// Waits until `newer` is Running and `older` failed as Superseded by it.
+    async fn wait_newer_wins(&self, older: &str, newer: &str) {
+        self.wait_run(newer, "Running", |run| run.phase() == RunPhase::Running).await;
+        let older = self.wait_failed(older, RunReason::Superseded).await;
+        assert_eq!(superseded_by(&older), Some(newer));
+    }
+}
+
+/// Same-second pushes through the API, the newer SHA and the newer run's
+/// name sorting first: the run created later wins every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_second_creations_through_the_api_are_ordered_by_the_api_server() {
+    let (h, _controller) = Harness::with_controller().await;
+    let mut same_second = 0;
+    for attempt in 0..60 {
+        let pr = format!("https://github.com/acme/widgets/pull/{}", 100 + attempt);
+        let (old_sha, new_sha) = shas_newer_sorting_first();
+        let (old_name, new_name) = (format!("z-old-{attempt}"), format!("a-new-{attempt}"));
+        let old = h.create_run(&old_name, &pr, &old_sha).await;
+        let new = h.create_run(&new_name, &pr, &new_sha).await;
+        h.wait_newer_wins(&old_name, &new_name).await;
+        if created_second(&old) == created_second(&new) {
+            same_second += 1;
+            if same_second == 20 {
+                return;
+            }
+        }
+    }
+    panic!("only {same_second} of 60 attempts created both runs in one second");
+}
+
+/// The same through `kubectl review trigger`, which also fills in the lineage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_second_triggers_through_the_plugin_are_ordered_by_push() {
+    let (h, _controller) = Harness::with_controller().await;
+    let mut same_second = 0;
+    for attempt in 0..60 {
+        let pr = format!("https://github.com/acme/widgets/pull/{}", 100 + attempt);
+        let (old_sha, new_sha) = shas_newer_sorting_first();
+        let old_name = h.trigger(&pr, &old_sha, &[]).await;
+        let new_name = h.trigger(&pr, &new_sha, &[]).await;
+        assert!(new_name < old_name, "the newer run's name sorts first");
+        let new = h.runs().get(&new_name).await.unwrap();
+        assert_eq!(new.spec.pull_request.previous_head_sha.as_deref(), Some(old_sha.as_str()), "lineage filled in");
+        h.wait_newer_wins(&old_name, &new_name).await;
+        let old = h.runs().get(&old_name).await.unwrap();
+        if created_second(&old) == created_second(&new) {
+            same_second += 1;
+            if same_second == 20 {
+                let report = h.plugin(&["status", REVIEWER]).await;
+                assert!(report.contains(&format!("  {pr}   {}   {new_name}", &new_sha[..7])), "{report}");
+                return;
+            }
+        }
+    }
+    panic!("only {same_second} of 60 attempts created both runs in one second");
+}
+
+/// A controller started after both runs exist, and one restarted between
+/// them, decide as one that saw them come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_controller_decides_the_same() {
+    let h = Harness::new().await;
+    h.create_reviewer(REVIEWER).await;
+    // Pairs until one shares its second (most do at once), all before any controller runs.
+    let mut pairs = Vec::new();
+    for attempt in 0..10 {
+        let pr = format!("https://github.com/acme/widgets/pull/{}", 100 + attempt);
+        let (old_sha, new_sha) = shas_newer_sorting_first();
+        let old = h.create_run(&format!("z-old-{attempt}"), &pr, &old_sha).await;
+        let new = h.create_run(&format!("a-new-{attempt}"), &pr, &new_sha).await;
+        let same_second = created_second(&old) == created_second(&new);
+        pairs.push((old, new));
+        if same_second {
+            break;
+        }
+    }
+    let (_, last) = pairs.last().unwrap();
+    assert_eq!(created_second(&pairs.last().unwrap().0), created_second(last), "a same-second pair");
+    let controller = RunningController::start(h.client.clone());
+    for (old, new) in &pairs {
+        h.wait_newer_wins(&old.name_any(), &new.name_any()).await;
+        let recorded = h.runs().get(&new.name_any()).await.unwrap().status.and_then(|s| s.creation_revision);
+        assert_eq!(recorded, new.resource_version(), "the creation's resourceVersion is recorded");
+    }
+    controller.stop().await;
+
+    // Restarted between two pushes of another pull request.
+    let (old_sha, new_sha) = shas_newer_sorting_first();
+    let controller = RunningController::start(h.client.clone());
+    h.create_run("z-old-2", PR2, &old_sha).await;
+    h.wait_running("z-old-2", 1).await;
+    controller.stop().await;
+    h.create_run("a-new-2", PR2, &new_sha).await;
+    let controller = RunningController::start(h.client.clone());
+    h.wait_newer_wins("z-old-2", "a-new-2").await;
+    controller.stop().await;
+
+    // A third controller changes nothing.
+    let _controller = RunningController::start(h.client.clone());
+    let before = h.runs().list(&ListParams::default()).await.unwrap();
+    h.create_run("marker", PR3, SHA_Z).await;
+    h.wait_run("marker", "Running", |run| run.phase() == RunPhase::Running).await;
+    for run in before.items {
+        let now = h.runs().get(&run.name_any()).await.unwrap();
+        assert_eq!((now.phase(), now.status.and_then(|s| s.reason)), (run.phase(), run.status.and_then(|s| s.reason)));
+    }
+}
+
+/// Lineage decides over creation order: a replayed push, and a push whose
+/// webhook arrived after the next one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_overrides_creation_order() {
+    let (h, _controller) = Harness::with_controller().await;
+    let (a, b, c) = (random_sha('a'), random_sha('b'), random_sha('c'));
+    h.push("pr1-a", PR1, &a, None).await;
+    h.push("pr1-b", PR1, &b, Some(&a)).await;
+    h.push("pr1-c", PR1, &c, Some(&b)).await;
+    h.wait_run("pr1-c", "Running", |run| run.phase() == RunPhase::Running).await;
+    // A bot replays the push of B onto A after C was pushed.
+    h.push("pr1-b-replay", PR1, &b, Some(&a)).await;
+    let replay = h.wait_failed("pr1-b-replay", RunReason::Superseded).await;
+    assert_eq!(superseded_by(&replay), Some("pr1-c"));
+
+    // The push of Y onto X is created after the push of Z onto Y.
+    let (x, y, z) = (random_sha('d'), random_sha('e'), random_sha('f'));
+    h.push("pr2-x", PR2, &x, None).await;
+    h.wait_run("pr2-x", "Running", |run| run.phase() == RunPhase::Running).await;
+    h.push("pr2-z", PR2, &z, Some(&y)).await;
+    h.push("pr2-y", PR2, &y, Some(&x)).await;
+    h.wait_failed("pr2-y", RunReason::Superseded).await;
+    h.wait_failed("pr2-x", RunReason::Superseded).await;
+    let head = h.wait_run("pr2-z", "Running", |run| run.phase() == RunPhase::Running).await;
+    assert!(conditions::is(&head.status.unwrap().conditions, CONDITION_CURRENT, conditions::TRUE));
+}
+
+/// A, then B onto A, then A onto B: A is reviewed again by a run of its
+/// own, B is superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_push_back_reviews_the_earlier_commit_again() {
+    let (h, _controller) = Harness::with_controller().await;
+    let (a, b) = (random_sha('a'), random_sha('b'));
+    let first = h.trigger(PR1, &a, &[]).await;
+    h.wait_running(&first, 1).await;
+    let second = h.trigger(PR1, &b, &[]).await;
+    h.wait_newer_wins(&first, &second).await;
+    // Without lineage, A is a replay and stays late.
+    let replay = h.push("replay-a", PR1, &a, None).await;
+    h.wait_failed(&replay.name_any(), RunReason::Superseded).await;
+    // With lineage, it is a force-push back.
+    let back = h.trigger(PR1, &a, &["--previous-sha", &b]).await;
+    assert_eq!(back, format!("{first}-p{}", &b[..7]), "a run of its own");
+    h.wait_newer_wins(&second, &back).await;
+    let earlier = h.runs().get(&first).await.unwrap();
+    assert_eq!(earlier.status.and_then(|s| s.reason), Some(RunReason::Superseded), "the earlier review stays outdated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_and_the_recorded_revision_are_checked_by_the_api_server() {
+    let h = Harness::new().await;
+    let run = ReviewRun::new(
+        "self",
+        ReviewRunSpec {
+            reviewer: REVIEWER.into(),
+            pull_request: PullRequest {
+                url: PR1.into(),
+                number: None,
+                head_sha: SHA_A.into(),
+                previous_head_sha: Some(SHA_A.into()),
+            },
+            cancel_requested: false,
+            timeout: "1h".into(),
+        },
+    );
+    let err = h.runs().create(&PostParams::default(), &run).await.unwrap_err();
+    assert!(err.to_string().contains("spec.pullRequest.previousHeadSha: Invalid value"), "{err}");
+    assert!(err.to_string().contains("must differ from spec.pullRequest.headSha"), "{err}");
+
+    h.create_run("r1", PR1, SHA_A).await;
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    let record = json!({"status": {"phase": "Pending", "creationRevision": "7"}});
+    h.runs().patch_status("r1", &params, &Patch::Merge(&record)).await.expect("first record accepted");
+    let rewrite = json!({"status": {"creationRevision": "8"}});
+    let err = h.runs().patch_status("r1", &params, &Patch::Merge(&rewrite)).await.unwrap_err();
+    assert!(err.to_string().contains("status.creationRevision is final once set"), "{err}");
+    let remove = json!({"status": {"creationRevision": null}});
+    let err = h.runs().patch_status("r1", &params, &Patch::Merge(&remove)).await.unwrap_err();
+    assert!(err.to_string().contains("status.creationRevision is final once set"), "{err}");
 }

@@ -139,7 +139,12 @@ impl E2e {
             name,
             ReviewRunSpec {
                 reviewer: reviewer.into(),
-                pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+                pull_request: PullRequest {
+                    url: pr.into(),
+                    number: None,
+                    head_sha: sha.into(),
+                    previous_head_sha: None,
+                },
                 cancel_requested: false,
                 timeout: "10m".into(),
             },

@@ -267,3 +267,40 @@ async fn kubectl_review_get_and_status_work_through_kubectl() {
     let err = kubectl_review(&cluster, &["status", "review-w9"]).await.failed();
     assert!(err.contains("error: reviewer review-w9 not found in namespace default"), "{err}");
 }
+
+#[tokio::test]
+async fn kubectl_explain_documents_lineage_and_the_creation_revision() {
+    let (cluster, _client) = cluster().await;
+    let out = support::kubectl(&cluster, &["explain", "reviewrun.spec.pullRequest.previousHeadSha"]).await.ok();
+    assert!(out.contains("FIELD: previousHeadSha <string>"), "{out}");
+    assert!(out.contains("The head the pull request had before the push this run reviews (a"), "{out}");
+    assert!(out.contains("(a force-push back to"), "{out}");
+    let out = support::kubectl(&cluster, &["explain", "reviewrun.status.creationRevision"]).await.ok();
+    assert!(out.contains("same second"), "{out}");
+}
+
+#[tokio::test]
+async fn trigger_fills_in_the_previous_head_and_keeps_replays_late() {
+    let (cluster, _client) = cluster().await;
+    let first = trigger(&cluster).await;
+    let newer = "fedcba9876543210fedcba9876543210fedcba98";
+    let args = ["trigger", "--reviewer", "review-w1", "--pr", PR, "--sha", newer];
+    let out = plugin(&cluster, &args).await.ok();
+    let second = out.trim().strip_prefix("reviewrun.review.ao.dev/").and_then(|r| r.strip_suffix(" created")).unwrap();
+    let client = cluster.client().unwrap();
+    let run = get(&client, second).await;
+    assert_eq!(run.spec.pull_request.previous_head_sha.as_deref(), Some(SHA), "onto the head the cluster shows");
+    // Triggering the first SHA again is a replay: no lineage, so it cannot move the head back.
+    let again = plugin(&cluster, &["trigger", "--reviewer", "review-w1", "--pr", PR, "--sha", SHA]).await.ok();
+    assert!(again.contains(&format!("{first} unchanged")), "{again}");
+    let rerun =
+        plugin(&cluster, &["trigger", "--reviewer", "review-w1", "--pr", PR, "--sha", SHA, "--rerun"]).await.ok();
+    let rerun = rerun.trim().strip_prefix("reviewrun.review.ao.dev/").and_then(|r| r.strip_suffix(" created")).unwrap();
+    assert_eq!(get(&client, rerun).await.spec.pull_request.previous_head_sha, None);
+    // --previous-sha errors name the flag and create nothing.
+    let err =
+        plugin(&cluster, &["trigger", "--reviewer", "review-w1", "--pr", PR, "--sha", newer, "--previous-sha", newer])
+            .await
+            .failed();
+    assert!(err.contains("--previous-sha") && err.contains("must differ from --sha"), "{err}");
+}

@@ -10,6 +10,10 @@ pub const CONDITION_SUCCEEDED: &str = "Succeeded";
 /// newer head SHA, also on completed runs, so consumers never act on an
 /// outdated verdict.
 pub const CONDITION_CURRENT: &str = "Current";
+/// Condition type: set (always `False`) on runs of one pull request created
+/// in the same second that could not be ordered by the API server's
+/// `resourceVersion`s; the reason says why.
+pub const CONDITION_ORDERED: &str = "Ordered";
 /// Reason of `Succeeded=Unknown` while the named Reviewer does not exist.
 pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
 
@@ -45,6 +49,12 @@ pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
     validation = Rule::new(
         "!has(self.status) || !has(self.status.result) || (has(oldSelf.status) && has(oldSelf.status.result)) || (has(oldSelf.status) && has(oldSelf.status.phase) && oldSelf.status.phase == 'Running' && has(self.status.phase) && self.status.phase == 'Succeeded')"
     ).message("status.result may only be set together with the move from Running to Succeeded").field_path(".status.result"),
+    validation = Rule::new(
+        "!has(oldSelf.status) || !has(oldSelf.status.creationRevision) || (has(self.status) && has(self.status.creationRevision) && self.status.creationRevision == oldSelf.status.creationRevision)"
+    ).message("status.creationRevision is final once set").field_path(".status.creationRevision"),
+    validation = Rule::new(
+        "!has(self.spec.pullRequest.previousHeadSha) || self.spec.pullRequest.previousHeadSha != self.spec.pullRequest.headSha"
+    ).message("must differ from spec.pullRequest.headSha").field_path(".spec.pullRequest.previousHeadSha"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewRunSpec {
@@ -83,6 +93,18 @@ pub struct PullRequest {
     /// The commit to review: 7 to 64 lowercase hexadecimal characters.
     #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
     pub head_sha: String,
+    /// The head the pull request had before the push this run reviews (a
+    /// GitHub `synchronize` event's `before`). When set it decides which
+    /// commit is newer, whatever the creation times: this SHA, and every SHA
+    /// it had already replaced, are older than `headSha`. A push whose
+    /// previous head is the pull request's current head makes `headSha` the
+    /// head again even if it was replaced before (a force-push back to an
+    /// earlier commit). Without it, runs are ordered by creation: the API
+    /// server's order, from their resourceVersions, within one second.
+    /// Must differ from `headSha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
+    pub previous_head_sha: Option<String>,
 }
 
 /// Observed state of a ReviewRun, written by the controller and, for the
@@ -136,13 +158,23 @@ pub struct ReviewRunStatus {
     /// from Running to Succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ReviewResult>,
-    /// `Succeeded` and `Current` conditions.
+    /// `Succeeded` and `Current` conditions, and `Ordered=False` on a run
+    /// whose place among the runs of its second could not be decided from
+    /// the API server's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The spec generation the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The run's `resourceVersion` at its creation, recorded by the
+    /// controller when it first observed the run unchanged since creation.
+    /// It orders runs of one pull request created in the same second (the
+    /// resolution of `creationTimestamp`) in the order the API server
+    /// committed them. Final once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub creation_revision: Option<String>,
 }
 
 /// Lifecycle phase of a ReviewRun.

@@ -161,8 +161,8 @@ impl Run<'_> {
         if plan.finalizer == FinalizerChange::Add {
             self.patch_finalizers(true).await?;
         }
-        self.write_run_labels(plan).await?;
         self.write_run_statuses(&plan.run_updates).await?;
+        self.write_run_labels(plan).await?;
         if let Some(status) = &plan.reviewer_status {
             self.write_reviewer_status(status).await?;
         }

@@ -84,6 +84,7 @@ mod tests {
                     url: "https://github.com/o/r/pull/1".into(),
                     number: None,
                     head_sha: "abcdef0".into(),
+                    previous_head_sha: None,
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),

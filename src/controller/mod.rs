@@ -214,8 +214,9 @@ where
 /// A reflector store of `K` and its stream of touched objects;
 /// `applied` sees every event once the store has applied it.
 ///
-/// Objects are stored without `managedFields`, which the controller never
-/// reads and which are the larger part of most objects.
+/// Objects are stored without the field sets of `managedFields`, the larger
+/// part of most objects; who wrote an object, and when, stays (the creation
+/// order of runs reads it, see `plan::order`).
 fn reflect<K>(
     client: &kube::Client,
     config: watcher::Config,
@@ -227,7 +228,11 @@ where
     let (store, writer) = reflector::store();
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
+        .modify(|object| {
+            for entry in object.meta_mut().managed_fields.iter_mut().flatten() {
+                entry.fields_v1 = None;
+            }
+        })
         .reflect(writer)
         .inspect_ok(applied)
         .touched_objects();

@@ -8,8 +8,9 @@
 //! point converges on the next one:
 //!
 //! 1. add the finalizer ([`FinalizerChange::Add`]);
-//! 2. merge the run labels ([`ReviewerPlan::run_labels`]);
-//! 3. write the run statuses ([`ReviewerPlan::run_updates`]);
+//! 2. write the run statuses ([`ReviewerPlan::run_updates`]), which record
+//!    a new run's creation `resourceVersion` before anything else changes it;
+//! 3. merge the run labels ([`ReviewerPlan::run_labels`]);
 //! 4. write the Reviewer status ([`ReviewerPlan::reviewer_status`]), which
 //!    records the incarnation about to be created before creating it;
 //! 5. delete pods with a UID precondition ([`ReviewerPlan::pod_deletions`]);
@@ -42,6 +43,7 @@
 mod heads;
 #[cfg(test)]
 mod model;
+mod order;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -56,9 +58,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{self, DesiredCondition};
 use crate::api::{
-    Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_READY, CONDITION_SUCCEEDED, FINALIZER, LastRestart,
-    PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus,
-    RunPhase, RunReason, Verdict, duration, labels,
+    Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_ORDERED, CONDITION_READY, CONDITION_SUCCEEDED,
+    FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun, ReviewRunStatus,
+    Reviewer, ReviewerStatus, RunPhase, RunReason, Verdict, duration, labels,
 };
 use heads::Standing;
 
@@ -283,6 +285,29 @@ pub fn plan_reviewer(observed: &ObservedReviewer, now: Timestamp) -> ReviewerPla
     planner.finish()
 }
 
+/// The run that made each pull request's head SHA its head, by URL,
+/// decided as [`plan_reviewer`] decides it from one Reviewer's `runs`. Pull
+/// requests whose head no run shows (the runs that moved them on were
+/// deleted) are left out.
+pub fn pull_request_heads(runs: &[ReviewRun]) -> BTreeMap<&str, &ReviewRun> {
+    let (ordered, _, history) = ordered_history(runs.iter().collect());
+    let mut result = BTreeMap::new();
+    for (run, standing) in ordered.into_iter().zip(history.standings) {
+        if standing == Standing::Head {
+            result.entry(run.spec.pull_request.url.as_str()).or_insert(run);
+        }
+    }
+    result
+}
+
+/// `runs` in creation order, with the uncertainty of each one's place and
+/// the history they tell (index-aligned).
+fn ordered_history(runs: Vec<&ReviewRun>) -> (Vec<&ReviewRun>, Vec<Option<order::Uncertainty>>, heads::History) {
+    let (runs, uncertainties): (Vec<&ReviewRun>, Vec<_>) = order::creation_order(runs).into_iter().unzip();
+    let history = heads::read_history(&runs);
+    (runs, uncertainties, history)
+}
+
 /// How a failed pod deletion or creation is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiErrorClass {
@@ -418,6 +443,8 @@ struct RunState<'a> {
     desired: ReviewRunStatus,
     change: Option<RunChange>,
     standing: Standing,
+    /// Why the run's place among same-second runs is uncertain, if it is.
+    uncertainty: Option<order::Uncertainty>,
 }
 
 impl<'a> RunState<'a> {
@@ -428,6 +455,7 @@ impl<'a> RunState<'a> {
             desired,
             change: None,
             standing: Standing::Head,
+            uncertainty: None,
         }
     }
 
@@ -508,21 +536,37 @@ struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     fn new(observed: &'a ObservedReviewer, now: Timestamp) -> Self {
-        let mut runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
-        runs.sort_by(|a, b| creation_order_key(a).cmp(&creation_order_key(b)));
-        let standings = heads::standings(&runs);
+        let runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
+        let (runs, uncertainties, history) = ordered_history(runs);
+        let mut plan = ReviewerPlan::default();
+        for conflict in history.conflicts {
+            let run = runs[conflict.index];
+            // Said once, when the controller first plans the run.
+            if run.status.is_none() {
+                plan.events.push(PlannedEvent {
+                    object: EventObject::Run(run.metadata.name.clone().unwrap_or_default()),
+                    kind: EventKind::Warning,
+                    reason: "ConflictingLineage",
+                    note: conflict.message,
+                });
+            }
+        }
         let runs = runs
             .into_iter()
-            .zip(standings)
-            .map(|(run, standing)| {
+            .zip(history.standings)
+            .zip(uncertainties)
+            .map(|((run, standing), uncertainty)| {
                 let mut desired = run.status.clone().unwrap_or_default();
                 desired.phase = Some(desired.phase.unwrap_or(RunPhase::Pending));
                 desired.short_sha = Some(run.spec.pull_request.head_sha.chars().take(7).collect());
                 desired.observed_generation = run.metadata.generation;
-                RunState { standing, ..RunState::new(run, desired) }
+                if desired.creation_revision.is_none() {
+                    desired.creation_revision = order::revision_to_record(run);
+                }
+                RunState { standing, uncertainty, ..RunState::new(run, desired) }
             })
             .collect();
-        Self { observed, now, runs, plan: ReviewerPlan::default(), deadlines: Vec::new() }
+        Self { observed, now, runs, plan, deadlines: Vec::new() }
     }
 
     fn now_ms(&self) -> i64 {
@@ -534,6 +578,15 @@ impl<'a> Planner<'a> {
         let now = self.now;
         for state in &mut self.runs {
             let sha = state.run.spec.pull_request.head_sha.clone();
+            if let Some(uncertainty) = state.uncertainty {
+                let ordered = DesiredCondition {
+                    type_: CONDITION_ORDERED,
+                    status: conditions::FALSE,
+                    reason: uncertainty.reason(),
+                    message: uncertainty.message(),
+                };
+                conditions::set(&mut state.desired.conditions, ordered, state.run.metadata.generation, now);
+            }
             match state.standing.clone() {
                 Standing::Head => set_current(state, true, now),
                 Standing::Stale { head_run } | Standing::Late { head_run } => {
@@ -830,9 +883,13 @@ impl<'a> Planner<'a> {
                 state.desired.completion_time = Some(Time(now));
             }
             state.set_succeeded_condition(now);
+            let queued = self.plan.pod_creation.as_ref().is_some_and(|launch| launch.queue.contains(&state.name));
+            let deferred = queued && state.run.status.is_none() && state.change.is_none();
+            // Labels follow the first status, which records the creation's
+            // resourceVersion before a label write changes it.
             let desired_labels = run_labels(state.run);
             let observed_labels = state.run.metadata.labels.clone().unwrap_or_default();
-            if desired_labels.iter().any(|(key, value)| observed_labels.get(key) != Some(value)) {
+            if !deferred && desired_labels.iter().any(|(key, value)| observed_labels.get(key) != Some(value)) {
                 self.plan.run_labels.push(RunLabels { run: state.name.clone(), labels: desired_labels });
             }
             if state.run.status.as_ref() == Some(&state.desired) {
@@ -857,8 +914,7 @@ impl<'a> Planner<'a> {
                 self.plan.events.push(event);
             }
             let update = RunUpdate { run: state.name.clone(), change, status: state.desired.clone() };
-            let queued = self.plan.pod_creation.as_ref().is_some_and(|launch| launch.queue.contains(&state.name));
-            if queued && state.run.status.is_none() && change == RunChange::Refreshed {
+            if deferred {
                 self.plan.deferred_updates.push(update);
             } else {
                 self.plan.run_updates.push(update);
@@ -910,18 +966,6 @@ fn set_current(state: &mut RunState<'_>, current: bool, now: Timestamp) {
         }
     };
     conditions::set(&mut state.desired.conditions, desired, generation, now);
-}
-
-/// Runs are ordered by creation time; runs created in the same second (the
-/// resolution of `creationTimestamp`) by name, then by UID. CI bots that
-/// create several runs per second should use names that sort in creation
-/// order (for example with a zero-padded sequence number).
-fn creation_order_key(run: &ReviewRun) -> (Option<Timestamp>, &str, &str) {
-    (
-        run.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        run.metadata.name.as_deref().unwrap_or_default(),
-        run.metadata.uid.as_deref().unwrap_or_default(),
-    )
 }
 
 fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {

@@ -74,26 +74,31 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
     reviewers.patch(REVIEWER, &PatchParams::apply("review-operator-dev").force(), &Patch::Apply(&reviewer)).await?;
 
     let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
-    let first = push(&runs, FIRST_SHA).await?;
+    let first = push(&runs, FIRST_SHA, None).await?;
     println!("demo: pushed {FIRST_SHA:.7}; waiting for the reviewer to start on it");
     wait_for_phase(&runs, &first, RunPhase::Running).await?;
     // Push again while the agent is in the middle of its review.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = push(&runs, SECOND_SHA).await?;
+    let second = push(&runs, SECOND_SHA, Some(FIRST_SHA)).await?;
     println!("demo: pushed {SECOND_SHA:.7} while {first} is still under review");
     wait_for_phase(&runs, &second, RunPhase::Succeeded).await?;
     println!("demo: done. Explore with kubectl get rr,rvr,pods -n {NAMESPACE}; Ctrl-C stops everything.");
     Ok(())
 }
 
-/// Creates the run a CI bot would create for a push of `sha`.
-async fn push(runs: &Api<ReviewRun>, sha: &str) -> anyhow::Result<String> {
+/// Creates the run a CI bot would create for a push of `sha` onto `previous`.
+async fn push(runs: &Api<ReviewRun>, sha: &str, previous: Option<&str>) -> anyhow::Result<String> {
     let name = format!("{REVIEWER}-pr1-{}", &sha[..7]);
     let run = ReviewRun::new(
         &name,
         ReviewRunSpec {
             reviewer: REVIEWER.into(),
-            pull_request: PullRequest { url: PR.into(), number: Some(1), head_sha: sha.into() },
+            pull_request: PullRequest {
+                url: PR.into(),
+                number: Some(1),
+                head_sha: sha.into(),
+                previous_head_sha: previous.map(str::to_owned),
+            },
             cancel_requested: false,
             timeout: "10m".into(),
         },

@@ -98,6 +98,7 @@ mod tests {
                     url: "https://example.com/pr/1".into(),
                     number: Some(1),
                     head_sha: "0123456789abcdef".into(),
+                    previous_head_sha: None,
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),

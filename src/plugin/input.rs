@@ -4,6 +4,7 @@
 use kube::api::ObjectMeta;
 
 use crate::api::{PullRequest, ReviewRun, ReviewRunSpec, Verdict, labels};
+use crate::controller::plan::pull_request_heads;
 
 /// Input the plugin refuses before talking to the API server.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,6 +24,45 @@ pub struct TriggerRequest {
     pub number: Option<i64>,
     /// Unix seconds of a deliberate re-review; `None` for a plain trigger.
     pub rerun_at: Option<i64>,
+    /// `--previous-sha`: the head this push replaced, when the caller knows it.
+    pub previous_sha: Option<String>,
+}
+
+/// The run `trigger` creates for a request, given the runs the cluster has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerPlan {
+    pub name: String,
+    pub previous_head_sha: Option<String>,
+}
+
+/// Decides the run's lineage and name from the runs of the namespace.
+///
+/// Without `--previous-sha` the lineage is the pull request's head as the
+/// cluster shows it (decided as the controller decides it), unless the SHA
+/// was already seen for the pull request: then the trigger is a replay or a
+/// re-trigger and carries no lineage, so it cannot move the head back. A
+/// deliberate return to an earlier commit passes `--previous-sha`; when the
+/// run of that SHA exists already with other lineage, the new run is named
+/// `<name>-p<previous7>`, as a return gets a run of its own.
+pub fn plan_trigger(request: &TriggerRequest, runs: &[ReviewRun]) -> TriggerPlan {
+    let own: Vec<ReviewRun> = runs
+        .iter()
+        .filter(|run| run.spec.reviewer == request.reviewer && run.spec.pull_request.url == request.url)
+        .cloned()
+        .collect();
+    let base = run_name(request);
+    let Some(previous) = &request.previous_sha else {
+        let seen = own.iter().any(|run| run.spec.pull_request.head_sha == request.head_sha);
+        let head = pull_request_heads(&own).get(request.url.as_str()).map(|run| run.spec.pull_request.head_sha.clone());
+        let previous_head_sha = if seen { None } else { head };
+        return TriggerPlan { name: base, previous_head_sha };
+    };
+    let taken = own.iter().any(|run| {
+        run.metadata.name.as_deref() == Some(base.as_str())
+            && run.spec.pull_request.previous_head_sha.as_ref() != Some(previous)
+    });
+    let name = if taken { format!("{base}-p{}", previous.chars().take(7).collect::<String>()) } else { base };
+    TriggerPlan { name, previous_head_sha: Some(previous.clone()) }
 }
 
 /// Checks a trigger request the way the schema would, with messages that
@@ -30,13 +70,22 @@ pub struct TriggerRequest {
 pub fn validate_trigger(request: &TriggerRequest) -> Result<(), InvalidInput> {
     validate_object_name("--reviewer", &request.reviewer)?;
     validate_url(&request.url)?;
-    validate_sha(&request.head_sha)?;
+    validate_sha("--sha", &request.head_sha)?;
+    if let Some(previous) = &request.previous_sha {
+        validate_sha("--previous-sha", previous)?;
+        if previous == &request.head_sha {
+            return Err(invalid(format!(
+                "--previous-sha {previous:?} must differ from --sha: it is the head the pull request had before this push"
+            )));
+        }
+    }
     if let Some(number) = request.number
         && number < 1
     {
         return Err(invalid(format!("--number must be a positive pull request number, got {number}")));
     }
-    let name = run_name(request);
+    // The longest name a trigger may pick: `-p<previous7>` for a return to an earlier commit.
+    let name = format!("{}-p0000000", run_name(request));
     if name.len() > 253 {
         return Err(invalid(format!(
             "--reviewer {:?} is too long: the run name {name:?} would exceed 253 characters",
@@ -65,10 +114,10 @@ pub fn run_name(request: &TriggerRequest) -> String {
 }
 
 /// The ReviewRun `trigger` creates, labelled as the controller would label it.
-pub fn trigger_run(request: &TriggerRequest, namespace: &str) -> ReviewRun {
+pub fn trigger_run(request: &TriggerRequest, plan: &TriggerPlan, namespace: &str) -> ReviewRun {
     ReviewRun {
         metadata: ObjectMeta {
-            name: Some(run_name(request)),
+            name: Some(plan.name.clone()),
             namespace: Some(namespace.to_owned()),
             labels: Some(labels::run_labels(&request.reviewer, &request.url)),
             ..ObjectMeta::default()
@@ -79,6 +128,7 @@ pub fn trigger_run(request: &TriggerRequest, namespace: &str) -> ReviewRun {
                 url: request.url.clone(),
                 number: request.number,
                 head_sha: request.head_sha.clone(),
+                previous_head_sha: plan.previous_head_sha.clone(),
             },
             cancel_requested: false,
             timeout: "1h".to_owned(),
@@ -117,12 +167,12 @@ fn validate_url(url: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-fn validate_sha(sha: &str) -> Result<(), InvalidInput> {
+fn validate_sha(flag: &str, sha: &str) -> Result<(), InvalidInput> {
     let hex = sha.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
     if !(7..=64).contains(&sha.len()) || !hex {
         let hint = if sha.chars().any(|c| c.is_ascii_uppercase()) { " (write it in lowercase)" } else { "" };
         return Err(invalid(format!(
-            "--sha {sha:?} is not a commit SHA: expected 7 to 64 lowercase hexadecimal characters{hint}"
+            "{flag} {sha:?} is not a commit SHA: expected 7 to 64 lowercase hexadecimal characters{hint}"
         )));
     }
     Ok(())
@@ -162,6 +212,7 @@ mod tests {
             head_sha: "0123456789abcdef0123456789abcdef01234567".into(),
             number: Some(42),
             rerun_at: None,
+            previous_sha: None,
         }
     }
 
@@ -177,9 +228,78 @@ mod tests {
         validate_object_name("name", &run_name(&rerun)).unwrap();
     }
 
+    fn existing(name: &str, sha: &str, previous: Option<&str>, created: i64) -> ReviewRun {
+        let request = TriggerRequest { head_sha: sha.into(), previous_sha: previous.map(str::to_owned), ..request() };
+        let plan = TriggerPlan { name: name.into(), previous_head_sha: previous.map(str::to_owned) };
+        let mut run = trigger_run(&request, &plan, "team");
+        run.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + created).unwrap(),
+        ));
+        run.metadata.resource_version = Some(created.to_string());
+        run
+    }
+
+    const A: &str = "aaaaaaa";
+    const B: &str = "bbbbbbb";
+    const C: &str = "ccccccc";
+
+    #[test]
+    fn a_trigger_without_previous_sha_pushes_onto_the_head_the_cluster_shows() {
+        let runs = [existing("one", A, None, 1), existing("two", B, Some(A), 2)];
+        let plan = plan_trigger(&TriggerRequest { head_sha: C.into(), ..request() }, &runs);
+        assert_eq!(plan.previous_head_sha.as_deref(), Some(B));
+        assert_eq!(plan.name, run_name(&TriggerRequest { head_sha: C.into(), ..request() }));
+        // The first push of a pull request has nothing to replace.
+        assert_eq!(plan_trigger(&request(), &[]).previous_head_sha, None);
+        // Runs of other reviewers or pull requests do not count.
+        let mut other = existing("other", B, None, 3);
+        other.spec.reviewer = "review-w2".into();
+        assert_eq!(plan_trigger(&TriggerRequest { head_sha: C.into(), ..request() }, &[other]).previous_head_sha, None);
+    }
+
+    #[test]
+    fn a_trigger_of_a_sha_already_seen_carries_no_lineage() {
+        let runs = [existing("one", A, None, 1), existing("two", B, Some(A), 2)];
+        let replay = plan_trigger(&TriggerRequest { head_sha: A.into(), ..request() }, &runs);
+        assert_eq!(replay.previous_head_sha, None, "a replay stays late");
+        let again = plan_trigger(&TriggerRequest { head_sha: B.into(), ..request() }, &runs);
+        assert_eq!(again.previous_head_sha, None);
+    }
+
+    #[test]
+    fn a_return_to_an_earlier_commit_gets_a_run_of_its_own() {
+        let back = TriggerRequest { head_sha: A.into(), previous_sha: Some(B.into()), ..request() };
+        let base = run_name(&back);
+        let runs = [existing(&base, A, None, 1), existing("two", B, Some(A), 2)];
+        let plan = plan_trigger(&back, &runs);
+        assert_eq!(plan.name, format!("{base}-pbbbbbbb"));
+        assert_eq!(plan.previous_head_sha.as_deref(), Some(B));
+        validate_object_name("name", &plan.name).unwrap();
+        // Triggered again, the same run is found: idempotent.
+        let runs = [existing(&base, A, None, 1), existing("two", B, Some(A), 2), existing(&plan.name, A, Some(B), 3)];
+        assert_eq!(plan_trigger(&back, &runs).name, plan.name);
+        // An explicit lineage the base run already has keeps the base name.
+        let onto_a = TriggerRequest { head_sha: B.into(), previous_sha: Some(A.into()), ..request() };
+        let runs = [existing(&run_name(&onto_a), B, Some(A), 1)];
+        assert_eq!(plan_trigger(&onto_a, &runs).name, run_name(&onto_a));
+    }
+
+    #[test]
+    fn previous_sha_errors_name_the_flag() {
+        let err = validate_trigger(&TriggerRequest { previous_sha: Some("XYZ".into()), ..request() }).unwrap_err();
+        assert_eq!(
+            err.0,
+            "--previous-sha \"XYZ\" is not a commit SHA: expected 7 to 64 lowercase hexadecimal characters (write it in lowercase)"
+        );
+        let same = TriggerRequest { previous_sha: Some(request().head_sha), ..request() };
+        let err = validate_trigger(&same).unwrap_err();
+        assert!(err.0.contains("must differ from --sha"), "{err}");
+    }
+
     #[test]
     fn trigger_run_is_labelled_like_the_controller_labels_it() {
-        let run = trigger_run(&request(), "team");
+        let plan = plan_trigger(&request(), &[]);
+        let run = trigger_run(&request(), &plan, "team");
         let labels = run.metadata.labels.unwrap();
         assert_eq!(labels[labels::REVIEWER], "review-w1");
         assert_eq!(labels[labels::PULL_REQUEST], labels::pr_label_value(&request().url));

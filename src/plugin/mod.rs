@@ -130,6 +130,11 @@ pub struct TriggerArgs {
     /// Review the same SHA again: creates a new run named with a `-r<unix-seconds>` suffix.
     #[arg(long)]
     pub rerun: bool,
+    /// The head the pull request had before this push (a GitHub `synchronize` event's `before`).
+    /// Default: the pull request's current head as the cluster shows it, unless --sha was already
+    /// seen for the pull request. Pass it to return the pull request to an earlier commit.
+    #[arg(long)]
+    pub previous_sha: Option<String>,
 }
 
 /// Arguments of `submit`.
@@ -192,12 +197,15 @@ async fn trigger(connection: &Connection, args: TriggerArgs) -> Result<(), Error
         head_sha: args.sha,
         number: args.number,
         rerun_at: args.rerun.then(|| Timestamp::now().as_second()),
+        previous_sha: args.previous_sha,
     };
     input::validate_trigger(&request)?;
     let (client, namespace) = connect(connection).await?;
     let runs: Api<ReviewRun> = Api::namespaced(client, &namespace);
-    let run = input::trigger_run(&request, &namespace);
-    let name = input::run_name(&request);
+    let existing = runs.list(&ListParams::default()).await?.items;
+    let plan = input::plan_trigger(&request, &existing);
+    let run = input::trigger_run(&request, &plan, &namespace);
+    let name = plan.name;
     match runs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &run).await {
         Ok(_) => {
             print(&format!("reviewrun.review.ao.dev/{name} created\n"));
@@ -206,13 +214,17 @@ async fn trigger(connection: &Connection, args: TriggerArgs) -> Result<(), Error
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = runs.get(&name).await?;
             let existing_pr = &existing.spec.pull_request;
+            let other_lineage = request.previous_sha.is_some() && existing_pr.previous_head_sha != request.previous_sha;
             if existing_pr.url != request.url
                 || existing_pr.head_sha != request.head_sha
                 || existing.spec.reviewer != request.reviewer
+                || other_lineage
             {
                 return Err(Error::Rejected(format!(
-                    "run {name} already exists for a different pull request or SHA ({} at {}); use --rerun",
-                    existing.spec.pull_request.url, existing.spec.pull_request.head_sha
+                    "run {name} already exists for a different pull request, SHA or previous SHA ({} at {}, previous {}); use --rerun",
+                    existing_pr.url,
+                    existing_pr.head_sha,
+                    existing_pr.previous_head_sha.as_deref().unwrap_or("none")
                 )));
             }
             let row = table::run_row(&existing);

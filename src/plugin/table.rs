@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::{CONDITION_CURRENT, CONDITION_READY, ReviewRun, Reviewer, conditions};
+use crate::controller::plan::pull_request_heads;
 
 /// Column headers of `get`.
 pub const RUN_HEADERS: [&str; 6] = ["NAME", "PR", "SHA", "PHASE", "VERDICT", "CURRENT"];
@@ -51,28 +52,6 @@ pub fn runs_table(runs: &[ReviewRun]) -> String {
     render(&rows)
 }
 
-/// The head of each pull request among `runs`: its newest run (by creation,
-/// ties by name) that is not marked `Current=False`.
-pub fn heads(runs: &[ReviewRun]) -> BTreeMap<String, &ReviewRun> {
-    let mut heads: BTreeMap<String, &ReviewRun> = BTreeMap::new();
-    let key = |run: &ReviewRun| (run.metadata.creation_timestamp.clone().map(|t| t.0), run.metadata.name.clone());
-    for run in runs {
-        let outdated =
-            run.status.as_ref().is_some_and(|s| conditions::is(&s.conditions, CONDITION_CURRENT, conditions::FALSE));
-        if outdated {
-            continue;
-        }
-        let url = run.spec.pull_request.url.clone();
-        match heads.get(&url) {
-            Some(existing) if key(existing) >= key(run) => {}
-            _ => {
-                heads.insert(url, run);
-            }
-        }
-    }
-    heads
-}
-
 /// The `status REVIEWER` report: pod, incarnation, restarts, the last
 /// restart and why, the queue and the head of each pull request.
 pub fn reviewer_report(reviewer: &Reviewer, runs: &[ReviewRun]) -> String {
@@ -113,7 +92,7 @@ pub fn reviewer_report(reviewer: &Reviewer, runs: &[ReviewRun]) -> String {
     }
     out.push_str(&render(&queue_rows));
     out.push_str("Heads:\n");
-    let head_rows: Vec<Vec<String>> = heads(runs)
+    let head_rows: Vec<Vec<String>> = pull_request_heads(runs)
         .into_iter()
         .map(|(url, run)| {
             let row = run_row(run);
@@ -165,17 +144,21 @@ mod tests {
     }
 
     #[test]
-    fn heads_skip_outdated_runs_and_prefer_the_newest() {
+    fn heads_are_decided_as_the_controller_decides_them() {
         let outdated = json!({"phase": "Failed", "reason": "Superseded", "conditions": [{"type": "Current",
             "status": "False", "reason": "Superseded", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
-        let runs = [
-            run("old", URL, "aaaaaaa", "2026-01-01T00:00:00Z", outdated),
-            run("new", URL, "bbbbbbb", "2026-01-01T00:00:00Z", json!({"phase": "Running"})),
+        let mut runs = [
+            run("z-first", URL, "aaaaaaa", "2026-01-01T00:00:00Z", outdated),
+            run("a-second", URL, "bbbbbbb", "2026-01-01T00:00:00Z", Value::Null),
             run("older", URL, "ccccccc", "2025-12-31T00:00:00Z", json!({"phase": "Pending"})),
         ];
-        let heads = heads(&runs);
+        for (run, version) in runs.iter_mut().zip(["11", "12", "3"]) {
+            run.metadata.resource_version = Some(version.into());
+        }
+        runs[0].status.as_mut().unwrap().creation_revision = Some("10".into());
+        let heads = pull_request_heads(&runs);
         assert_eq!(heads.len(), 1);
-        assert_eq!(heads[URL].metadata.name.as_deref(), Some("new"));
+        assert_eq!(heads[URL].metadata.name.as_deref(), Some("a-second"), "created last, in the same second");
     }
 
     #[test]

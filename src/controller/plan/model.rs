@@ -1,8 +1,10 @@
 //! A randomized, seeded model test of the reconcile logic.
 //!
 //! Each scenario drives one Reviewer and 1 to 4 pull requests through a
-//! random sequence of steps: new-SHA triggers, duplicate triggers, replayed
-//! triggers for SHAs the pull request moved past, re-reviews after
+//! random sequence of steps: new-SHA triggers, bursts of pushes in the same
+//! second, force-pushes back to an earlier commit (with lineage), duplicate
+//! triggers, replayed triggers for SHAs the pull request moved past (with
+//! the lineage they had, or none), re-reviews after
 //! ChangesRequested, cancels, verdict submissions (by the live pod, and stale
 //! ones for runs that are no longer Running), pod deaths, timeouts, and idle
 //! time. Between steps the controller reconciles 0 to 3 times. A reconcile
@@ -63,9 +65,12 @@
 //! restart was recorded but before the controller deleted them.
 //!
 //! # Checked after convergence
-//! - Per pull request at most one unfinished run, and it is for the head SHA
-//!   (the SHA of the newest new-SHA trigger); every replayed run failed as
-//!   Superseded.
+//! - Per pull request at most one unfinished run, and it is the head's: for
+//!   the SHA the scenario pushed last, created since that push; every
+//!   replayed run failed as Superseded. Runs get random names, pushes carry
+//!   the previous head at random, and runs of one step share their creation
+//!   second, so the oracle is what the scenario did (the order it created
+//!   runs and the history it pushed), never the runs' metadata.
 //! - Exactly one live pod; `Reviewer.status.pod` names it, and
 //!   `Reviewer.status.queue` lists exactly the unfinished current runs, all
 //!   Running and assigned to it.
@@ -121,8 +126,12 @@ fn env_u64(name: &str) -> Option<u64> {
 /// A pull request as the code host knows it.
 struct PullRequestModel {
     url: String,
-    /// Every SHA it had, oldest first; the last is the head.
+    /// Every head it had, oldest first; the last is the head. A SHA appears
+    /// again after a force-push back to it.
     shas: Vec<String>,
+    /// The creation sequence number from which runs for the head SHA are
+    /// the head's: the head's last move.
+    head_since: usize,
 }
 
 /// How one reconcile ends.
@@ -146,6 +155,8 @@ struct Scenario {
     shas_created: u64,
     /// Runs created for a SHA their pull request had moved past.
     replayed: BTreeSet<String>,
+    /// The order in which the scenario created the runs: run name to sequence number.
+    created: BTreeMap<String, usize>,
     /// Runs ever seen Failed/Superseded.
     superseded: BTreeSet<String>,
     /// Pods whose Running work went stale, not yet resolved.
@@ -167,7 +178,11 @@ impl Scenario {
     fn new(seed: u64, trace: Rc<RefCell<Vec<String>>>) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let prs = (1..=rng.random_range(1..=4))
-            .map(|n| PullRequestModel { url: format!("https://github.com/acme/widgets/pull/{n}"), shas: Vec::new() })
+            .map(|n| PullRequestModel {
+                url: format!("https://github.com/acme/widgets/pull/{n}"),
+                shas: Vec::new(),
+                head_since: 0,
+            })
             .collect();
         let truth = World::new();
         let cache = truth.observed.clone();
@@ -181,6 +196,7 @@ impl Scenario {
             runs_created: 0,
             shas_created: 0,
             replayed: BTreeSet::new(),
+            created: BTreeMap::new(),
             superseded: BTreeSet::new(),
             pending_stale: BTreeSet::new(),
             restarted: BTreeMap::new(),
@@ -221,7 +237,9 @@ impl Scenario {
 
     fn external_step(&mut self) {
         match self.rng.random_range(0..100) {
-            0..25 => self.trigger_new_sha(),
+            0..15 => self.trigger_new_sha(),
+            15..22 => self.push_burst(),
+            22..25 => self.force_push_back(),
             25..33 => self.trigger_duplicate(),
             33..41 => self.trigger_replay(),
             41..46 => self.trigger_re_review(),
@@ -238,30 +256,75 @@ impl Scenario {
         }
     }
 
-    fn create_run(&mut self, pr: usize, sha: String, note: &str) {
+    /// Creates a run named at random, so that names sort against creation
+    /// order as often as with it; `previous` is the lineage it carries.
+    fn create_run(&mut self, pr: usize, sha: String, previous: Option<String>, note: &str) {
         self.runs_created += 1;
-        let name = format!("run-{:04}", self.runs_created);
+        let name = loop {
+            let name = format!("run-{:06x}", self.rng.random_range(0..0x100_0000));
+            if !self.created.contains_key(&name) {
+                break name;
+            }
+        };
+        self.created.insert(name.clone(), self.runs_created);
         let mut run = new_run(&name, &self.prs[pr].url, &sha, self.now);
         run.spec.timeout = TIMEOUTS.choose(&mut self.rng).unwrap().0.into();
+        run.spec.pull_request.previous_head_sha = previous.clone();
         if self.prs[pr].shas.last() != Some(&sha) {
             self.replayed.insert(name.clone());
         }
-        self.log(format!("{note}: {name} for PR {} at {}", pr + 1, &sha[..10]));
+        let lineage = previous.map_or(String::new(), |previous| format!(" after {}", &previous[..10]));
+        self.log(format!("{note}: {name} for PR {} at {}{lineage}", pr + 1, &sha[..10]));
         self.truth.add(run);
+    }
+
+    /// A push of `sha` onto the pull request's head, which it replaces;
+    /// with or without lineage at random.
+    fn push(&mut self, pr: usize, sha: String, note: &str) {
+        let head = self.prs[pr].shas.last().cloned();
+        let previous = head.filter(|_| self.rng.random_bool(0.5));
+        self.prs[pr].shas.push(sha.clone());
+        self.prs[pr].head_since = self.runs_created + 1;
+        self.create_run(pr, sha, previous, note);
+    }
+
+    fn new_sha(&mut self) -> String {
+        self.shas_created += 1;
+        format!("{:08x}{:032x}", self.shas_created, self.rng.random::<u128>())
     }
 
     fn trigger_new_sha(&mut self) {
         let pr = self.rng.random_range(0..self.prs.len());
-        self.shas_created += 1;
-        let sha = format!("{:08x}{:032x}", self.shas_created, self.rng.random::<u128>());
+        let sha = self.new_sha();
+        self.push(pr, sha, "new SHA");
+    }
+
+    /// Several pushes of one pull request in the same second.
+    fn push_burst(&mut self) {
+        let pr = self.rng.random_range(0..self.prs.len());
+        for _ in 0..self.rng.random_range(2..=3) {
+            let sha = self.new_sha();
+            self.push(pr, sha, "same-second push");
+        }
+    }
+
+    /// A force-push back to an earlier commit: only lineage can say that
+    /// the earlier SHA is the newer head.
+    fn force_push_back(&mut self) {
+        let pr = self.rng.random_range(0..self.prs.len());
+        let shas = &self.prs[pr].shas;
+        let Some(head) = shas.last().cloned() else { return self.trigger_new_sha() };
+        let earlier: Vec<String> = shas.iter().filter(|sha| **sha != head).cloned().collect();
+        let Some(sha) = earlier.choose(&mut self.rng).cloned() else { return self.trigger_new_sha() };
         self.prs[pr].shas.push(sha.clone());
-        self.create_run(pr, sha, "new SHA");
+        self.prs[pr].head_since = self.runs_created + 1;
+        self.create_run(pr, sha, Some(head), "force-push back");
     }
 
     fn trigger_duplicate(&mut self) {
         let pr = self.rng.random_range(0..self.prs.len());
         match self.prs[pr].shas.last().cloned() {
-            Some(head) => self.create_run(pr, head, "duplicate trigger"),
+            Some(head) => self.create_run(pr, head, None, "duplicate trigger"),
             None => self.trigger_new_sha(),
         }
     }
@@ -272,8 +335,18 @@ impl Scenario {
         if shas.len() < 2 {
             return self.trigger_new_sha();
         }
-        let old = shas[self.rng.random_range(0..shas.len() - 1)].clone();
-        self.create_run(pr, old, "replayed trigger");
+        // A push of the history again, with the lineage it had, unless that
+        // lineage names the current head: such a replay reads as a new push.
+        let index = self.rng.random_range(0..shas.len() - 1);
+        let old = shas[index].clone();
+        if Some(&old) == shas.last() {
+            return self.create_run(pr, old, None, "replayed trigger of the head");
+        }
+        let previous = index
+            .checked_sub(1)
+            .map(|i| shas[i].clone())
+            .filter(|previous| Some(previous) != shas.last() && self.rng.random_bool(0.5));
+        self.create_run(pr, old, previous, "replayed trigger");
     }
 
     fn trigger_re_review(&mut self) {
@@ -293,18 +366,30 @@ impl Scenario {
             })
             .collect();
         match candidates.choose(&mut self.rng).cloned() {
-            Some((pr, sha)) => self.create_run(pr, sha, "re-review after ChangesRequested"),
+            Some((pr, sha)) => self.create_run(pr, sha, None, "re-review after ChangesRequested"),
             None => self.trigger_duplicate(),
         }
     }
 
+    /// Cancels a run the controller has written a status for. A write to a
+    /// run before the controller first sees it hides its creation's
+    /// resourceVersion, so its place among the runs of its second is
+    /// uncertain by design; the planner's unit tests cover that case.
     fn cancel(&mut self) {
-        let names: Vec<String> = self.truth.observed.runs.iter().filter_map(|run| run.metadata.name.clone()).collect();
+        let names: Vec<String> = self
+            .truth
+            .observed
+            .runs
+            .iter()
+            .filter(|run| run.status.is_some())
+            .filter_map(|run| run.metadata.name.clone())
+            .collect();
         let Some(name) = names.choose(&mut self.rng).cloned() else { return };
         let run = self.truth.run_mut(&name);
         if !run.spec.cancel_requested {
             run.spec.cancel_requested = true;
             run.metadata.generation = Some(run.metadata.generation.unwrap_or(1) + 1);
+            self.truth.touch(&name);
         }
         self.log(format!("cancel requested for {name}"));
     }
@@ -675,9 +760,12 @@ impl Scenario {
     fn check_converged(&mut self) {
         self.check_truth();
         let runs = &self.truth.observed.runs;
+        // The head's runs, from what the scenario did: runs for the newest
+        // pushed SHA created since that push.
         let head = |run: &ReviewRun| {
             let pr = self.prs.iter().find(|pr| pr.url == run.spec.pull_request.url).unwrap();
-            pr.shas.last() == Some(&run.spec.pull_request.head_sha)
+            let sequence = self.created[run.metadata.name.as_deref().unwrap()];
+            pr.shas.last() == Some(&run.spec.pull_request.head_sha) && sequence >= pr.head_since
         };
         let unfinished =
             |run: &&ReviewRun| !run.status.as_ref().and_then(|s| s.phase).is_some_and(RunPhase::is_terminal);

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
+use kube::ResourceExt;
+
 use super::world::*;
 use super::*;
 
@@ -298,16 +300,17 @@ fn two_runs_for_one_sha_in_one_batch_keep_the_first() {
 }
 
 #[test]
-fn runs_created_in_the_same_second_are_ordered_by_name() {
+fn runs_created_in_the_same_second_follow_the_api_servers_order_not_names() {
     let runs = [new_run("run-b", PR1, SHA_B, 5), new_run("run-a", PR1, SHA_A, 5)];
-    for order in [[0, 1], [1, 0]] {
+    for (first, second) in [(0, 1), (1, 0)] {
         let mut world = World::new();
         world.converge(0);
-        for index in order {
-            world.add(runs[index].clone());
-        }
+        world.add(runs[first].clone());
+        world.add(runs[second].clone());
         let plan = world.step(6);
-        assert_eq!(changes(&plan), [("run-a", RunChange::Superseded), ("run-b", RunChange::Assigned)]);
+        let (old, new) = (runs[first].name_any(), runs[second].name_any());
+        let expected = [(old.as_str(), RunChange::Superseded), (new.as_str(), RunChange::Assigned)];
+        assert_eq!(changes(&plan), expected, "{new}, created last, is the head");
     }
 }
 
@@ -628,4 +631,95 @@ fn a_restart_moves_the_queue_without_an_assigned_event_per_run() {
     let assigned: Vec<_> = follow_up.events.iter().map(|e| (&e.object, e.reason)).collect();
     assert_eq!(assigned, [(&EventObject::Run("r3".into()), "Assigned")]);
     assert_eq!(world.reviewer_status().queue, ["r2", "r3"]);
+}
+
+#[test]
+fn the_first_status_records_the_creation_revision_before_labels_change_it() {
+    let mut world = World::new();
+    world.converge(0);
+    world.add(new_run("r1", PR1, SHA_A, 10));
+    let created = world.run("r1").metadata.resource_version.clone();
+    let plan = plan_reviewer(&world.observed, at(11));
+    assert_eq!(plan.run_updates[0].status.creation_revision, created);
+    let order: Vec<&str> = writes(&plan)
+        .iter()
+        .filter_map(|write| match write {
+            Write::RunStatus(_) => Some("status"),
+            Write::RunLabels(_) => Some("labels"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["status", "labels"]);
+    world.apply(&plan);
+    assert_ne!(world.run("r1").metadata.resource_version, created, "the writes changed the resourceVersion");
+    assert_eq!(world.status("r1").creation_revision, created, "recorded once, and kept");
+    assert!(world.step(12).is_noop());
+}
+
+#[test]
+fn runs_queued_to_a_pod_being_created_are_labelled_with_their_first_status() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    let plan = plan_reviewer(&world.observed, at(1));
+    assert!(plan.pod_creation.is_some());
+    assert!(plan.run_labels.is_empty(), "a label write before the deferred first status would hide the revision");
+    world.converge(1);
+    assert_eq!(world.status("r1").creation_revision.as_deref(), Some("1"));
+    assert!(world.run("r1").metadata.labels.is_some());
+}
+
+#[test]
+fn a_restarted_controller_orders_same_second_runs_as_before() {
+    // Both runs exist before any reconcile; the later-created one sorts first by name.
+    let mut world = reviewing_r1();
+    world.add(new_run("z-old", PR1, SHA_B, 30));
+    world.add(new_run("a-new", PR1, SHA_C, 30));
+    world.step(31);
+    assert_eq!(world.status("z-old").reason, Some(RunReason::Superseded));
+    assert_eq!(world.status("a-new").phase, Some(RunPhase::Running));
+    // Every write changed the resourceVersions; the recorded ones still decide.
+    world.touch("z-old");
+    assert!(world.step(40).is_noop());
+}
+
+#[test]
+fn same_second_runs_without_comparable_revisions_are_ordered_by_progress_and_say_so() {
+    let mut world = World::new();
+    world.opaque_revisions = true;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.converge(1);
+    world.add(new_run("r2", PR1, SHA_A, 0));
+    let plan = world.step(2);
+    // r1 is Running, r2 Pending: r2 counts as older, whatever the UIDs say.
+    assert_eq!(changes(&plan), [("r2", RunChange::Duplicate), ("r1", RunChange::Refreshed)]);
+    for name in ["r1", "r2"] {
+        let status = world.status(name);
+        let ordered = conditions::find(&status.conditions, CONDITION_ORDERED).unwrap();
+        assert_eq!((ordered.status.as_str(), ordered.reason.as_str()), ("False", "ResourceVersionNotComparable"));
+    }
+    // A run alone in its second needs no comparison.
+    world.add(new_run("r3", PR2, SHA_X, 50));
+    world.step(51);
+    assert!(conditions::find(&world.status("r3").conditions, CONDITION_ORDERED).is_none());
+}
+
+#[test]
+fn conflicting_lineage_is_warned_about_once() {
+    let mut world = reviewing_r1();
+    let mut child = new_run("r2", PR1, SHA_B, 10);
+    child.spec.pull_request.previous_head_sha = Some(SHA_A.into());
+    world.add(child);
+    world.step(11);
+    let mut sibling = new_run("r3", PR1, SHA_C, 20);
+    sibling.spec.pull_request.previous_head_sha = Some(SHA_A.into());
+    world.add(sibling);
+    let plan = world.step(21);
+    let warnings: Vec<&PlannedEvent> = plan.events.iter().filter(|e| e.reason == "ConflictingLineage").collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", plan.events);
+    assert_eq!((warnings[0].object.clone(), warnings[0].kind), (EventObject::Run("r3".into()), EventKind::Warning));
+    assert_eq!(world.status("r2").reason, Some(RunReason::Superseded), "the later-created child wins");
+    assert_eq!(world.status("r3").phase, Some(RunPhase::Running));
+    world.touch("r3");
+    let plan = plan_reviewer(&world.observed, at(22));
+    assert!(plan.events.iter().all(|e| e.reason != "ConflictingLineage"), "said once");
 }

@@ -57,7 +57,7 @@ pub fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
         name,
         ReviewRunSpec {
             reviewer: NAME.into(),
-            pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into() },
+            pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into(), previous_head_sha: None },
             cancel_requested: false,
             timeout: "1h".into(),
         },
@@ -98,8 +98,8 @@ pub fn writes(plan: &ReviewerPlan) -> Vec<Write<'_>> {
     if plan.finalizer == FinalizerChange::Add {
         writes.push(Write::Finalizer(FinalizerChange::Add));
     }
-    writes.extend(plan.run_labels.iter().map(Write::RunLabels));
     writes.extend(plan.run_updates.iter().map(Write::RunStatus));
+    writes.extend(plan.run_labels.iter().map(Write::RunLabels));
     writes.extend(plan.reviewer_status.iter().map(Write::ReviewerStatus));
     writes.extend(plan.pod_deletions.iter().map(Write::DeletePod));
     writes.extend(plan.pod_creation.iter().map(Write::CreatePod));
@@ -118,6 +118,11 @@ pub struct World {
     pub pods_created: BTreeMap<String, usize>,
     /// UIDs of every pod ever created.
     pub pod_uids: BTreeSet<String>,
+    /// The last `resourceVersion` given to a run: one sequence for every
+    /// run write, as the API server's.
+    pub revision: u64,
+    /// Give runs `resourceVersion`s that are not integers.
+    pub opaque_revisions: bool,
 }
 
 impl World {
@@ -131,6 +136,8 @@ impl World {
             pods_become_visible: true,
             pods_created: BTreeMap::new(),
             pod_uids: BTreeSet::new(),
+            revision: 0,
+            opaque_revisions: false,
         }
     }
 
@@ -139,8 +146,21 @@ impl World {
         self
     }
 
-    pub fn add(&mut self, run: ReviewRun) {
+    /// Creates `run`: it gets the next `resourceVersion`.
+    pub fn add(&mut self, mut run: ReviewRun) {
+        run.metadata.resource_version = Some(self.next_revision());
         self.observed.runs.push(run);
+    }
+
+    /// Gives the run `name` a new `resourceVersion`, as any write does.
+    pub fn touch(&mut self, name: &str) {
+        let revision = self.next_revision();
+        self.run_mut(name).metadata.resource_version = Some(revision);
+    }
+
+    fn next_revision(&mut self) -> String {
+        self.revision += 1;
+        if self.opaque_revisions { format!("opaque-{}", self.revision) } else { self.revision.to_string() }
     }
 
     pub fn find_run(&self, name: &str) -> Option<&ReviewRun> {
@@ -178,6 +198,7 @@ impl World {
             return Err(errors.to_string());
         }
         *self.run_mut(name) = new;
+        self.touch(name);
         Ok(())
     }
 
@@ -264,6 +285,7 @@ impl World {
             Write::RunLabels(labels) => {
                 let run = self.run_mut(&labels.run);
                 run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
+                self.touch(&labels.run);
             }
             Write::RunStatus(update) => self.write_run_status(&update.run, update.status.clone()),
             Write::ReviewerStatus(status) => {
