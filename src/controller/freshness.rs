@@ -1,4 +1,4 @@
-//! Rule 11: never plan on a cache older than the controller's own writes.
+//! Never plan on a cache older than the controller's own writes.
 //!
 //! The reflector stores the controller plans from lag behind the API
 //! server. Right after a reconcile deleted a pod and created the next one, a

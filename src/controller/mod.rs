@@ -239,7 +239,7 @@ where
     (store, events)
 }
 
-/// Rule 9: runs naming a Reviewer absent from the store. Keys arriving
+/// Runs naming a Reviewer absent from the store. Keys arriving
 /// within one debounce period are handled together; each is reconciled
 /// (under the Reviewer's lock) only if the Reviewer is still missing, which
 /// [`reconcile::reconcile_key`] confirms with a read from the server, as the

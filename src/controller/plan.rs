@@ -573,7 +573,8 @@ impl<'a> Planner<'a> {
         self.now.as_millisecond()
     }
 
-    /// Rules 1, 2, 3 and 8: everything decided per run without the pod.
+    /// Everything decided per run without the pod: whether it is the
+    /// head's, cancellation, timeouts and duplicates.
     fn apply_run_rules(&mut self) {
         let now = self.now;
         for state in &mut self.runs {
@@ -627,7 +628,8 @@ impl<'a> Planner<'a> {
         self.mark_duplicates();
     }
 
-    /// Rule 3: a further run for the head SHA while another run covers it.
+    /// A further run for the head SHA while another run covers it fails as
+    /// a duplicate.
     fn mark_duplicates(&mut self) {
         let mut by_pr: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, state) in self.runs.iter().enumerate() {
@@ -670,7 +672,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Rule 9.
+    /// Runs of a Reviewer that does not exist wait, Pending, for it.
     fn wait_for_missing_reviewer(&mut self) {
         for state in &mut self.runs {
             if state.phase() == RunPhase::Pending && state.change.is_none() {
@@ -679,7 +681,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Rule 10.
+    /// A Reviewer being deleted: its unfinished runs fail, its pods go,
+    /// then its finalizer.
     fn tear_down(&mut self, reviewer: &Reviewer) {
         let now = self.now;
         for state in &mut self.runs {
@@ -697,7 +700,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Rules 4 to 7: the reviewer pod, restarts and assignment.
+    /// The reviewer pod, restarts and assignment.
     fn run_reviewer(&mut self, reviewer: &Reviewer) {
         if !has_finalizer(reviewer) {
             self.plan.finalizer = FinalizerChange::Add;
@@ -778,7 +781,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Rule 5: the live pod must be replaced when a run it was working on
+    /// The live pod must be replaced when a run it was working on
     /// failed as Superseded, Cancelled or TimedOut.
     fn restart_for(&self, pod: &ObservedPod) -> Option<LastRestart> {
         let mut reasons = Vec::new();
@@ -842,7 +845,7 @@ impl<'a> Planner<'a> {
         status.queue = queue;
     }
 
-    /// Rule 7, transient errors: once launches have failed for longer than
+    /// After transient launch errors: once launches have failed for longer than
     /// `launchDeadline`, the runs waiting for a pod fail.
     fn fail_runs_past_launch_deadline(&mut self, reviewer: &Reviewer, status: &ReviewerStatus) {
         let Some(degraded) = conditions::find(&status.conditions, CONDITION_DEGRADED) else {

@@ -1,4 +1,4 @@
-//! Rule 4: the reviewer pod of one incarnation, built from `spec.agent`.
+//! The reviewer pod of one incarnation, built from `spec.agent`.
 
 use std::collections::BTreeMap;
 

@@ -55,7 +55,7 @@ pub async fn reconcile(reviewer: Arc<Reviewer>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Reconciles the Reviewer `name`, whether or not it exists: runs naming a
-/// missing Reviewer are reconciled through here too (rule 9).
+/// missing Reviewer are reconciled through here too.
 pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ExecuteError> {
     let span = tracing::info_span!("reconcile", reviewer = %name, namespace = %namespace);
     async {

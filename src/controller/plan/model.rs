@@ -18,7 +18,7 @@
 //!   controller starts over with a fresh cache (no in-memory state survives);
 //! - stale caches: in some steps the cache is not refreshed, so reconciles
 //!   see the cluster as it was before the step (lagging one step). The
-//!   executor reads its own writes (rule 11): a written object replaces the
+//!   executor reads its own writes: a written object replaces the
 //!   cached one with the API server's response.
 //!
 //! At the end the controller reconciles with a synced cache and no faults
