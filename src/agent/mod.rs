@@ -9,6 +9,7 @@
 
 pub mod demo;
 pub mod prompt;
+pub mod reaper;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,7 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
         binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "review-operator".into()),
     };
     let template = reviewer.and_then(|r| r.spec.agent.prompt);
+    reaper::become_subreaper();
     let mut terminal = Terminal::spawn(&command)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
 
@@ -149,11 +151,13 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
             _ = terminate.recv() => {
                 tracing::info!(pod = %identity.pod_name, "SIGTERM: ending the agent's process group");
                 terminal.terminate(TERMINATION_GRACE).await;
+                reaper::reap_children(TERMINATION_GRACE).await;
                 return Ok(128 + libc::SIGTERM);
             }
             code = terminal.wait() => {
                 tracing::info!(code, "agent exited");
                 terminal.signal_group(libc::SIGKILL);
+                reaper::reap_children(TERMINATION_GRACE).await;
                 return Ok(i32::try_from(code).unwrap_or(1));
             }
             () = flush => {

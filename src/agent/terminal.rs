@@ -134,12 +134,20 @@ impl Terminal {
     }
 
     /// Ends the agent's whole process group: SIGTERM, then SIGKILL after
-    /// `grace` (or at once once the leader exited, for stragglers).
+    /// `grace` (or at once once the leader exited, for stragglers), and
+    /// waits until the leader is reaped.
     pub async fn terminate(&mut self, grace: Duration) -> u32 {
         self.signal_group(libc::SIGTERM);
-        let code = tokio::time::timeout(grace, self.wait()).await.unwrap_or(128 + 9);
+        let exited = tokio::time::timeout(grace, self.wait()).await;
         self.signal_group(libc::SIGKILL);
-        code
+        match exited {
+            Ok(code) => code,
+            Err(_) => {
+                // SIGKILL cannot be ignored: the exit comes promptly, and waiting for it reaps the leader.
+                let _ = tokio::time::timeout(grace, self.wait()).await;
+                128 + 9
+            }
+        }
     }
 
     /// Sends `signal` to the agent's process group; a group already gone is fine.
