@@ -690,9 +690,11 @@ impl ApiServer {
             if !patched.is_object() {
                 return Err(ApiError::bad_request("the patched object must be a JSON object"));
             }
-            // A patch that sets metadata.resourceVersion makes it a precondition, as on the real server.
-            let pinned = meta::str_at(&patched, "/metadata/resourceVersion").to_string();
-            let expected = if pinned.is_empty() || pinned == resource_version_of(&old).to_string() {
+            // A patch that sets metadata.resourceVersion makes it a precondition, as on the real
+            // server; any other patch is applied to the latest version, retried on a conflict.
+            let pinned = patch_sets_resource_version(patch_type, patch);
+            let patched_version = meta::str_at(&patched, "/metadata/resourceVersion").to_string();
+            let expected = if !pinned || patched_version == resource_version_of(&old).to_string() {
                 resource_version_of(&old)
             } else {
                 return Err(ApiError::stale(&info.group, &info.resource, name));
@@ -708,12 +710,7 @@ impl ApiServer {
             self.check_namespace(info, namespace, &mut body, false)?;
             let record_ctx = ctx;
             match self.replace_patched(info, &key, &old, body, subresource, expected, patch_type, record_ctx) {
-                Err(e)
-                    if e.code == 409
-                        && e.reason == "Conflict"
-                        && pinned.is_empty()
-                        && patch_type != PatchType::Apply =>
-                {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned && patch_type != PatchType::Apply => {
                     last_conflict = Some(e);
                 }
                 other => return other,
@@ -976,5 +973,16 @@ impl ApiServer {
             &WriteContext::system("garbage-collector"),
         )?;
         Ok(())
+    }
+}
+
+/// Whether `patch` itself sets `metadata.resourceVersion` (a JSON patch by an operation on that
+/// path), which makes the version a precondition of the patch.
+fn patch_sets_resource_version(patch_type: PatchType, patch: &Value) -> bool {
+    match patch_type {
+        PatchType::Json => patch.as_array().is_some_and(|ops| {
+            ops.iter().any(|op| op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion"))
+        }),
+        _ => patch.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()),
     }
 }
