@@ -362,6 +362,8 @@ fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
                 number: None,
                 head_sha: head_sha.into(),
                 previous_head_sha: None,
+                repository: None,
+                clone_url: None,
             },
             cancel_requested: false,
             timeout: "1h".into(),
@@ -402,6 +404,7 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                         },
                         service_account_name: "review-agent".into(),
                         launch_deadline: "5m".into(),
+                        r#match: None,
                     },
                 );
                 reviewers.create(&PostParams::default(), &reviewer).await?;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod dev;
+pub mod intake;
 pub mod metrics;
 pub mod operations;
 pub mod plugin;

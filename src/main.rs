@@ -28,6 +28,8 @@ enum Command {
     },
     /// Run the reconciler, with leader election, probes and metrics.
     Controller(Box<review_operator::cli::controller::ControllerArgs>),
+    /// Receive GitHub webhooks and turn pull request events into ReviewRuns.
+    Webhook(review_operator::cli::webhook::WebhookArgs),
     /// Supervise an agent in a pseudo-terminal: the entrypoint of reviewer pods.
     Agent {
         /// The agent's command and arguments.
@@ -64,6 +66,7 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Controller(args) => review_operator::cli::controller::run(*args)?,
+        Command::Webhook(args) => review_operator::cli::webhook::run(args)?,
         Command::Dev(args) => {
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(dev_log_filter()).init();
             if let Err(error) = runtime()?.block_on(review_operator::dev::run(args)) {

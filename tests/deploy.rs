@@ -5,11 +5,16 @@
 mod support;
 
 /// Every object in `deploy/` (and `crds/`, which it includes), as kubectl names them.
-const OBJECTS: [&str; 14] = [
+const OBJECTS: [&str; 19] = [
     "namespace/review-system",
     "customresourcedefinition.apiextensions.k8s.io/reviewers.review.ao.dev",
     "customresourcedefinition.apiextensions.k8s.io/reviewruns.review.ao.dev",
     "serviceaccount/review-operator",
+    "serviceaccount/review-operator-webhook",
+    "clusterrole.rbac.authorization.k8s.io/review-operator-webhook",
+    "clusterrolebinding.rbac.authorization.k8s.io/review-operator-webhook",
+    "service/review-operator-webhook",
+    "deployment.apps/review-operator-webhook",
     "role.rbac.authorization.k8s.io/review-operator-leader-election",
     "clusterrole.rbac.authorization.k8s.io/review-operator",
     "clusterrole.rbac.authorization.k8s.io/review-operator-reviewer",
@@ -52,6 +57,11 @@ async fn deploy_kustomization_is_accepted_with_server_side_apply_and_strict_vali
             "poddisruptionbudget/review-operator",
             "service/review-operator-metrics",
             "serviceaccount/review-operator",
+            "serviceaccount/review-operator-webhook",
+            "clusterrole.rbac.authorization.k8s.io/review-operator-webhook",
+            "clusterrolebinding.rbac.authorization.k8s.io/review-operator-webhook",
+            "service/review-operator-webhook",
+            "deployment.apps/review-operator-webhook",
             "role/review-operator-leader-election",
             "rolebinding/review-operator-leader-election",
             "-o",
@@ -67,6 +77,11 @@ async fn deploy_kustomization_is_accepted_with_server_side_apply_and_strict_vali
             "poddisruptionbudget.policy/review-operator",
             "service/review-operator-metrics",
             "serviceaccount/review-operator",
+            "serviceaccount/review-operator-webhook",
+            "clusterrole.rbac.authorization.k8s.io/review-operator-webhook",
+            "clusterrolebinding.rbac.authorization.k8s.io/review-operator-webhook",
+            "service/review-operator-webhook",
+            "deployment.apps/review-operator-webhook",
             "role.rbac.authorization.k8s.io/review-operator-leader-election",
             "rolebinding.rbac.authorization.k8s.io/review-operator-leader-election",
         ]

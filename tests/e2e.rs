@@ -127,6 +127,7 @@ impl E2e {
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
+                r#match: None,
             },
         );
         reviewer.metadata.namespace = Some(NAMESPACE.into());
@@ -144,6 +145,8 @@ impl E2e {
                     number: None,
                     head_sha: sha.into(),
                     previous_head_sha: None,
+                    repository: None,
+                    clone_url: None,
                 },
                 cancel_requested: false,
                 timeout: "10m".into(),

@@ -107,6 +107,36 @@ fn example_files_and_the_ci_bot_script_run_against_the_dev_cluster() {
         .expect("incarnation is a number");
     assert!(incarnation >= 2, "the superseded review restarted the reviewer; incarnation {incarnation}");
 
+    // A signed GitHub delivery, sent with curl and openssl as the README shows.
+    let announced = dev.stdout();
+    let line = announced.lines().find(|l| l.starts_with("GitHub webhook receiver at ")).expect("the receiver line");
+    let (url, secret) = line
+        .strip_prefix("GitHub webhook receiver at ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|rest| rest.split_once(" (secret in "))
+        .expect("URL and secret path");
+    let out = Command::new("bash")
+        .arg(examples.join("github/deliver.sh"))
+        .current_dir(repo_root())
+        .env("WEBHOOK_URL", url)
+        .env("WEBHOOK_SECRET_FILE", secret)
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash runs");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "deliver.sh failed: {answer}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(answer.trim_end().ends_with("\n201"), "created: {answer}");
+    let run = answer.split('"').find(|part| part.starts_with("demo/")).and_then(|name| name.strip_prefix("demo/"));
+    let run = run.unwrap_or_else(|| panic!("the created run: {answer}"));
+    dev.kubectl_ok(&[
+        "wait",
+        "-n",
+        "demo",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        &format!("rr/{run}"),
+        "--timeout=180s",
+    ]);
+
     let status = dev.interrupt();
     assert_eq!(status.code(), Some(0), "dev exits cleanly on Ctrl-C; stderr:\n{}", dev.stderr());
 }

@@ -14,6 +14,9 @@ pub const CONDITION_CURRENT: &str = "Current";
 /// in the same second that could not be ordered by the API server's
 /// `resourceVersion`s; the reason says why.
 pub const CONDITION_ORDERED: &str = "Ordered";
+/// Annotation saying why `spec.cancelRequested` was set (for example that
+/// the pull request was merged); the Cancelled message repeats it.
+pub const ANNOTATION_CANCEL_REASON: &str = "review.ao.dev/cancel-reason";
 /// Reason of `Succeeded=Unknown` while the named Reviewer does not exist.
 pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
 
@@ -105,6 +108,15 @@ pub struct PullRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
     pub previous_head_sha: Option<String>,
+    /// The repository as `owner/name`, when known (the webhook receiver sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub repository: Option<String>,
+    /// The URL to clone the repository from, when known (the webhook
+    /// receiver sets GitHub's `clone_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub clone_url: Option<String>,
 }
 
 /// Observed state of a ReviewRun, written by the controller and, for the
@@ -273,6 +285,16 @@ pub enum Verdict {
 }
 
 impl ReviewRun {
+    /// The conventional name of the run of `reviewer` for `url` at `sha`:
+    /// `<reviewer>-<pr-hash8>-<sha7>`, where `pr-hash8` is the first 8
+    /// characters of the `review.ao.dev/pr` label value. The same review
+    /// always gets the same name, which makes creating it idempotent.
+    pub fn conventional_name(reviewer: &str, url: &str, sha: &str) -> String {
+        let pr = super::labels::pr_label_value(url);
+        let sha: String = sha.chars().take(7).collect();
+        format!("{reviewer}-{}-{sha}", &pr[..8])
+    }
+
     /// The run's phase; a run without status is Pending.
     pub fn phase(&self) -> RunPhase {
         self.status.as_ref().and_then(|s| s.phase).unwrap_or(RunPhase::Pending)

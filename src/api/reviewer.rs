@@ -50,6 +50,38 @@ pub struct ReviewerSpec {
     #[serde(default = "default_launch_deadline")]
     #[schemars(regex(pattern = r"^([0-9]+(h|m|s|ms))+$"), length(max = 32))]
     pub launch_deadline: String,
+    /// Which pull requests the GitHub webhook receiver creates runs for on
+    /// this Reviewer. Without it, webhooks create no runs for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#match: Option<PullRequestMatch>,
+}
+
+/// The pull requests a Reviewer reviews when they arrive through the
+/// webhook receiver. Every field given must accept the pull request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestMatch {
+    /// Repositories as `owner/name` (compared case-insensitively, as GitHub does).
+    #[schemars(length(min = 1))]
+    #[schemars(inner(regex(pattern = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")))]
+    pub repositories: Vec<String>,
+    /// Only pull requests whose head branch starts with this, e.g. `agent/w1/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_branch_prefix: Option<String>,
+    /// Only pull requests opened by these GitHub logins (case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Review draft pull requests too; by default a draft gets its first run
+    /// when it is marked ready for review.
+    #[serde(default)]
+    pub drafts: bool,
+    /// Labels that suppress runs for a pull request.
+    #[serde(default = "default_skip_labels")]
+    pub skip_labels: Vec<String>,
+}
+
+fn default_skip_labels() -> Vec<String> {
+    vec!["review:skip".to_owned()]
 }
 
 fn default_service_account_name() -> String {

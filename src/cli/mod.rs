@@ -2,3 +2,4 @@
 //! `main.rs` only parses and dispatches.
 
 pub mod controller;
+pub mod webhook;

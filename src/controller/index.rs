@@ -85,6 +85,8 @@ mod tests {
                     number: None,
                     head_sha: "abcdef0".into(),
                     previous_head_sha: None,
+                    repository: None,
+                    clone_url: None,
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),

@@ -58,9 +58,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{self, DesiredCondition};
 use crate::api::{
-    Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_ORDERED, CONDITION_READY, CONDITION_SUCCEEDED,
-    FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun, ReviewRunStatus,
-    Reviewer, ReviewerStatus, RunPhase, RunReason, Verdict, duration, labels,
+    ANNOTATION_CANCEL_REASON, Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_ORDERED, CONDITION_READY,
+    CONDITION_SUCCEEDED, FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun,
+    ReviewRunStatus, Reviewer, ReviewerStatus, RunPhase, RunReason, Verdict, duration, labels,
 };
 use heads::Standing;
 
@@ -610,7 +610,12 @@ impl<'a> Planner<'a> {
                 }
             }
             if state.unfinished() && state.run.spec.cancel_requested {
-                state.fail(RunReason::Cancelled, "The run was cancelled".to_owned(), now);
+                let reason = state.run.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_CANCEL_REASON));
+                let message = match reason {
+                    Some(reason) => format!("The run was cancelled: {reason}"),
+                    None => "The run was cancelled".to_owned(),
+                };
+                state.fail(RunReason::Cancelled, message, now);
                 state.change = Some(RunChange::Cancelled);
             }
             if state.phase() == RunPhase::Running {

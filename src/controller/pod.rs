@@ -197,6 +197,7 @@ mod tests {
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
+                r#match: None,
             },
         );
         reviewer.metadata.namespace = Some("team".into());

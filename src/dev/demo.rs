@@ -67,6 +67,7 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
+            r#match: None,
         },
     );
     reviewer.metadata.namespace = Some(NAMESPACE.into());
@@ -98,6 +99,8 @@ async fn push(runs: &Api<ReviewRun>, sha: &str, previous: Option<&str>) -> anyho
                 number: Some(1),
                 head_sha: sha.into(),
                 previous_head_sha: previous.map(str::to_owned),
+                repository: None,
+                clone_url: None,
             },
             cancel_requested: false,
             timeout: "10m".into(),

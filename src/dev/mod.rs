@@ -33,6 +33,12 @@ pub struct DevArgs {
     /// Run only the dev cluster, to run the controller separately.
     #[arg(long)]
     pub no_controller: bool,
+    /// Where the GitHub webhook receiver listens (deliveries at /github).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub webhook_listen: SocketAddr,
+    /// The webhook secret; created with a random secret when missing.
+    #[arg(long, default_value = ".review-operator/webhook-secret")]
+    pub webhook_secret_file: PathBuf,
 }
 
 /// Runs the dev cluster (and the controller and demo) until Ctrl-C or SIGTERM.
@@ -73,6 +79,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
         }));
     }
+    let secrets = webhook_secret(&args.webhook_secret_file)?;
+    let listener = tokio::net::TcpListener::bind(args.webhook_listen)
+        .await
+        .with_context(|| format!("listening on --webhook-listen {}", args.webhook_listen))?;
+    let address = listener.local_addr().unwrap_or(args.webhook_listen);
+    let secret_path =
+        std::fs::canonicalize(&args.webhook_secret_file).unwrap_or_else(|_| args.webhook_secret_file.clone());
+    println!("GitHub webhook receiver at http://{address}/github (secret in {})", secret_path.display());
+    let receiver = crate::intake::server::Receiver::start(client.clone(), secrets, "review-operator-webhook".into());
+    let router = crate::intake::server::router(receiver, "/github");
+    tasks.push(tokio::spawn({
+        let shutdown = wait_for(stopped.clone());
+        async move {
+            if let Err(error) = crate::operations::http::serve(listener, router, shutdown).await {
+                eprintln!("webhook receiver stopped: {error}");
+            }
+        }
+    }));
     if !args.no_demo {
         let binary = std::env::current_exe().context("locating this binary for the demo agent")?;
         tasks.push(tokio::spawn(demo::run(client.clone(), binary, wait_for(stopped.clone()))));
@@ -86,6 +110,26 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     cluster.shutdown().await?;
     Ok(())
+}
+
+/// Reads the webhook secret file, first writing a random secret to it when it does not exist.
+fn webhook_secret(path: &std::path::Path) -> anyhow::Result<crate::intake::signature::WebhookSecrets> {
+    if !path.exists() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let secret: [u8; 32] = rand::random();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| writeln!(file, "{}", hex::encode(secret)))
+            .with_context(|| format!("writing --webhook-secret-file {}", path.display()))?;
+    }
+    crate::intake::signature::WebhookSecrets::read(&[path]).context("--webhook-secret-file")
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

@@ -99,6 +99,8 @@ mod tests {
                     number: Some(1),
                     head_sha: "0123456789abcdef".into(),
                     previous_head_sha: None,
+                    repository: None,
+                    clone_url: None,
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),

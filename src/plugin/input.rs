@@ -104,9 +104,7 @@ pub fn validate_trigger(request: &TriggerRequest) -> Result<(), InvalidInput> {
 /// is what makes `trigger` idempotent; a re-run carries the second it was
 /// asked for, so each deliberate re-run is a new, distinct run.
 pub fn run_name(request: &TriggerRequest) -> String {
-    let pr = labels::pr_label_value(&request.url);
-    let sha: String = request.head_sha.chars().take(7).collect();
-    let base = format!("{}-{}-{sha}", request.reviewer, &pr[..8]);
+    let base = ReviewRun::conventional_name(&request.reviewer, &request.url, &request.head_sha);
     match request.rerun_at {
         Some(seconds) => format!("{base}-r{seconds}"),
         None => base,
@@ -129,6 +127,8 @@ pub fn trigger_run(request: &TriggerRequest, plan: &TriggerPlan, namespace: &str
                 number: request.number,
                 head_sha: request.head_sha.clone(),
                 previous_head_sha: plan.previous_head_sha.clone(),
+                repository: None,
+                clone_url: None,
             },
             cancel_requested: false,
             timeout: "1h".to_owned(),

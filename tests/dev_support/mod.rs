@@ -42,7 +42,7 @@ pub struct DevProcess {
 }
 
 impl DevProcess {
-    /// Starts `review-operator dev --listen 127.0.0.1:0 --kubeconfig DIR/kubeconfig EXTRA...` in a
+    /// Starts `review-operator dev --listen 127.0.0.1:0 --webhook-listen 127.0.0.1:0 --kubeconfig DIR/kubeconfig EXTRA...` in a
     /// fresh temporary folder, with this build's binaries on `PATH`, in its own process group.
     pub fn start(name: &str, extra: &[&str]) -> Self {
         use std::os::unix::process::CommandExt;
@@ -53,7 +53,7 @@ impl DevProcess {
         let stdout = dir.join("stdout");
         let stderr = dir.join("stderr");
         let child = Command::new(env!("CARGO_BIN_EXE_review-operator"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .args(["dev", "--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--kubeconfig"])
             .arg(&kubeconfig)
             .args(extra)
             .current_dir(&dir)

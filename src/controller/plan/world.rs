@@ -45,6 +45,7 @@ pub fn reviewer() -> Reviewer {
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
+            r#match: None,
         },
     );
     reviewer.metadata.namespace = Some("default".into());
@@ -57,7 +58,14 @@ pub fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
         name,
         ReviewRunSpec {
             reviewer: NAME.into(),
-            pull_request: PullRequest { url: pr.into(), number: None, head_sha: sha.into(), previous_head_sha: None },
+            pull_request: PullRequest {
+                url: pr.into(),
+                number: None,
+                head_sha: sha.into(),
+                previous_head_sha: None,
+                repository: None,
+                clone_url: None,
+            },
             cancel_requested: false,
             timeout: "1h".into(),
         },

@@ -1,0 +1,213 @@
+//! Webhook receiver benchmark: signed `pull_request` deliveries over HTTP to
+//! the receiver, against a dev cluster with the controller running. Prints
+//! one JSON line: deliveries per second, the receiver's answer latency, and
+//! the time from a delivery to its run being Running.
+//!
+//! `cargo run --release --example webhook_bench -- --deliveries 3000 --concurrency 32`
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use devcluster::{Config, DevCluster};
+use futures::{StreamExt, TryStreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use review_operator::api::{AgentSpec, PullRequestMatch, ReviewRun, Reviewer, ReviewerSpec, RunPhase};
+use review_operator::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE};
+use review_operator::intake::payload::examples;
+use review_operator::intake::server::{Receiver, router};
+use review_operator::intake::signature::{WebhookSecrets, sign};
+use review_operator::metrics::Metrics;
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+struct Args {
+    /// Deliveries to send.
+    #[arg(long, default_value_t = 3000)]
+    deliveries: usize,
+    /// Deliveries in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Reviewers (one worker each); pull requests are spread over them.
+    #[arg(long, default_value_t = 20)]
+    reviewers: usize,
+}
+
+const SECRET: &[u8] = b"bench-secret";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn sha(n: usize) -> String {
+    format!("{n:040x}")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runner = devcluster::runner::RunnerSettings { enabled: false, ..Default::default() };
+    let cluster =
+        DevCluster::start(Config { runner, ..Config::default() }).await.context("starting the dev cluster")?;
+    let client = cluster.client()?;
+    review_operator::dev::manifests::install(&client).await?;
+    let reviewers: Api<Reviewer> = Api::namespaced(client.clone(), "default");
+    for index in 0..args.reviewers {
+        let mut reviewer = Reviewer::new(
+            &format!("review-w{index}"),
+            ReviewerSpec {
+                worker_id: format!("w{index}"),
+                agent: AgentSpec {
+                    image: "img".into(),
+                    command: vec![],
+                    args: vec![],
+                    env: vec![],
+                    resources: None,
+                    harness: None,
+                    prompt: None,
+                },
+                service_account_name: "review-agent".into(),
+                launch_deadline: "5m".into(),
+                r#match: Some(PullRequestMatch {
+                    repositories: vec![examples::REPOSITORY.into()],
+                    head_branch_prefix: Some(format!("agent/w{index}/")),
+                    authors: vec![],
+                    drafts: false,
+                    skip_labels: vec![],
+                }),
+            },
+        );
+        reviewer.metadata.namespace = Some("default".into());
+        reviewers.create(&PostParams::default(), &reviewer).await?;
+    }
+    let settings = ControllerSettings {
+        field_manager: "review-operator".into(),
+        debounce: RECOMMENDED_DEBOUNCE,
+        concurrency: RECOMMENDED_CONCURRENCY,
+        agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
+    };
+    tokio::spawn(review_operator::controller::run(
+        client.clone(),
+        settings,
+        Arc::new(Metrics::default()),
+        std::future::pending(),
+    ));
+
+    let receiver = Receiver::start(client.clone(), WebhookSecrets::new(vec![SECRET.to_vec()]), "webhook".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(review_operator::operations::http::serve(
+        listener,
+        router(receiver, "/github"),
+        std::future::pending(),
+    ));
+    let http = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let url: hyper::Uri = format!("http://{address}/github").parse()?;
+    // Ready: the receiver has listed the Reviewers.
+    let ready: hyper::Uri = format!("http://{address}/readyz").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http.get(ready.clone()).await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        anyhow::ensure!(Instant::now() < deadline, "the receiver did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // When each run was asked for, and when it was seen Running.
+    let asked: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let running: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let runs: Api<ReviewRun> = Api::namespaced(client.clone(), "default");
+    let seen = running.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(watcher(runs, watcher::Config::default()).applied_objects());
+        while let Ok(Some(run)) = stream.try_next().await {
+            if run.phase() == RunPhase::Running {
+                seen.lock().await.entry(run.metadata.name.clone().unwrap_or_default()).or_insert_with(Instant::now);
+            }
+        }
+    });
+
+    // Each pull request is opened, then pushed to twice: a third of the deliveries are `opened`.
+    let started = Instant::now();
+    let latencies: Vec<f64> = futures::stream::iter(0..args.deliveries)
+        .map(|n| {
+            let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
+            let reviewers = args.reviewers;
+            async move {
+                let pr = n / 3 + 1;
+                let mut payload = match n % 3 {
+                    0 => examples::pull_request("opened", pr as i64, &sha(n)),
+                    _ => examples::synchronize(pr as i64, &sha(n - 1), &sha(n)),
+                };
+                payload["pull_request"]["head"]["ref"] = format!("agent/w{}/change-{pr}", pr % reviewers).into();
+                let body = payload.to_string();
+                let request = hyper::Request::post(url)
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "pull_request")
+                    .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
+                    .body(Full::new(bytes::Bytes::from(body)))?;
+                let sent = Instant::now();
+                let response = http.request(request).await?;
+                let status = response.status();
+                let bytes = response.into_body().collect().await?.to_bytes();
+                let latency = sent.elapsed().as_secs_f64() * 1000.0;
+                anyhow::ensure!(status.is_success(), "delivery {n}: {status} {}", String::from_utf8_lossy(&bytes));
+                let answer: serde_json::Value = serde_json::from_slice(&bytes)?;
+                for name in answer["created"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
+                    let name = name.split_once('/').map_or(name, |(_, name)| name);
+                    asked.lock().await.insert(name.to_owned(), sent);
+                }
+                Ok::<f64, anyhow::Error>(latency)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .try_collect()
+        .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // The newest run of each pull request ends Running; the older ones are superseded.
+    let expected = args.deliveries.div_ceil(3);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let asked = asked.lock().await;
+        let running = running.lock().await;
+        let current = asked.keys().filter(|name| running.contains_key(*name)).count();
+        if current >= expected || Instant::now() > deadline {
+            break;
+        }
+        drop((asked, running));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut to_running: Vec<f64> = {
+        let asked = asked.lock().await;
+        let running = running.lock().await;
+        asked
+            .iter()
+            .filter_map(|(name, at)| running.get(name).map(|seen| seen.duration_since(*at).as_secs_f64() * 1000.0))
+            .collect()
+    };
+    let mut latencies = latencies;
+    latencies.sort_by(f64::total_cmp);
+    to_running.sort_by(f64::total_cmp);
+    let report = serde_json::json!({
+        "deliveries": args.deliveries,
+        "concurrency": args.concurrency,
+        "reviewers": args.reviewers,
+        "deliveries_per_second": (args.deliveries as f64 / elapsed).round(),
+        "answer_p50_ms": (percentile(&latencies, 0.5) * 100.0).round() / 100.0,
+        "answer_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
+        "runs_seen_running": to_running.len(),
+        "delivery_to_running_p50_ms": percentile(&to_running, 0.5).round(),
+        "delivery_to_running_p99_ms": percentile(&to_running, 0.99).round(),
+    });
+    println!("{report}");
+    Ok(())
+}
