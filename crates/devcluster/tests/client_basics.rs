@@ -296,3 +296,43 @@ async fn readyz_waits_for_the_embedder_when_asked_to() {
     cluster.server().set_ready(true);
     assert_eq!(readyz().await.unwrap(), "ok");
 }
+
+/// kube-rs' finalizer helper adds the first finalizer with a JSON patch that tests the absent
+/// `/metadata/finalizers` against `null`, and removes it with a test of its index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kube_rs_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event, finalizer};
+    use std::sync::Arc;
+
+    const FINALIZER: &str = "example.com/cleanup";
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let created = api.create(&PostParams::default(), &config_map("guarded", "1")).await.unwrap();
+    assert!(created.metadata.finalizers.is_none());
+
+    let reconcile = |object: ConfigMap| {
+        let api = api.clone();
+        async move {
+            finalizer(&api, FINALIZER, Arc::new(object), |event| async move {
+                Ok::<_, std::convert::Infallible>(match event {
+                    Event::Apply(_) | Event::Cleanup(_) => Action::await_change(),
+                })
+            })
+            .await
+        }
+    };
+    reconcile(created).await.unwrap();
+    let held = api.get("guarded").await.unwrap();
+    assert_eq!(held.metadata.finalizers, Some(vec![FINALIZER.to_string()]));
+
+    api.delete("guarded", &DeleteParams::default()).await.unwrap();
+    let deleting = api.get("guarded").await.unwrap();
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    reconcile(deleting).await.unwrap();
+    support::eventually("the object to be gone once its finalizer is removed", || {
+        let api = api.clone();
+        async move { api.get_opt("guarded").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+}
