@@ -305,6 +305,24 @@ async fn get_as_yaml_jsonpath_and_with_selectors() {
     cluster.shutdown().await.unwrap();
 }
 
+/// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_selectors_read_unset_booleans_as_false() {
+    let cluster = support::cluster().await;
+    let schedulable = ["get", "nodes", "--field-selector", "spec.unschedulable=false", "-o", "name"];
+    let listed = support::eventually("the node to be listed as schedulable", || {
+        let cluster = &cluster;
+        async move { Some(kubectl(cluster, &schedulable).await.ok()).filter(|out| !out.is_empty()) }
+    })
+    .await;
+    assert_eq!(listed, "node/devcluster\n");
+    kubectl(&cluster, &["cordon", "devcluster"]).await.ok();
+    assert_eq!(kubectl(&cluster, &schedulable).await.ok(), "");
+    let cordoned = kubectl(&cluster, &["get", "nodes", "--field-selector", "spec.unschedulable=true", "-o", "name"]);
+    assert_eq!(cordoned.await.ok(), "node/devcluster\n");
+    cluster.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_streams_later_changes() {
     let cluster = support::cluster().await;
