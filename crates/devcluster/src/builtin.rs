@@ -242,6 +242,25 @@ fn parse_invalid_type(message: &str) -> Option<(&'static str, String)> {
     Some((got, expected))
 }
 
+/// How kube-apiserver's registry treats one resource beyond the generic store: the per-resource
+/// options of its `genericregistry.Store` (and, for defaulting, its REST strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Strategy {
+    /// `ReturnDeletedObject`: a delete that removes the object at once answers with the object
+    /// instead of a `Status` (pods, services, service accounts and namespaces do so).
+    pub returns_deleted_object: bool,
+}
+
+/// The strategy of a resource; custom resources and the other built-ins use the generic store's.
+pub fn strategy(info: &ResourceInfo) -> Strategy {
+    if info.origin != Origin::Builtin {
+        return Strategy::default();
+    }
+    let returns_deleted_object = info.group.is_empty()
+        && matches!(info.resource.as_str(), "pods" | "services" | "serviceaccounts" | "namespaces");
+    Strategy { returns_deleted_object }
+}
+
 /// Every built-in resource with its metadata.
 pub fn builtin_resources() -> Vec<ResourceInfo> {
     let r = |group: &str, version: &str, resource: &str, kind: &str, namespaced: bool, short: &[&str], status: bool| {

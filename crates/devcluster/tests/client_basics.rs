@@ -336,3 +336,52 @@ async fn the_kube_rs_finalizer_helper_adds_and_removes_its_finalizer() {
     })
     .await;
 }
+
+/// A delete that removes the object at once answers a `Status` naming it (`Either::Right`), except
+/// for the kinds whose registry returns deleted objects (pods among them); an object finalizers hold
+/// comes back marked for deletion (`Either::Left`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_answer_a_status_unless_the_object_stays_or_its_kind_returns_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+
+    let cluster = support::cluster_without_pods().await;
+    let client = cluster.client().unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let created = maps.create(&PostParams::default(), &config_map("gone", "1")).await.unwrap();
+    let answer = maps.delete("gone", &DeleteParams::default()).await.unwrap();
+    let status = answer.right().expect("a Status for an object deleted at once");
+    assert!(status.is_success(), "{status:?}");
+    let details = status.details.expect("details");
+    assert_eq!((details.name.as_str(), details.group.as_str(), details.kind.as_str()), ("gone", "", "configmaps"));
+    assert_eq!(Some(details.uid), created.metadata.uid);
+
+    let mut held = config_map("held", "1");
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    maps.create(&PostParams::default(), &held).await.unwrap();
+    let answer = maps.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = answer.left().expect("the object its finalizer holds");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    deployments.create(&PostParams::default(), &deployment).await.unwrap();
+    let status = deployments.delete("web", &DeleteParams::default()).await.unwrap().right().expect("a Status");
+    let details = status.details.expect("details");
+    assert_eq!((details.group.as_str(), details.kind.as_str()), ("apps", "deployments"));
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let deleted = pods.delete("p", &DeleteParams::default()).await.unwrap().left().expect("the pod");
+    assert_eq!(deleted.metadata.name.as_deref(), Some("p"));
+    assert!(pods.get_opt("p").await.unwrap().is_none());
+}

@@ -303,10 +303,9 @@ async fn resource_request(
             let bytes = read_body(&server, body).await?;
             let mut options = delete_options(&bytes, &query)?;
             options.user = user.clone();
-            let object = server.delete_object(&info, ns, name, &options)?;
-            let gone = !options.dry_run && server.get_object(&info, ns, name).is_err();
-            let code = if gone || options.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
-            Ok(json_response(code, &object, &HeaderMap::new()))
+            let (code, answer) = server.delete_object(&info, ns, name, &options)?.answer(&info, &options);
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            Ok(json_response(code, &answer, &HeaderMap::new()))
         }
         (Method::DELETE, None) => {
             let bytes = read_body(&server, body).await?;
@@ -319,7 +318,7 @@ async fn resource_request(
                 let obj_ns = meta::str_at(object, "/metadata/namespace");
                 let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
                 match server.delete_object(&info, obj_ns, meta::str_at(object, "/metadata/name"), &options) {
-                    Ok(o) => deleted.push(o),
+                    Ok(deletion) => deleted.push(deletion.object),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
@@ -492,6 +491,7 @@ fn delete_options(bytes: &[u8], query: &Query) -> Result<DeleteOptions, ApiError
             ));
         }
         options.propagation = Some(if orphan { super::Propagation::Orphan } else { super::Propagation::Background });
+        options.orphan_dependents = Some(orphan);
     }
     options.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
     options.precondition_resource_version =

@@ -8,7 +8,7 @@ mod handlers;
 mod objects;
 mod watch;
 
-pub use objects::{DeleteOptions, Propagation, WriteContext};
+pub use objects::{DeleteOptions, Deletion, Propagation, WriteContext};
 
 use crate::auth::{Authenticator, UserInfo};
 use crate::builtin::builtin_resources;
