@@ -375,6 +375,10 @@ impl ApiServer {
                 for path in &unknown {
                     meta::remove_field_path(object, path);
                 }
+                if let Some(defaults) = crate::builtin::strategy(info).defaults {
+                    let allocate = || self.allocate_cluster_ip();
+                    defaults(object, &crate::builtin::Defaulting { old, allocate_cluster_ip: &allocate })?;
+                }
                 unknown
             }
             Origin::Custom { .. } => {
@@ -429,6 +433,30 @@ impl ApiServer {
         )?;
         warnings.extend(policy_warnings);
         Ok(warnings)
+    }
+
+    /// A random free address of the service range (as the real allocator picks), skipping the
+    /// range's network address and the `kubernetes` Service's first address.
+    fn allocate_cluster_ip(&self) -> Result<String, ApiError> {
+        use crate::builtin::defaults::SERVICE_RANGE;
+        use rand::Rng;
+        let taken: std::collections::HashSet<String> = self
+            .store
+            .list("", "services", None)
+            .objects
+            .iter()
+            .map(|s| meta::str_at(s, "/spec/clusterIP").to_string())
+            .collect();
+        let (base, prefix) = SERVICE_RANGE;
+        let size = 1u32 << (32 - prefix);
+        let mut rng = rand::rng();
+        for _ in 0..1024 {
+            let ip = std::net::Ipv4Addr::from(base + rng.random_range(2..size - 1)).to_string();
+            if !taken.contains(&ip) {
+                return Ok(ip);
+            }
+        }
+        Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
     }
 
     /// Creates an object (POST, or server-side apply of a missing object).
