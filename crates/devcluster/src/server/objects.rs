@@ -263,7 +263,7 @@ impl ApiServer {
         })
     }
 
-    fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
+    pub(super) fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
         let ns = if info.namespaced { namespace.unwrap_or("") } else { "" };
         ObjectKey::new(&info.group, &info.resource, ns, name)
     }
