@@ -243,9 +243,16 @@ async fn foreground_deletion_waits_for_blocking_dependents_with_finalizers() {
     api.create(&PostParams::default(), &child).await.unwrap();
 
     api.delete("owner", &DeleteParams::foreground()).await.unwrap();
-    let held = support::eventually("the child to be marked for deletion", || {
+    // The child is deleted in the foreground too: once its own (dependent-free) foreground step is
+    // done, only the test's finalizer holds it, and the collector writes it no more.
+    let held = support::eventually("the child to be marked for deletion and held by its finalizer only", || {
         let api = api.clone();
-        async move { api.get("child").await.ok().filter(|c| c.metadata.deletion_timestamp.is_some()) }
+        async move {
+            api.get("child").await.ok().filter(|c| {
+                c.metadata.deletion_timestamp.is_some()
+                    && c.metadata.finalizers.as_deref() == Some(&["example.com/hold".to_string()][..])
+            })
+        }
     })
     .await;
     let owner_now = api.get("owner").await.unwrap();
