@@ -415,6 +415,38 @@ spec:
     cluster.shutdown().await.unwrap();
 }
 
+/// kubectl's `create` generators send protobuf bodies; the objects arrive as if sent as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_generators_send_protobuf_bodies() {
+    use base64::Engine;
+    let cluster = support::cluster().await;
+    let out = kubectl(&cluster, &["create", "namespace", "review", "-v=8"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("Content-Type: application/vnd.kubernetes.protobuf"), "kubectl sent protobuf");
+    assert_eq!(out.stdout, "namespace/review created\n");
+    let out = kubectl(&cluster, &["create", "secret", "generic", "s", "-n", "review", "--from-literal=k=v"]).await.ok();
+    assert_eq!(out, "secret/s created\n");
+    let out = kubectl(&cluster, &["create", "configmap", "c", "-n", "review", "--from-literal=k=v"]).await.ok();
+    assert_eq!(out, "configmap/c created\n");
+    let out = kubectl(&cluster, &["create", "secret", "generic", "x", "--from-literal=a=b"]).await.ok();
+    assert_eq!(out, "secret/x created\n");
+
+    let json = |args: &'static [&'static str]| {
+        let cluster = &cluster;
+        async move { serde_json::from_str::<serde_json::Value>(&kubectl(cluster, args).await.ok()).unwrap() }
+    };
+    let secret = json(&["get", "secret", "x", "-o", "json"]).await;
+    assert_eq!(secret["data"]["a"], base64::engine::general_purpose::STANDARD.encode("b"));
+    assert_eq!(secret["type"], "Opaque");
+    let secret = json(&["get", "secret", "s", "-n", "review", "-o", "json"]).await;
+    assert_eq!(secret["data"]["k"], base64::engine::general_purpose::STANDARD.encode("v"));
+    let map = json(&["get", "configmap", "c", "-n", "review", "-o", "json"]).await;
+    assert_eq!(map["data"], serde_json::json!({"k": "v"}));
+    let namespace = json(&["get", "namespace", "review", "-o", "json"]).await;
+    assert_eq!(namespace["status"]["phase"], "Active");
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

@@ -231,6 +231,13 @@ async fn resource_request(
             name: target.name.clone(),
         },
     )?;
+    // Answers are JSON only: a client that accepts nothing else (protobuf alone) gets a 406.
+    if !crate::protobuf::accepts_json(&accept(&headers)) {
+        return Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/json;stream=watch (not {})",
+            accept(&headers)
+        )));
+    }
     match server.faults.intercept(verb, &info.resource, sub, name) {
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
