@@ -28,10 +28,15 @@
 //!   Namespace, ConfigMap, Secret and ServiceAccount (what `kubectl create namespace|secret|configmap`
 //!   send); other kinds get a 415 asking for JSON. Answers are always JSON: an `Accept` header that
 //!   allows only protobuf gets a 406.
+//! - **Metadata-only answers.** `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`
+//!   (`as=PartialObjectMetadataList` for lists) on GET, LIST, WATCH and PATCH answers with the
+//!   objects' metadata only ([`accept`]); an `as` the server cannot produce, with no fallback entry,
+//!   is a 406.
 //! - **JSON patch and field selectors** follow the real server where clients depend on it: a
 //!   `test` of a key its parent object lacks compares with `null`, and unset boolean field labels
 //!   (`spec.unschedulable`, `spec.hostNetwork`) select as `false`.
 
+pub mod accept;
 pub mod admission;
 pub mod auth;
 pub mod body;

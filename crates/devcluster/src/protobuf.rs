@@ -5,7 +5,7 @@
 //! apiVersion and kind and whose `raw` holds the object's own protobuf encoding. The object is
 //! decoded with its `k8s-pb` type and converted to the JSON the rest of the server works on; only
 //! the kinds kubectl's generators create are converted. Answers stay JSON: a client that accepts
-//! only protobuf gets a 406.
+//! only protobuf gets a 406 ([`crate::accept`]).
 
 use crate::error::ApiError;
 use base64::Engine;
@@ -78,15 +78,6 @@ pub fn decode_object(bytes: &[u8]) -> Result<Value, ApiError> {
     object.insert("apiVersion".into(), json!(envelope.api_version));
     object.insert("kind".into(), json!(envelope.kind));
     Ok(Value::Object(object))
-}
-
-/// Whether an `Accept` header lets the server answer JSON (an empty header accepts anything).
-pub fn accepts_json(accept: &str) -> bool {
-    accept.trim().is_empty()
-        || accept.split(',').any(|entry| {
-            let mime = entry.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            matches!(mime.as_str(), "application/json" | "application/*" | "*/*" | "json")
-        })
 }
 
 /// Inserts `value` under `key` unless it is empty (Go's `omitempty`).
@@ -245,13 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn accept_headers_allow_json_or_not() {
-        assert!(accepts_json(""));
-        assert!(accepts_json("application/vnd.kubernetes.protobuf, application/json"));
-        assert!(accepts_json("application/json;as=Table;v=v1;g=meta.k8s.io"));
-        assert!(accepts_json("*/*"));
-        assert!(!accepts_json("application/vnd.kubernetes.protobuf"));
-        assert!(!accepts_json("application/vnd.kubernetes.protobuf;stream=watch"));
+    fn protobuf_content_types_are_recognised() {
         assert!(is_protobuf("application/vnd.kubernetes.protobuf; charset=x"));
         assert!(!is_protobuf("application/json"));
     }

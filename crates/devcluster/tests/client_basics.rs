@@ -399,3 +399,57 @@ async fn deletes_answer_a_status_unless_the_object_stays_or_its_kind_returns_it(
     assert_eq!(deleted.metadata.name.as_deref(), Some("p"));
     assert!(pods.get_opt("p").await.unwrap().is_none());
 }
+
+/// Metadata-only requests (`as=PartialObjectMetadata[List]`) get only the objects' metadata, for
+/// GET, LIST, WATCH and PATCH; an `as` the server cannot produce is a 406.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("m", "1")).await.unwrap();
+
+    let got = api.get_metadata("m").await.unwrap();
+    assert_eq!(got.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(got.metadata.name.as_deref(), Some("m"));
+    let listed = api.list_metadata(&ListParams::default().fields(OWN_CONFIG_MAPS)).await.unwrap();
+    let names: Vec<_> = listed.items.iter().filter_map(|i| i.metadata.name.as_deref()).collect();
+    assert_eq!(names, ["m"]);
+    assert!(listed.metadata.resource_version.is_some());
+    let patch = serde_json::json!({"metadata": {"labels": {"seen": "yes"}}});
+    let patched =
+        api.patch_metadata("m", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    assert_eq!(patched.metadata.labels.unwrap()["seen"], "yes");
+    assert_eq!(api.get("m").await.unwrap().data.unwrap()["k"], "1", "the patch kept the data");
+
+    // kube 5's metadata watcher: a watcher on `Api<PartialObjectMeta<K>>`, which sends metadata-only
+    // lists and watches.
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::default_namespaced(client.clone());
+    let mut stream = watcher(metadata_api, watcher::Config::default().fields(OWN_CONFIG_MAPS))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    api.create(&PostParams::default(), &config_map("later", "2")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await.expect("the watcher sees the new object");
+        let seen = next.expect("the stream goes on").unwrap();
+        assert_eq!(seen.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+        if seen.metadata.name.as_deref() == Some("later") {
+            break;
+        }
+    }
+
+    let raw = |accept: &str| {
+        axum::http::Request::get("/api/v1/namespaces/default/configmaps/m")
+            .header("Accept", accept)
+            .body(Vec::new())
+            .unwrap()
+    };
+    match client.request_text(raw("application/json;as=Unknown;g=meta.k8s.io;v=v1")).await {
+        Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (406, "NotAcceptable")),
+        other => panic!("expected a 406, got {other:?}"),
+    }
+    let fallback = client.request_text(raw("application/json;as=Unknown;g=meta.k8s.io;v=v1, application/json")).await;
+    assert!(fallback.unwrap().contains("\"kind\":\"ConfigMap\""));
+}

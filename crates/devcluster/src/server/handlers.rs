@@ -3,6 +3,7 @@
 use super::objects::{DeleteOptions, FieldValidation, Written};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
+use crate::accept::Representation;
 use crate::auth::UserInfo;
 use crate::body::{decode_body, decode_object};
 use crate::error::ApiError;
@@ -231,13 +232,8 @@ async fn resource_request(
             name: target.name.clone(),
         },
     )?;
-    // Answers are JSON only: a client that accepts nothing else (protobuf alone) gets a 406.
-    if !crate::protobuf::accepts_json(&accept(&headers)) {
-        return Err(ApiError::not_acceptable(format!(
-            "only the following media types are accepted: application/json, application/json;stream=watch (not {})",
-            accept(&headers)
-        )));
-    }
+    // Answers are JSON only: a client that accepts nothing the server can produce gets a 406.
+    let metadata_only = crate::accept::negotiate(&accept(&headers))? == Representation::Metadata;
     match server.faults.intercept(verb, &info.resource, sub, name) {
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
@@ -256,6 +252,9 @@ async fn resource_request(
     match (parts.method, name) {
         (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {
             let object = server.get_object(&info, ns, name)?;
+            if metadata_only {
+                return Ok(ok(&crate::accept::partial(&object)));
+            }
             match table_request(&headers, &query)? {
                 Some(include) => {
                     let rv = meta::str_at(&object, "/metadata/resourceVersion").to_string();
@@ -303,7 +302,10 @@ async fn resource_request(
                 return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
             }
             let force = query.flag("force");
-            let result = server.patch_object(&info, ns, name, sub, patch_type, &decoded.value, force, &ctx)?;
+            let mut result = server.patch_object(&info, ns, name, sub, patch_type, &decoded.value, force, &ctx)?;
+            if metadata_only {
+                result.object = crate::accept::partial(&result.object);
+            }
             Ok(written(result, StatusCode::CREATED))
         }
         (Method::DELETE, Some(name)) => {
@@ -410,6 +412,7 @@ fn watch_request(
         bookmarks: query.flag("allowWatchBookmarks") || initial_events,
         timeout,
         table: table_request(headers, query)?,
+        metadata_only: crate::accept::negotiate(&accept(headers))? == Representation::Metadata,
     })
 }
 
@@ -463,6 +466,9 @@ fn list(
             meta::str_at(last, "/metadata/name")
         ));
         metadata["remainingItemCount"] = json!(selected.len() - take);
+    }
+    if crate::accept::negotiate(&accept(headers))? == Representation::Metadata {
+        return Ok(ok(&crate::accept::partial_list(metadata, &page)));
     }
     if let Some(include) = table_request(headers, query)? {
         let token = metadata.get("continue").and_then(Value::as_str).map(str::to_string);
