@@ -60,7 +60,12 @@ pub fn decode_body(bytes: &[u8], content_type: &str) -> Result<DecodedBody, ApiE
 
 /// Like [`decode_body`], for bodies that must be an object (create, update, apply): any other
 /// top-level value is a 400, worded as the real server words it.
+/// Protobuf bodies (see [`crate::protobuf`]) are converted to JSON first.
 pub fn decode_object(bytes: &[u8], content_type: &str) -> Result<DecodedBody, ApiError> {
+    if crate::protobuf::is_protobuf(content_type) {
+        let value = crate::protobuf::decode_object(bytes)?;
+        return Ok(DecodedBody { value, duplicate_fields: Vec::new() });
+    }
     let body = decode_body(bytes, content_type)?;
     let go_kind = match &body.value {
         Value::Object(_) => return Ok(body),

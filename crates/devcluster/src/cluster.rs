@@ -87,6 +87,7 @@ impl DevCluster {
             }
         };
         let certificates = tls::generate(address.ip()).map_err(|e| DevClusterError::Tls(e.to_string()))?;
+        server.set_cluster_ca(&certificates.ca_pem);
         let contents = kubeconfig::render(&format!("https://{address}"), &certificates.ca_pem, &admin_token, "default");
         kubeconfig::write(&kubeconfig_path, &contents)
             .map_err(|source| DevClusterError::Kubeconfig { path: kubeconfig_path.display().to_string(), source })?;

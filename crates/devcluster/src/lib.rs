@@ -4,7 +4,39 @@
 //! It speaks the Kubernetes REST API over plain HTTP on loopback, closely enough that the real
 //! `kubectl` and `kube::Client` cannot tell it from a real API server for the verbs, watches and
 //! semantics an operator uses. It knows nothing of any particular custom resource.
+//!
+//! # Behaviour clients rely on
+//!
+//! - **Bootstrap objects.** At start the server creates, where missing, the system namespaces,
+//!   the `default/kubernetes` Service (ClusterIP `10.96.0.1`, port 443 `https`) and the bootstrap
+//!   RBAC policy (`cluster-admin`, `admin`, `edit`, `view`, `system:discovery`,
+//!   `system:basic-user`, `system:public-info-viewer` and their bindings). Every namespace gets a
+//!   `default` ServiceAccount and a `kube-root-ca.crt` ConfigMap holding the cluster CA, kept up to
+//!   date as the CA changes (each start makes a new CA). With `--data-dir` nothing is created twice.
+//! - **Defaulting.** Built-in kinds are defaulted per resource ([`builtin::strategy`]): Secret
+//!   `stringData` becomes base64 `data` and `type` defaults to `Opaque`; pods (and Deployment pod
+//!   templates) get `restartPolicy`, `dnsPolicy`, `imagePullPolicy` and the other scheme defaults;
+//!   Services get `type: ClusterIP`, a ClusterIP from `10.96.0.0/12` and port defaults; Deployments
+//!   get a 25%/25% RollingUpdate strategy, `replicas: 1`, `revisionHistoryLimit` and
+//!   `progressDeadlineSeconds`.
+//! - **DELETE answers.** An object removed at once is answered with a `v1` `Status` (`Success`,
+//!   `details` with name, group, resource and uid), except for pods, services, service accounts and
+//!   namespaces, which return the object as kube-apiserver's registry does; an object held by
+//!   finalizers or a grace period comes back marked for deletion (200; 202 only with
+//!   `orphanDependents: false`).
+//! - **Protobuf.** Request bodies in `application/vnd.kubernetes.protobuf` are accepted for `v1`
+//!   Namespace, ConfigMap, Secret and ServiceAccount (what `kubectl create namespace|secret|configmap`
+//!   send); other kinds get a 415 asking for JSON. Answers are always JSON: an `Accept` header that
+//!   allows only protobuf gets a 406.
+//! - **Metadata-only answers.** `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`
+//!   (`as=PartialObjectMetadataList` for lists) on GET, LIST, WATCH and PATCH answers with the
+//!   objects' metadata only ([`accept`]); an `as` the server cannot produce, with no fallback entry,
+//!   is a 406.
+//! - **JSON patch and field selectors** follow the real server where clients depend on it: a
+//!   `test` of a key its parent object lacks compares with `null`, and unset boolean field labels
+//!   (`spec.unschedulable`, `spec.hostNetwork`) select as `false`.
 
+pub mod accept;
 pub mod admission;
 pub mod auth;
 pub mod body;
@@ -18,6 +50,7 @@ pub mod kubeconfig;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod registry;
 pub mod request;

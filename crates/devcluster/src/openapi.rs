@@ -10,6 +10,7 @@
 
 mod paths;
 
+use crate::patch::rules::{ListType, MergeRules};
 use crate::registry::{Origin, ResourceInfo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -196,6 +197,7 @@ fn schemas_for(served: &[&ResourceInfo], ref_prefix: &str) -> Map<String, Value>
                 if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
                     schema.insert("x-kubernetes-group-version-kind".into(), gvk_extension(info, &info.kind));
                 }
+                annotate_merge_rules(&mut schemas, &name, &MergeRules::builtin(&info.group, &info.kind), ref_prefix);
                 name
             }
             None => {
@@ -207,6 +209,65 @@ fn schemas_for(served: &[&ResourceInfo], ref_prefix: &str) -> Map<String, Value>
         schemas.insert(list_schema_name(info, &name), list_schema(info, &name, ref_prefix));
     }
     schemas
+}
+
+/// Marks the lists of a built-in kind with the patch and list extensions the real server's schemas
+/// carry (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`, `x-kubernetes-list-type`,
+/// `x-kubernetes-list-map-keys`), from the same rules the server merges with. kubectl's client-side
+/// apply reads them to diff lists by key: without them a list the server completed with defaults
+/// (container `imagePullPolicy`, service port `protocol`) differs from the manifest's on every apply.
+fn annotate_merge_rules(schemas: &mut Map<String, Value>, root: &str, rules: &MergeRules, ref_prefix: &str) {
+    for (path, list_type) in &rules.lists {
+        let segments: Vec<&str> = path.split('.').collect();
+        let Some((last, parents)) = segments.split_last() else { continue };
+        let mut owner = root.to_string();
+        let mut found = true;
+        for segment in parents {
+            let next = schemas
+                .get(&owner)
+                .and_then(|s| s.pointer(&format!("/properties/{segment}")))
+                .and_then(|p| referenced(p, ref_prefix));
+            match next {
+                Some(name) => owner = name,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        let Some(Value::Object(property)) =
+            schemas.get_mut(&owner).and_then(|s| s.pointer_mut(&format!("/properties/{last}"))).filter(|_| found)
+        else {
+            continue;
+        };
+        match list_type {
+            ListType::Atomic => {
+                property.insert("x-kubernetes-list-type".into(), json!("atomic"));
+            }
+            ListType::Set => {
+                property.insert("x-kubernetes-list-type".into(), json!("set"));
+                property.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+            }
+            ListType::Map(keys) => {
+                property.insert("x-kubernetes-list-type".into(), json!("map"));
+                property.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+                if let Some(key) = keys.first() {
+                    property.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+                    property.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+                }
+            }
+        }
+    }
+}
+
+/// The component a property refers to, directly, through `allOf`, or as its items' type.
+fn referenced(property: &Value, ref_prefix: &str) -> Option<String> {
+    let reference = property
+        .get("$ref")
+        .or_else(|| property.pointer("/allOf/0/$ref"))
+        .or_else(|| property.pointer("/items/$ref"))
+        .or_else(|| property.pointer("/items/allOf/0/$ref"))?;
+    reference.as_str()?.strip_prefix(ref_prefix).map(str::to_string)
 }
 
 fn ref_to(ref_prefix: &str, name: &str) -> Value {

@@ -403,6 +403,8 @@ struct FieldTerm {
     field: String,
     value: String,
     negated: bool,
+    /// What the field reads as when the object lacks it: the Go zero value of its type.
+    unset: &'static str,
 }
 
 /// A parsed field selector (`=`, `==`, `!=` on the fields the resource supports).
@@ -437,14 +439,19 @@ impl FieldSelector {
             } else {
                 field
             };
-            terms.push(FieldTerm { field, value, negated });
+            let unset = unset_value(group, resource, &field);
+            terms.push(FieldTerm { field, value, negated, unset });
         }
         Ok(Self { terms })
     }
 
-    /// Whether the object's fields satisfy every term (a missing field reads as `""`).
+    /// Whether the object's fields satisfy every term (a missing field reads as its Go zero value:
+    /// `false` for the boolean fields, `""` otherwise).
     pub fn matches(&self, object: &Value) -> bool {
-        self.terms.iter().all(|t| (field_value(object, &t.field) == t.value) != t.negated)
+        self.terms.iter().all(|t| {
+            let value = field_value(object, &t.field).unwrap_or_else(|| t.unset.to_string());
+            (value == t.value) != t.negated
+        })
     }
 
     /// Whether the selector selects everything.
@@ -568,21 +575,29 @@ fn check_field(group: &str, resource: &str, namespaced: bool, field: &str) -> Re
     if supported { Ok(()) } else { Err(format!("field label not supported: {field}")) }
 }
 
-/// The selectable value of `field` as the server's field set renders it.
-fn field_value(object: &Value, field: &str) -> String {
+/// The field labels of Go type `bool`: the real server builds its field set from the typed object,
+/// where an unset boolean is `false` (`strconv.FormatBool`), so `spec.unschedulable=false` selects
+/// the nodes that never set it.
+const BOOLEAN_FIELDS: &[(&str, &str, &str)] = &[("", "pods", "spec.hostNetwork"), ("", "nodes", "spec.unschedulable")];
+
+fn unset_value(group: &str, resource: &str, field: &str) -> &'static str {
+    if BOOLEAN_FIELDS.contains(&(group, resource, field)) { "false" } else { "" }
+}
+
+/// The selectable value of `field` as the server's field set renders it; `None` when the object
+/// lacks it (or holds `null`).
+fn field_value(object: &Value, field: &str) -> Option<String> {
     let path = if field == "source" { "source.component" } else { field };
     let mut current = object;
     for part in path.split('.') {
-        match current.get(part) {
-            Some(v) => current = v,
-            None => return String::new(),
-        }
+        current = current.get(part)?;
     }
     match current {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Null => None,
+        _ => Some(String::new()),
     }
 }
 
@@ -738,6 +753,22 @@ mod tests {
         ] {
             assert_eq!(FieldSelector::parse("", "pods", sel).unwrap().matches(&pod), want, "{sel}");
         }
+    }
+
+    #[test]
+    fn unset_boolean_fields_read_as_false() {
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        let cordoned = json!({"metadata": {"name": "c"}, "spec": {"unschedulable": true}});
+        let schedulable = FieldSelector::parse("", "nodes", "spec.unschedulable=false").unwrap();
+        assert!(schedulable.matches(&node));
+        assert!(schedulable.matches(&json!({"metadata": {"name": "bare"}})));
+        assert!(!schedulable.matches(&cordoned));
+        assert!(FieldSelector::parse("", "nodes", "spec.unschedulable!=true").unwrap().matches(&node));
+        assert!(!FieldSelector::parse("", "nodes", "spec.unschedulable=").unwrap().matches(&node));
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
+        assert!(FieldSelector::parse("", "pods", "spec.hostNetwork=false").unwrap().matches(&pod));
+        // String fields stay empty when unset.
+        assert!(FieldSelector::parse("", "pods", "spec.nodeName=").unwrap().matches(&pod));
     }
 
     #[test]

@@ -211,3 +211,25 @@ async fn unsupported_patch_types_are_unsupported_media() {
     );
     cluster.shutdown().await.unwrap();
 }
+
+/// Answers are JSON: a client that accepts only protobuf is told so with a 406.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_only_accept_headers_are_not_acceptable() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let request = |accept: &str| {
+        axum::http::Request::get("/api/v1/namespaces/default/configmaps")
+            .header("Accept", accept)
+            .body(Vec::new())
+            .unwrap()
+    };
+    match client.request_text(request("application/vnd.kubernetes.protobuf")).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (406, "NotAcceptable"));
+            assert!(status.message.contains("application/json"), "{}", status.message);
+        }
+        other => panic!("expected a 406, got {other:?}"),
+    }
+    let listed = client.request_text(request("application/vnd.kubernetes.protobuf, application/json")).await.unwrap();
+    assert!(listed.contains("\"kind\":\"ConfigMapList\""), "{listed}");
+}

@@ -9,6 +9,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Selects the tests' own config maps: every namespace also holds the `kube-root-ca.crt` the
+/// controller manager publishes there, as on a real cluster.
+const OWN_CONFIG_MAPS: &str = "metadata.name!=kube-root-ca.crt";
+
 fn config_map(name: &str, value: &str) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
@@ -28,7 +32,7 @@ async fn create_get_list_update_delete() {
 
     let got = api.get("a").await.unwrap();
     assert_eq!(got.data.unwrap()["k"], "1");
-    let list = api.list(&ListParams::default()).await.unwrap();
+    let list = api.list(&ListParams::default().fields(OWN_CONFIG_MAPS)).await.unwrap();
     assert_eq!(list.items.len(), 1);
 
     let mut changed = created.clone();
@@ -85,7 +89,7 @@ async fn paginated_lists_return_every_object_once() {
         api.create(&PostParams::default(), &config_map(&format!("cm-{i:02}"), "v")).await.unwrap();
     }
     let mut names = Vec::new();
-    let mut params = ListParams::default().limit(10);
+    let mut params = ListParams::default().fields(OWN_CONFIG_MAPS).limit(10);
     loop {
         let page = api.list(&params).await.unwrap();
         names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
@@ -127,8 +131,11 @@ async fn watcher_keeps_a_correct_view_across_drops_and_expiry() {
 
     let store = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
     let reader = store.as_reader();
-    let mut stream =
-        watcher(api.clone(), watcher::Config::default()).default_backoff().reflect(store).applied_objects().boxed();
+    let mut stream = watcher(api.clone(), watcher::Config::default().fields(OWN_CONFIG_MAPS))
+        .default_backoff()
+        .reflect(store)
+        .applied_objects()
+        .boxed();
     let mut view = BTreeMap::new();
     watch_until(&mut stream, &mut view, |v| v.contains_key("before")).await;
 
@@ -236,9 +243,16 @@ async fn foreground_deletion_waits_for_blocking_dependents_with_finalizers() {
     api.create(&PostParams::default(), &child).await.unwrap();
 
     api.delete("owner", &DeleteParams::foreground()).await.unwrap();
-    let held = support::eventually("the child to be marked for deletion", || {
+    // The child is deleted in the foreground too: once its own (dependent-free) foreground step is
+    // done, only the test's finalizer holds it, and the collector writes it no more.
+    let held = support::eventually("the child to be marked for deletion and held by its finalizer only", || {
         let api = api.clone();
-        async move { api.get("child").await.ok().filter(|c| c.metadata.deletion_timestamp.is_some()) }
+        async move {
+            api.get("child").await.ok().filter(|c| {
+                c.metadata.deletion_timestamp.is_some()
+                    && c.metadata.finalizers.as_deref() == Some(&["example.com/hold".to_string()][..])
+            })
+        }
     })
     .await;
     let owner_now = api.get("owner").await.unwrap();
@@ -331,4 +345,147 @@ async fn concurrent_patches_without_a_resource_version_all_land() {
     let stale = kube::api::Patch::Merge(serde_json::json!({"metadata": {"resourceVersion": "1"}, "data": {"x": "y"}}));
     let err = maps.patch("shared", &kube::api::PatchParams::default(), &stale).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(ref status) if status.code == 409), "{err}");
+}
+
+/// kube-rs' finalizer helper adds the first finalizer with a JSON patch that tests the absent
+/// `/metadata/finalizers` against `null`, and removes it with a test of its index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kube_rs_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event, finalizer};
+    use std::sync::Arc;
+
+    const FINALIZER: &str = "example.com/cleanup";
+    let cluster = support::cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let created = api.create(&PostParams::default(), &config_map("guarded", "1")).await.unwrap();
+    assert!(created.metadata.finalizers.is_none());
+
+    let reconcile = |object: ConfigMap| {
+        let api = api.clone();
+        async move {
+            finalizer(&api, FINALIZER, Arc::new(object), |event| async move {
+                Ok::<_, std::convert::Infallible>(match event {
+                    Event::Apply(_) | Event::Cleanup(_) => Action::await_change(),
+                })
+            })
+            .await
+        }
+    };
+    reconcile(created).await.unwrap();
+    let held = api.get("guarded").await.unwrap();
+    assert_eq!(held.metadata.finalizers, Some(vec![FINALIZER.to_string()]));
+
+    api.delete("guarded", &DeleteParams::default()).await.unwrap();
+    let deleting = api.get("guarded").await.unwrap();
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    reconcile(deleting).await.unwrap();
+    support::eventually("the object to be gone once its finalizer is removed", || {
+        let api = api.clone();
+        async move { api.get_opt("guarded").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+}
+
+/// A delete that removes the object at once answers a `Status` naming it (`Either::Right`), except
+/// for the kinds whose registry returns deleted objects (pods among them); an object finalizers hold
+/// comes back marked for deletion (`Either::Left`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_answer_a_status_unless_the_object_stays_or_its_kind_returns_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+
+    let cluster = support::cluster_without_pods().await;
+    let client = cluster.client().unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let created = maps.create(&PostParams::default(), &config_map("gone", "1")).await.unwrap();
+    let answer = maps.delete("gone", &DeleteParams::default()).await.unwrap();
+    let status = answer.right().expect("a Status for an object deleted at once");
+    assert!(status.is_success(), "{status:?}");
+    let details = status.details.expect("details");
+    assert_eq!((details.name.as_str(), details.group.as_str(), details.kind.as_str()), ("gone", "", "configmaps"));
+    assert_eq!(Some(details.uid), created.metadata.uid);
+
+    let mut held = config_map("held", "1");
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    maps.create(&PostParams::default(), &held).await.unwrap();
+    let answer = maps.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = answer.left().expect("the object its finalizer holds");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    deployments.create(&PostParams::default(), &deployment).await.unwrap();
+    let status = deployments.delete("web", &DeleteParams::default()).await.unwrap().right().expect("a Status");
+    let details = status.details.expect("details");
+    assert_eq!((details.group.as_str(), details.kind.as_str()), ("apps", "deployments"));
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let deleted = pods.delete("p", &DeleteParams::default()).await.unwrap().left().expect("the pod");
+    assert_eq!(deleted.metadata.name.as_deref(), Some("p"));
+    assert!(pods.get_opt("p").await.unwrap().is_none());
+}
+
+/// Metadata-only requests (`as=PartialObjectMetadata[List]`) get only the objects' metadata, for
+/// GET, LIST, WATCH and PATCH; an `as` the server cannot produce is a 406.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("m", "1")).await.unwrap();
+
+    let got = api.get_metadata("m").await.unwrap();
+    assert_eq!(got.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(got.metadata.name.as_deref(), Some("m"));
+    let listed = api.list_metadata(&ListParams::default().fields(OWN_CONFIG_MAPS)).await.unwrap();
+    let names: Vec<_> = listed.items.iter().filter_map(|i| i.metadata.name.as_deref()).collect();
+    assert_eq!(names, ["m"]);
+    assert!(listed.metadata.resource_version.is_some());
+    let patch = serde_json::json!({"metadata": {"labels": {"seen": "yes"}}});
+    let patched =
+        api.patch_metadata("m", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    assert_eq!(patched.metadata.labels.unwrap()["seen"], "yes");
+    assert_eq!(api.get("m").await.unwrap().data.unwrap()["k"], "1", "the patch kept the data");
+
+    // kube 5's metadata watcher: a watcher on `Api<PartialObjectMeta<K>>`, which sends metadata-only
+    // lists and watches.
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::default_namespaced(client.clone());
+    let mut stream = watcher(metadata_api, watcher::Config::default().fields(OWN_CONFIG_MAPS))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    api.create(&PostParams::default(), &config_map("later", "2")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await.expect("the watcher sees the new object");
+        let seen = next.expect("the stream goes on").unwrap();
+        assert_eq!(seen.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+        if seen.metadata.name.as_deref() == Some("later") {
+            break;
+        }
+    }
+
+    let raw = |accept: &str| {
+        axum::http::Request::get("/api/v1/namespaces/default/configmaps/m")
+            .header("Accept", accept)
+            .body(Vec::new())
+            .unwrap()
+    };
+    match client.request_text(raw("application/json;as=Unknown;g=meta.k8s.io;v=v1")).await {
+        Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (406, "NotAcceptable")),
+        other => panic!("expected a 406, got {other:?}"),
+    }
+    let fallback = client.request_text(raw("application/json;as=Unknown;g=meta.k8s.io;v=v1, application/json")).await;
+    assert!(fallback.unwrap().contains("\"kind\":\"ConfigMap\""));
 }

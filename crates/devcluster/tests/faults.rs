@@ -131,7 +131,7 @@ async fn the_admin_endpoint_arms_lists_and_clears_faults() {
 async fn dropping_watches_ends_open_streams() {
     let cluster = support::cluster().await;
     let maps: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
-    let mut stream = maps.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    let mut stream = maps.watch(&WatchParams::default().fields("metadata.name=w"), "0").await.unwrap().boxed();
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "w"}})).unwrap();
     maps.create(&PostParams::default(), &cm).await.unwrap();
     match stream.next().await {

@@ -3,6 +3,10 @@
 //! Mirrors the API server's two failure classes: a body that does not decode as a list of operation
 //! objects is a `400 BadRequest`; an operation that cannot be applied (a failing `test`, a missing path,
 //! an unknown `op`) is the `422 Invalid` "generic server response" the server builds for patch failures.
+//!
+//! A `test` of a key its (existing) parent object lacks compares the test value with `null`, as in the
+//! Go library the API server uses: clients rely on it to add a first list item only while the list is
+//! absent (kube-rs' finalizer helper tests `/metadata/finalizers` against `null` before adding it).
 
 use crate::error::{ApiError, Details};
 use json_patch::{PatchError, PatchErrorKind, PatchOperation};
@@ -17,9 +21,28 @@ pub const REJECTED: &str = "the server rejected our request due to an error in o
 /// Applies every operation or none; a failing `test` fails the whole patch.
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, ApiError> {
     let operations = decode(patch)?;
+    // Operations apply to a copy, one at a time, so that a failure leaves the target untouched.
     let mut out = target.clone();
-    json_patch::patch(&mut out, &operations).map_err(|e| rejected(&describe(&operations, &e)))?;
+    for operation in &operations {
+        if let PatchOperation::Test(test) = operation
+            && is_absent_key(&out, test.path.as_str())
+        {
+            if test.value.is_null() {
+                continue;
+            }
+            return Err(rejected(&format!("testing value {} failed: test failed", test.path)));
+        }
+        json_patch::patch_unsafe(&mut out, std::slice::from_ref(operation))
+            .map_err(|e| rejected(&describe(operation, &e)))?;
+    }
     Ok(out)
+}
+
+/// True when `pointer` names a key that its parent, an existing object, does not have.
+fn is_absent_key(document: &Value, pointer: &str) -> bool {
+    let Some((parent, token)) = pointer.rsplit_once('/') else { return false };
+    let key = token.replace("~1", "/").replace("~0", "~");
+    document.pointer(parent).and_then(Value::as_object).is_some_and(|map| !map.contains_key(&key))
 }
 
 /// Checks the body's shape (400 on failure) and then each operation (422 on failure).
@@ -75,11 +98,8 @@ pub(crate) fn rejected(cause: &str) -> ApiError {
 }
 
 /// Words a failed operation like the Go `evanphx/json-patch` library the API server uses.
-fn describe(operations: &[PatchOperation], error: &PatchError) -> String {
+fn describe(operation: &PatchOperation, error: &PatchError) -> String {
     let path = error.path.as_str();
-    let Some(operation) = operations.get(error.operation) else {
-        return error.to_string();
-    };
     let (kind, from) = match operation {
         PatchOperation::Add(_) => ("add", None),
         PatchOperation::Remove(_) => ("remove", None),
@@ -164,8 +184,37 @@ mod tests {
         );
         let err = json_patch(&pod(), &json!([{"op": "replace", "path": "/x/y", "value": 1}])).unwrap_err();
         assert_rejected(&err, "replace operation does not apply: doc is missing path: \"/x/y\": missing value");
+        let err = json_patch(&pod(), &json!([{"op": "test", "path": "/x/y", "value": 1}])).unwrap_err();
+        assert_rejected(&err, "test operation does not apply: is missing path: /x/y: missing value");
+    }
+
+    #[test]
+    fn testing_an_absent_key_compares_with_null() {
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+        ]);
+        let out = json_patch(&pod(), &patch).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["f"]));
+        // Once the key exists, the same patch fails, so that only one writer adds the first item.
+        let err = json_patch(&out, &patch).unwrap_err();
+        assert_rejected(&err, "testing value /metadata/finalizers failed: test failed");
         let err = json_patch(&pod(), &json!([{"op": "test", "path": "/x", "value": 1}])).unwrap_err();
-        assert_rejected(&err, "test operation does not apply: is missing path: /x: missing value");
+        assert_rejected(&err, "testing value /x failed: test failed");
+        let escaped = json!({"metadata": {"labels": {"a/b": "1"}}});
+        let err =
+            json_patch(&escaped, &json!([{"op": "test", "path": "/metadata/labels/a~1b", "value": null}])).unwrap_err();
+        assert_rejected(&err, "testing value /metadata/labels/a~1b failed: test failed");
+    }
+
+    #[test]
+    fn a_failure_after_applied_operations_returns_no_partial_result() {
+        let patch = json!([
+            {"op": "add", "path": "/metadata/labels/b", "value": "2"},
+            {"op": "remove", "path": "/spec/nothing"}
+        ]);
+        let err = json_patch(&pod(), &patch).unwrap_err();
+        assert_rejected(&err, "remove operation does not apply: doc is missing path: \"/spec/nothing\": missing value");
     }
 
     #[test]

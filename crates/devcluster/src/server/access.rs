@@ -154,21 +154,17 @@ fn proto_strings(bytes: &[u8], names: &[(u64, &str)]) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-/// Decodes a review body: JSON, or the Kubernetes protobuf envelope (`k8s\0` + `runtime.Unknown`) that
+/// Decodes a review body: JSON, or the Kubernetes protobuf envelope ([`crate::protobuf::unwrap`]) that
 /// kubectl's typed clients send. Only the `spec` fields reviews use are read from protobuf.
 pub(super) fn decode_review(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if !content_type.contains("protobuf") {
         return crate::body::decode_body(bytes, content_type).map(|d| d.value);
     }
     let malformed = || ApiError::bad_request("error decoding protobuf: malformed review");
-    let envelope = bytes.strip_prefix(b"k8s\0").ok_or_else(malformed)?;
-    let envelope = proto_fields(envelope).ok_or_else(malformed)?;
-    let part = |n: u64| envelope.iter().find(|(number, _)| *number == n).map(|(_, bytes)| *bytes);
-    let kind = part(1).and_then(|type_meta| proto_strings(type_meta, &[(2, "kind")])).unwrap_or(Value::Null);
-    let raw = part(2).ok_or_else(malformed)?;
+    let envelope = crate::protobuf::unwrap(bytes)?;
     let mut spec = serde_json::Map::new();
-    for (_, field) in proto_fields(raw).ok_or_else(malformed)?.into_iter().filter(|(n, _)| *n == 2) {
-        if kind["kind"] == "SelfSubjectRulesReview" {
+    for (_, field) in proto_fields(&envelope.raw).ok_or_else(malformed)?.into_iter().filter(|(n, _)| *n == 2) {
+        if envelope.kind == "SelfSubjectRulesReview" {
             spec.extend(
                 proto_strings(field, &[(1, "namespace")]).and_then(|v| v.as_object().cloned()).ok_or_else(malformed)?,
             );

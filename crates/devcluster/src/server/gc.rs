@@ -18,6 +18,13 @@ fn owner_refs(object: &Value) -> Vec<Value> {
     object.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
+/// The objects the controller manager keeps in every namespace (recreated when deleted).
+fn is_namespace_default(key: &ObjectKey) -> bool {
+    key.group.is_empty()
+        && ((key.resource == "serviceaccounts" && key.name == "default")
+            || (key.resource == "configmaps" && key.name == super::bootstrap::ROOT_CA_CONFIG_MAP))
+}
+
 fn is_deleting(object: &Value) -> bool {
     object.pointer("/metadata/deletionTimestamp").is_some()
 }
@@ -50,11 +57,19 @@ impl ApiServer {
                 self.collect_dependents(&uid);
                 if !change.key.namespace.is_empty() {
                     self.advance_namespace(&change.key.namespace);
+                    if is_namespace_default(&change.key) {
+                        self.ensure_namespace_defaults(&change.key.namespace);
+                    }
                 }
             }
             EventType::Added | EventType::Modified => {
                 if is_deleting(&change.object) {
                     self.advance_deletion(&change.key, &change.object);
+                } else if change.kind == EventType::Added
+                    && change.key.group.is_empty()
+                    && change.key.resource == "namespaces"
+                {
+                    self.ensure_namespace_defaults(&change.key.name);
                 }
             }
         }

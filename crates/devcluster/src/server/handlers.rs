@@ -3,6 +3,7 @@
 use super::objects::{DeleteOptions, FieldValidation, Written};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
+use crate::accept::Representation;
 use crate::auth::UserInfo;
 use crate::body::{decode_body, decode_object};
 use crate::error::ApiError;
@@ -231,6 +232,8 @@ async fn resource_request(
             name: target.name.clone(),
         },
     )?;
+    // Answers are JSON only: a client that accepts nothing the server can produce gets a 406.
+    let metadata_only = crate::accept::negotiate(&accept(&headers))? == Representation::Metadata;
     match server.faults.intercept(verb, &info.resource, sub, name) {
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
@@ -249,6 +252,9 @@ async fn resource_request(
     match (parts.method, name) {
         (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {
             let object = server.get_object(&info, ns, name)?;
+            if metadata_only {
+                return Ok(ok(&crate::accept::partial(&object)));
+            }
             match table_request(&headers, &query)? {
                 Some(include) => {
                     let rv = meta::str_at(&object, "/metadata/resourceVersion").to_string();
@@ -296,17 +302,19 @@ async fn resource_request(
                 return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
             }
             let force = query.flag("force");
-            let result = server.patch_object(&info, ns, name, sub, patch_type, &decoded.value, force, &ctx)?;
+            let mut result = server.patch_object(&info, ns, name, sub, patch_type, &decoded.value, force, &ctx)?;
+            if metadata_only {
+                result.object = crate::accept::partial(&result.object);
+            }
             Ok(written(result, StatusCode::CREATED))
         }
         (Method::DELETE, Some(name)) => {
             let bytes = read_body(&server, body).await?;
             let mut options = delete_options(&bytes, &query)?;
             options.user = user.clone();
-            let object = server.delete_object(&info, ns, name, &options)?;
-            let gone = !options.dry_run && server.get_object(&info, ns, name).is_err();
-            let code = if gone || options.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
-            Ok(json_response(code, &object, &HeaderMap::new()))
+            let (code, answer) = server.delete_object(&info, ns, name, &options)?.answer(&info, &options);
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            Ok(json_response(code, &answer, &HeaderMap::new()))
         }
         (Method::DELETE, None) => {
             let bytes = read_body(&server, body).await?;
@@ -319,7 +327,7 @@ async fn resource_request(
                 let obj_ns = meta::str_at(object, "/metadata/namespace");
                 let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
                 match server.delete_object(&info, obj_ns, meta::str_at(object, "/metadata/name"), &options) {
-                    Ok(o) => deleted.push(o),
+                    Ok(deletion) => deleted.push(deletion.object),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
@@ -404,6 +412,7 @@ fn watch_request(
         bookmarks: query.flag("allowWatchBookmarks") || initial_events,
         timeout,
         table: table_request(headers, query)?,
+        metadata_only: crate::accept::negotiate(&accept(headers))? == Representation::Metadata,
     })
 }
 
@@ -458,6 +467,9 @@ fn list(
         ));
         metadata["remainingItemCount"] = json!(selected.len() - take);
     }
+    if crate::accept::negotiate(&accept(headers))? == Representation::Metadata {
+        return Ok(ok(&crate::accept::partial_list(metadata, &page)));
+    }
     if let Some(include) = table_request(headers, query)? {
         let token = metadata.get("continue").and_then(Value::as_str).map(str::to_string);
         return Ok(ok(&to_table(info, &page, include, &revision.to_string(), token.as_deref())));
@@ -492,6 +504,7 @@ fn delete_options(bytes: &[u8], query: &Query) -> Result<DeleteOptions, ApiError
             ));
         }
         options.propagation = Some(if orphan { super::Propagation::Orphan } else { super::Propagation::Background });
+        options.orphan_dependents = Some(orphan);
     }
     options.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
     options.precondition_resource_version =

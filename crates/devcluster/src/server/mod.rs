@@ -2,13 +2,14 @@
 
 mod access;
 mod admin;
+mod bootstrap;
 mod crd;
 mod gc;
 mod handlers;
 mod objects;
 mod watch;
 
-pub use objects::{DeleteOptions, Propagation, WriteContext};
+pub use objects::{DeleteOptions, Deletion, Propagation, WriteContext};
 
 use crate::auth::{Authenticator, UserInfo};
 use crate::builtin::builtin_resources;
@@ -81,6 +82,8 @@ pub struct ApiServer {
     /// Bumped to end every open watch (fault injection and shutdown).
     watch_epoch: signal::Sender<u64>,
     server_address: RwLock<String>,
+    /// The cluster CA in PEM, published in every namespace (empty until the embedder sets it).
+    cluster_ca: RwLock<String>,
     ready: std::sync::atomic::AtomicBool,
 }
 
@@ -111,6 +114,7 @@ impl ApiServer {
                 .collect(),
             watch_epoch,
             server_address: RwLock::new(String::new()),
+            cluster_ca: RwLock::new(String::new()),
             ready: std::sync::atomic::AtomicBool::new(settings.ready_at_start),
             settings,
         });
@@ -123,19 +127,6 @@ impl ApiServer {
         for crd in self.store.list("apiextensions.k8s.io", "customresourcedefinitions", None).objects {
             if let Err(e) = self.establish_crd(&crd) {
                 tracing::error!(crd = meta::str_at(&crd, "/metadata/name"), error = %e, "cannot serve a stored CRD");
-            }
-        }
-    }
-
-    fn bootstrap(&self) {
-        let ctx = WriteContext::system("devcluster");
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            if self.store.get(&ObjectKey::new("", "namespaces", "", ns)).is_some() {
-                continue;
-            }
-            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            if let Err(e) = self.create_object("", "v1", "namespaces", None, object, &ctx) {
-                tracing::error!(namespace = ns, error = %e, "cannot create a built-in namespace");
             }
         }
     }

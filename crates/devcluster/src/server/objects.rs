@@ -88,8 +88,42 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
     pub grace_period_seconds: Option<i64>,
     pub dry_run: bool,
+    /// The deprecated `orphanDependents` as sent: `false` makes a deletion that must wait a 202.
+    pub orphan_dependents: Option<bool>,
     /// Who deletes (admission policies see it); empty for the server's own deletions.
     pub user: UserInfo,
+}
+
+/// The outcome of a delete: the object as deleted (or as marked for deletion), and whether it left
+/// storage at once.
+#[derive(Debug, Clone)]
+pub struct Deletion {
+    pub object: Value,
+    pub immediate: bool,
+}
+
+impl Deletion {
+    /// The answer kube-apiserver gives (`Store.finalizeDelete` and the DELETE handler): the object
+    /// while it waits for finalizers or a grace period, and when the resource returns deleted objects;
+    /// otherwise a `Status` naming what was deleted, so that a client can tell a finished deletion
+    /// from a pending one. The code is 200, or 202 for a pending deletion that asked for
+    /// `orphanDependents: false`.
+    pub fn answer(&self, info: &ResourceInfo, options: &DeleteOptions) -> (u16, Value) {
+        let code = if !self.immediate && options.orphan_dependents == Some(false) { 202 } else { 200 };
+        if !self.immediate || crate::builtin::strategy(info).returns_deleted_object {
+            return (code, self.object.clone());
+        }
+        let mut details = serde_json::Map::new();
+        details.insert("name".into(), json!(meta::str_at(&self.object, "/metadata/name")));
+        if !info.group.is_empty() {
+            details.insert("group".into(), json!(info.group));
+        }
+        details.insert("kind".into(), json!(info.resource));
+        details.insert("uid".into(), json!(meta::str_at(&self.object, "/metadata/uid")));
+        let status =
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+        (code, status)
+    }
 }
 
 impl DeleteOptions {
@@ -229,7 +263,7 @@ impl ApiServer {
         })
     }
 
-    fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
+    pub(super) fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
         let ns = if info.namespaced { namespace.unwrap_or("") } else { "" };
         ObjectKey::new(&info.group, &info.resource, ns, name)
     }
@@ -341,6 +375,10 @@ impl ApiServer {
                 for path in &unknown {
                     meta::remove_field_path(object, path);
                 }
+                if let Some(defaults) = crate::builtin::strategy(info).defaults {
+                    let allocate = || self.allocate_cluster_ip();
+                    defaults(object, &crate::builtin::Defaulting { old, allocate_cluster_ip: &allocate })?;
+                }
                 unknown
             }
             Origin::Custom { .. } => {
@@ -395,6 +433,30 @@ impl ApiServer {
         )?;
         warnings.extend(policy_warnings);
         Ok(warnings)
+    }
+
+    /// A random free address of the service range (as the real allocator picks), skipping the
+    /// range's network address and the `kubernetes` Service's first address.
+    fn allocate_cluster_ip(&self) -> Result<String, ApiError> {
+        use crate::builtin::defaults::SERVICE_RANGE;
+        use rand::Rng;
+        let taken: std::collections::HashSet<String> = self
+            .store
+            .list("", "services", None)
+            .objects
+            .iter()
+            .map(|s| meta::str_at(s, "/spec/clusterIP").to_string())
+            .collect();
+        let (base, prefix) = SERVICE_RANGE;
+        let size = 1u32 << (32 - prefix);
+        let mut rng = rand::rng();
+        for _ in 0..1024 {
+            let ip = std::net::Ipv4Addr::from(base + rng.random_range(2..size - 1)).to_string();
+            if !taken.contains(&ip) {
+                return Ok(ip);
+            }
+        }
+        Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
     }
 
     /// Creates an object (POST, or server-side apply of a missing object).
@@ -825,7 +887,7 @@ impl ApiServer {
         namespace: Option<&str>,
         name: &str,
         options: &DeleteOptions,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Deletion, ApiError> {
         let key = Self::key(info, namespace, name);
         let old = self.store.get(&key).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))?;
         if let Some(uid) = &options.precondition_uid {
@@ -890,11 +952,14 @@ impl ApiServer {
             },
         )?;
         let needs_wait = !finalizers.is_empty() || is_namespace;
-        if options.dry_run {
-            return Ok(Self::present(info, &old));
-        }
         let is_pod = info.group.is_empty() && info.resource == "pods";
-        if is_pod && let Some(grace) = crate::runner::graceful_deletion(&old, options.grace_period_seconds) {
+        let graceful = if is_pod { crate::runner::graceful_deletion(&old, options.grace_period_seconds) } else { None };
+        let pending = |object: &Value| Deletion { object: Self::present(info, object), immediate: false };
+        if options.dry_run {
+            let immediate = !needs_wait && graceful.is_none();
+            return Ok(Deletion { object: Self::present(info, &old), immediate });
+        }
+        if let Some(grace) = graceful {
             // The node stops the pod's processes first and then deletes it with grace 0.
             let mut marked = (*old).clone();
             let current = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
@@ -904,18 +969,18 @@ impl ApiServer {
             }
             meta::set_finalizers(&mut marked, &finalizers);
             if marked == *old {
-                return Ok(Self::present(info, &old));
+                return Ok(pending(&old));
             }
             let stored = self
                 .store
                 .update(key.clone(), resource_version_of(&old), marked)
                 .map_err(|e| store_error(info, name, e))?;
-            return Ok(Self::present(info, &stored));
+            return Ok(pending(&stored));
         }
         if !needs_wait {
             let deleted = self.store.delete(&key, resource_version_of(&old)).map_err(|e| store_error(info, name, e))?;
             self.after_delete(info, &deleted);
-            return Ok(Self::present(info, &deleted));
+            return Ok(Deletion { object: Self::present(info, &deleted), immediate: true });
         }
         let mut marked = (*old).clone();
         if marked.pointer("/metadata/deletionTimestamp").is_none() {
@@ -927,13 +992,13 @@ impl ApiServer {
             marked["status"] = json!({"phase": "Terminating"});
         }
         if marked == *old {
-            return Ok(Self::present(info, &old));
+            return Ok(pending(&old));
         }
         let stored = self
             .store
             .update(key.clone(), resource_version_of(&old), marked)
             .map_err(|e| store_error(info, name, e))?;
-        Ok(Self::present(info, &stored))
+        Ok(pending(&stored))
     }
 
     /// Hooks that follow a stored write of certain kinds (CRDs become served).

@@ -40,6 +40,8 @@ pub(super) struct WatchRequest {
     pub timeout: Option<Duration>,
     /// `Some` when the client asked for Table rows instead of objects.
     pub table: Option<IncludeObject>,
+    /// Events carry `PartialObjectMetadata` instead of objects.
+    pub metadata_only: bool,
 }
 
 impl WatchRequest {
@@ -74,6 +76,7 @@ impl WatchRequest {
                 let rv = crate::meta::str_at(&object, "/metadata/resourceVersion").to_string();
                 to_table(&self.info, std::slice::from_ref(&object), include, &rv, None)
             }
+            None if self.metadata_only => crate::accept::partial(&object),
             None => object,
         };
         line(&json!({"type": kind, "object": object}))
@@ -81,7 +84,7 @@ impl WatchRequest {
 
     /// Renders a change; plain watches share one serialization of the object per change.
     fn render_change(&self, kind: &str, change: &Change) -> Bytes {
-        if self.table.is_some() {
+        if self.table.is_some() || self.metadata_only {
             return self.render(kind, &change.object);
         }
         let api_version = self.info.api_version();
