@@ -695,6 +695,27 @@ async fn transient_pod_delete_failure_is_retried() {
     assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
 }
 
+/// The API server rejects events whose note is over 1024 bytes; a launch
+/// failure quotes the API's message, which has no bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_api_error_is_published_as_a_bounded_event() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message = format!("pods \"review-w1-1\" is forbidden: {}", "a long explanation ".repeat(200));
+    let error = devcluster::ApiError::new(500, "InternalError", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), 1, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.len() <= 1024, "{} bytes", note.len());
+    assert!(note.starts_with("cannot start the reviewer pod: pods \"review-w1-1\" is forbidden"), "{note}");
+    assert!(note.ends_with('…'), "{note}");
+    h.wait_running("pr1-01", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_reviewer_reconciles_without_writes() {
     let faults = Faults::default();

@@ -5,7 +5,7 @@
 use super::ApiServer;
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
-use crate::builtin::check_builtin;
+use crate::builtin::{check_builtin, validate_builtin};
 use crate::error::{ApiError, Cause};
 use crate::meta::{self, NameRule};
 use crate::patch::apply::{ApplyRequest, server_side_apply};
@@ -340,6 +340,10 @@ impl ApiServer {
                 let unknown = check_builtin(info, object)?;
                 for path in &unknown {
                     meta::remove_field_path(object, path);
+                }
+                let causes = validate_builtin(info, object);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
                 }
                 unknown
             }
