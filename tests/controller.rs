@@ -132,6 +132,7 @@ impl Harness {
                     resources: None,
                     harness: Some("claude-code".into()),
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
@@ -693,6 +694,43 @@ async fn transient_pod_delete_failure_is_retried() {
     assert!(event.note.unwrap_or_default().contains("injected fault: InternalError"));
     let metrics = controller.metrics.encode();
     assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
+}
+
+/// The Reviewer's `spec.agent.securityContext` reaches the agent container;
+/// the CRD refuses what PodSecurity "restricted" forbids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_security_context_reaches_the_pod() {
+    let h = Harness::new().await;
+    let _controller = RunningController::start(h.client.clone());
+    let reviewer = |name: &str, security: serde_json::Value| {
+        json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "Reviewer",
+            "metadata": {"name": name},
+            "spec": {"workerId": "w1", "agent": {"image": "ghcr.io/acme/reviewer:1", "securityContext": security}},
+        })
+    };
+    for (security, field) in [(json!({"runAsNonRoot": false}), "runAsNonRoot"), (json!({"runAsUser": 0}), "runAsUser")]
+    {
+        let rejected: Reviewer = serde_json::from_value(reviewer("review-root", security)).unwrap();
+        let error = h.reviewers().create(&PostParams::default(), &rejected).await.expect_err("rejected");
+        assert!(error.to_string().contains(field), "{error}");
+    }
+    let allowed: Reviewer = serde_json::from_value(reviewer(
+        REVIEWER,
+        json!({"runAsUser": 1000, "runAsGroup": 1000, "readOnlyRootFilesystem": true}),
+    ))
+    .unwrap();
+    h.reviewers().create(&PostParams::default(), &allowed).await.expect("Reviewer created");
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    let pod = h.pods().get(&Reviewer::pod_name(REVIEWER, 1)).await.expect("pod");
+    let spec = pod.spec.expect("pod spec");
+    let pod_security = spec.security_context.expect("pod security context");
+    assert_eq!((pod_security.run_as_user, pod_security.run_as_group), (Some(65532), Some(65532)));
+    let agent = spec.containers[0].security_context.clone().expect("agent security context");
+    assert_eq!((agent.run_as_user, agent.run_as_group), (Some(1000), Some(1000)));
+    assert_eq!(agent.read_only_root_filesystem, Some(true));
+    assert_eq!((agent.run_as_non_root, agent.allow_privilege_escalation), (Some(true), Some(false)));
 }
 
 /// The API server rejects events whose note is over 1024 bytes; a launch

@@ -11,7 +11,7 @@ use kube::Resource;
 
 use super::AgentLaunch;
 use super::plan::PodLaunch;
-use crate::api::{AgentSpec, Reviewer, labels};
+use crate::api::{AgentSecurityContext, AgentSpec, Reviewer, labels};
 
 /// Name of the agent container.
 pub const CONTAINER: &str = "agent";
@@ -25,6 +25,11 @@ pub const INJECTED_DIR: &str = "/opt/review-operator";
 pub const INJECTED_BINARY: &str = "/opt/review-operator/review-operator";
 /// Name of the shared `emptyDir` volume.
 pub const BINARY_VOLUME: &str = "review-operator-bin";
+/// UID and GID reviewer pods run as unless `spec.agent.securityContext` says
+/// otherwise: the operator image's user (distroless `nonroot`). A kubelet
+/// refuses `runAsNonRoot` for an image whose user is a name, or root,
+/// unless the pod names a numeric user.
+pub const DEFAULT_USER: i64 = 65532;
 
 /// The pod for `launch`, owned by `reviewer` (controller reference, so that
 /// deleting the Reviewer also garbage-collects it).
@@ -33,7 +38,9 @@ pub const BINARY_VOLUME: &str = "review-operator-bin";
 /// terminal, so the pod finishes and the controller starts the next
 /// incarnation instead of restarting the container in place. The security
 /// context is restricted: non-root, no privilege escalation, all
-/// capabilities dropped, RuntimeDefault seccomp.
+/// capabilities dropped, RuntimeDefault seccomp. The pod runs as
+/// [`DEFAULT_USER`]; `spec.agent.securityContext` may give the agent
+/// container another non-root user, never more privilege.
 ///
 /// The agent container runs the in-pod supervisor (`review-operator agent --
 /// <spec.agent.command> <spec.agent.args>`), which holds the agent's
@@ -81,7 +88,7 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
         command: Some(supervised_command(&supervisor, agent)),
         env: Some(env),
         resources: agent.resources.clone(),
-        security_context: Some(restricted()),
+        security_context: Some(agent_security(agent.security_context.as_ref())),
         volume_mounts: matches!(agent_launch, AgentLaunch::Inject { .. }).then(|| vec![binary_mount(true)]),
         ..Container::default()
     };
@@ -91,7 +98,12 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
                 name: INSTALL_CONTAINER.to_owned(),
                 image: Some(operator_image.clone()),
                 command: Some(vec![IMAGE_BINARY.to_owned(), "install".to_owned(), INJECTED_BINARY.to_owned()]),
-                security_context: Some(restricted()),
+                // The operator image's own user, whatever the agent runs as.
+                security_context: Some(SecurityContext {
+                    run_as_user: Some(DEFAULT_USER),
+                    run_as_group: Some(DEFAULT_USER),
+                    ..restricted()
+                }),
                 volume_mounts: Some(vec![binary_mount(false)]),
                 ..Container::default()
             }]),
@@ -119,6 +131,8 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
             service_account_name: Some(reviewer.spec.service_account_name.clone()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
+                run_as_user: Some(DEFAULT_USER),
+                run_as_group: Some(DEFAULT_USER),
                 seccomp_profile: Some(runtime_default()),
                 ..PodSecurityContext::default()
             }),
@@ -153,6 +167,19 @@ fn restricted() -> SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
         seccomp_profile: Some(runtime_default()),
         ..SecurityContext::default()
+    }
+}
+
+/// [`restricted`] with what `spec.agent.securityContext` sets. Only the user,
+/// group and root filesystem come from the spec; `runAsNonRoot` stays true
+/// (the CRD rejects false), so the result is restricted whatever is set.
+fn agent_security(settings: Option<&AgentSecurityContext>) -> SecurityContext {
+    let Some(settings) = settings else { return restricted() };
+    SecurityContext {
+        run_as_user: settings.run_as_user,
+        run_as_group: settings.run_as_group,
+        read_only_root_filesystem: settings.read_only_root_filesystem,
+        ..restricted()
     }
 }
 
@@ -194,6 +221,7 @@ mod tests {
                     resources: None,
                     harness: None,
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
@@ -302,6 +330,44 @@ mod tests {
         let mut observed = pod.clone();
         observed.metadata.uid = Some("pod-uid".into());
         assert_eq!(ObservedPod::from_pod(&observed).map(|p| p.incarnation), Some(3));
+    }
+
+    #[test]
+    fn reviewer_pod_runs_as_a_numeric_non_root_user() {
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer(), &launch(), &inject).unwrap().spec.unwrap();
+        let pod = spec.security_context.as_ref().unwrap();
+        assert_eq!((pod.run_as_user, pod.run_as_group, pod.run_as_non_root), (Some(65532), Some(65532), Some(true)));
+        let init = spec.init_containers.as_ref().unwrap()[0].security_context.clone().unwrap();
+        assert_eq!((init.run_as_user, init.run_as_group), (Some(65532), Some(65532)));
+        let agent = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(agent.run_as_user, None, "the agent inherits the pod's user");
+        assert_eq!(agent, restricted());
+    }
+
+    #[test]
+    fn agent_security_context_sets_the_user_and_nothing_more() {
+        let mut reviewer = reviewer();
+        reviewer.spec.agent.security_context = Some(AgentSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+        });
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer, &launch(), &inject).unwrap().spec.unwrap();
+        let agent = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!((agent.run_as_user, agent.run_as_group), (Some(1000), Some(1000)));
+        assert_eq!(agent.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            (agent.run_as_non_root, agent.allow_privilege_escalation, agent.privileged),
+            (Some(true), Some(false), Some(false))
+        );
+        assert_eq!(agent.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(agent.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        // The supervisor's installer keeps the operator image's user.
+        let init = spec.init_containers.as_ref().unwrap()[0].security_context.clone().unwrap();
+        assert_eq!(init.run_as_user, Some(65532));
     }
 
     #[test]

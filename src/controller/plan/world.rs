@@ -42,6 +42,7 @@ pub fn reviewer() -> Reviewer {
                 resources: None,
                 harness: Some("claude-code".into()),
                 prompt: None,
+                security_context: None,
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
