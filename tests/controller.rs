@@ -696,6 +696,55 @@ async fn transient_pod_delete_failure_is_retried() {
     assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
 }
 
+/// A ResourceQuota 403 (the replaced pod still counts while it terminates)
+/// clears by itself: the run waits for the launch instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_403_is_retried_until_the_pod_fits() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message =
+        "pods \"review-w1-1\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1";
+    let error = devcluster::ApiError::new(403, "Forbidden", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), 2, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert!(event.note.unwrap_or_default().contains("exceeded quota"));
+    h.wait_running("pr1-01", 1).await;
+    h.wait_reviewer("healthy again", |r| {
+        conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::FALSE)
+    })
+    .await;
+}
+
+/// A missing service account is a 403 that clears once it is created; past
+/// `launchDeadline` the runs fail as LaunchFailed all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_account_fails_runs_only_after_the_launch_deadline() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message = "pods \"review-w1-1\" is forbidden: error looking up service account default/review-agent: serviceaccount \"review-agent\" not found";
+    let error = devcluster::ApiError::new(403, "Forbidden", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), u32::MAX, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    let patch = json!({ "spec": { "launchDeadline": "3s" } });
+    h.reviewers().patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("deadline set");
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    reviewer_event(&h, "LaunchFailed").await;
+    let pending = h.runs().get("pr1-01").await.expect("run");
+    assert_ne!(pending.phase(), RunPhase::Failed, "not failed at the first 403");
+    let failed = h.wait_failed("pr1-01", RunReason::LaunchFailed).await;
+    let message = failed.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains("launch deadline 3s") && message.contains("error looking up service account"),
+        "{message}"
+    );
+}
+
 /// The Reviewer's `spec.agent.securityContext` reaches the agent container;
 /// the CRD refuses what PodSecurity "restricted" forbids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
-    PodSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
@@ -105,6 +106,7 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
                     ..restricted()
                 }),
                 volume_mounts: Some(vec![binary_mount(false)]),
+                resources: Some(install_resources()),
                 ..Container::default()
             }]),
             Some(vec![Volume {
@@ -167,6 +169,23 @@ fn restricted() -> SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
         seccomp_profile: Some(runtime_default()),
         ..SecurityContext::default()
+    }
+}
+
+/// What copying the supervisor binary needs. Set so that a namespace whose
+/// ResourceQuota covers cpu or memory admits the pod at all (quota refuses
+/// containers without requests and limits for what it limits).
+fn install_resources() -> ResourceRequirements {
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(quantities("10m", "32Mi")),
+        limits: Some(quantities("200m", "64Mi")),
+        ..ResourceRequirements::default()
     }
 }
 
@@ -276,6 +295,11 @@ mod tests {
         let init_mount = &init.volume_mounts.as_ref().unwrap()[0];
         assert_eq!((init_mount.mount_path.as_str(), init_mount.read_only), ("/opt/review-operator", Some(false)));
         assert_eq!(init.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+        let resources = init.resources.as_ref().unwrap();
+        for quantities in [&resources.requests, &resources.limits] {
+            let quantities = quantities.as_ref().unwrap();
+            assert!(quantities.contains_key("cpu") && quantities.contains_key("memory"), "{quantities:?}");
+        }
         let container = &spec.containers[0];
         assert_eq!(container.image.as_deref(), Some("ghcr.io/acme/reviewer:1"));
         assert_eq!(

@@ -213,7 +213,7 @@ impl World {
         match self.observed.pods.iter().position(|pod| pod.name == deletion.name) {
             None => Ok(false),
             Some(index) if self.observed.pods[index].uid != deletion.uid => {
-                Err(ApiErrorClass::of(PodOperation::Delete, Some(409)))
+                Err(ApiErrorClass::of(PodOperation::Delete, Some(409), ""))
             }
             Some(index) => {
                 self.observed.pods.remove(index);
