@@ -5,7 +5,7 @@
 mod support;
 
 /// Every object in `deploy/` (and `crds/`, which it includes), as kubectl names them.
-const OBJECTS: [&str; 14] = [
+const OBJECTS: [&str; 15] = [
     "namespace/review-system",
     "customresourcedefinition.apiextensions.k8s.io/reviewers.review.ao.dev",
     "customresourcedefinition.apiextensions.k8s.io/reviewruns.review.ao.dev",
@@ -20,6 +20,7 @@ const OBJECTS: [&str; 14] = [
     "poddisruptionbudget.policy/review-operator",
     "validatingadmissionpolicy.admissionregistration.k8s.io/review-operator-submissions",
     "validatingadmissionpolicybinding.admissionregistration.k8s.io/review-operator-submissions",
+    "flowschema.flowcontrol.apiserver.k8s.io/review-operator-leader-election",
 ];
 
 #[tokio::test]
@@ -37,6 +38,23 @@ async fn deploy_kustomization_is_accepted_with_server_side_apply_and_strict_vali
     let mut expected = OBJECTS.to_vec();
     expected.sort_unstable();
     assert_eq!(applied, expected, "every object of deploy/ applied");
+
+    // A server-side dry run of the installed kustomization is accepted, and changes nothing.
+    let dry_run = support::kubectl(&cluster, &["apply", "-k", deploy, "--server-side", "--dry-run=server"]).await;
+    assert_eq!(dry_run.stderr, "", "no warnings or errors");
+    assert_eq!(dry_run.ok().lines().count(), OBJECTS.len());
+    let schema = support::kubectl(
+        &cluster,
+        &[
+            "get",
+            "flowschema/review-operator-leader-election",
+            "-o",
+            "jsonpath={.spec.priorityLevelConfiguration.name}",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(schema, "leader-election");
 
     // Applying again changes nothing and conflicts with nothing.
     let again = support::kubectl(&cluster, &["apply", "-k", deploy, "--server-side", "--validate=strict"]).await.ok();
@@ -120,6 +138,18 @@ async fn the_admission_policy_follows_the_controller_through_a_renaming_overlay(
     let cluster = support::cluster().await;
     let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/overlays/renamed");
     support::kubectl(&cluster, &["apply", "-k", overlay, "--server-side"]).await.ok();
+    let subject = support::kubectl(
+        &cluster,
+        &[
+            "get",
+            "flowschema/acme-review-operator-leader-election",
+            "-o",
+            "jsonpath={.spec.rules[0].subjects[0].serviceAccount.namespace}/{.spec.rules[0].subjects[0].serviceAccount.name}",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(subject, "team-ops/acme-review-operator", "the FlowSchema follows the ServiceAccount");
     support::namespace(&cluster, "team").await;
     let binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

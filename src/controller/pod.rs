@@ -26,6 +26,10 @@ pub const INJECTED_DIR: &str = "/opt/review-operator";
 pub const INJECTED_BINARY: &str = "/opt/review-operator/review-operator";
 /// Name of the shared `emptyDir` volume.
 pub const BINARY_VOLUME: &str = "review-operator-bin";
+/// The cluster autoscaler keeps a node that runs a pod with an `emptyDir`
+/// (the supervisor's) unless the pod says it may be evicted. A reviewer pod
+/// may: the controller replaces it, and its runs go to the next incarnation.
+pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 /// UID and GID reviewer pods run as unless `spec.agent.securityContext` says
 /// otherwise: the operator image's user (distroless `nonroot`). A kubelet
 /// refuses `runAsNonRoot` for an image whose user is a name, or root,
@@ -122,6 +126,7 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
             name: Some(launch.name.clone()),
             namespace: Some(namespace),
             labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(SAFE_TO_EVICT.to_owned(), "true".to_owned())])),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
@@ -335,6 +340,8 @@ mod tests {
         let pod = reviewer_pod(&reviewer(), &launch, &local()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("review-w1-3"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("team"));
+        let annotations = pod.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.get(SAFE_TO_EVICT).map(String::as_str), Some("true"));
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),

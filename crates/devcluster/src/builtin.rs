@@ -5,7 +5,7 @@ use crate::registry::{Origin, ResourceInfo};
 use crate::schema::fields;
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, coordination::v1 as coordination, core::v1 as core,
-    events::v1 as events, policy::v1 as policy, rbac::v1 as rbac,
+    events::v1 as events, flowcontrol::v1 as flowcontrol, policy::v1 as policy, rbac::v1 as rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -37,6 +37,7 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::Lease>(info, &object),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(info, &object),
         ("policy", "PodDisruptionBudget") => decode_as::<policy::PodDisruptionBudget>(info, &object),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => decode_as::<flowcontrol::FlowSchema>(info, &object),
         ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::Role>(info, &object),
         ("rbac.authorization.k8s.io", "RoleBinding") => decode_as::<rbac::RoleBinding>(info, &object),
         ("rbac.authorization.k8s.io", "ClusterRole") => decode_as::<rbac::ClusterRole>(info, &object),
@@ -300,6 +301,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         r("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
         r("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
         r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
+        // Stored and served so that manifests carrying one apply; no request is classified by it.
+        r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "FlowSchema", false, &[], true),
         r("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false),
         r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false),
         r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
