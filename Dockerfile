@@ -8,5 +8,6 @@ RUN cargo build --release --locked --bin review-operator --bin kubectl-review
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/review-operator /review-operator
 COPY --from=build /src/target/release/kubectl-review /kubectl-review
-USER nonroot:nonroot
+# Numeric, so that a kubelet can verify runAsNonRoot (distroless nonroot is 65532).
+USER 65532:65532
 ENTRYPOINT ["/review-operator"]

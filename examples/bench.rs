@@ -401,6 +401,7 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                             resources: None,
                             harness: Some("claude-code".into()),
                             prompt: None,
+                            security_context: None,
                         },
                         service_account_name: "review-agent".into(),
                         launch_deadline: "5m".into(),

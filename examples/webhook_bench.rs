@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
                     resources: None,
                     harness: None,
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),

@@ -6,6 +6,9 @@
 //! user has none). kube-cel also escapes JSON object keys as the API server
 //! escapes CRD property names (`.` → `__dot__`, ...), which the API server
 //! does not do for `extra`'s keys, so the key literal is escaped to match.
+//! `params` also holds what the binding's param, the controller's
+//! ServiceAccount, contributes: its name and namespace (`namespace`, a CEL
+//! reserved word, is one of the keys kube-cel escapes).
 //! Everything else is the shipped text.
 
 use kube_cel::{AdmissionRequest, GroupVersionResource, VapEvaluator, VapExpression};
@@ -34,6 +37,7 @@ fn with_params(expression: &str) -> String {
     expression
         .replace("request.userInfo.extra", "params.extra")
         .replace(&format!("'{POD_UID_KEY}'"), &format!("'{}'", escaped(POD_UID_KEY)))
+        .replace("params.metadata.namespace", "params.metadata.__namespace__")
 }
 
 fn expressions(list: &Value) -> Vec<VapExpression> {
@@ -77,7 +81,11 @@ fn pod_extra(uid: &str) -> Value {
 /// `None` when the policy does not match the request; else the messages of failed validations.
 fn admit(username: &str, extra: Option<Value>, old: Value, new: Value) -> Option<Vec<String>> {
     let policy = policy();
-    let params = extra.map_or_else(|| json!({}), |extra| json!({"extra": extra}));
+    // The binding's param: the controller's ServiceAccount.
+    let mut params = json!({"metadata": {"name": "review-operator", "namespace": "review-system"}});
+    if let Some(extra) = extra {
+        params["extra"] = extra;
+    }
     let evaluator = VapEvaluator::builder()
         .object(new)
         .old_object(old)
@@ -164,5 +172,10 @@ fn the_binding_denies_with_the_policy() {
         .expect("the binding document");
     assert_eq!(binding["spec"]["policyName"], policy()["metadata"]["name"]);
     assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert_eq!(
+        binding["spec"]["paramRef"],
+        json!({"name": "review-operator", "namespace": "review-system", "parameterNotFoundAction": "Deny"})
+    );
+    assert_eq!(policy()["spec"]["paramKind"], json!({"apiVersion": "v1", "kind": "ServiceAccount"}));
     assert_eq!(policy()["spec"]["matchConstraints"]["resourceRules"][0]["resources"], json!(["reviewruns/status"]));
 }

@@ -492,6 +492,113 @@ async fn transient_pod_delete_failure_is_retried() {
     assert!(metrics.contains("review_operator_reconcile_errors_total{kind=\"launch\"}"), "{metrics}");
 }
 
+/// A ResourceQuota 403 (the replaced pod still counts while it terminates)
+/// clears by itself: the run waits for the launch instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_403_is_retried_until_the_pod_fits() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message =
+        "pods \"review-w1-1\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1";
+    let error = devcluster::ApiError::new(403, "Forbidden", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), 2, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    assert!(event.note.unwrap_or_default().contains("exceeded quota"));
+    h.wait_running("pr1-01", 1).await;
+    h.wait_reviewer("healthy again", |r| {
+        conditions::is(&status_of(r).conditions, review_operator::api::CONDITION_DEGRADED, conditions::FALSE)
+    })
+    .await;
+}
+
+/// A missing service account is a 403 that clears once it is created; past
+/// `launchDeadline` the runs fail as LaunchFailed all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_account_fails_runs_only_after_the_launch_deadline() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message = "pods \"review-w1-1\" is forbidden: error looking up service account default/review-agent: serviceaccount \"review-agent\" not found";
+    let error = devcluster::ApiError::new(403, "Forbidden", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), u32::MAX, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    let patch = json!({ "spec": { "launchDeadline": "3s" } });
+    h.reviewers().patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("deadline set");
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    reviewer_event(&h, "LaunchFailed").await;
+    let pending = h.runs().get("pr1-01").await.expect("run");
+    assert_ne!(pending.phase(), RunPhase::Failed, "not failed at the first 403");
+    let failed = h.wait_failed("pr1-01", RunReason::LaunchFailed).await;
+    let message = failed.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains("launch deadline 3s") && message.contains("error looking up service account"),
+        "{message}"
+    );
+}
+
+/// The Reviewer's `spec.agent.securityContext` reaches the agent container;
+/// the CRD refuses what PodSecurity "restricted" forbids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_security_context_reaches_the_pod() {
+    let h = Harness::new().await;
+    let _controller = RunningController::start(h.client.clone());
+    let reviewer = |name: &str, security: serde_json::Value| {
+        json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "Reviewer",
+            "metadata": {"name": name},
+            "spec": {"workerId": "w1", "agent": {"image": "ghcr.io/acme/reviewer:1", "securityContext": security}},
+        })
+    };
+    for (security, field) in [(json!({"runAsNonRoot": false}), "runAsNonRoot"), (json!({"runAsUser": 0}), "runAsUser")]
+    {
+        let rejected: Reviewer = serde_json::from_value(reviewer("review-root", security)).unwrap();
+        let error = h.reviewers().create(&PostParams::default(), &rejected).await.expect_err("rejected");
+        assert!(error.to_string().contains(field), "{error}");
+    }
+    let allowed: Reviewer = serde_json::from_value(reviewer(
+        REVIEWER,
+        json!({"runAsUser": 1000, "runAsGroup": 1000, "readOnlyRootFilesystem": true}),
+    ))
+    .unwrap();
+    h.reviewers().create(&PostParams::default(), &allowed).await.expect("Reviewer created");
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    let pod = h.pods().get(&Reviewer::pod_name(REVIEWER, 1)).await.expect("pod");
+    let spec = pod.spec.expect("pod spec");
+    let pod_security = spec.security_context.expect("pod security context");
+    assert_eq!((pod_security.run_as_user, pod_security.run_as_group), (Some(65532), Some(65532)));
+    let agent = spec.containers[0].security_context.clone().expect("agent security context");
+    assert_eq!((agent.run_as_user, agent.run_as_group), (Some(1000), Some(1000)));
+    assert_eq!(agent.read_only_root_filesystem, Some(true));
+    assert_eq!((agent.run_as_non_root, agent.allow_privilege_escalation), (Some(true), Some(false)));
+}
+
+/// The API server rejects events whose note is over 1024 bytes; a launch
+/// failure quotes the API's message, which has no bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_api_error_is_published_as_a_bounded_event() {
+    use devcluster::faults::FaultTarget;
+    let h = Harness::new().await;
+    let message = format!("pods \"review-w1-1\" is forbidden: {}", "a long explanation ".repeat(200));
+    let error = devcluster::ApiError::new(500, "InternalError", message);
+    h.cluster.server().faults.fail_next(FaultTarget::new("create", "pods"), 1, error);
+    let _controller = RunningController::start(h.client.clone());
+    h.create_reviewer(REVIEWER).await;
+    h.create_run("pr1-01", PR1, SHA_A).await;
+
+    let event = reviewer_event(&h, "LaunchFailed").await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.len() <= 1024, "{} bytes", note.len());
+    assert!(note.starts_with("cannot start the reviewer pod: pods \"review-w1-1\" is forbidden"), "{note}");
+    assert!(note.ends_with('…'), "{note}");
+    h.wait_running("pr1-01", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_reviewer_reconciles_without_writes() {
     let faults = Faults::default();

@@ -124,6 +124,7 @@ impl E2e {
                     resources: None,
                     harness: Some("demo-agent".into()),
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),

@@ -126,6 +126,41 @@ pub struct AgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub prompt: Option<String>,
+    /// The user and root filesystem of the agent container. Reviewer pods
+    /// run as UID and GID 65532 unless set here, so that a kubelet can
+    /// verify they are not root even when the image's user is root or a
+    /// name; set the user an agent image expects here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<AgentSecurityContext>,
+}
+
+/// The settable part of the agent container's security context. Everything
+/// else stays within PodSecurity "restricted" whatever is set: never
+/// privileged, no privilege escalation, all capabilities dropped,
+/// RuntimeDefault seccomp, non-root.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.runAsNonRoot) || self.runAsNonRoot",
+        "message": "runAsNonRoot: must be true: reviewer pods never run as root (PodSecurity restricted)",
+    },
+]))]
+pub struct AgentSecurityContext {
+    /// UID the agent runs as (not 0: restricted forbids root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub run_as_user: Option<i64>,
+    /// Primary GID of the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_as_group: Option<i64>,
+    /// Must be true when set; the container always runs as non-root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+    /// Mount the image's root filesystem read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_root_filesystem: Option<bool>,
 }
 
 /// Observed state of a Reviewer.

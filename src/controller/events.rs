@@ -21,6 +21,12 @@ use crate::metrics::Metrics;
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Events being published at once.
 const CONCURRENT_PUBLISHES: usize = 4;
+/// The longest note, in bytes, the API server accepts: events.k8s.io
+/// validation rejects the whole event beyond it, and some notes quote
+/// unbounded text (an API error message, a list of run names).
+pub const NOTE_LIMIT: usize = 1024;
+/// Marks a note cut to [`NOTE_LIMIT`].
+const ELLIPSIS: &str = "…";
 
 struct Queued {
     event: Event,
@@ -59,8 +65,11 @@ impl EventQueue {
         (Self { sender, metrics }, receiver)
     }
 
-    /// Queues `event` about the object `reference`.
-    pub fn publish(&self, event: Event, reference: ObjectReference) {
+    /// Queues `event` about the object `reference`, its note cut to
+    /// [`NOTE_LIMIT`]: every event passes here, so no caller has to bound
+    /// what it quotes.
+    pub fn publish(&self, mut event: Event, reference: ObjectReference) {
+        event.note = event.note.map(bounded_note);
         if let Err(error) = self.sender.try_send(Queued { event, reference }) {
             self.metrics.events_dropped.inc();
             let reason = match &error {
@@ -71,6 +80,22 @@ impl EventQueue {
             tracing::warn!(%reason, "event queue full; event dropped");
         }
     }
+}
+
+/// `note` if it fits in [`NOTE_LIMIT`] bytes; else its longest prefix that
+/// ends on a character boundary and leaves room for an ellipsis, with the
+/// ellipsis.
+fn bounded_note(mut note: String) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let mut end = NOTE_LIMIT - ELLIPSIS.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
+    note.push_str(ELLIPSIS);
+    note
 }
 
 #[cfg(test)]
@@ -99,5 +124,37 @@ mod tests {
         assert_eq!(receiver.try_recv().map(|q| q.event.reason).ok().as_deref(), Some("First"));
         assert_eq!(receiver.try_recv().map(|q| q.event.reason).ok().as_deref(), Some("Second"));
         assert!(receiver.try_recv().is_err(), "the third event was dropped");
+    }
+
+    #[test]
+    fn notes_that_fit_are_kept_whole() {
+        let exact = "a".repeat(NOTE_LIMIT);
+        assert_eq!(bounded_note(exact.clone()), exact);
+        assert_eq!(bounded_note(String::new()), "");
+    }
+
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary_with_an_ellipsis() {
+        let ascii = bounded_note("x".repeat(5000));
+        assert_eq!(ascii.len(), NOTE_LIMIT);
+        assert!(ascii.ends_with("x…"), "{ascii}");
+        // Two-byte characters: the cut cannot fall inside one.
+        for prefix in ["", "x"] {
+            let note = bounded_note(format!("{prefix}{}", "é".repeat(1000)));
+            assert!(note.len() <= NOTE_LIMIT, "{}", note.len());
+            assert!(note.len() >= NOTE_LIMIT - 4, "{}", note.len());
+            assert!(note.ends_with("é…"), "{note}");
+        }
+    }
+
+    #[test]
+    fn published_events_carry_the_bounded_note() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, mut receiver) = EventQueue::channel(1, metrics);
+        let mut long = event("LaunchFailed");
+        long.note = Some("y".repeat(2 * NOTE_LIMIT));
+        queue.publish(long, ObjectReference::default());
+        let note = receiver.try_recv().ok().and_then(|q| q.event.note).unwrap_or_default();
+        assert_eq!(note.len(), NOTE_LIMIT);
     }
 }

@@ -473,7 +473,7 @@ fn classify(operation: PodOperation, error: kube::Error) -> Result<(), LaunchErr
         kube::Error::Api(status) => (Some(status.code), status.message.clone()),
         other => (None, other.to_string()),
     };
-    match ApiErrorClass::of(operation, code) {
+    match ApiErrorClass::of(operation, code, &message) {
         ApiErrorClass::Done => Ok(()),
         class => Err(LaunchError { class, message }),
     }

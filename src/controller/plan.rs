@@ -314,12 +314,21 @@ pub enum ApiErrorClass {
     /// Not a failure: 404 on delete (already gone), 409 on create (the pod
     /// of this incarnation already exists).
     Done,
-    /// Retry with back-off: 5xx, 429, timeouts and connection errors, and a
-    /// 409 on delete (the UID precondition failed: the cache is behind).
+    /// Retry with back-off: 5xx, 429, timeouts and connection errors, a 409
+    /// on delete (the UID precondition failed: the cache is behind), and
+    /// the 403s that clear by themselves ([`TRANSIENT_FORBIDDEN`]). Runs
+    /// wait for the launch until `launchDeadline`.
     Transient,
     /// Other 4xx: retrying will not help.
     Permanent,
 }
+
+/// Messages of 403s that clear without anyone acting on the Reviewer, as
+/// kube-apiserver words them: an exceeded ResourceQuota (the replaced pod
+/// still counts while it terminates), and a service account that does not
+/// exist yet (the ServiceAccount admission plugin; it is often created just
+/// after the Reviewer).
+pub const TRANSIENT_FORBIDDEN: [&str; 2] = ["exceeded quota", "error looking up service account"];
 
 /// A pod operation of a plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,12 +338,14 @@ pub enum PodOperation {
 }
 
 impl ApiErrorClass {
-    /// Classifies an API error by HTTP status code; `None` for errors without
-    /// a response (timeouts, connection failures).
-    pub fn of(operation: PodOperation, code: Option<u16>) -> Self {
+    /// Classifies an API error by HTTP status code and, for 403s, the API's
+    /// message; `None` for errors without a response (timeouts, connection
+    /// failures).
+    pub fn of(operation: PodOperation, code: Option<u16>, message: &str) -> Self {
         match (operation, code) {
             (PodOperation::Delete, Some(404)) | (PodOperation::Create, Some(409)) => Self::Done,
             (PodOperation::Delete, Some(409)) | (_, Some(429)) | (_, None) => Self::Transient,
+            (_, Some(403)) if TRANSIENT_FORBIDDEN.iter().any(|m| message.contains(m)) => Self::Transient,
             (_, Some(code)) if (400..500).contains(&code) => Self::Permanent,
             (_, Some(_)) => Self::Transient,
         }

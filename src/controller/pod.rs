@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
-    PodSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
 use super::AgentLaunch;
 use super::plan::PodLaunch;
-use crate::api::{AgentSpec, Reviewer, labels};
+use crate::api::{AgentSecurityContext, AgentSpec, Reviewer, labels};
 
 /// Name of the agent container.
 pub const CONTAINER: &str = "agent";
@@ -25,6 +26,15 @@ pub const INJECTED_DIR: &str = "/opt/review-operator";
 pub const INJECTED_BINARY: &str = "/opt/review-operator/review-operator";
 /// Name of the shared `emptyDir` volume.
 pub const BINARY_VOLUME: &str = "review-operator-bin";
+/// The cluster autoscaler keeps a node that runs a pod with an `emptyDir`
+/// (the supervisor's) unless the pod says it may be evicted. A reviewer pod
+/// may: the controller replaces it, and its runs go to the next incarnation.
+pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+/// UID and GID reviewer pods run as unless `spec.agent.securityContext` says
+/// otherwise: the operator image's user (distroless `nonroot`). A kubelet
+/// refuses `runAsNonRoot` for an image whose user is a name, or root,
+/// unless the pod names a numeric user.
+pub const DEFAULT_USER: i64 = 65532;
 
 /// The pod for `launch`, owned by `reviewer` (controller reference, so that
 /// deleting the Reviewer also garbage-collects it).
@@ -33,7 +43,9 @@ pub const BINARY_VOLUME: &str = "review-operator-bin";
 /// terminal, so the pod finishes and the controller starts the next
 /// incarnation instead of restarting the container in place. The security
 /// context is restricted: non-root, no privilege escalation, all
-/// capabilities dropped, RuntimeDefault seccomp.
+/// capabilities dropped, RuntimeDefault seccomp. The pod runs as
+/// [`DEFAULT_USER`]; `spec.agent.securityContext` may give the agent
+/// container another non-root user, never more privilege.
 ///
 /// The agent container runs the in-pod supervisor (`review-operator agent --
 /// <spec.agent.command> <spec.agent.args>`), which holds the agent's
@@ -81,7 +93,7 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
         command: Some(supervised_command(&supervisor, agent)),
         env: Some(env),
         resources: agent.resources.clone(),
-        security_context: Some(restricted()),
+        security_context: Some(agent_security(agent.security_context.as_ref())),
         volume_mounts: matches!(agent_launch, AgentLaunch::Inject { .. }).then(|| vec![binary_mount(true)]),
         ..Container::default()
     };
@@ -91,8 +103,14 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
                 name: INSTALL_CONTAINER.to_owned(),
                 image: Some(operator_image.clone()),
                 command: Some(vec![IMAGE_BINARY.to_owned(), "install".to_owned(), INJECTED_BINARY.to_owned()]),
-                security_context: Some(restricted()),
+                // The operator image's own user, whatever the agent runs as.
+                security_context: Some(SecurityContext {
+                    run_as_user: Some(DEFAULT_USER),
+                    run_as_group: Some(DEFAULT_USER),
+                    ..restricted()
+                }),
                 volume_mounts: Some(vec![binary_mount(false)]),
+                resources: Some(install_resources()),
                 ..Container::default()
             }]),
             Some(vec![Volume {
@@ -108,6 +126,7 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
             name: Some(launch.name.clone()),
             namespace: Some(namespace),
             labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(SAFE_TO_EVICT.to_owned(), "true".to_owned())])),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
@@ -119,6 +138,8 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
             service_account_name: Some(reviewer.spec.service_account_name.clone()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
+                run_as_user: Some(DEFAULT_USER),
+                run_as_group: Some(DEFAULT_USER),
                 seccomp_profile: Some(runtime_default()),
                 ..PodSecurityContext::default()
             }),
@@ -153,6 +174,36 @@ fn restricted() -> SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
         seccomp_profile: Some(runtime_default()),
         ..SecurityContext::default()
+    }
+}
+
+/// What copying the supervisor binary needs. Set so that a namespace whose
+/// ResourceQuota covers cpu or memory admits the pod at all (quota refuses
+/// containers without requests and limits for what it limits).
+fn install_resources() -> ResourceRequirements {
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(quantities("10m", "32Mi")),
+        limits: Some(quantities("200m", "64Mi")),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// [`restricted`] with what `spec.agent.securityContext` sets. Only the user,
+/// group and root filesystem come from the spec; `runAsNonRoot` stays true
+/// (the CRD rejects false), so the result is restricted whatever is set.
+fn agent_security(settings: Option<&AgentSecurityContext>) -> SecurityContext {
+    let Some(settings) = settings else { return restricted() };
+    SecurityContext {
+        run_as_user: settings.run_as_user,
+        run_as_group: settings.run_as_group,
+        read_only_root_filesystem: settings.read_only_root_filesystem,
+        ..restricted()
     }
 }
 
@@ -194,6 +245,7 @@ mod tests {
                     resources: None,
                     harness: None,
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
@@ -249,6 +301,11 @@ mod tests {
         let init_mount = &init.volume_mounts.as_ref().unwrap()[0];
         assert_eq!((init_mount.mount_path.as_str(), init_mount.read_only), ("/opt/review-operator", Some(false)));
         assert_eq!(init.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+        let resources = init.resources.as_ref().unwrap();
+        for quantities in [&resources.requests, &resources.limits] {
+            let quantities = quantities.as_ref().unwrap();
+            assert!(quantities.contains_key("cpu") && quantities.contains_key("memory"), "{quantities:?}");
+        }
         let container = &spec.containers[0];
         assert_eq!(container.image.as_deref(), Some("ghcr.io/acme/reviewer:1"));
         assert_eq!(
@@ -284,6 +341,8 @@ mod tests {
         let pod = reviewer_pod(&reviewer(), &launch, &local()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("review-w1-3"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("team"));
+        let annotations = pod.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.get(SAFE_TO_EVICT).map(String::as_str), Some("true"));
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
@@ -303,6 +362,44 @@ mod tests {
         let mut observed = pod.clone();
         observed.metadata.uid = Some("pod-uid".into());
         assert_eq!(ObservedPod::from_pod(&observed).map(|p| p.incarnation), Some(3));
+    }
+
+    #[test]
+    fn reviewer_pod_runs_as_a_numeric_non_root_user() {
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer(), &launch(), &inject).unwrap().spec.unwrap();
+        let pod = spec.security_context.as_ref().unwrap();
+        assert_eq!((pod.run_as_user, pod.run_as_group, pod.run_as_non_root), (Some(65532), Some(65532), Some(true)));
+        let init = spec.init_containers.as_ref().unwrap()[0].security_context.clone().unwrap();
+        assert_eq!((init.run_as_user, init.run_as_group), (Some(65532), Some(65532)));
+        let agent = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(agent.run_as_user, None, "the agent inherits the pod's user");
+        assert_eq!(agent, restricted());
+    }
+
+    #[test]
+    fn agent_security_context_sets_the_user_and_nothing_more() {
+        let mut reviewer = reviewer();
+        reviewer.spec.agent.security_context = Some(AgentSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+        });
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer, &launch(), &inject).unwrap().spec.unwrap();
+        let agent = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!((agent.run_as_user, agent.run_as_group), (Some(1000), Some(1000)));
+        assert_eq!(agent.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            (agent.run_as_non_root, agent.allow_privilege_escalation, agent.privileged),
+            (Some(true), Some(false), Some(false))
+        );
+        assert_eq!(agent.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(agent.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        // The supervisor's installer keeps the operator image's user.
+        let init = spec.init_containers.as_ref().unwrap()[0].security_context.clone().unwrap();
+        assert_eq!(init.run_as_user, Some(65532));
     }
 
     #[test]

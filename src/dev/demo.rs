@@ -64,6 +64,7 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
                 resources: None,
                 harness: Some("demo-agent".into()),
                 prompt: None,
+                security_context: None,
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),

@@ -7,8 +7,12 @@ use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use serde::Deserialize;
 
-/// The objects from `deploy/` that make sense on a dev cluster.
-pub const DEPLOY_OBJECTS: [(&str, &str); 2] = [
+/// The objects from `deploy/` that make sense on a dev cluster. The controller's namespace and
+/// ServiceAccount come first: the admission policy's binding takes that ServiceAccount as its
+/// param, and denies every submission without it.
+pub const DEPLOY_OBJECTS: [(&str, &str); 4] = [
+    ("deploy/namespace.yaml", include_str!("../../deploy/namespace.yaml")),
+    ("deploy/controller-rbac.yaml", include_str!("../../deploy/controller-rbac.yaml")),
     ("deploy/reviewer-rbac.yaml", include_str!("../../deploy/reviewer-rbac.yaml")),
     ("deploy/admission-policy.yaml", include_str!("../../deploy/admission-policy.yaml")),
 ];

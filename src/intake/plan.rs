@@ -191,6 +191,7 @@ mod tests {
                     resources: None,
                     harness: None,
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),

@@ -129,6 +129,7 @@ impl Harness {
                     resources: None,
                     harness: Some("claude-code".into()),
                     prompt: None,
+                    security_context: None,
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),

@@ -1,10 +1,11 @@
 //! The built-in resources the server serves, and their checks against the `k8s-openapi` types.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::registry::{Origin, ResourceInfo};
+use crate::schema::fields;
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, coordination::v1 as coordination, core::v1 as core,
-    events::v1 as events, policy::v1 as policy, rbac::v1 as rbac,
+    events::v1 as events, flowcontrol::v1 as flowcontrol, policy::v1 as policy, rbac::v1 as rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -38,6 +39,7 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::Lease>(info, &object),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(info, &object),
         ("policy", "PodDisruptionBudget") => decode_as::<policy::PodDisruptionBudget>(info, &object),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => decode_as::<flowcontrol::FlowSchema>(info, &object),
         ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::Role>(info, &object),
         ("rbac.authorization.k8s.io", "RoleBinding") => decode_as::<rbac::RoleBinding>(info, &object),
         ("rbac.authorization.k8s.io", "ClusterRole") => decode_as::<rbac::ClusterRole>(info, &object),
@@ -53,6 +55,31 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// The longest event note (`message` in core/v1) kube-apiserver accepts, in bytes.
+pub const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// The built-in validation the server applies beyond decoding, worded as kube-apiserver words it.
+/// Only what clients of this project can trip is checked: the length of an event's note.
+///
+/// Both event APIs store one internal Event whose `message` is events.k8s.io's `note`, and
+/// `legacyValidateEvent` checks it only for events with an `eventTime` (the events.k8s.io kind
+/// always has one), under the internal field name: `message: Invalid value: "": can have at most
+/// 1024 characters` (the limit is in bytes, Go's `len`).
+pub fn validate_builtin(info: &ResourceInfo, object: &Value) -> Vec<Cause> {
+    let note_field = match (info.group.as_str(), info.kind.as_str()) {
+        ("events.k8s.io", "Event") => "note",
+        ("", "Event") => "message",
+        _ => return Vec::new(),
+    };
+    let has_event_time = object.get("eventTime").is_some_and(|t| !t.is_null());
+    let note_len = object.get(note_field).and_then(Value::as_str).map_or(0, str::len);
+    if has_event_time && note_len > EVENT_NOTE_LIMIT {
+        let detail = format!("can have at most {EVENT_NOTE_LIMIT} characters");
+        return vec![fields::invalid("message", &Value::String(String::new()), &detail)];
+    }
+    Vec::new()
 }
 
 /// Go decodes `null` as the zero value of any field; k8s-openapi rejects it for required fields.
@@ -315,6 +342,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         r("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
         r("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
         r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
+        // Stored and served so that manifests carrying one apply; no request is classified by it.
+        r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "FlowSchema", false, &[], true),
         r("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false),
         r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false),
         r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
@@ -489,6 +518,27 @@ mod tests {
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object",
             "x-kubernetes-preserve-unknown-fields": true, "default": {"a": 1}}}}]}});
         assert!(check_builtin(&info("apiextensions.k8s.io", "CustomResourceDefinition"), &crd).unwrap().is_empty());
+    }
+
+    #[test]
+    fn event_notes_over_the_limit_are_invalid() {
+        let events = info("events.k8s.io", "Event");
+        let note = |n: usize| json!({"eventTime": "2024-01-01T00:00:00.000000Z", "note": "x".repeat(n)});
+        assert!(validate_builtin(&events, &note(EVENT_NOTE_LIMIT)).is_empty());
+        let causes = validate_builtin(&events, &note(EVENT_NOTE_LIMIT + 1));
+        assert_eq!(
+            causes,
+            vec![Cause::new("FieldValueInvalid", "message", "Invalid value: \"\": can have at most 1024 characters")]
+        );
+        // Bytes, not characters.
+        let wide = json!({"eventTime": "2024-01-01T00:00:00.000000Z", "note": "é".repeat(600)});
+        assert_eq!(validate_builtin(&events, &wide).len(), 1);
+        let core = info("", "Event");
+        let legacy = json!({"message": "x".repeat(2000)});
+        assert!(validate_builtin(&core, &legacy).is_empty(), "legacy events without eventTime are not checked");
+        let new_style = json!({"eventTime": "2024-01-01T00:00:00.000000Z", "message": "x".repeat(2000)});
+        assert_eq!(validate_builtin(&core, &new_style).len(), 1);
+        assert!(validate_builtin(&info("", "Pod"), &note(5000)).is_empty());
     }
 
     #[test]

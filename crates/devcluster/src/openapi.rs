@@ -157,6 +157,7 @@ fn builtin_schema(generator: Option<&mut SchemaGenerator>, info: &ResourceInfo) 
         "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
         "apps" "v1" "Deployment" => api::apps::v1::Deployment,
         "policy" "v1" "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget,
+        "flowcontrol.apiserver.k8s.io" "v1" "FlowSchema" => api::flowcontrol::v1::FlowSchema,
         "rbac.authorization.k8s.io" "v1" "Role" => api::rbac::v1::Role,
         "rbac.authorization.k8s.io" "v1" "RoleBinding" => api::rbac::v1::RoleBinding,
         "rbac.authorization.k8s.io" "v1" "ClusterRole" => api::rbac::v1::ClusterRole,

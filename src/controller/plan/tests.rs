@@ -558,15 +558,56 @@ fn transient_launch_error_degrades_and_fails_runs_only_after_the_launch_deadline
 fn api_errors_are_classified() {
     use ApiErrorClass::*;
     use PodOperation::*;
-    assert_eq!(ApiErrorClass::of(Delete, Some(404)), Done);
-    assert_eq!(ApiErrorClass::of(Create, Some(409)), Done);
-    assert_eq!(ApiErrorClass::of(Delete, Some(409)), Transient);
-    assert_eq!(ApiErrorClass::of(Create, Some(429)), Transient);
-    assert_eq!(ApiErrorClass::of(Create, Some(503)), Transient);
-    assert_eq!(ApiErrorClass::of(Create, None), Transient);
-    assert_eq!(ApiErrorClass::of(Create, Some(403)), Permanent);
-    assert_eq!(ApiErrorClass::of(Create, Some(422)), Permanent);
-    assert_eq!(ApiErrorClass::of(Create, Some(404)), Permanent);
+    assert_eq!(ApiErrorClass::of(Delete, Some(404), ""), Done);
+    assert_eq!(ApiErrorClass::of(Create, Some(409), ""), Done);
+    assert_eq!(ApiErrorClass::of(Delete, Some(409), ""), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(429), ""), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(503), ""), Transient);
+    assert_eq!(ApiErrorClass::of(Create, None, ""), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(403), ""), Permanent);
+    assert_eq!(ApiErrorClass::of(Create, Some(422), ""), Permanent);
+    assert_eq!(ApiErrorClass::of(Create, Some(404), ""), Permanent);
+}
+
+#[test]
+fn forbidden_launches_that_clear_by_themselves_are_transient() {
+    use ApiErrorClass::*;
+    use PodOperation::*;
+    let quota = "pods \"review-w1-2\" is forbidden: exceeded quota: compute, requested: limits.cpu=1, used: limits.cpu=1, limited: limits.cpu=1";
+    let account = "pods \"review-w1-1\" is forbidden: error looking up service account team/review-agent: serviceaccount \"review-agent\" not found";
+    assert_eq!(ApiErrorClass::of(Create, Some(403), quota), Transient);
+    assert_eq!(ApiErrorClass::of(Create, Some(403), account), Transient);
+    // RBAC denials and quotas the pod can never satisfy stay permanent.
+    let rbac = "pods is forbidden: User \"system:serviceaccount:review-system:review-operator\" cannot create resource \"pods\"";
+    assert_eq!(ApiErrorClass::of(Create, Some(403), rbac), Permanent);
+    let limits = "pods \"review-w1-1\" is forbidden: failed quota: compute: must specify limits.cpu for: agent";
+    assert_eq!(ApiErrorClass::of(Create, Some(403), limits), Permanent);
+    // The message only matters for 403s.
+    assert_eq!(ApiErrorClass::of(Create, Some(422), quota), Permanent);
+}
+
+#[test]
+fn a_quota_403_keeps_the_runs_waiting_until_the_launch_deadline() {
+    let mut world = World::new();
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.pods_become_visible = false;
+    let plan = plan_reviewer(&world.observed, at(1));
+    world.apply(&plan);
+    let message =
+        "pods \"review-w1-1\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1";
+    let class = ApiErrorClass::of(PodOperation::Create, Some(403), message);
+    let failure = plan_launch_failure(&world.observed, &plan, &LaunchError { class, message: message.into() }, at(1));
+    assert!(failure.retry, "retried with back-off");
+    assert_eq!(changes_of(&failure.run_updates), [("r1", RunChange::Refreshed)], "no run fails at once");
+    for update in &failure.run_updates {
+        world.write_run_status(&update.run, update.status.clone());
+    }
+    world.observed.reviewer.as_mut().unwrap().status = failure.reviewer_status;
+    assert!(plan_reviewer(&world.observed, at(60)).run_updates.is_empty());
+    let late = plan_reviewer(&world.observed, at(301));
+    assert_eq!(changes(&late), [("r1", RunChange::LaunchFailed)]);
+    let failed = late.run_updates[0].status.message.clone().unwrap_or_default();
+    assert!(failed.contains("exceeded quota"), "{failed}");
 }
 
 #[test]

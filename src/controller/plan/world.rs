@@ -42,6 +42,7 @@ pub fn reviewer() -> Reviewer {
                 resources: None,
                 harness: Some("claude-code".into()),
                 prompt: None,
+                security_context: None,
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
@@ -241,7 +242,7 @@ impl World {
         match self.observed.pods.iter().position(|pod| pod.name == deletion.name) {
             None => Ok(false),
             Some(index) if self.observed.pods[index].uid != deletion.uid => {
-                Err(ApiErrorClass::of(PodOperation::Delete, Some(409)))
+                Err(ApiErrorClass::of(PodOperation::Delete, Some(409), ""))
             }
             Some(index) => {
                 self.observed.pods.remove(index);

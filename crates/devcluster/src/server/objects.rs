@@ -5,7 +5,7 @@
 use super::ApiServer;
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
-use crate::builtin::check_builtin;
+use crate::builtin::{check_builtin, validate_builtin};
 use crate::error::{ApiError, Cause};
 use crate::meta::{self, NameRule};
 use crate::patch::apply::{ApplyRequest, server_side_apply};
@@ -378,6 +378,10 @@ impl ApiServer {
                 if let Some(defaults) = crate::builtin::strategy(info).defaults {
                     let allocate = || self.allocate_cluster_ip();
                     defaults(object, &crate::builtin::Defaulting { old, allocate_cluster_ip: &allocate })?;
+                }
+                let causes = validate_builtin(info, object);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
                 }
                 unknown
             }
