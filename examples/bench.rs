@@ -357,14 +357,7 @@ fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
         name,
         ReviewRunSpec {
             reviewer: reviewer.into(),
-            pull_request: PullRequest {
-                url: pr.into(),
-                number: None,
-                head_sha: head_sha.into(),
-                previous_head_sha: None,
-                repository: None,
-                clone_url: None,
-            },
+            pull_request: PullRequest::new(pr, head_sha),
             cancel_requested: false,
             timeout: "1h".into(),
         },
@@ -394,14 +387,8 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                     ReviewerSpec {
                         worker_id: format!("w{index}"),
                         agent: AgentSpec {
-                            image: "ghcr.io/acme/reviewer:1".into(),
-                            command: vec![],
-                            args: vec![],
-                            env: vec![],
-                            resources: None,
                             harness: Some("claude-code".into()),
-                            prompt: None,
-                            security_context: None,
+                            ..AgentSpec::new("ghcr.io/acme/reviewer:1")
                         },
                         service_account_name: "review-agent".into(),
                         launch_deadline: "5m".into(),

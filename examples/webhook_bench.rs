@@ -68,16 +68,7 @@ async fn main() -> anyhow::Result<()> {
             &format!("review-w{index}"),
             ReviewerSpec {
                 worker_id: format!("w{index}"),
-                agent: AgentSpec {
-                    image: "img".into(),
-                    command: vec![],
-                    args: vec![],
-                    env: vec![],
-                    resources: None,
-                    harness: None,
-                    prompt: None,
-                    security_context: None,
-                },
+                agent: AgentSpec::new("img"),
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
                 r#match: Some(PullRequestMatch {

@@ -141,14 +141,7 @@ impl E2e {
             name,
             ReviewRunSpec {
                 reviewer: reviewer.into(),
-                pull_request: PullRequest {
-                    url: pr.into(),
-                    number: None,
-                    head_sha: sha.into(),
-                    previous_head_sha: None,
-                    repository: None,
-                    clone_url: None,
-                },
+                pull_request: PullRequest::new(pr, sha),
                 cancel_requested: false,
                 timeout: "10m".into(),
             },

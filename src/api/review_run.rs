@@ -119,6 +119,20 @@ pub struct PullRequest {
     pub clone_url: Option<String>,
 }
 
+impl PullRequest {
+    /// The pull request `url` at `head_sha`, with nothing else known.
+    pub fn new(url: impl Into<String>, head_sha: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            number: None,
+            head_sha: head_sha.into(),
+            previous_head_sha: None,
+            repository: None,
+            clone_url: None,
+        }
+    }
+}
+
 /// Observed state of a ReviewRun, written by the controller and, for the
 /// verdict, by the reviewer pod.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

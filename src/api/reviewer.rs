@@ -134,6 +134,22 @@ pub struct AgentSpec {
     pub security_context: Option<AgentSecurityContext>,
 }
 
+impl AgentSpec {
+    /// The agent `image` with its own entrypoint and nothing else set.
+    pub fn new(image: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            resources: None,
+            harness: None,
+            prompt: None,
+            security_context: None,
+        }
+    }
+}
+
 /// The settable part of the agent container's security context. Everything
 /// else stays within PodSecurity "restricted" whatever is set: never
 /// privileged, no privilege escalation, all capabilities dropped,

@@ -80,14 +80,7 @@ mod tests {
             name,
             ReviewRunSpec {
                 reviewer: reviewer.into(),
-                pull_request: PullRequest {
-                    url: "https://github.com/o/r/pull/1".into(),
-                    number: None,
-                    head_sha: "abcdef0".into(),
-                    previous_head_sha: None,
-                    repository: None,
-                    clone_url: None,
-                },
+                pull_request: PullRequest::new("https://github.com/o/r/pull/1", "abcdef0"),
                 cancel_requested: false,
                 timeout: "1h".into(),
             },

@@ -238,14 +238,9 @@ mod tests {
             ReviewerSpec {
                 worker_id: "w1".into(),
                 agent: AgentSpec {
-                    image: "ghcr.io/acme/reviewer:1".into(),
                     command: vec!["reviewer".into()],
-                    args: vec![],
                     env: vec![env_var("MODEL", "large")],
-                    resources: None,
-                    harness: None,
-                    prompt: None,
-                    security_context: None,
+                    ..AgentSpec::new("ghcr.io/acme/reviewer:1")
                 },
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),

@@ -57,14 +57,11 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
         ReviewerSpec {
             worker_id: "demo".into(),
             agent: AgentSpec {
-                image: "review-operator/demo-agent:local".into(),
                 command: vec![binary.display().to_string(), "demo-agent".into()],
                 args: vec!["--review-seconds".into(), REVIEW_SECONDS.into()],
                 env: Vec::new(),
-                resources: None,
                 harness: Some("demo-agent".into()),
-                prompt: None,
-                security_context: None,
+                ..AgentSpec::new("review-operator/demo-agent:local")
             },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),

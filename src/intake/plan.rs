@@ -183,16 +183,7 @@ mod tests {
             name,
             ReviewerSpec {
                 worker_id: "w1".into(),
-                agent: AgentSpec {
-                    image: "img".into(),
-                    command: vec![],
-                    args: vec![],
-                    env: vec![],
-                    resources: None,
-                    harness: None,
-                    prompt: None,
-                    security_context: None,
-                },
+                agent: AgentSpec::new("img"),
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
                 r#match: rules.map(|rules| serde_json::from_value(rules).unwrap()),

@@ -34,16 +34,7 @@ pub fn reviewer() -> Reviewer {
         NAME,
         ReviewerSpec {
             worker_id: "w1".into(),
-            agent: AgentSpec {
-                image: "ghcr.io/acme/reviewer:1".into(),
-                command: vec![],
-                args: vec![],
-                env: vec![],
-                resources: None,
-                harness: Some("claude-code".into()),
-                prompt: None,
-                security_context: None,
-            },
+            agent: AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
             r#match: None,
@@ -59,14 +50,7 @@ pub fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
         name,
         ReviewRunSpec {
             reviewer: NAME.into(),
-            pull_request: PullRequest {
-                url: pr.into(),
-                number: None,
-                head_sha: sha.into(),
-                previous_head_sha: None,
-                repository: None,
-                clone_url: None,
-            },
+            pull_request: PullRequest::new(pr, sha),
             cancel_requested: false,
             timeout: "1h".into(),
         },
