@@ -28,11 +28,14 @@ pub enum IntakePlan {
 }
 
 /// Plans a `pull_request` delivery.
-pub fn plan_pull_request(event: &PullRequestEvent, reviewers: &[Reviewer]) -> Result<IntakePlan, InvalidPayload> {
+pub fn plan_pull_request<'a>(
+    event: &PullRequestEvent,
+    reviewers: impl IntoIterator<Item = &'a Reviewer>,
+) -> Result<IntakePlan, InvalidPayload> {
     let pr = &event.pull_request;
     let repository = &event.repository.full_name;
     let interested: Vec<(&Reviewer, &PullRequestMatch)> = reviewers
-        .iter()
+        .into_iter()
         .filter_map(|reviewer| Some((reviewer, reviewer.spec.r#match.as_ref()?)))
         .filter(|(_, rules)| rules.repositories.iter().any(|r| r.eq_ignore_ascii_case(repository)))
         .collect();

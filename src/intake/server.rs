@@ -223,8 +223,9 @@ async fn answer(receiver: &Receiver, headers: &HeaderMap, body: Result<Bytes, By
                     return Answer::refused(receiver, StatusCode::BAD_REQUEST, "invalid_payload", error.to_string());
                 }
             };
-            let reviewers: Vec<Reviewer> = receiver.reviewers.state().iter().map(|r| (**r).clone()).collect();
-            match plan_pull_request(&event, &reviewers) {
+            // The store's Reviewers are shared, not copied, per delivery.
+            let reviewers = receiver.reviewers.state();
+            match plan_pull_request(&event, reviewers.iter().map(AsRef::as_ref)) {
                 Ok(plan) => execute(receiver, plan).await,
                 Err(error) => Answer::refused(receiver, StatusCode::BAD_REQUEST, "invalid_payload", error.to_string()),
             }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const GROUP: &str = "authorization.k8s.io";
 
 /// Paths every authenticated user may read, as `system:discovery` and `system:public-info-viewer` allow.
-const DISCOVERY_PATHS: [&str; 11] = [
+pub(super) const DISCOVERY_PATHS: [&str; 11] = [
     "/api",
     "/api/*",
     "/apis",

@@ -168,25 +168,7 @@ pub fn cluster_roles() -> Vec<Value> {
         role("admin", admin_rules()),
         role("edit", edit_rules()),
         role("view", view_rules()),
-        role(
-            "system:discovery",
-            vec![non_resource_rule(
-                &["get"],
-                &[
-                    "/api",
-                    "/api/*",
-                    "/apis",
-                    "/apis/*",
-                    "/healthz",
-                    "/livez",
-                    "/openapi",
-                    "/openapi/*",
-                    "/readyz",
-                    "/version",
-                    "/version/",
-                ],
-            )],
-        ),
+        role("system:discovery", vec![non_resource_rule(&["get"], &super::access::DISCOVERY_PATHS)]),
         role(
             "system:basic-user",
             vec![
