@@ -318,11 +318,12 @@ fn evaluate(context: &Context<'_>, expression: &str) -> Result<Cel, EvalError> {
     compiled(expression)?.execute(context).map_err(|e| EvalError(e.to_string()))
 }
 
-/// Whether `expression` can only refer to the `request` variable: it names none of the others.
-/// Such match conditions are evaluated before the objects are converted to CEL, which most
+/// Whether `expression` may read the request's objects: it names `object`, `oldObject`,
+/// `namespaceObject`, or `variables` and `authorizer`, which may read them in turn. Match conditions
+/// that cannot are evaluated before the objects are converted to CEL, the costly part, which most
 /// requests a policy does not match then never pay for.
-fn refers_to_request_only(expression: &str) -> bool {
-    !["object", "Object", "params", "variables", "authorizer"].iter().any(|name| expression.contains(name))
+fn may_read_objects(expression: &str) -> bool {
+    ["object", "Object", "variables", "authorizer"].iter().any(|name| expression.contains(name))
 }
 
 fn evaluate_bool(context: &Context<'_>, expression: &str) -> Result<bool, EvalError> {
@@ -411,20 +412,25 @@ impl PolicyEvaluation<'_> {
         }))
     }
 
-    /// A context holding only the `request` variable.
-    fn request_context(&self) -> Context<'static> {
+    /// A context holding the `request` and `params` variables, not yet the objects.
+    fn request_context(&self, params: Option<&Value>) -> Context<'static> {
         let mut context = Context::default();
         context.register_all();
         context.add_variable_from_value("request", to_cel(&request_variable(self.request)));
+        context.add_variable_from_value("params", params.map(to_cel).unwrap_or(Cel::Null));
         context
     }
 
-    fn context(&self, params: Option<&Value>) -> Context<'static> {
-        let mut context = self.request_context();
+    fn add_objects(&self, context: &mut Context<'static>) {
         context.add_variable_from_value("object", self.request.object.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("oldObject", self.request.old_object.map(to_cel).unwrap_or(Cel::Null));
-        context.add_variable_from_value("params", params.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("namespaceObject", self.namespace_object.map(to_cel).unwrap_or(Cel::Null));
+    }
+
+    #[cfg(test)]
+    fn context(&self, params: Option<&Value>) -> Context<'static> {
+        let mut context = self.request_context(params);
+        self.add_objects(&mut context);
         context
     }
 
@@ -432,8 +438,11 @@ impl PolicyEvaluation<'_> {
         let spec = self.policy.get("spec").cloned().unwrap_or(Value::Null);
         let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
         let conditions = list("matchConditions");
-        let request_only = conditions.iter().all(|c| refers_to_request_only(meta::str_at(c, "/expression")));
-        let mut context = if request_only { self.request_context() } else { self.context(params) };
+        let objects_first = conditions.iter().any(|c| may_read_objects(meta::str_at(c, "/expression")));
+        let mut context = self.request_context(params);
+        if objects_first {
+            self.add_objects(&mut context);
+        }
         for condition in &conditions {
             let expression = meta::str_at(condition, "/expression");
             match evaluate_bool(&context, expression) {
@@ -448,8 +457,8 @@ impl PolicyEvaluation<'_> {
                 }
             }
         }
-        if request_only {
-            context = self.context(params);
+        if !objects_first {
+            self.add_objects(&mut context);
         }
         let mut variables = HashMap::new();
         for variable in list("variables") {
@@ -504,17 +513,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn match_conditions_naming_only_the_request_are_told_apart() {
-        assert!(refers_to_request_only("request.userInfo.username.startsWith('system:serviceaccount:')"));
+    fn match_conditions_that_may_read_the_objects_are_told_apart() {
+        for expression in [
+            "request.userInfo.username.startsWith('system:serviceaccount:')",
+            "request.userInfo.username != 'system:serviceaccount:' + params.metadata.namespace",
+        ] {
+            assert!(!may_read_objects(expression), "{expression}");
+        }
         for expression in [
             "has(object.status)",
             "oldObject.metadata.name == 'a'",
             "namespaceObject.metadata.labels['x'] == 'y'",
-            "params.enabled",
             "variables.owner == request.userInfo.username",
             "authorizer.group('').resource('pods').check('get').allowed()",
         ] {
-            assert!(!refers_to_request_only(expression), "{expression}");
+            assert!(may_read_objects(expression), "{expression}");
         }
     }
 

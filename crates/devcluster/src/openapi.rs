@@ -280,7 +280,7 @@ const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST res
 
 /// A CRD's `openAPIV3Schema` completed with `apiVersion`, `kind`, `metadata` and the GVK extension.
 fn custom_schema(info: &ResourceInfo, ref_prefix: &str) -> Value {
-    let mut schema = match &info.schema {
+    let mut schema = match info.schema.as_deref() {
         Some(Value::Object(schema)) => schema.clone(),
         _ => Map::from_iter([("x-kubernetes-preserve-unknown-fields".to_string(), json!(true))]),
     };

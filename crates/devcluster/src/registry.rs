@@ -44,8 +44,9 @@ pub struct ResourceInfo {
     /// Served subresources, e.g. `status`.
     pub subresources: Vec<String>,
     pub printer_columns: Vec<PrinterColumn>,
-    /// The structural `openAPIV3Schema` of a CRD version; `None` for built-ins.
-    pub schema: Option<Value>,
+    /// The structural `openAPIV3Schema` of a CRD version; `None` for built-ins. Shared, since every
+    /// request resolves its resource.
+    pub schema: Option<Arc<Value>>,
     pub origin: Origin,
 }
 

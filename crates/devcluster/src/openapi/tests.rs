@@ -15,7 +15,7 @@ fn review_run(version: &str) -> ResourceInfo {
         categories: Vec::new(),
         subresources: vec!["status".into()],
         printer_columns: Vec::<PrinterColumn>::new(),
-        schema: Some(json!({
+        schema: Some(std::sync::Arc::new(json!({
             "type": "object",
             "description": "A review of one pull request.",
             "properties": {
@@ -26,7 +26,7 @@ fn review_run(version: &str) -> ResourceInfo {
                     "reviewer": {"type": "string"}}},
                 "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
             }
-        })),
+        }))),
         origin: Origin::Custom { crd: "reviewruns.review.ao.dev".into() },
     }
 }
@@ -61,7 +61,8 @@ fn index_hash_changes_with_the_schema() {
     let before = v3_index(&all())["paths"]["apis/review.ao.dev/v1alpha1"].clone();
     let mut changed = all();
     if let Some(rr) = changed.iter_mut().find(|r| r.kind == "ReviewRun") {
-        rr.schema.as_mut().unwrap()["properties"]["spec"]["properties"]["extra"] = json!({"type": "string"});
+        std::sync::Arc::make_mut(rr.schema.as_mut().unwrap())["properties"]["spec"]["properties"]["extra"] =
+            json!({"type": "string"});
     }
     let after = v3_index(&changed)["paths"]["apis/review.ao.dev/v1alpha1"].clone();
     assert_ne!(before, after);

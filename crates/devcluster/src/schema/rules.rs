@@ -101,7 +101,9 @@ pub fn evaluate(
     object: &Value,
     old: Option<&Value>,
 ) -> Vec<Cause> {
-    let result = VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, object, old, Some(context)));
+    let (object_view, old_view) = (rule_view(object), old.map(rule_view));
+    let result =
+        VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, &object_view, old_view.as_ref(), Some(context)));
     match result {
         Ok(()) => Vec::new(),
         Err(errors) => errors
@@ -116,6 +118,26 @@ pub fn evaluate(
             })
             .collect(),
     }
+}
+
+/// What the rules see of an object: the real server declares only `metadata.name` and
+/// `metadata.generateName` to CEL, and leaving the rest of the metadata (managed fields above all)
+/// out spares converting it for every write.
+fn rule_view(object: &Value) -> Value {
+    let Value::Object(fields) = object else { return object.clone() };
+    let view = fields.iter().map(|(key, value)| {
+        let value = match (key.as_str(), value) {
+            ("metadata", Value::Object(meta)) => Value::Object(
+                meta.iter()
+                    .filter(|(name, _)| matches!(name.as_str(), "name" | "generateName"))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        (key.clone(), value)
+    });
+    Value::Object(view.collect())
 }
 
 /// Whether a failed rule is ignored on update because the value it is declared on did not change

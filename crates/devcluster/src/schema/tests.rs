@@ -363,3 +363,24 @@ mod derived {
         assert_eq!(fields, vec!["spec.mode", "spec.steps[0].retries", "<nil>"]);
     }
 }
+
+#[test]
+fn root_rules_see_only_the_name_of_the_metadata() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"metadata": {"type": "object"}, "spec": {"type": "object", "properties": {"n": {"type": "string"}}}},
+        "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.startsWith(self.spec.n)", "message": "the name starts with spec.n"},
+            {"rule": "!has(self.metadata.labels) && !has(self.metadata.managedFields)", "message": "metadata beyond the name"},
+        ]
+    });
+    let context = SchemaContext { group: "review.ao.dev".into(), version: "v1".into(), kind: "Sample".into() };
+    let schema = CrdSchema::compile(&schema, context).unwrap_or_else(|c| panic!("{c:?}"));
+    let mut obj = json!({"apiVersion": "review.ao.dev/v1", "kind": "Sample",
+        "metadata": {"name": "abc", "labels": {"a": "b"}, "managedFields": [{"manager": "m"}]}, "spec": {"n": "ab"}});
+    assert_eq!(schema.validate(&obj, None), Vec::<Cause>::new());
+    obj["spec"]["n"] = json!("x");
+    let causes = schema.validate(&obj, None);
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert!(causes[0].message.contains("the name starts with spec.n"), "{causes:?}");
+}

@@ -81,7 +81,7 @@ fn served_versions(crd: &Value) -> Result<Vec<(ResourceInfo, CrdSchema)>, Vec<Ca
                         Vec::new()
                     },
                     printer_columns: printer_columns(version),
-                    schema: Some(schema),
+                    schema: Some(std::sync::Arc::new(schema)),
                     origin: Origin::Custom { crd: meta::str_at(crd, "/metadata/name").to_string() },
                 };
                 out.push((info, compiled));
@@ -181,7 +181,7 @@ impl ApiServer {
                     Arc::new(super::CustomSchema {
                         crd: name.clone(),
                         schema: schema.clone(),
-                        rules: Arc::new(info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default()),
+                        rules: Arc::new(info.schema.as_deref().map(MergeRules::from_schema).unwrap_or_default()),
                     }),
                 );
             }

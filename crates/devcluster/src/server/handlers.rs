@@ -1,6 +1,6 @@
 //! HTTP handlers: turn requests into the object operations of `objects.rs` and render the answers.
 
-use super::objects::{DeleteOptions, FieldValidation, Written};
+use super::objects::{DeleteOptions, FieldValidation, WriteOutcome};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
 use crate::accept::Representation;
@@ -173,7 +173,7 @@ fn warning_headers(warnings: &[String]) -> HeaderMap {
     headers
 }
 
-fn written(result: Written, created_code: StatusCode) -> Response {
+fn written(result: WriteOutcome, created_code: StatusCode) -> Response {
     let code = if result.created { created_code } else { StatusCode::OK };
     json_response(code, &result.object, &warning_headers(&result.warnings))
 }

@@ -65,7 +65,7 @@ impl WriteContext {
 
 /// A stored (or dry-run) object and the warnings to send with it.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub struct WriteOutcome {
     pub object: Value,
     pub warnings: Vec<String>,
     pub created: bool,
@@ -258,7 +258,7 @@ impl ApiServer {
         cached.unwrap_or_else(|| {
             Arc::new(match &info.origin {
                 Origin::Builtin => MergeRules::builtin(&info.group, &info.kind),
-                Origin::Custom { .. } => info.schema.as_ref().map(MergeRules::from_schema).unwrap_or_default(),
+                Origin::Custom { .. } => info.schema.as_deref().map(MergeRules::from_schema).unwrap_or_default(),
             })
         })
     }
@@ -472,7 +472,7 @@ impl ApiServer {
         namespace: Option<&str>,
         body: Value,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         let info = self.resolve(group, version, resource)?;
         self.create_resolved(&info, namespace, body, ctx)
     }
@@ -483,7 +483,7 @@ impl ApiServer {
         namespace: Option<&str>,
         mut body: Value,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request("the request body must be a JSON object"));
         }
@@ -539,7 +539,7 @@ impl ApiServer {
             },
         );
         if ctx.dry_run {
-            return Ok(Written { object: Self::present(info, &body), warnings, created: true });
+            return Ok(WriteOutcome { object: Self::present(info, &body), warnings, created: true });
         }
         let key = Self::key(info, namespace, &name);
         let stored = self.store.create(key, body).map_err(|e| store_error(info, &name, e))?;
@@ -547,7 +547,7 @@ impl ApiServer {
         if let Some(updated) = self.after_write(info, &object)? {
             object = updated;
         }
-        Ok(Written { object, warnings, created: true })
+        Ok(WriteOutcome { object, warnings, created: true })
     }
 
     /// What a freshly created object's status starts as.
@@ -580,7 +580,7 @@ impl ApiServer {
         subresource: Option<&str>,
         mut body: Value,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request("the request body must be a JSON object"));
         }
@@ -633,7 +633,7 @@ impl ApiServer {
         subresource: Option<&str>,
         expected: u64,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         let name = key.name.clone();
         let mut new = match subresource {
             Some("status") => {
@@ -676,14 +676,14 @@ impl ApiServer {
         expected: u64,
         warnings: Vec<String>,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         let old_rv = resource_version_of(old);
         set_meta(&mut new, "resourceVersion", Value::String(old_rv.to_string()));
         if meta::same_content(old, &new) {
-            return Ok(Written { object: Self::present(info, old), warnings, created: false });
+            return Ok(WriteOutcome { object: Self::present(info, old), warnings, created: false });
         }
         if ctx.dry_run {
-            return Ok(Written { object: Self::present(info, &new), warnings, created: false });
+            return Ok(WriteOutcome { object: Self::present(info, &new), warnings, created: false });
         }
         let expected = if expected == 0 { old_rv } else { expected };
         let finished = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
@@ -697,7 +697,7 @@ impl ApiServer {
         if !finished && let Some(updated) = self.after_write(info, &object)? {
             object = updated;
         }
-        Ok(Written { object, warnings, created: false })
+        Ok(WriteOutcome { object, warnings, created: false })
     }
 
     /// Applies a patch of any supported type; retried on conflicts unless the patch pins a resourceVersion.
@@ -712,7 +712,7 @@ impl ApiServer {
         patch: &Value,
         force: bool,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if patch_type == PatchType::Strategic && matches!(info.origin, Origin::Custom { .. }) {
             return Err(ApiError::unsupported_media_type(info.patch_types()));
         }
@@ -797,7 +797,7 @@ impl ApiServer {
         expected: u64,
         patch_type: PatchType,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if patch_type != PatchType::Apply {
             return self.replace(info, key, old, body, subresource, expected, ctx);
         }
@@ -823,7 +823,7 @@ impl ApiServer {
         force: bool,
         rules: &MergeRules,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if ctx.manager.is_empty() {
             return Err(missing_apply_manager());
         }
@@ -862,7 +862,7 @@ impl ApiServer {
         object: Value,
         managed: Option<Value>,
         ctx: &WriteContext,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         let Some(managed) = managed else {
             return self.create_resolved(info, namespace, object, ctx);
         };
@@ -872,7 +872,7 @@ impl ApiServer {
         let mut prepared = self.create_resolved(info, namespace, object, &dry)?.object;
         set_meta(&mut prepared, "managedFields", managed);
         if ctx.dry_run {
-            return Ok(Written { object: prepared, warnings: Vec::new(), created: true });
+            return Ok(WriteOutcome { object: prepared, warnings: Vec::new(), created: true });
         }
         let name = meta::str_at(&prepared, "/metadata/name").to_string();
         let key = Self::key(info, namespace, &name);
@@ -881,7 +881,7 @@ impl ApiServer {
         if let Some(updated) = self.after_write(info, &object)? {
             object = updated;
         }
-        Ok(Written { object, warnings: Vec::new(), created: true })
+        Ok(WriteOutcome { object, warnings: Vec::new(), created: true })
     }
 
     /// Deletes an object, or marks it for deletion when finalizers (or propagation) must run first.
