@@ -233,3 +233,52 @@ async fn protobuf_only_accept_headers_are_not_acceptable() {
     let listed = client.request_text(request("application/vnd.kubernetes.protobuf, application/json")).await.unwrap();
     assert!(listed.contains("\"kind\":\"ConfigMapList\""), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_are_bad_requests_and_write_nothing() {
+    let cluster = support::cluster().await;
+    let deep = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep"}},"x":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let mut invalid_utf8 = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"utf"},"data":{"k":""#.to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe, b'"', b'}', b'}']);
+    let out_of_range =
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":1e400}}"#;
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        (CONFIG_MAPS, "application/json", deep.clone().into_bytes()),
+        (CONFIG_MAPS, "application/json", invalid_utf8),
+        ("/apis/apps/v1/namespaces/default/deployments", "application/json", out_of_range.as_bytes().to_vec()),
+    ];
+    for (path, content_type, body) in cases {
+        let answer = request(&cluster, "POST", path, content_type, &body).await;
+        let message = answer.status(400, "BadRequest");
+        assert!(!message.is_empty());
+    }
+    // A patch as deep, to an object that exists.
+    let seed = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"seed"}}"#;
+    let created = request(&cluster, "POST", CONFIG_MAPS, "application/json", seed).await;
+    assert_eq!(created.status, 201);
+    let deep_patch = format!(r#"{{"data":{}{}}}"#, "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    for content_type in ["application/merge-patch+json", "application/strategic-merge-patch+json"] {
+        let answer =
+            request(&cluster, "PATCH", &format!("{CONFIG_MAPS}/seed"), content_type, deep_patch.as_bytes()).await;
+        answer.status(400, "BadRequest");
+    }
+    // 100 MB: refused before it is read whole.
+    let huge = vec![b' '; 100 * 1024 * 1024];
+    let answer = request(&cluster, "POST", CONFIG_MAPS, "application/json", &huge).await;
+    answer.status(413, "RequestEntityTooLarge");
+    // Nothing was written: the refused objects do not exist and the patched one is unchanged.
+    for path in [
+        format!("{CONFIG_MAPS}/deep"),
+        format!("{CONFIG_MAPS}/utf"),
+        "/apis/apps/v1/namespaces/default/deployments/web".into(),
+    ] {
+        request(&cluster, "GET", &path, "application/json", b"").await.status(404, "NotFound");
+    }
+    let seed_now = request(&cluster, "GET", &format!("{CONFIG_MAPS}/seed"), "application/json", b"").await;
+    assert_eq!(seed_now.json()["metadata"]["resourceVersion"], created.json()["metadata"]["resourceVersion"]);
+    cluster.shutdown().await.unwrap();
+}
