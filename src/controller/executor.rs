@@ -71,15 +71,15 @@ impl ExecuteError {
 /// The highest `resourceVersion` each write of an execution returned, per
 /// resource: a reconcile must not plan on caches older than these.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Written {
+pub struct WriteMarks {
     pub reviewers: u64,
     pub runs: u64,
     pub pods: u64,
 }
 
-impl Written {
+impl WriteMarks {
     /// Keeps the higher of both marks per resource.
-    pub fn merge(&mut self, other: Written) {
+    pub fn merge(&mut self, other: WriteMarks) {
         self.reviewers = self.reviewers.max(other.reviewers);
         self.runs = self.runs.max(other.runs);
         self.pods = self.pods.max(other.pods);
@@ -103,7 +103,7 @@ pub struct Executor<'a> {
 pub const CONCURRENT_WRITES: usize = 16;
 
 /// One execution: the plan's target and the versions of what it writes.
-struct Run<'a> {
+struct Execution<'a> {
     executor: &'a Executor<'a>,
     observed: &'a ObservedReviewer,
     namespace: &'a str,
@@ -115,7 +115,7 @@ struct Run<'a> {
     /// Pods deleted, with the pod the API returned while it terminates.
     pods_deleted: Vec<(String, Option<Pod>)>,
     pod_created: Option<Pod>,
-    written: Written,
+    written: WriteMarks,
 }
 
 /// What an execution that succeeded did beyond its writes' versions.
@@ -137,9 +137,9 @@ impl Executor<'_> {
         namespace: &str,
         observed: &ObservedReviewer,
         plan: &ReviewerPlan,
-        written: &mut Written,
+        written: &mut WriteMarks,
     ) -> Result<Executed, ExecuteError> {
-        let mut run = Run {
+        let mut execution = Execution {
             executor: self,
             observed,
             namespace,
@@ -147,16 +147,16 @@ impl Executor<'_> {
             reviewer_written: None,
             pods_deleted: Vec::new(),
             pod_created: None,
-            written: Written::default(),
+            written: WriteMarks::default(),
         };
-        let result = run.execute(plan).await;
-        written.merge(run.written);
+        let result = execution.execute(plan).await;
+        written.merge(execution.written);
         result?;
-        Ok(Executed { after_launch: run.pod_created.is_some().then(|| run.observed_after()) })
+        Ok(Executed { after_launch: execution.pod_created.is_some().then(|| execution.observed_after()) })
     }
 }
 
-impl Run<'_> {
+impl Execution<'_> {
     async fn execute(&mut self, plan: &ReviewerPlan) -> Result<(), ExecuteError> {
         if plan.finalizer == FinalizerChange::Add {
             self.patch_finalizers(true).await?;

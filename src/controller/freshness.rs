@@ -7,7 +7,7 @@
 //!
 //! Each write returns the object's new `resourceVersion`. A [`Ledger`] entry
 //! remembers, per Reviewer, the highest version written to each resource,
-//! and [`Caches`] knows how far each store has caught up (the highest version
+//! and [`StoreProgress`] knows how far each store has caught up (the highest version
 //! among the watch events it applied; watch events arrive in version order).
 //! A reconcile whose Reviewer has writes the stores have not seen yet waits
 //! for them: the watch event of the write triggers the next reconcile anyway.
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use kube::Resource;
 use kube::runtime::watcher;
 
-use super::executor::{Written, numeric};
+use super::executor::{WriteMarks, numeric};
 
 /// The longest a reconcile waits for the stores to show its own writes.
 pub const CACHE_WAIT_LIMIT: Duration = Duration::from_secs(10);
@@ -76,18 +76,18 @@ impl CacheProgress {
 
 /// Progress of the three stores the controller plans from.
 #[derive(Debug, Default)]
-pub struct Caches {
+pub struct StoreProgress {
     pub reviewers: CacheProgress,
     pub runs: CacheProgress,
     pub pods: CacheProgress,
-    /// Woken whenever a store applied an event, for [`Caches::wait_until_synced`].
+    /// Woken whenever a store applied an event, for [`StoreProgress::wait_until_synced`].
     advanced: tokio::sync::Notify,
 }
 
-impl Caches {
+impl StoreProgress {
     /// Records a watch event the store of `progress` has applied, and wakes
     /// the reconciles waiting for the stores to catch up.
-    pub fn observe<K: Resource>(&self, progress: fn(&Caches) -> &CacheProgress, event: &watcher::Event<K>) {
+    pub fn observe<K: Resource>(&self, progress: fn(&StoreProgress) -> &CacheProgress, event: &watcher::Event<K>) {
         progress(self).observe(event);
         self.advanced.notify_waiters();
     }
@@ -122,7 +122,7 @@ impl Caches {
     }
 
     /// Whether every store has applied the versions in `written`.
-    pub fn have_seen(&self, written: &Written) -> bool {
+    pub fn have_seen(&self, written: &WriteMarks) -> bool {
         self.reviewers.applied() >= written.reviewers
             && self.runs.applied() >= written.runs
             && self.pods.applied() >= written.pods
@@ -135,14 +135,14 @@ pub struct Entry {
     /// Serialises work on one Reviewer between the controller runtime and
     /// the path for runs whose Reviewer does not exist.
     pub lock: tokio::sync::Mutex<()>,
-    pending: Mutex<Option<(Written, Instant)>>,
+    pending: Mutex<Option<(WriteMarks, Instant)>>,
     /// Consecutive failed reconciles, for the back-off.
     pub failures: AtomicU32,
 }
 
 impl Entry {
     /// Remembers the versions of writes just made.
-    pub fn record(&self, written: Written) {
+    pub fn record(&self, written: WriteMarks) {
         if written.is_empty() {
             return;
         }
@@ -155,10 +155,10 @@ impl Entry {
     /// Whether the stores still lack this Reviewer's latest writes (and the
     /// wait has not exceeded [`CACHE_WAIT_LIMIT`]). Forgets the writes once
     /// seen or given up on.
-    pub fn must_wait(&self, caches: &Caches) -> bool {
+    pub fn must_wait(&self, stores: &StoreProgress) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((written, since)) = *pending else { return false };
-        if caches.have_seen(&written) {
+        if stores.have_seen(&written) {
             *pending = None;
             return false;
         }
@@ -213,49 +213,49 @@ mod tests {
 
     #[test]
     fn entry_waits_until_every_store_has_seen_its_writes() {
-        let caches = Caches::default();
+        let stores = StoreProgress::default();
         let entry = Entry::default();
-        assert!(!entry.must_wait(&caches));
-        entry.record(Written { reviewers: 3, runs: 5, pods: 4 });
-        caches.runs.observe(&watcher::Event::Apply(pod("5")));
-        caches.reviewers.observe(&watcher::Event::Apply(pod("3")));
-        assert!(entry.must_wait(&caches), "the pod store has not seen version 4");
-        caches.pods.observe(&watcher::Event::Apply(pod("6")));
-        assert!(!entry.must_wait(&caches));
+        assert!(!entry.must_wait(&stores));
+        entry.record(WriteMarks { reviewers: 3, runs: 5, pods: 4 });
+        stores.runs.observe(&watcher::Event::Apply(pod("5")));
+        stores.reviewers.observe(&watcher::Event::Apply(pod("3")));
+        assert!(entry.must_wait(&stores), "the pod store has not seen version 4");
+        stores.pods.observe(&watcher::Event::Apply(pod("6")));
+        assert!(!entry.must_wait(&stores));
         // Forgotten once seen.
-        assert!(!entry.must_wait(&Caches::default()));
+        assert!(!entry.must_wait(&StoreProgress::default()));
     }
 
     #[test]
     fn entry_gives_up_after_the_limit() {
         let entry = Entry::default();
-        entry.record(Written { reviewers: 0, runs: 0, pods: 9 });
+        entry.record(WriteMarks { reviewers: 0, runs: 0, pods: 9 });
         let stale = Instant::now().checked_sub(CACHE_WAIT_LIMIT).expect("monotonic clock is past the limit");
         if let Some((_, since)) = entry.pending.lock().unwrap().as_mut() {
             *since = stale;
         }
-        assert!(!entry.must_wait(&Caches::default()));
+        assert!(!entry.must_wait(&StoreProgress::default()));
     }
 
     #[tokio::test]
     async fn waiting_for_the_first_lists_ends_when_every_store_is_synced_or_at_the_limit() {
-        let caches = Arc::new(Caches::default());
-        assert!(!caches.wait_until_synced(Duration::from_millis(20)).await, "nothing listed");
+        let stores = Arc::new(StoreProgress::default());
+        assert!(!stores.wait_until_synced(Duration::from_millis(20)).await, "nothing listed");
 
         let waiter = tokio::spawn({
-            let caches = caches.clone();
-            async move { caches.wait_until_synced(Duration::from_secs(60)).await }
+            let stores = stores.clone();
+            async move { stores.wait_until_synced(Duration::from_secs(60)).await }
         });
-        caches.observe(|c| &c.reviewers, &watcher::Event::<Pod>::InitDone);
-        caches.observe(|c| &c.pods, &watcher::Event::<Pod>::Init);
-        caches.observe(|c| &c.pods, &watcher::Event::InitApply(pod("3")));
-        caches.observe(|c| &c.pods, &watcher::Event::<Pod>::InitDone);
-        assert!(!caches.synced(), "the run store is still listing");
-        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
-        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::InitDone);
+        stores.observe(|c| &c.reviewers, &watcher::Event::<Pod>::InitDone);
+        stores.observe(|c| &c.pods, &watcher::Event::<Pod>::Init);
+        stores.observe(|c| &c.pods, &watcher::Event::InitApply(pod("3")));
+        stores.observe(|c| &c.pods, &watcher::Event::<Pod>::InitDone);
+        assert!(!stores.synced(), "the run store is still listing");
+        stores.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
+        stores.observe(|c| &c.runs, &watcher::Event::<Pod>::InitDone);
         assert!(waiter.await.expect("waiter"), "every store listed");
         // A later relist does not make the stores unsynced.
-        caches.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
-        assert!(caches.synced());
+        stores.observe(|c| &c.runs, &watcher::Event::<Pod>::Init);
+        assert!(stores.synced());
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{ReviewRun, Reviewer, labels};
 use events::EventQueue;
-use freshness::{Caches, Ledger};
+use freshness::{Ledger, StoreProgress};
 use index::RunIndex;
 use reconcile::Context;
 
@@ -106,23 +106,23 @@ pub async fn run(
     check_api::<Reviewer>(&client, "reviewers.review.ao.dev").await?;
     check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
 
-    let caches = Arc::new(Caches::default());
+    let store_progress = Arc::new(StoreProgress::default());
     let run_index = Arc::new(RunIndex::default());
     let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), {
-        let caches = caches.clone();
-        move |event| caches.observe(|c| &c.reviewers, event)
+        let store_progress = store_progress.clone();
+        move |event| store_progress.observe(|c| &c.reviewers, event)
     });
     let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), {
-        let (caches, run_index) = (caches.clone(), run_index.clone());
+        let (store_progress, run_index) = (store_progress.clone(), run_index.clone());
         move |event| {
             run_index.observe(event);
-            caches.observe(|c| &c.runs, event);
+            store_progress.observe(|c| &c.runs, event);
         }
     });
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
     let (pods, pod_events) = reflect::<Pod>(&client, pod_config, {
-        let caches = caches.clone();
-        move |event| caches.observe(|c| &c.pods, event)
+        let store_progress = store_progress.clone();
+        move |event| store_progress.observe(|c| &c.pods, event)
     });
 
     let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
@@ -137,7 +137,7 @@ pub async fn run(
         runs,
         run_index,
         pods,
-        caches,
+        store_progress,
         ledger: Ledger::default(),
     });
 

@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use super::AgentLaunch;
 use super::events::EventQueue;
-use super::executor::{ExecuteError, Executor, Written};
-use super::freshness::{Caches, Ledger};
+use super::executor::{ExecuteError, Executor, WriteMarks};
+use super::freshness::{Ledger, StoreProgress};
 use super::index::RunIndex;
 use super::plan::{ObservedPod, ObservedReviewer, plan_reviewer};
 use crate::api::{ReviewRun, Reviewer, labels};
@@ -44,7 +44,7 @@ pub struct Context {
     pub runs: Store<ReviewRun>,
     pub run_index: Arc<RunIndex>,
     pub pods: Store<Pod>,
-    pub caches: Arc<Caches>,
+    pub store_progress: Arc<StoreProgress>,
     pub ledger: Ledger,
 }
 
@@ -74,13 +74,13 @@ pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result
 }
 
 async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ExecuteError> {
-    if !ctx.caches.wait_until_synced(SYNC_WAIT).await {
+    if !ctx.store_progress.wait_until_synced(SYNC_WAIT).await {
         tracing::warn!("the stores have not completed their first list; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
     let entry = ctx.ledger.entry(namespace, name);
     let _guard = entry.lock.lock().await;
-    if entry.must_wait(&ctx.caches) {
+    if entry.must_wait(&ctx.store_progress) {
         tracing::debug!("caches lag behind the last writes; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
@@ -134,7 +134,7 @@ async fn plan_and_execute(
         metrics: &ctx.metrics,
         agent: &ctx.agent,
     };
-    let mut written = Written::default();
+    let mut written = WriteMarks::default();
     let result = executor.execute(namespace, observed, &plan, &mut written).await;
     entry.record(written);
     match result {
