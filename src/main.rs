@@ -16,7 +16,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole system on an embedded dev cluster, with a live demo.
+    #[cfg(feature = "dev-cluster")]
     Dev(review_operator::dev::DevArgs),
+    /// Not in this build: it was made without the embedded dev cluster.
+    #[cfg(not(feature = "dev-cluster"))]
+    #[command(hide = true)]
+    Dev {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print the CustomResourceDefinitions, or write them to a directory.
     Crds {
         /// Write one file per CRD into --dir instead of printing.
@@ -67,6 +75,15 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Controller(args) => review_operator::cli::controller::run(*args)?,
         Command::Webhook(args) => review_operator::cli::webhook::run(args)?,
+        #[cfg(not(feature = "dev-cluster"))]
+        Command::Dev { .. } => {
+            eprintln!(
+                "error: this review-operator was built without the embedded dev cluster (the image's binary is); \
+                 run `cargo run -- dev` from a checkout, or build with the default features"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        #[cfg(feature = "dev-cluster")]
         Command::Dev(args) => {
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(dev_log_filter()).init();
             if let Err(error) = runtime()?.block_on(review_operator::dev::run(args)) {
@@ -104,6 +121,7 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
 }
 
+#[cfg(feature = "dev-cluster")]
 /// The dev command keeps its terminal for the timeline: only warnings unless RUST_LOG says otherwise.
 fn dev_log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())

@@ -1,0 +1,55 @@
+//! The image's binary: built without the embedded dev cluster, so that what
+//! the init container injects into every reviewer pod carries no API server.
+
+use std::process::Command;
+
+/// The build line of the Dockerfile's build stage.
+fn dockerfile_build() -> String {
+    let dockerfile = include_str!("../Dockerfile");
+    dockerfile.lines().find(|line| line.starts_with("RUN cargo build")).expect("a cargo build line").to_owned()
+}
+
+#[test]
+fn the_image_builds_without_the_dev_cluster() {
+    let build = dockerfile_build();
+    assert!(build.contains("--no-default-features"), "{build}");
+    assert!(build.contains("--bin review-operator"), "{build}");
+    assert!(build.contains("--profile image"), "{build}");
+    let profile: Vec<&str> = include_str!("../Cargo.toml")
+        .lines()
+        .skip_while(|line| *line != "[profile.image]")
+        .skip(1)
+        .take_while(|line| !line.starts_with('['))
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(profile, ["inherits = \"release\"", "strip = \"symbols\""]);
+    assert!(
+        include_str!("../Dockerfile").contains("COPY --from=build /src/target/image/review-operator /review-operator")
+    );
+}
+
+#[test]
+fn without_default_features_nothing_links_the_dev_cluster() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tree = |features: &[&str]| {
+        let output = Command::new(&cargo)
+            .args(["tree", "--offline", "--locked", "--package", "review-operator", "--edges", "normal,build"])
+            .args(["--prefix", "none", "--format", "{p}"])
+            .args(features)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs");
+        assert!(output.status.success(), "cargo tree: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let names = |tree: &str| {
+        tree.lines().filter_map(|line| line.split_whitespace().next()).map(str::to_owned).collect::<Vec<_>>()
+    };
+    let shipped = names(&tree(&["--no-default-features"]));
+    assert!(shipped.iter().any(|name| name == "kube"), "the tree lists dependencies: {shipped:?}");
+    for absent in ["devcluster", "redb", "rcgen"] {
+        assert!(!shipped.iter().any(|name| name == absent), "{absent} is linked into the image's binary");
+    }
+    // The default build, the README's `review-operator dev`, has it.
+    assert!(names(&tree(&[])).iter().any(|name| name == "devcluster"));
+}
