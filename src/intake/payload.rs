@@ -69,11 +69,14 @@ impl PullRequestEvent {
     /// missing or of the wrong type.
     pub fn parse(body: &[u8]) -> Result<Self, InvalidPayload> {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let event = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
             if path == "." { InvalidPayload(inner.to_string()) } else { InvalidPayload(format!("{path}: {inner}")) }
-        })
+        })?;
+        // One JSON document and nothing after it.
+        deserializer.end().map_err(|error| InvalidPayload(format!("after the payload: {error}")))?;
+        Ok(event)
     }
 }
 
