@@ -37,10 +37,22 @@ impl Intake {
     /// A cluster, the controller, the Reviewer `review-w1` matching
     /// `acme/widgets`, and a ready receiver.
     async fn new() -> Self {
+        let (h, controller) = Self::cluster().await;
+        let client = h.client.clone();
+        Self::start(h, controller, client).await
+    }
+
+    /// The cluster, the controller and the Reviewer, before the receiver.
+    async fn cluster() -> (Harness, RunningController) {
         let (h, controller) = Harness::with_controller().await;
         let rules = json!({"spec": {"match": {"repositories": [examples::REPOSITORY]}}});
         h.reviewers().patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&rules)).await.expect("match set");
-        let receiver = Receiver::start(h.client.clone(), WebhookSecrets::new(vec![SECRET.to_vec()]), "webhook".into());
+        (h, controller)
+    }
+
+    /// A receiver talking to the API server through `client`, once ready.
+    async fn start(h: Harness, controller: RunningController, client: kube::Client) -> Self {
+        let receiver = Receiver::start(client, WebhookSecrets::new(vec![SECRET.to_vec()]), "webhook".into());
         let intake = Self { h, receiver, _controller: controller };
         support::eventually("the receiver is ready", || async {
             let (status, _) = intake.get("/readyz").await;
@@ -276,4 +288,83 @@ async fn an_api_server_failure_answers_5xx_so_that_github_redelivers() {
     let (status, body) = intake.deliver("pull_request", &opened).await;
     assert_eq!(status, 201, "{body}");
     intake.h.wait_running(&created(&body), 1).await;
+}
+
+/// The ServiceAccount, ClusterRole and ClusterRoleBinding of `deploy/webhook.yaml`, applied to the
+/// cluster, and a token of that ServiceAccount.
+async fn webhook_identity(h: &Harness) -> String {
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(h.client.clone());
+    let namespace = serde_json::from_value(json!({"metadata": {"name": "review-system"}})).unwrap();
+    namespaces.create(&PostParams::default(), &namespace).await.expect("namespace created");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(include_str!("../deploy/webhook.yaml"))
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .collect();
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+        let doc =
+            docs.iter().find(|doc| doc["kind"] == kind).unwrap_or_else(|| panic!("{kind} in deploy/webhook.yaml"));
+        let object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let types = object.types.clone().unwrap();
+        let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
+        let plural = format!("{}s", kind.to_lowercase());
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: types.api_version.clone(),
+            kind: kind.into(),
+            plural,
+        };
+        let api: kube::Api<DynamicObject> = match object.metadata.namespace.as_deref() {
+            Some(namespace) => kube::Api::namespaced_with(h.client.clone(), namespace, &resource),
+            None => kube::Api::all_with(h.client.clone(), &resource),
+        };
+        api.create(&PostParams::default(), &object).await.unwrap_or_else(|e| panic!("{kind} created: {e}"));
+    }
+    support::service_account_token(&h.cluster, "review-system", "review-operator-webhook", None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_does_its_work_with_the_rbac_it_is_deployed_with() {
+    let (h, controller) = Intake::cluster().await;
+    let token = webhook_identity(&h).await;
+    let client = h.cluster.client_for_token(&token).expect("client");
+    let intake = Intake::start(h, controller, client).await;
+    let h = &intake.h;
+    // Opened, redelivered, pushed to, closed: the create, get, list and patch it was granted.
+    let (status, body) = intake.deliver("pull_request", &examples::pull_request("opened", 7, A)).await;
+    assert_eq!(status, 201, "{body}");
+    let first = created(&body);
+    h.wait_running(&first, 1).await;
+    let (status, body) = intake.deliver("pull_request", &examples::pull_request("opened", 7, A)).await;
+    assert_eq!(status, 200, "a redelivery reads the existing run: {body}");
+    let (status, body) = intake.deliver("pull_request", &examples::synchronize(7, A, B)).await;
+    assert_eq!(status, 201, "{body}");
+    let second = created(&body);
+    h.wait_running(&second, 2).await;
+    let (status, body) = intake.deliver("pull_request", &examples::pull_request("closed", 7, B)).await;
+    assert_eq!((status, body["cancelled"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
+    h.wait_failed(&second, RunReason::Cancelled).await;
+
+    // And nothing more: no deleting runs, no writing their status, no writing Reviewers or pods.
+    let webhook = h.cluster.client_for_token(&token).expect("client");
+    let runs: kube::Api<review_operator::api::ReviewRun> = kube::Api::namespaced(webhook.clone(), "default");
+    let forbidden = |result: Result<(), kube::Error>, what: &str| match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what}: expected 403, got {other:?}"),
+    };
+    forbidden(runs.delete(&first, &Default::default()).await.map(|_| ()), "delete a run");
+    let status = json!({"status": {"phase": "Succeeded"}});
+    forbidden(
+        runs.patch_status(&first, &PatchParams::default(), &Patch::Merge(&status)).await.map(|_| ()),
+        "patch status",
+    );
+    let reviewers: kube::Api<review_operator::api::Reviewer> = kube::Api::namespaced(webhook.clone(), "default");
+    let spec = json!({"spec": {"match": null}});
+    forbidden(
+        reviewers.patch(REVIEWER, &PatchParams::default(), &Patch::Merge(&spec)).await.map(|_| ()),
+        "patch a Reviewer",
+    );
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(webhook, "default");
+    forbidden(pods.list(&ListParams::default()).await.map(|_| ()), "list pods");
 }
