@@ -1,9 +1,12 @@
 //! Webhook receiver benchmark: signed `pull_request` deliveries over HTTP to
-//! the receiver, against a dev cluster with the controller running. Prints
-//! one JSON line: deliveries per second, the receiver's answer latency, and
-//! the time from a delivery to its run being Running.
+//! the receiver, against a dev cluster with the controller running in the
+//! same process (two thirds of the deliveries are pushes that supersede a
+//! running review and restart its pod). Prints one JSON line: deliveries per
+//! second, the receiver's answer latency, the time from a delivery to its run
+//! being Running, and the API writes each delivery caused.
 //!
 //! `cargo run --release --example webhook_bench -- --deliveries 3000 --concurrency 32`
+//! `cargo run --release --example webhook_bench -- --without-controller` (the receiver and API server alone)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +40,9 @@ struct Args {
     /// Reviewers (one worker each); pull requests are spread over them.
     #[arg(long, default_value_t = 20)]
     reviewers: usize,
+    /// Leave the controller out, to measure the receiver and the API server alone.
+    #[arg(long)]
+    without_controller: bool,
 }
 
 const SECRET: &[u8] = b"bench-secret";
@@ -89,12 +95,15 @@ async fn main() -> anyhow::Result<()> {
         concurrency: RECOMMENDED_CONCURRENCY,
         agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
     };
-    tokio::spawn(review_operator::controller::run(
-        client.clone(),
-        settings,
-        Arc::new(Metrics::default()),
-        std::future::pending(),
-    ));
+    let controller_metrics = Arc::new(Metrics::default());
+    if !args.without_controller {
+        tokio::spawn(review_operator::controller::run(
+            client.clone(),
+            settings,
+            controller_metrics.clone(),
+            std::future::pending(),
+        ));
+    }
 
     let receiver = Receiver::start(client.clone(), WebhookSecrets::new(vec![SECRET.to_vec()]), "webhook".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -130,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Each pull request is opened, then pushed to twice: a third of the deliveries are `opened`.
     let started = Instant::now();
+    let revision_before = cluster.server().store.revision();
     let latencies: Vec<f64> = futures::stream::iter(0..args.deliveries)
         .map(|n| {
             let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
@@ -165,9 +175,10 @@ async fn main() -> anyhow::Result<()> {
         .try_collect()
         .await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let writes = cluster.server().store.revision() - revision_before;
 
     // The newest run of each pull request ends Running; the older ones are superseded.
-    let expected = args.deliveries.div_ceil(3);
+    let expected = if args.without_controller { 0 } else { args.deliveries.div_ceil(3) };
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let asked = asked.lock().await;
@@ -194,10 +205,13 @@ async fn main() -> anyhow::Result<()> {
         "deliveries": args.deliveries,
         "concurrency": args.concurrency,
         "reviewers": args.reviewers,
+        "controller": !args.without_controller,
         "deliveries_per_second": (args.deliveries as f64 / elapsed).round(),
         "answer_p50_ms": (percentile(&latencies, 0.5) * 100.0).round() / 100.0,
         "answer_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         "runs_seen_running": to_running.len(),
+        "controller_reconciles": controller_metrics.reconciles.get(),
+        "api_writes_per_delivery": (writes as f64 / args.deliveries as f64 * 100.0).round() / 100.0,
         "delivery_to_running_p50_ms": percentile(&to_running, 0.5).round(),
         "delivery_to_running_p99_ms": percentile(&to_running, 0.99).round(),
     });
