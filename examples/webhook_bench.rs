@@ -6,6 +6,7 @@
 //! being Running, and the API writes each delivery caused.
 //!
 //! `cargo run --release --example webhook_bench -- --deliveries 3000 --concurrency 32`
+//! `cargo run --release --example webhook_bench -- --rate 300` (open loop: the latencies at 300 deliveries/s)
 //! `cargo run --release --example webhook_bench -- --without-controller` (the receiver and API server alone)
 
 use std::collections::BTreeMap;
@@ -43,6 +44,10 @@ struct Args {
     /// Leave the controller out, to measure the receiver and the API server alone.
     #[arg(long)]
     without_controller: bool,
+    /// Send at this many deliveries per second (open loop) instead of as fast as the answers
+    /// come; latencies then count from when each delivery was due, so a backlog shows.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 const SECRET: &[u8] = b"bench-secret";
@@ -144,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| {
             let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
             let reviewers = args.reviewers;
+            let due = args.rate.map(|rate| started + Duration::from_secs_f64(n as f64 / rate));
             async move {
                 let pr = n / 3 + 1;
                 let mut payload = match n % 3 {
@@ -157,7 +163,13 @@ async fn main() -> anyhow::Result<()> {
                     .header("x-github-event", "pull_request")
                     .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
                     .body(Full::new(bytes::Bytes::from(body)))?;
-                let sent = Instant::now();
+                let sent = match due {
+                    Some(due) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let response = http.request(request).await?;
                 let status = response.status();
                 let bytes = response.into_body().collect().await?.to_bytes();
@@ -204,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
     let report = serde_json::json!({
         "deliveries": args.deliveries,
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "reviewers": args.reviewers,
         "controller": !args.without_controller,
         "deliveries_per_second": (args.deliveries as f64 / elapsed).round(),
