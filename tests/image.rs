@@ -33,7 +33,7 @@ fn without_default_features_nothing_links_the_dev_cluster() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tree = |features: &[&str]| {
         let output = Command::new(&cargo)
-            .args(["tree", "--offline", "--locked", "--package", "review-operator", "--edges", "normal,build"])
+            .args(["tree", "--locked", "--package", "review-operator", "--edges", "normal,build"])
             .args(["--prefix", "none", "--format", "{p}"])
             .args(features)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
