@@ -1,12 +1,26 @@
 //! The image's binary: built without the embedded dev cluster, so that what
-//! the init container injects into every reviewer pod carries no API server.
+//! the init container injects into every reviewer pod carries no API server,
+//! and statically linked, so that it runs in any agent image.
 
 use std::process::Command;
 
-/// The build line of the Dockerfile's build stage.
+/// The `RUN` instruction of the Dockerfile's build stage, its continuation lines joined.
 fn dockerfile_build() -> String {
-    let dockerfile = include_str!("../Dockerfile");
-    dockerfile.lines().find(|line| line.starts_with("RUN cargo build")).expect("a cargo build line").to_owned()
+    let dockerfile = include_str!("../Dockerfile").replace("\\\n", " ");
+    dockerfile
+        .lines()
+        .find(|line| line.starts_with("RUN ") && line.contains("cargo build"))
+        .expect("a cargo build")
+        .to_owned()
+}
+
+#[test]
+fn the_image_links_statically_for_its_own_platform() {
+    let build = dockerfile_build();
+    assert!(build.contains("RUSTFLAGS=\"-C target-feature=+crt-static\""), "{build}");
+    // With an explicit --target, the flag leaves build scripts and proc macros alone.
+    assert!(build.contains("--target \"$target\""), "{build}");
+    assert!(build.contains("rustc -vV"), "the target is the build machine's: {build}");
 }
 
 #[test]
@@ -23,9 +37,8 @@ fn the_image_builds_without_the_dev_cluster() {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .collect();
     assert_eq!(profile, ["inherits = \"release\"", "strip = \"symbols\""]);
-    assert!(
-        include_str!("../Dockerfile").contains("COPY --from=build /src/target/image/review-operator /review-operator")
-    );
+    assert!(include_str!("../Dockerfile").contains("COPY --from=build /out/review-operator /review-operator"));
+    assert!(build.contains("cp \"target/$target/image/review-operator\""), "{build}");
 }
 
 #[test]
