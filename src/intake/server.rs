@@ -87,28 +87,24 @@ impl IntakeMetrics {
 pub struct Receiver {
     client: Client,
     reviewers: Store<Reviewer>,
-    ready: AtomicBool,
+    ready: Arc<AtomicBool>,
     secrets: WebhookSecrets,
     field_manager: String,
     pub metrics: IntakeMetrics,
+    /// The Reviewer watch, which lives as long as the receiver: once the
+    /// server that holds it stops, nothing keeps reconnecting to an API
+    /// server that may be gone.
+    watch: tokio::task::AbortHandle,
 }
 
 impl Receiver {
-    /// A receiver watching every Reviewer, in a background task for the
-    /// life of the process.
+    /// A receiver watching every Reviewer, in a background task that ends
+    /// when the receiver is dropped.
     pub fn start(client: Client, secrets: WebhookSecrets, field_manager: String) -> Arc<Self> {
         let (reviewers, writer) = reflector::store();
-        let receiver = Arc::new(Self {
-            client: client.clone(),
-            reviewers: reviewers.clone(),
-            ready: AtomicBool::new(false),
-            secrets,
-            field_manager,
-            metrics: IntakeMetrics::default(),
-        });
         let stream =
-            watcher(Api::<Reviewer>::all(client), watcher::Config::default()).default_backoff().reflect(writer);
-        tokio::spawn(async move {
+            watcher(Api::<Reviewer>::all(client.clone()), watcher::Config::default()).default_backoff().reflect(writer);
+        let watch = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 if let Err(error) = event {
@@ -116,13 +112,30 @@ impl Receiver {
                 }
             }
         });
-        let ready = receiver.clone();
-        tokio::spawn(async move {
-            if reviewers.wait_until_ready().await.is_ok() {
-                ready.ready.store(true, Ordering::Release);
+        let ready = Arc::new(AtomicBool::new(false));
+        tokio::spawn({
+            let (reviewers, ready) = (reviewers.clone(), ready.clone());
+            async move {
+                if reviewers.wait_until_ready().await.is_ok() {
+                    ready.store(true, Ordering::Release);
+                }
             }
         });
-        receiver
+        Arc::new(Self {
+            client,
+            reviewers,
+            ready,
+            secrets,
+            field_manager,
+            metrics: IntakeMetrics::default(),
+            watch: watch.abort_handle(),
+        })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.watch.abort();
     }
 }
 
