@@ -305,16 +305,8 @@ async fn webhook_identity(h: &Harness) -> String {
         let doc =
             docs.iter().find(|doc| doc["kind"] == kind).unwrap_or_else(|| panic!("{kind} in deploy/webhook.yaml"));
         let object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
-        let types = object.types.clone().unwrap();
-        let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
-        let plural = format!("{}s", kind.to_lowercase());
-        let resource = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: types.api_version.clone(),
-            kind: kind.into(),
-            plural,
-        };
+        let gvk = kube::api::GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
+        let resource = ApiResource::from_gvk(&gvk);
         let api: kube::Api<DynamicObject> = match object.metadata.namespace.as_deref() {
             Some(namespace) => kube::Api::namespaced_with(h.client.clone(), namespace, &resource),
             None => kube::Api::all_with(h.client.clone(), &resource),

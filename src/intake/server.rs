@@ -178,6 +178,15 @@ impl Answer {
     fn message(status: StatusCode, outcome: &'static str, message: String) -> Self {
         Self { status, outcome, body: json!({ "message": message }) }
     }
+
+    /// The API server refused a write: a 503, so that GitHub redelivers, listing under `done`
+    /// what was written before it.
+    fn unavailable(message: String, done: &str, names: Vec<String>) -> Self {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), message.into());
+        body.insert(done.into(), names.into());
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, outcome: "failed", body: body.into() }
+    }
 }
 
 async fn deliver(
@@ -260,13 +269,7 @@ async fn execute(receiver: &Receiver, plan: IntakePlan) -> Answer {
                 match create_run(receiver, &run).await {
                     Ok(true) => created.push(format!("{namespace}/{name}")),
                     Ok(false) => unchanged.push(format!("{namespace}/{name}")),
-                    Err(message) => {
-                        return Answer {
-                            status: StatusCode::SERVICE_UNAVAILABLE,
-                            outcome: "failed",
-                            body: json!({ "error": message, "created": created }),
-                        };
-                    }
+                    Err(message) => return Answer::unavailable(message, "created", created),
                 }
             }
             receiver.metrics.runs_created.inc_by(created.len() as u64);
@@ -279,13 +282,7 @@ async fn execute(receiver: &Receiver, plan: IntakePlan) -> Answer {
             for reviewer in &reviewers {
                 match cancel_runs(receiver, reviewer, &url, &reason).await {
                     Ok(names) => cancelled.extend(names),
-                    Err(message) => {
-                        return Answer {
-                            status: StatusCode::SERVICE_UNAVAILABLE,
-                            outcome: "failed",
-                            body: json!({ "error": message, "cancelled": cancelled }),
-                        };
-                    }
+                    Err(message) => return Answer::unavailable(message, "cancelled", cancelled),
                 }
             }
             receiver.metrics.runs_cancelled.inc_by(cancelled.len() as u64);

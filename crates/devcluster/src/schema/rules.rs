@@ -101,6 +101,10 @@ pub fn evaluate(
     object: &Value,
     old: Option<&Value>,
 ) -> Vec<Cause> {
+    if index.is_empty() {
+        // No rules: nothing to evaluate, nor to copy the object for.
+        return Vec::new();
+    }
     let (object_view, old_view) = (rule_view(object), old.map(rule_view));
     let result =
         VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, &object_view, old_view.as_ref(), Some(context)));
