@@ -1,8 +1,8 @@
 //! The Reviewer controller against a dev cluster, one test per behaviour.
 //!
-//! Pods are stored but not run: they stay Pending, which the controller
-//! treats as a live pod (runs are assigned to it). Tests play the reviewer
-//! pod by patching run statuses, and the outside world by deleting pods.
+//! Pods are stored but not run; a stand-in kubelet reports them Running
+//! (see the harness). Tests play the reviewer pod by patching run statuses,
+//! and the outside world by deleting pods.
 
 #[path = "../crates/devcluster/tests/support/mod.rs"]
 mod support;

@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use devcluster::DevCluster;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use review_operator::api::{
-    AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason, Verdict,
+    AgentSpec, CONDITION_DEGRADED, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason,
+    Verdict, conditions,
 };
 use review_operator::controller::{AgentLaunch, ControllerSettings};
 use review_operator::metrics::Metrics;
@@ -110,24 +113,17 @@ impl E2e {
 
     /// A Reviewer whose agent is the demo agent with `demo_args`.
     async fn create_reviewer(&self, name: &str, demo_args: &[&str]) {
-        let mut args = vec!["demo-agent".to_string()];
-        args.extend(demo_args.iter().map(|a| a.to_string()));
+        self.create_reviewer_with(name, demo_agent(demo_args), "5m").await;
+    }
+
+    async fn create_reviewer_with(&self, name: &str, agent: AgentSpec, launch_deadline: &str) {
         let mut reviewer = Reviewer::new(
             name,
             ReviewerSpec {
                 worker_id: name.trim_start_matches("review-").into(),
-                agent: AgentSpec {
-                    image: "review-operator/demo-agent:local".into(),
-                    command: vec![BINARY.into()],
-                    args,
-                    env: Vec::new(),
-                    resources: None,
-                    harness: Some("demo-agent".into()),
-                    prompt: None,
-                    security_context: None,
-                },
+                agent,
                 service_account_name: "review-agent".into(),
-                launch_deadline: "5m".into(),
+                launch_deadline: launch_deadline.into(),
                 r#match: None,
             },
         );
@@ -210,6 +206,22 @@ impl E2e {
         let copy = self.scratch.join(format!("{label}.kubeconfig"));
         std::fs::copy(&kubeconfig, &copy).expect("the pod's kubeconfig is readable");
         (processes.into_iter().map(|p| p.id).collect(), copy)
+    }
+}
+
+/// The demo agent with `demo_args`, in an image the dev kubelet does not know.
+fn demo_agent(demo_args: &[&str]) -> AgentSpec {
+    let mut args = vec!["demo-agent".to_string()];
+    args.extend(demo_args.iter().map(|a| a.to_string()));
+    AgentSpec {
+        image: "review-operator/demo-agent:local".into(),
+        command: vec![BINARY.into()],
+        args,
+        env: Vec::new(),
+        resources: None,
+        harness: Some("demo-agent".into()),
+        prompt: None,
+        security_context: None,
     }
 }
 
@@ -605,5 +617,70 @@ async fn pod_bound_tokens_admit_only_the_assigned_pod_and_running_runs() {
     );
     let after = e2e.run(cancelled).await.status.expect("status");
     assert_eq!((after.phase, after.reason, after.result), (Some(RunPhase::Failed), Some(RunReason::Cancelled), None));
+    e2e.stop().await;
+}
+
+/// The Warning events about `regarding` with `reason`, through the events API.
+async fn warnings(client: &Client, regarding: &str, reason: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = events.list(&ListParams::default()).await.expect("events listed");
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
+        })
+        .collect()
+}
+
+fn degraded(reviewer: &Reviewer) -> Option<Condition> {
+    let status = reviewer.status.as_ref()?;
+    conditions::find(&status.conditions, CONDITION_DEGRADED).cloned()
+}
+
+/// An agent that exits at once: each pod ends a moment after it starts, and the controller waits
+/// longer and longer before the next (the kubelet never backs off pods with `restartPolicy: Never`).
+#[tokio::test]
+async fn a_crash_looping_agent_backs_off_and_says_why() {
+    let e2e = E2e::start().await;
+    let agent = AgentSpec {
+        command: vec!["/bin/sh".into()],
+        args: vec!["-c".into(), "echo cannot find the model; exit 3".into()],
+        ..demo_agent(&[])
+    };
+    e2e.create_reviewer_with("review-w1", agent, "5m").await;
+    e2e.trigger("review-w1-pr1-aaaaaaa", "review-w1", PR1, SHA_A).await;
+
+    let pods = e2e.pods();
+    // Pods are deleted once they ended; their creation times are kept as they appear.
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let created = eventually("three incarnations", || async {
+        let listed = pods.list(&ListParams::default()).await.ok()?.items;
+        let mut seen = seen.lock().expect("not poisoned");
+        for pod in listed {
+            if let Some(time) = pod.metadata.creation_timestamp.clone() {
+                seen.entry(pod.name_any()).or_insert(time.0);
+            }
+        }
+        (seen.len() >= 3).then(|| seen.clone())
+    })
+    .await;
+    let second = |name: &str| created[name].as_second();
+    let first_gap = second("review-w1-2") - second("review-w1-1");
+    let second_gap = second("review-w1-3") - second("review-w1-2");
+    assert!(first_gap >= 5, "the first wait is 5s: {first_gap}s");
+    assert!(second_gap >= 10, "the second wait doubles: {second_gap}s");
+
+    let reviewer = e2e.reviewer("review-w1").await;
+    let back_off = reviewer.status.as_ref().and_then(|s| s.crash_back_off.clone()).expect("a crash back-off");
+    assert!(back_off.failures >= 2, "{back_off:?}");
+    assert!(back_off.message.contains("Error, exit code 3"), "{back_off:?}");
+    let condition = degraded(&reviewer).expect("Degraded");
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "CrashLoopBackOff"));
+    assert!(condition.message.contains("exit code 3"), "{}", condition.message);
+    let said = warnings(&e2e.client, "review-w1", "CrashLoopBackOff").await;
+    assert!(!said.is_empty(), "a Warning event says it");
+    assert_eq!(e2e.reviewer("review-w1").await.status.map(|s| s.restarts), Some(0), "ended pods are not restarts");
     e2e.stop().await;
 }

@@ -202,6 +202,11 @@ pub struct ReviewerStatus {
     /// The most recent replacement of the reviewer pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restart: Option<LastRestart>,
+    /// Set while reviewer pods keep ending soon after they start: the next
+    /// pod is created only after an exponential delay. Cleared once a pod
+    /// stays up, or ends after a long life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_back_off: Option<CrashBackOff>,
     /// `Ready` and `Degraded` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -209,6 +214,20 @@ pub struct ReviewerStatus {
     /// The spec generation the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// Reviewer pods ending soon after they start, and when the next may start.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrashBackOff {
+    /// Pods in a row that ended soon after they started.
+    pub failures: i64,
+    /// Incarnation of the last of them.
+    pub incarnation: i64,
+    /// How it ended, as the kubelet reported it.
+    pub message: String,
+    /// No new pod is created before this time.
+    pub next_launch: Time,
 }
 
 /// A reviewer pod incarnation.

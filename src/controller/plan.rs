@@ -29,10 +29,21 @@
 //! patch, which would keep them.
 //!
 //! Runs are assigned to a pod only once the pod is known (its UID is part of
-//! the assignment): a plan that creates a pod assigns nothing, and the plan
-//! made on the API's answer to the creation assigns the queue to it. A run of
-//! that queue with no status yet gets no Pending status first
-//! ([`ReviewerPlan::deferred_updates`]): one write instead of two.
+//! the assignment) and runs: a plan that creates a pod assigns nothing, and
+//! the first plan that sees the pod Running and Ready assigns the queue to
+//! it, so a run's timeout starts when a review can. A run of that queue with
+//! no status yet gets no Pending status in the creating plan
+//! ([`ReviewerPlan::deferred_updates`]): when the pod is seen running at
+//! once, one write instead of two.
+//!
+//! A pod that does not start (an image that cannot be pulled, a container
+//! the kubelet refuses, no node to run it) makes the Reviewer Degraded with
+//! the kubelet's or the scheduler's reason, and its waiting runs fail once
+//! `launchDeadline` has passed; the pod stays, as the kubelet keeps trying.
+//! Pods that end soon after they start are replaced after an exponential
+//! back-off ([`CRASH_BACK_OFF_INITIAL`] doubling up to
+//! [`CRASH_BACK_OFF_MAX`], recorded in `status.crashBackOff`), since with
+//! `restartPolicy: Never` the kubelet never backs off.
 //!
 //! Restarts are level-based: the live pod is replaced when a run assigned to
 //! it has failed as Superseded, Cancelled or TimedOut. A reconcile killed
@@ -59,8 +70,8 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::conditions::{self, DesiredCondition};
 use crate::api::{
     ANNOTATION_CANCEL_REASON, Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_ORDERED, CONDITION_READY,
-    CONDITION_SUCCEEDED, FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason, ReviewRun,
-    ReviewRunStatus, Reviewer, ReviewerStatus, RunPhase, RunReason, Verdict, duration, labels,
+    CONDITION_SUCCEEDED, CrashBackOff, FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason,
+    ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus, RunPhase, RunReason, Verdict, duration, labels,
 };
 use heads::Standing;
 
@@ -85,7 +96,7 @@ impl ObservedReviewer {
 }
 
 /// What the planner needs to know about a reviewer pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedPod {
     pub name: String,
     pub uid: String,
@@ -96,11 +107,39 @@ pub struct ObservedPod {
     pub ready: bool,
     /// The pod has a deletion timestamp.
     pub deleting: bool,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<Timestamp>,
+    /// When the agent container last started running.
+    pub started_at: Option<Timestamp>,
+    /// Why a pod that has not started is not starting, as the kubelet or
+    /// the scheduler says it; see [`not_starting`].
+    pub not_starting: Option<String>,
+    /// How a finished pod ended.
+    pub ended: Option<PodEnd>,
+}
+
+/// How a finished reviewer pod ended, from its agent container (or the
+/// init container that failed before it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodEnd {
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
+    /// The terminated reason and exit code, for example `Error, exit code 1`.
+    pub summary: String,
+}
+
+impl PodEnd {
+    /// How long it ran, when the kubelet said when it started and ended.
+    fn ran(&self) -> Option<Duration> {
+        let ran = self.finished?.as_millisecond().checked_sub(self.started?.as_millisecond())?;
+        Some(Duration::from_millis(u64::try_from(ran).unwrap_or(0)))
+    }
 }
 
 /// `Pod.status.phase`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PodPhase {
+    #[default]
     Pending,
     Running,
     Succeeded,
@@ -124,6 +163,11 @@ impl ObservedPod {
         let ready = status
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Ready" && c.status == conditions::TRUE));
+        let agent = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|statuses| statuses.iter().find(|c| c.name == super::pod::CONTAINER));
+        let started_at = agent.and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref()).map(|t| t.0);
+        let finished = matches!(phase, PodPhase::Succeeded | PodPhase::Failed);
         Some(Self {
             name: pod.metadata.name.clone()?,
             uid: pod.metadata.uid.clone()?,
@@ -131,7 +175,17 @@ impl ObservedPod {
             phase,
             ready,
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            started_at,
+            not_starting: if finished { None } else { not_starting(pod) },
+            ended: if finished { pod_end(pod) } else { None },
         })
+    }
+
+    /// Whether the pod can be given work: it runs and is ready, or it was
+    /// given work before (readiness that flaps later moves nothing).
+    fn started(&self, status: &ReviewerStatus) -> bool {
+        (self.phase == PodPhase::Running && self.ready) || status.pod.as_ref().is_some_and(|p| p.uid == self.uid)
     }
 
     fn finished(&self) -> bool {
@@ -141,6 +195,54 @@ impl ObservedPod {
     fn reference(&self) -> PodReference {
         PodReference { name: self.name.clone(), uid: self.uid.clone(), incarnation: self.incarnation }
     }
+}
+
+/// Waiting reasons every pod goes through on its way to running.
+const STARTING_REASONS: [&str; 2] = ["ContainerCreating", "PodInitializing"];
+
+/// Why a pod is not starting: a container waiting for any reason but the
+/// usual ones (`ImagePullBackOff`, `ErrImagePull`,
+/// `CreateContainerConfigError`, ...), or a scheduler that cannot place it
+/// (`Unschedulable`). `None` while it is merely on its way.
+pub fn not_starting(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    for container in containers {
+        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if reason.is_empty() || STARTING_REASONS.contains(&reason) {
+            continue;
+        }
+        return Some(match waiting.message.as_deref() {
+            Some(message) if !message.is_empty() => format!("container {}: {reason}: {message}", container.name),
+            _ => format!("container {}: {reason}", container.name),
+        });
+    }
+    let unscheduled =
+        status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == conditions::FALSE)?;
+    let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
+    Some(match unscheduled.message.as_deref() {
+        Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+        _ => reason.to_owned(),
+    })
+}
+
+/// How a finished pod ended: its agent container's last state, or that of
+/// an init container that failed (the agent then never ran).
+fn pod_end(pod: &Pod) -> Option<PodEnd> {
+    let status = pod.status.as_ref()?;
+    let terminated = |c: &k8s_openapi::api::core::v1::ContainerStatus| c.state.as_ref()?.terminated.clone();
+    let agent =
+        status.container_statuses.iter().flatten().filter(|c| c.name == super::pod::CONTAINER).find_map(terminated);
+    let failed_init =
+        || status.init_container_statuses.iter().flatten().filter_map(terminated).find(|t| t.exit_code != 0);
+    let ended = agent.or_else(failed_init)?;
+    let reason = ended.reason.as_deref().unwrap_or("Terminated");
+    Some(PodEnd {
+        started: ended.started_at.map(|t| t.0),
+        finished: ended.finished_at.map(|t| t.0),
+        summary: format!("{reason}, exit code {}", ended.exit_code),
+    })
 }
 
 /// The writes of one reconcile. Empty when nothing needs to change.
@@ -732,7 +834,8 @@ impl<'a> Planner<'a> {
         }
 
         let restart = live.and_then(|pod| self.restart_for(pod));
-        match (live, restart) {
+        let mut backing_off = false;
+        let degraded: Option<DesiredCondition<'static>> = match (live, restart) {
             (Some(pod), Some(restart)) => {
                 self.plan.pod_deletions.push(PodDeletion { name: pod.name.clone(), uid: pod.uid.clone() });
                 self.launch(target + 1, &mut status);
@@ -745,8 +848,13 @@ impl<'a> Planner<'a> {
                     note: format!("Replacing pod {} ({:?}: {})", pod.name, restart.reason, restart.runs.join(", ")),
                 });
                 self.plan.restart = Some(restart);
+                None
             }
-            (Some(pod), None) => self.assign(pod, &mut status),
+            (Some(pod), None) if pod.started(&observed_status) => {
+                self.assign(pod, &mut status);
+                self.settle_crash_back_off(pod, &mut status)
+            }
+            (Some(pod), None) => self.wait_for_start(reviewer, pod, &mut status),
             (None, _) => {
                 let known = pods.iter().any(|pod| pod.incarnation == target)
                     || observed_status.pod.as_ref().is_some_and(|pod| pod.incarnation == target)
@@ -756,9 +864,37 @@ impl<'a> Planner<'a> {
                         .any(|state| state.desired.assignment.as_ref().is_some_and(|a| a.incarnation == target));
                 let incarnation = if known || target == 0 { target + 1 } else { target };
                 self.fail_runs_past_launch_deadline(reviewer, &observed_status);
-                self.launch(incarnation, &mut status);
+                match self.crash_back_off(&observed_status, target) {
+                    CrashLoop::Reset => status.crash_back_off = None,
+                    CrashLoop::Unchanged => {}
+                    CrashLoop::BackOff(back_off) => status.crash_back_off = Some(back_off),
+                }
+                match status.crash_back_off.clone() {
+                    Some(back_off) if back_off.incarnation == target && self.now < back_off.next_launch.0 => {
+                        backing_off = true;
+                        status.pod = None;
+                        status.queue = Vec::new();
+                        self.deadlines.push(back_off.next_launch.0.as_millisecond());
+                        let wait = back_off.next_launch.0.as_millisecond() - back_off_start(&back_off);
+                        Some(DesiredCondition {
+                            type_: CONDITION_DEGRADED,
+                            status: conditions::TRUE,
+                            reason: "CrashLoopBackOff",
+                            message: format!(
+                                "{} ({} in a row); the next pod starts {}s after it",
+                                back_off.message,
+                                back_off.failures,
+                                wait / 1000
+                            ),
+                        })
+                    }
+                    _ => {
+                        self.launch(incarnation, &mut status);
+                        None
+                    }
+                }
             }
-        }
+        };
         status.queue_length = i64::try_from(status.queue.len()).unwrap_or(i64::MAX);
         status.observed_generation = reviewer.metadata.generation;
         let generation = reviewer.metadata.generation;
@@ -768,6 +904,12 @@ impl<'a> Planner<'a> {
                 status: conditions::FALSE,
                 reason: "PodStarting",
                 message: "A new reviewer pod is being created".to_owned(),
+            },
+            _ if backing_off => DesiredCondition {
+                type_: CONDITION_READY,
+                status: conditions::FALSE,
+                reason: "BackOff",
+                message: "Waiting before the next reviewer pod, as the last ones ended soon after starting".to_owned(),
             },
             Some(pod) if pod.phase == PodPhase::Running && pod.ready => DesiredCondition {
                 type_: CONDITION_READY,
@@ -783,18 +925,126 @@ impl<'a> Planner<'a> {
             },
         };
         conditions::set(&mut status.conditions, ready, generation, self.now);
-        if live.is_some() && self.plan.pod_creation.is_none() {
-            let healthy = DesiredCondition {
-                type_: CONDITION_DEGRADED,
-                status: conditions::FALSE,
-                reason: "PodRunning",
-                message: "The reviewer pod was started".to_owned(),
-            };
-            conditions::set(&mut status.conditions, healthy, generation, self.now);
+        if let Some(degraded) = degraded {
+            let said = conditions::find(&observed_status.conditions, CONDITION_DEGRADED).is_some_and(|c| {
+                c.status == degraded.status && c.reason == degraded.reason && c.message == degraded.message
+            });
+            if degraded.status == conditions::TRUE && !said {
+                self.plan.events.push(PlannedEvent {
+                    object: EventObject::Reviewer,
+                    kind: EventKind::Warning,
+                    reason: degraded.reason,
+                    note: degraded.message.clone(),
+                });
+            }
+            conditions::set(&mut status.conditions, degraded, generation, self.now);
         }
         if reviewer.status.as_ref() != Some(&status) {
             self.plan.reviewer_status = Some(status);
         }
+    }
+
+    /// A live pod that has not started: runs wait for it, unassigned (their
+    /// timeout starts when a review can), and fail once it has not started
+    /// within `launchDeadline` of their creation or its own. Says why it is
+    /// not starting, when the kubelet or the scheduler says so.
+    fn wait_for_start(
+        &mut self,
+        reviewer: &Reviewer,
+        pod: &ObservedPod,
+        status: &mut ReviewerStatus,
+    ) -> Option<DesiredCondition<'static>> {
+        status.pod = None;
+        status.queue = Vec::new();
+        status.incarnation = pod.incarnation;
+        let limit = launch_deadline_ms(reviewer);
+        let pod_created = pod.created.map_or(i64::MIN, |t| t.as_millisecond());
+        let why = pod.not_starting.as_deref().unwrap_or("it is still starting");
+        let now = self.now;
+        let mut deadlines = Vec::new();
+        for state in &mut self.runs {
+            if !state.is_current() || !state.unfinished() {
+                continue;
+            }
+            let created = state.run.metadata.creation_timestamp.as_ref().map_or(i64::MIN, |t| t.0.as_millisecond());
+            let deadline = pod_created.max(created).saturating_add(limit);
+            if now.as_millisecond() >= deadline {
+                let message = format!(
+                    "Reviewer pod {} did not start within the launch deadline {}: {why}",
+                    pod.name, reviewer.spec.launch_deadline
+                );
+                state.fail(RunReason::LaunchFailed, message, now);
+                state.change = Some(RunChange::LaunchFailed);
+            } else {
+                deadlines.push(deadline);
+            }
+        }
+        self.deadlines.extend(deadlines);
+        pod.not_starting.as_ref().map(|reason| DesiredCondition {
+            type_: CONDITION_DEGRADED,
+            status: conditions::TRUE,
+            reason: "PodNotStarting",
+            message: format!("Pod {} is not starting: {reason}", pod.name),
+        })
+    }
+
+    /// A started pod ends a crash back-off once it has stayed up for
+    /// [`CRASH_WINDOW`]; until then the Reviewer stays Degraded.
+    fn settle_crash_back_off(
+        &mut self,
+        pod: &ObservedPod,
+        status: &mut ReviewerStatus,
+    ) -> Option<DesiredCondition<'static>> {
+        if status.crash_back_off.is_some() {
+            let window = i64::try_from(CRASH_WINDOW.as_millis()).unwrap_or(i64::MAX);
+            // Without a start time, the pod's creation is the best bound.
+            match pod.started_at.or(pod.created).map(|t| t.as_millisecond().saturating_add(window)) {
+                Some(settled) if settled <= self.now_ms() => status.crash_back_off = None,
+                Some(settled) => {
+                    self.deadlines.push(settled);
+                    return None;
+                }
+                None => return None,
+            }
+        }
+        Some(DesiredCondition {
+            type_: CONDITION_DEGRADED,
+            status: conditions::FALSE,
+            reason: "PodRunning",
+            message: "The reviewer pod was started".to_owned(),
+        })
+    }
+
+    /// What the pod of incarnation `target`, if it ended, says about the
+    /// crash back-off before the next one.
+    fn crash_back_off(&self, status: &ReviewerStatus, target: i64) -> CrashLoop {
+        if status.crash_back_off.as_ref().is_some_and(|b| b.incarnation == target) {
+            return CrashLoop::Unchanged;
+        }
+        let ended = self.observed.pods.iter().filter(|pod| pod.incarnation == target && pod.finished());
+        let Some((pod, end, ran)) = ended
+            .filter_map(|pod| {
+                let end = pod.ended.as_ref()?;
+                Some((pod, end, end.ran()?))
+            })
+            .next()
+        else {
+            return CrashLoop::Unchanged;
+        };
+        let Some(finished) = end.finished.filter(|_| ran < CRASH_WINDOW) else {
+            return CrashLoop::Reset;
+        };
+        let failures = status.crash_back_off.as_ref().map_or(0, |b| b.failures).saturating_add(1);
+        let next = finished.as_millisecond().saturating_add(back_off_delay_ms(failures));
+        let Ok(next) = Timestamp::from_millisecond(next) else {
+            return CrashLoop::Unchanged;
+        };
+        CrashLoop::BackOff(CrashBackOff {
+            failures,
+            incarnation: target,
+            message: format!("Pod {} ended {}s after it started: {}", pod.name, ran.as_secs(), end.summary),
+            next_launch: Time(next),
+        })
     }
 
     /// The live pod must be replaced when a run it was working on
@@ -871,8 +1121,7 @@ impl<'a> Planner<'a> {
             return;
         }
         let since = degraded.last_transition_time.0.as_millisecond();
-        let limit = duration::parse(&reviewer.spec.launch_deadline).unwrap_or(Duration::from_secs(300));
-        let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        let limit = launch_deadline_ms(reviewer);
         let now = self.now;
         let mut deadlines = Vec::new();
         for state in &mut self.runs {
@@ -993,4 +1242,40 @@ fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {
 
 fn has_finalizer(reviewer: &Reviewer) -> bool {
     reviewer.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|name| name == FINALIZER))
+}
+
+/// A pod that ends within this long of starting counts as crashing.
+pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// The wait after the first crash; it doubles with every further one.
+pub const CRASH_BACK_OFF_INITIAL: Duration = Duration::from_secs(5);
+/// The longest wait between crashing pods.
+pub const CRASH_BACK_OFF_MAX: Duration = Duration::from_secs(300);
+
+/// What an ended pod means for the crash back-off.
+enum CrashLoop {
+    /// Nothing new: no pod ended, or its end was counted already.
+    Unchanged,
+    /// It ended after a long life: crashes are no longer in a row.
+    Reset,
+    BackOff(CrashBackOff),
+}
+
+/// The wait before the pod after `failures` crashes in a row.
+fn back_off_delay_ms(failures: i64) -> i64 {
+    let initial = i64::try_from(CRASH_BACK_OFF_INITIAL.as_millis()).unwrap_or(i64::MAX);
+    let max = i64::try_from(CRASH_BACK_OFF_MAX.as_millis()).unwrap_or(i64::MAX);
+    let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    initial.saturating_mul(1_i64 << doublings).min(max)
+}
+
+/// When the wait of `back_off` began: its next launch less its delay.
+fn back_off_start(back_off: &CrashBackOff) -> i64 {
+    back_off.next_launch.0.as_millisecond().saturating_sub(back_off_delay_ms(back_off.failures))
+}
+
+/// `spec.launchDeadline` in milliseconds; the schema enforces the pattern,
+/// so an unparsable value falls back to the default.
+fn launch_deadline_ms(reviewer: &Reviewer) -> i64 {
+    let limit = duration::parse(&reviewer.spec.launch_deadline).unwrap_or(Duration::from_secs(300));
+    i64::try_from(limit.as_millis()).unwrap_or(i64::MAX)
 }

@@ -1,6 +1,10 @@
 //! The controller and a dev cluster for tests that drive them together:
 //! an in-process controller, a cluster with the CRDs, and waits on runs,
 //! Reviewers and pods.
+//!
+//! The cluster runs no pods; a stand-in kubelet reports every new pod
+//! Running and Ready, as a pod whose agent started. Tests play the reviewer
+//! pod by patching run statuses, and the outside world by deleting pods.
 #![allow(dead_code, unused_imports)]
 
 use crate::support;
@@ -69,6 +73,43 @@ impl RunningController {
 pub struct Harness {
     pub cluster: DevCluster,
     pub client: Client,
+    kubelet: JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.kubelet.abort();
+    }
+}
+
+/// Reports every pod that is not being deleted Running and Ready, with its
+/// agent container running, as the kubelet does once a pod has started.
+fn stand_in_kubelet(client: Client) -> JoinHandle<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::all(client.clone());
+        let mut events = watcher(pods, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        while let Some(event) = events.next().await {
+            let Ok(pod) = event else { continue };
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase == Some("Running") || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let now = Timestamp::now().to_string();
+            let status = json!({ "status": {
+                "phase": "Running",
+                "startTime": now,
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                "containerStatuses": [{
+                    "name": "agent", "image": "agent", "imageID": "", "ready": true, "started": true,
+                    "restartCount": 0, "state": {"running": {"startedAt": now}},
+                }],
+            }});
+            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+            let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+        }
+    })
 }
 
 impl Harness {
@@ -93,7 +134,8 @@ impl Harness {
             async move { reviewers.list(&ListParams::default()).await.ok() }
         })
         .await;
-        Self { cluster, client }
+        let kubelet = stand_in_kubelet(client.clone());
+        Self { cluster, client, kubelet }
     }
 
     /// A fresh cluster, a running controller and the Reviewer `review-w1`.

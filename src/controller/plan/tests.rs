@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 
 use kube::ResourceExt;
 
@@ -650,7 +650,8 @@ fn observed_pod_is_read_from_a_pod() {
             incarnation: 3,
             phase: PodPhase::Running,
             ready: true,
-            deleting: false
+            deleting: false,
+            ..ObservedPod::default()
         }
     );
     assert!(ObservedPod::from_pod(&Pod::default()).is_none());
@@ -763,4 +764,236 @@ fn conflicting_lineage_is_warned_about_once() {
     world.touch("r3");
     let plan = plan_reviewer(&world.observed, at(22));
     assert!(plan.events.iter().all(|e| e.reason != "ConflictingLineage"), "said once");
+}
+
+/// The Degraded condition of the Reviewer.
+fn degraded(world: &World) -> Condition {
+    conditions::find(&world.reviewer_status().conditions, CONDITION_DEGRADED).cloned().unwrap()
+}
+
+#[test]
+fn a_pod_that_has_not_started_is_given_nothing_until_it_runs() {
+    let mut world = World::new();
+    world.pods_start = false;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    let create = plan_reviewer(&world.observed, at(1));
+    assert_eq!(create.pod_creation.as_ref().map(|l| l.queue.clone()), Some(vec!["r1".to_owned()]));
+    world.apply(&create);
+    let wait = plan_reviewer(&world.observed, at(2));
+    assert!(wait.pod_creation.is_none() && wait.pod_deletions.is_empty());
+    assert_eq!(changes(&wait), [("r1", RunChange::Refreshed)], "its first status, Pending");
+    assert!(wait.events.is_empty(), "a pod on its way is no warning: {:?}", wait.events);
+    world.apply(&wait);
+    let status = world.status("r1");
+    assert_eq!((status.phase, status.assignment, status.start_time), (Some(RunPhase::Pending), None, None));
+    let reviewer = world.reviewer_status();
+    assert_eq!((reviewer.pod, reviewer.queue.len()), (None, 0));
+    // Nothing more until the pod runs, or the launch deadline of the run.
+    let idle = plan_reviewer(&world.observed, at(3));
+    assert!(idle.is_noop(), "{idle:#?}");
+    assert_eq!(idle.requeue_after, Some(Duration::from_secs(297)));
+
+    let pod = &mut world.observed.pods[0];
+    (pod.phase, pod.ready) = (PodPhase::Running, true);
+    let assign = world.step(20);
+    assert_eq!(changes(&assign), [("r1", RunChange::Assigned)]);
+    assert_eq!(world.status("r1").start_time, Some(Time(at(20))), "the timeout starts when the pod runs");
+    assert_eq!(world.reviewer_status().pod.map(|p| p.incarnation), Some(1));
+}
+
+#[test]
+fn a_pod_that_does_not_start_fails_its_runs_after_the_launch_deadline_and_says_why() {
+    let mut world = World::new();
+    world.pods_start = false;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.apply(&plan_reviewer(&world.observed, at(1)));
+    let why = "container agent: ImagePullBackOff: Back-off pulling image \"registry.invalid/agent:1\"";
+    world.observed.pods[0].not_starting = Some(why.into());
+    world.observed.pods[0].created = Some(at(1));
+    let stuck = plan_reviewer(&world.observed, at(30));
+    assert_eq!(stuck.events.len(), 1, "{:?}", stuck.events);
+    let event = &stuck.events[0];
+    assert_eq!((event.kind, event.reason), (EventKind::Warning, "PodNotStarting"));
+    assert_eq!(event.note, format!("Pod review-w1-1 is not starting: {why}"));
+    world.apply(&stuck);
+    let condition = degraded(&world);
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "PodNotStarting"));
+    assert!(condition.message.contains("ImagePullBackOff"), "{}", condition.message);
+    let again = plan_reviewer(&world.observed, at(60));
+    assert!(again.is_noop() && again.events.is_empty(), "said once: {again:#?}");
+    assert_eq!(again.requeue_after, Some(Duration::from_secs(241)), "deadline counted from the pod's creation");
+
+    let failed = plan_reviewer(&world.observed, at(301));
+    assert_eq!(changes(&failed), [("r1", RunChange::LaunchFailed)]);
+    assert!(failed.pod_deletions.is_empty() && failed.pod_creation.is_none(), "the kubelet keeps trying");
+    world.apply(&failed);
+    let status = world.status("r1");
+    assert_eq!(status.reason, Some(RunReason::LaunchFailed));
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("review-w1-1 did not start within the launch deadline 5m"), "{message}");
+    assert!(message.contains("ImagePullBackOff"), "{message}");
+
+    // A run created later waits its own deadline on the same pod.
+    world.add(new_run("r2", PR2, SHA_X, 400));
+    world.apply(&plan_reviewer(&world.observed, at(401)));
+    assert_eq!(world.status("r2").phase, Some(RunPhase::Pending));
+    assert_eq!(plan_reviewer(&world.observed, at(402)).requeue_after, Some(Duration::from_secs(298)));
+}
+
+/// Marks the live pod as ended by the kubelet, `ran` seconds after it started at `started`.
+fn end_pod(world: &mut World, started: i64, ran: i64) {
+    let pod = world.observed.pods.iter_mut().find(|pod| !pod.deleting).unwrap();
+    pod.phase = PodPhase::Failed;
+    pod.ready = false;
+    pod.ended = Some(PodEnd {
+        started: Some(at(started)),
+        finished: Some(at(started + ran)),
+        summary: "Error, exit code 1".into(),
+    });
+}
+
+#[test]
+fn pods_that_keep_ending_soon_after_they_start_back_off_exponentially() {
+    let mut world = reviewing_r1();
+    end_pod(&mut world, 1, 2);
+    let first = plan_reviewer(&world.observed, at(3));
+    assert!(first.pod_creation.is_none(), "no pod before the back-off");
+    assert_eq!(first.pod_deletions.len(), 1, "the ended pod goes");
+    assert_eq!(first.requeue_after, Some(Duration::from_secs(5)));
+    let event = first.events.iter().find(|e| e.reason == "CrashLoopBackOff").expect("a back-off event");
+    assert_eq!(event.kind, EventKind::Warning);
+    assert!(event.note.contains("Pod review-w1-1 ended 2s after it started: Error, exit code 1"), "{}", event.note);
+    world.apply(&first);
+    let back_off = world.reviewer_status().crash_back_off.unwrap();
+    assert_eq!((back_off.failures, back_off.incarnation, back_off.next_launch), (1, 1, Time(at(8))));
+    let condition = degraded(&world);
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "CrashLoopBackOff"));
+    assert!(
+        conditions::find(&world.reviewer_status().conditions, CONDITION_READY).is_some_and(|c| c.reason == "BackOff")
+    );
+    let waiting = plan_reviewer(&world.observed, at(6));
+    assert!(waiting.is_noop() && waiting.events.is_empty(), "{waiting:#?}");
+
+    // Each further early end doubles the wait: 5s, 10s, 20s.
+    let mut launched_at = 8;
+    for (failures, wait) in [(2, 10), (3, 20)] {
+        let plans = world.converge(launched_at);
+        assert_eq!(plans[0].pod_creation.as_ref().map(|l| l.incarnation), Some(failures));
+        assert_eq!(world.status("r1").phase, Some(RunPhase::Running), "reassigned to the new pod");
+        end_pod(&mut world, launched_at, 1);
+        world.apply(&plan_reviewer(&world.observed, at(launched_at + 1)));
+        let back_off = world.reviewer_status().crash_back_off.unwrap();
+        assert_eq!((back_off.failures, back_off.incarnation), (failures, failures));
+        assert_eq!(back_off.next_launch, Time(at(launched_at + 1 + wait)));
+        assert!(plan_reviewer(&world.observed, at(launched_at + wait)).pod_creation.is_none());
+        launched_at += 1 + wait;
+    }
+    assert_eq!(world.reviewer_status().restarts, 0, "ended pods are not restarts");
+
+    // A pod that stays up ends the back-off once it has run for a minute.
+    world.converge(launched_at);
+    world.observed.pods.iter_mut().find(|pod| !pod.deleting).unwrap().started_at = Some(at(launched_at));
+    let early = plan_reviewer(&world.observed, at(launched_at + 30));
+    assert!(early.is_noop(), "{early:#?}");
+    assert_eq!(early.requeue_after, Some(Duration::from_secs(30)));
+    world.step(launched_at + 61);
+    assert_eq!(world.reviewer_status().crash_back_off, None);
+    let condition = degraded(&world);
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "PodRunning"));
+}
+
+#[test]
+fn a_pod_that_ends_after_a_long_life_is_replaced_at_once_and_resets_the_back_off() {
+    let mut world = reviewing_r1();
+    end_pod(&mut world, 1, 1);
+    world.apply(&plan_reviewer(&world.observed, at(2)));
+    assert_eq!(world.reviewer_status().crash_back_off.map(|b| b.failures), Some(1));
+    world.converge(7);
+    end_pod(&mut world, 7, 600);
+    let plan = plan_reviewer(&world.observed, at(607));
+    assert_eq!(plan.pod_creation.as_ref().map(|l| l.incarnation), Some(3));
+    world.apply(&plan);
+    assert_eq!(world.reviewer_status().crash_back_off, None);
+}
+
+#[test]
+fn a_pod_that_is_not_starting_says_why_from_its_status() {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
+    };
+    let waiting = |name: &str, reason: &str, message: Option<&str>| ContainerStatus {
+        name: name.into(),
+        state: Some(ContainerState {
+            waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: message.map(Into::into) }),
+            ..ContainerState::default()
+        }),
+        ..ContainerStatus::default()
+    };
+    let pod = |status: PodStatus| Pod {
+        metadata: ObjectMeta {
+            name: Some("review-w1-1".into()),
+            uid: Some("u1".into()),
+            labels: Some(BTreeMap::from([(labels::INCARNATION.to_owned(), "1".to_owned())])),
+            ..ObjectMeta::default()
+        },
+        status: Some(status),
+        ..Pod::default()
+    };
+    let on_its_way = pod(PodStatus {
+        phase: Some("Pending".into()),
+        init_container_statuses: Some(vec![waiting("install", "PodInitializing", None)]),
+        container_statuses: Some(vec![waiting("agent", "ContainerCreating", None)]),
+        ..PodStatus::default()
+    });
+    assert_eq!(ObservedPod::from_pod(&on_its_way).unwrap().not_starting, None);
+    let refused = pod(PodStatus {
+        phase: Some("Pending".into()),
+        container_statuses: Some(vec![waiting(
+            "agent",
+            "CreateContainerConfigError",
+            Some("container has runAsNonRoot and image will run as root"),
+        )]),
+        ..PodStatus::default()
+    });
+    assert_eq!(
+        ObservedPod::from_pod(&refused).unwrap().not_starting.as_deref(),
+        Some("container agent: CreateContainerConfigError: container has runAsNonRoot and image will run as root")
+    );
+    let unschedulable = pod(PodStatus {
+        phase: Some("Pending".into()),
+        conditions: Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some("0/3 nodes are available: 3 Insufficient cpu.".into()),
+            ..PodCondition::default()
+        }]),
+        ..PodStatus::default()
+    });
+    assert_eq!(
+        ObservedPod::from_pod(&unschedulable).unwrap().not_starting.as_deref(),
+        Some("Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.")
+    );
+    let ended = pod(PodStatus {
+        phase: Some("Failed".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: "agent".into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 137,
+                    reason: Some("OOMKilled".into()),
+                    started_at: Some(Time(at(10))),
+                    finished_at: Some(Time(at(13))),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]),
+        ..PodStatus::default()
+    });
+    let observed = ObservedPod::from_pod(&ended).unwrap();
+    assert_eq!(observed.not_starting, None);
+    let end = observed.ended.unwrap();
+    assert_eq!((end.summary.as_str(), end.ran()), ("OOMKilled, exit code 137", Some(Duration::from_secs(3))));
 }

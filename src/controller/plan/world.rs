@@ -107,6 +107,8 @@ pub struct World {
     pub observed: ObservedReviewer,
     /// Whether created pods show up in the next observation.
     pub pods_become_visible: bool,
+    /// Whether created pods show up running and ready, or Pending.
+    pub pods_start: bool,
     /// How many pods were ever created under each name.
     pub pods_created: BTreeMap<String, usize>,
     /// UIDs of every pod ever created.
@@ -127,6 +129,7 @@ impl World {
         Self {
             observed: ObservedReviewer { name: NAME.into(), ..ObservedReviewer::default() },
             pods_become_visible: true,
+            pods_start: true,
             pods_created: BTreeMap::new(),
             pod_uids: BTreeSet::new(),
             revision: 0,
@@ -252,9 +255,10 @@ impl World {
             name: launch.name.clone(),
             uid,
             incarnation: launch.incarnation,
-            phase: PodPhase::Running,
-            ready: true,
+            phase: if self.pods_start { PodPhase::Running } else { PodPhase::Pending },
+            ready: self.pods_start,
             deleting: false,
+            ..ObservedPod::default()
         });
         true
     }
