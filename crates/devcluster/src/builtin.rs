@@ -35,6 +35,7 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("", "ConfigMap") => decode_as::<core::ConfigMap>(info, &object),
         ("", "Secret") => decode_as::<core::Secret>(info, &object),
         ("", "Service") => decode_as::<core::Service>(info, &object),
+        ("", "ResourceQuota") => decode_as::<core::ResourceQuota>(info, &object),
         ("events.k8s.io", "Event") => decode_as::<events::Event>(info, &object),
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::Lease>(info, &object),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(info, &object),
@@ -61,12 +62,13 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
 pub const EVENT_NOTE_LIMIT: usize = 1024;
 
 /// The built-in validation the server applies beyond decoding, worded as kube-apiserver words it.
-/// Only what clients of this project can trip is checked: the length of an event's note.
+/// Only what clients of this project can trip is checked: the length of an event's note, on
+/// create and on update.
 ///
-/// Both event APIs store one internal Event whose `message` is events.k8s.io's `note`, and
-/// `legacyValidateEvent` checks it only for events with an `eventTime` (the events.k8s.io kind
-/// always has one), under the internal field name: `message: Invalid value: "": can have at most
-/// 1024 characters` (the limit is in bytes, Go's `len`).
+/// Both event APIs store one internal Event whose `message` is events.k8s.io's `note`; the check
+/// applies to events with an `eventTime` (the events.k8s.io kind always has one) and reports the
+/// internal field name, as `field.TooLong` renders it: `message: Too long: may not be
+/// more than 1024 bytes` (bytes, Go's `len`, not characters).
 pub fn validate_builtin(info: &ResourceInfo, object: &Value) -> Vec<Cause> {
     let note_field = match (info.group.as_str(), info.kind.as_str()) {
         ("events.k8s.io", "Event") => "note",
@@ -76,8 +78,7 @@ pub fn validate_builtin(info: &ResourceInfo, object: &Value) -> Vec<Cause> {
     let has_event_time = object.get("eventTime").is_some_and(|t| !t.is_null());
     let note_len = object.get(note_field).and_then(Value::as_str).map_or(0, str::len);
     if has_event_time && note_len > EVENT_NOTE_LIMIT {
-        let detail = format!("can have at most {EVENT_NOTE_LIMIT} characters");
-        return vec![fields::invalid("message", &Value::String(String::new()), &detail)];
+        return vec![fields::too_long("message", EVENT_NOTE_LIMIT as u64)];
     }
     Vec::new()
 }
@@ -338,6 +339,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         r("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
         r("", "v1", "secrets", "Secret", true, &[], false),
         r("", "v1", "services", "Service", true, &["svc"], true),
+        // Pod counts are enforced on pod creation and kept in `status.used` ([`crate::server`]).
+        r("", "v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
         r("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
         r("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
         r("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
@@ -528,7 +531,7 @@ mod tests {
         let causes = validate_builtin(&events, &note(EVENT_NOTE_LIMIT + 1));
         assert_eq!(
             causes,
-            vec![Cause::new("FieldValueInvalid", "message", "Invalid value: \"\": can have at most 1024 characters")]
+            vec![Cause::new("FieldValueTooLong", "message", "Too long: may not be more than 1024 bytes")]
         );
         // Bytes, not characters.
         let wide = json!({"eventTime": "2024-01-01T00:00:00.000000Z", "note": "é".repeat(600)});

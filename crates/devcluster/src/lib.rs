@@ -32,6 +32,18 @@
 //!   (`as=PartialObjectMetadataList` for lists) on GET, LIST, WATCH and PATCH answers with the
 //!   objects' metadata only ([`accept`]); an `as` the server cannot produce, with no fallback entry,
 //!   is a 406.
+//! - **ResourceQuota, for pod counts only.** A pod whose creation would take a namespace's quota
+//!   over its `pods` (or `count/pods`) limit is refused with the quota plugin's 403 (`exceeded
+//!   quota: ...`), counting pods as the real quota does (finished pods and pods terminating past
+//!   their grace period are free); `status.hard` and `status.used` follow. Compute resources and
+//!   other counts in `spec.hard` are stored, not enforced.
+//! - **Built-in validation** beyond decoding is limited to what clients here can trip: an event
+//!   note over 1024 bytes is `Invalid` ([`builtin::validate_builtin`]).
+//! - **The pod runner** ([`runner`]) is a small kubelet running containers as local processes.
+//!   Images are never pulled: an image from a registry in the reserved `.invalid` domain fails
+//!   with `ErrImagePull`/`ImagePullBackOff` forever, and `runAsNonRoot` is verified against the
+//!   image users of [`runner::RunnerSettings::images`]; an image the catalog does not know has an
+//!   unknown user and is allowed.
 //! - **JSON patch and field selectors** follow the real server where clients depend on it: a
 //!   `test` of a key its parent object lacks compares with `null`, and unset boolean field labels
 //!   (`spec.unschedulable`, `spec.hostNetwork`) select as `false`.

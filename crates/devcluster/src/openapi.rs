@@ -153,6 +153,7 @@ fn builtin_schema(generator: Option<&mut SchemaGenerator>, info: &ResourceInfo) 
         "" "v1" "ConfigMap" => api::core::v1::ConfigMap,
         "" "v1" "Secret" => api::core::v1::Secret,
         "" "v1" "Service" => api::core::v1::Service,
+        "" "v1" "ResourceQuota" => api::core::v1::ResourceQuota,
         "events.k8s.io" "v1" "Event" => api::events::v1::Event,
         "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
         "apps" "v1" "Deployment" => api::apps::v1::Deployment,

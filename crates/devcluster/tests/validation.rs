@@ -132,3 +132,47 @@ async fn duplicate_fields_are_rejected_under_strict() {
     assert_eq!(strict.status(400, "BadRequest"), "strict decoding error: duplicate field \"data.a\"");
     cluster.shutdown().await.unwrap();
 }
+
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+fn event(name: &str, note: &str) -> Value {
+    json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": name},
+        "eventTime": "2024-01-01T00:00:00.000000Z",
+        "reportingController": "review.ao.dev/operator", "reportingInstance": "operator-0",
+        "action": "Reviewing", "reason": "Started", "type": "Normal",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p"},
+        "note": note,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_notes_over_1024_bytes_are_invalid_on_create_and_update() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let expected = "Event.events.k8s.io \"long\" is invalid: message: Too long: may not be more than 1024 bytes";
+
+    let body = serde_json::to_vec(&event("long", &"x".repeat(1025))).unwrap();
+    let answer = send_raw(&client, "POST", EVENTS, &[], body).await.unwrap();
+    assert_eq!(answer.status(422, "Invalid"), expected);
+    let causes = &answer.json()["details"]["causes"];
+    assert_eq!(
+        causes,
+        &json!([{"reason": "FieldValueTooLong", "field": "message", "message": "Too long: may not be more than 1024 bytes"}])
+    );
+
+    let body = serde_json::to_vec(&event("long", &"x".repeat(1024))).unwrap();
+    let created = send_raw(&client, "POST", EVENTS, &[], body).await.unwrap();
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(created.json()["note"].as_str().map(str::len), Some(1024));
+
+    let mut longer = created.json();
+    longer["note"] = json!("é".repeat(513));
+    let path = format!("{EVENTS}/long");
+    let answer = send_raw(&client, "PUT", &path, &[], serde_json::to_vec(&longer).unwrap()).await.unwrap();
+    // 513 characters, 1026 bytes: the limit is in bytes.
+    let message = answer.status(422, "Invalid");
+    assert!(message.contains("message: Too long: may not be more than 1024 bytes"), "{message}");
+    cluster.shutdown().await.unwrap();
+}

@@ -2,14 +2,26 @@
 //! containers as local processes (see [`process`]), reports status through the server's own object
 //! operations as `system:node:devcluster`, gives each pod a token bound to it, and removes pods once
 //! their processes are gone.
+//!
+//! Images are never pulled. Before a container starts, the runner makes the image checks a real
+//! node makes, from what it knows without a registry ([`images`]):
+//!
+//! - an image whose registry host is in the reserved `.invalid` domain cannot be pulled: the
+//!   container waits in `ErrImagePull`, then `ImagePullBackOff`, for as long as the pod exists
+//!   (for an init container, later containers never start);
+//! - `runAsNonRoot` is verified against the effective `runAsUser` and the image's user from
+//!   [`RunnerSettings::images`] ([`security`]); a refusal is a `CreateContainerConfigError` that
+//!   is retried. Images the catalog does not know have an unknown user and are allowed.
 
 pub mod backoff;
 pub mod env;
 pub mod identity;
+pub mod images;
 pub mod log_request;
 pub mod logs;
 mod pod;
 pub mod process;
+pub mod security;
 pub mod status;
 
 use crate::auth::{UserInfo, generate_token};
@@ -44,11 +56,19 @@ pub struct RunnerSettings {
     pub backoff: Backoff,
     /// Output kept per container instance, in bytes.
     pub log_limit: usize,
+    /// The users images run as, for `runAsNonRoot` checks (images are never pulled to find out).
+    pub images: images::ImageCatalog,
 }
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        Self { enabled: true, pod_dir: None, backoff: Backoff::default(), log_limit: logs::DEFAULT_LOG_LIMIT }
+        Self {
+            enabled: true,
+            pod_dir: None,
+            backoff: Backoff::default(),
+            log_limit: logs::DEFAULT_LOG_LIMIT,
+            images: images::ImageCatalog::default(),
+        }
     }
 }
 

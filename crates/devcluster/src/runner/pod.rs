@@ -4,6 +4,7 @@
 use super::backoff::RestartPolicy;
 use super::env::{self, RefSource};
 use super::identity::NODE_NAME;
+use super::images;
 use super::process::{Exit, Launch, signal_group};
 use super::status::{ContainerRecord, ContainerState, PodObservation, Terminated, pod_status};
 use super::{RunnerShared, node_context};
@@ -308,6 +309,11 @@ impl ContainerKeeper {
 
     /// The argv and environment of the next instance, or the waiting reason and message why not.
     fn launch(&self) -> Result<Launch, (String, String)> {
+        if let Some(message) =
+            super::security::run_as_non_root_violation(&self.pod, &self.spec, &self.shared.settings.images)
+        {
+            return Err(("CreateContainerConfigError".into(), message));
+        }
         let command: Vec<String> = string_list(&self.spec, "command");
         if command.is_empty() {
             return Err((
@@ -359,6 +365,10 @@ impl ContainerKeeper {
         loop {
             if self.deleting() {
                 return;
+            }
+            let image = meta::str_at(&self.spec, "/image").to_string();
+            if let Some(host) = images::unpullable_host(&image) {
+                return self.fail_to_pull(&image, host).await;
             }
             let launch = match self.launch() {
                 Ok(launch) => launch,
@@ -448,6 +458,28 @@ impl ContainerKeeper {
                     self.record.state = ContainerState::Terminated(last);
                     self.publish();
                 }
+                return;
+            }
+        }
+    }
+
+    /// An image that can never be pulled: the container alternates between `ErrImagePull` and a
+    /// growing `ImagePullBackOff`, as a kubelet retrying the pull does, until the pod is deleted.
+    async fn fail_to_pull(&mut self, image: &str, host: &str) {
+        let backoff = self.shared.settings.backoff;
+        let pull_error = format!("failed to pull and unpack image \"{image}\": dial tcp: lookup {host}: no such host");
+        let back_off = format!("Back-off pulling image \"{image}\": ErrImagePull: {pull_error}");
+        let mut failures = 0u32;
+        loop {
+            self.record.state = ContainerState::waiting("ErrImagePull", Some(pull_error.clone()));
+            self.publish();
+            if let Woke::Deleting = self.sleep_unless_deleted(backoff.base).await {
+                return;
+            }
+            failures = failures.saturating_add(1);
+            self.record.state = ContainerState::waiting("ImagePullBackOff", Some(back_off.clone()));
+            self.publish();
+            if let Woke::Deleting = self.sleep_unless_deleted(backoff.delay(failures)).await {
                 return;
             }
         }

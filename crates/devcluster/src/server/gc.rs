@@ -1,6 +1,6 @@
 //! The server's built-in controllers: ownerReference garbage collection (background, foreground,
-//! orphan) and namespace termination. They react to every change and re-check everything
-//! periodically, so a missed change (a lagging feed) only delays them.
+//! orphan), namespace termination and quota usage ([`super::quota`]). They react to every change
+//! and re-check everything periodically, so a missed change (a lagging feed) only delays them.
 
 use super::ApiServer;
 use super::objects::{DeleteOptions, Propagation};
@@ -83,6 +83,9 @@ impl ApiServer {
                 self.advance_deletion(&key, &object);
             }
         }
+        if super::quota::affects_quotas(&change.key) {
+            self.refresh_quotas(&change.key.namespace);
+        }
     }
 
     /// Re-checks every object: pending deletions, terminating namespaces, dependents of missing owners.
@@ -96,6 +99,7 @@ impl ApiServer {
                 self.collect_dependent(&key);
             }
         }
+        self.refresh_all_quotas();
     }
 
     fn advance_deletion(&self, key: &ObjectKey, object: &Value) {

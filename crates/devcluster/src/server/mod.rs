@@ -7,6 +7,7 @@ mod crd;
 mod gc;
 mod handlers;
 mod objects;
+mod quota;
 mod watch;
 
 pub use objects::{DeleteOptions, Deletion, Propagation, WriteContext};
@@ -85,6 +86,9 @@ pub struct ApiServer {
     /// The cluster CA in PEM, published in every namespace (empty until the embedder sets it).
     cluster_ca: RwLock<String>,
     ready: std::sync::atomic::AtomicBool,
+    /// Held from a pod's quota check to its storage, so that two pods cannot both take the last
+    /// place a quota leaves.
+    pod_admission: std::sync::Mutex<()>,
 }
 
 impl ApiServer {
@@ -116,6 +120,7 @@ impl ApiServer {
             server_address: RwLock::new(String::new()),
             cluster_ca: RwLock::new(String::new()),
             ready: std::sync::atomic::AtomicBool::new(settings.ready_at_start),
+            pod_admission: std::sync::Mutex::new(()),
             settings,
         });
         server.serve_stored_crds();

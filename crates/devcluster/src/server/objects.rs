@@ -17,6 +17,10 @@ use crate::store::{ObjectKey, StoreError, resource_version_of};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+fn is_core_pods(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.resource == "pods"
+}
+
 /// How unknown and duplicate fields are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldValidation {
@@ -436,6 +440,9 @@ impl ApiServer {
             },
         )?;
         warnings.extend(policy_warnings);
+        if old.is_none() && subresource.is_none() && is_core_pods(info) {
+            self.admit_pod_quota(namespace, &name)?;
+        }
         Ok(warnings)
     }
 
@@ -523,6 +530,8 @@ impl ApiServer {
         set_meta(&mut body, "creationTimestamp", Value::String(meta::now_rfc3339()));
         set_meta(&mut body, "generation", json!(1));
         self.reset_status_on_create(info, &mut body);
+        // Quota admission counts stored pods: no other pod may be stored between its check and this one.
+        let _admitting = is_core_pods(info).then(|| self.pod_admission.lock().unwrap_or_else(|e| e.into_inner()));
         let warnings = self.admit(info, &mut body, None, None, ctx)?;
         let now = meta::now_rfc3339();
         let api_version = info.api_version();
