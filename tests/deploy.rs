@@ -4,6 +4,8 @@
 #[path = "../crates/devcluster/tests/support/mod.rs"]
 mod support;
 
+mod harness;
+
 /// Every object in `deploy/` (and `crds/`, which it includes), as kubectl names them.
 const OBJECTS: [&str; 20] = [
     "namespace/review-system",
@@ -220,4 +222,156 @@ async fn the_admission_policy_follows_the_controller_through_a_renaming_overlay(
         .patch_status("r1", &PatchParams::default(), &Patch::Merge(&failed))
         .await
         .expect("the controller's write is accepted");
+}
+
+/// The controller's Deployment as a real kubelet takes it. The dev kubelet checks `runAsNonRoot`
+/// against the image's user, which it takes from its image catalog: here the operator image with
+/// the Dockerfile's `USER`. A pod of the Deployment's template (the image's entrypoint being this
+/// build's binary) runs and becomes the leader under its own ServiceAccount; the same pod
+/// without the numeric `runAsUser` still runs on the image's numeric user, and is refused for
+/// an image whose user is a name.
+#[tokio::test]
+async fn the_controller_deployment_runs_under_its_security_context_on_a_verifying_kubelet() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{EnvVar, Pod};
+    use kube::api::{Api, ObjectMeta, PostParams};
+
+    let user = include_str!("../Dockerfile")
+        .lines()
+        .find_map(|line| line.strip_prefix("USER "))
+        .expect("the Dockerfile sets a user")
+        .trim();
+    let images = devcluster::runner::images::ImageCatalog::default()
+        .with("review-operator:0.1.0", user)
+        .with("review-operator-named-user", "nonroot:nonroot");
+    let runner = devcluster::runner::RunnerSettings { images, ..Default::default() };
+    let cluster = devcluster::DevCluster::start(devcluster::Config { runner, ..Default::default() })
+        .await
+        .expect("dev cluster starts");
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    support::kubectl(&cluster, &["apply", "-k", deploy, "--server-side"]).await.ok();
+
+    let client = cluster.client().expect("client");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "review-system");
+    let template = deployments.get("review-operator").await.expect("Deployment").spec.template;
+    let pod_of_template = |name: &str, image: &str, numeric_user: bool| {
+        let mut spec = template.spec.clone().expect("pod spec");
+        let container = &mut spec.containers[0];
+        container.image = Some(image.into());
+        // The image's ENTRYPOINT is this binary; the dev kubelet runs processes on the host's
+        // network, so the probes' port is taken from the environment.
+        container.command = Some(vec![env!("CARGO_BIN_EXE_review-operator").into()]);
+        let listen =
+            EnvVar { name: "REVIEW_OPERATOR_LISTEN".into(), value: Some("127.0.0.1:0".into()), value_from: None };
+        container.env.get_or_insert_with(Vec::new).push(listen);
+        if !numeric_user {
+            let security = spec.security_context.as_mut().expect("pod security context");
+            (security.run_as_user, security.run_as_group) = (None, None);
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                ..Default::default()
+            },
+            spec: Some(spec),
+            status: None,
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "review-system");
+    for pod in [
+        pod_of_template("controller", "review-operator:0.1.0", true),
+        pod_of_template("image-user", "review-operator:0.1.0", false),
+        pod_of_template("named-user", "review-operator-named-user:0.1.0", false),
+    ] {
+        pods.create(&PostParams::default(), &pod).await.expect("pod created");
+    }
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "review-system");
+    let holder = support::eventually("a controller pod holds the Lease", || async {
+        let lease = leases.get("review-operator").await.ok()?;
+        lease.spec?.holder_identity
+    })
+    .await;
+    assert!(["controller", "image-user"].contains(&holder.as_str()), "{holder}");
+    for running in ["controller", "image-user"] {
+        support::eventually(&format!("pod {running} running"), || async {
+            let status = pods.get(running).await.ok()?.status?;
+            (status.phase.as_deref() == Some("Running")).then_some(())
+        })
+        .await;
+    }
+    let refused = support::eventually("pod named-user refused", || async {
+        let status = pods.get("named-user").await.ok()?.status?.container_statuses?.into_iter().next()?;
+        status.state?.waiting.filter(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+    })
+    .await;
+    let message = refused.message.unwrap_or_default();
+    assert!(
+        message.contains(
+            "container has runAsNonRoot and image has non-numeric user (nonroot), cannot verify user is non-root"
+        ),
+        "{message}"
+    );
+    cluster.shutdown().await.expect("cluster shuts down");
+}
+
+/// The README's uninstall order: Reviewers first, while the controller runs (their finalizer
+/// lets it remove the reviewer pods and fail unfinished runs), then `kubectl delete -k deploy/`,
+/// which completes because no finalizer is left for an absent controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstall_in_the_documented_order_completes() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    use review_operator::api::{ReviewRun, RunReason};
+
+    let cluster = support::cluster_without_pods().await;
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    support::kubectl(&cluster, &["apply", "-k", deploy, "--server-side"]).await.ok();
+    let controller = harness::RunningController::start(cluster.client().expect("client"));
+    let objects = r#"
+apiVersion: review.ao.dev/v1alpha1
+kind: Reviewer
+metadata: {name: review-w1, namespace: default}
+spec: {workerId: w1, agent: {image: ghcr.io/acme/reviewer:1, command: [reviewer]}}
+---
+apiVersion: review.ao.dev/v1alpha1
+kind: ReviewRun
+metadata: {name: review-w1-pr1-aaaaaaa, namespace: default}
+spec: {reviewer: review-w1, pullRequest: {url: "https://github.com/acme/widgets/pull/1", headSha: aaaaaaa1111111}}
+"#;
+    support::eventually("the review API is served", || async {
+        let out = support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(objects), &[]).await;
+        (out.code == 0).then_some(())
+    })
+    .await;
+    let client = cluster.client().expect("client");
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    support::eventually("the reviewer pod and the finalizer", || async {
+        let finalizers = support::kubectl(
+            &cluster,
+            &["get", "reviewer", "review-w1", "-n", "default", "-o", "jsonpath={.metadata.finalizers}"],
+        )
+        .await;
+        let pod = pods.list(&ListParams::default()).await.ok()?.items.into_iter().next();
+        (finalizers.stdout.contains("review.ao.dev/reviewer") && pod.is_some()).then_some(())
+    })
+    .await;
+
+    support::kubectl(&cluster, &["delete", "reviewers", "--all", "-A", "--wait", "--timeout=60s"]).await.ok();
+    let runs: Api<ReviewRun> = Api::default_namespaced(client.clone());
+    let run = runs.get("review-w1-pr1-aaaaaaa").await.expect("the run stays");
+    assert_eq!(run.status.and_then(|s| s.reason), Some(RunReason::ReviewerDeleted));
+    support::eventually("the reviewer pod removed", || async {
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    controller.stop().await;
+
+    support::kubectl(&cluster, &["delete", "-k", deploy, "--ignore-not-found", "--wait", "--timeout=60s"]).await.ok();
+    let crds = support::kubectl(&cluster, &["get", "crd", "-o", "name"]).await.ok();
+    assert!(!crds.contains("review.ao.dev"), "{crds}");
+    let left = support::kubectl(&cluster, &["get", "namespace", "review-system", "--ignore-not-found"]).await.ok();
+    assert_eq!(left, "", "the namespace is gone");
 }

@@ -684,3 +684,112 @@ async fn a_crash_looping_agent_backs_off_and_says_why() {
     assert_eq!(e2e.reviewer("review-w1").await.status.map(|s| s.restarts), Some(0), "ended pods are not restarts");
     e2e.stop().await;
 }
+
+/// An image no registry serves (`.invalid` never resolves): the pod stays Pending in
+/// `ImagePullBackOff`, its run is never Running, and fails once the launch deadline has passed.
+#[tokio::test]
+async fn a_pod_that_cannot_pull_its_image_fails_its_runs_after_the_launch_deadline() {
+    let e2e = E2e::start().await;
+    let agent = AgentSpec { image: "registry.invalid/acme/reviewer:1".into(), ..demo_agent(&[]) };
+    e2e.create_reviewer_with("review-w1", agent, "3s").await;
+    let run = "review-w1-pr1-aaaaaaa";
+    e2e.trigger(run, "review-w1", PR1, SHA_A).await;
+
+    let failed = e2e
+        .wait_run(run, "Failed as LaunchFailed", |run| {
+            run.phase() == RunPhase::Failed
+                && run.status.as_ref().and_then(|s| s.reason) == Some(RunReason::LaunchFailed)
+        })
+        .await;
+    let status = failed.status.expect("status");
+    assert_eq!((status.start_time, status.assignment), (None, None), "never Running");
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("review-w1-1 did not start within the launch deadline 3s"), "{message}");
+    assert!(message.contains("registry.invalid"), "{message}");
+
+    let reviewer = e2e.reviewer("review-w1").await;
+    let condition = degraded(&reviewer).expect("Degraded");
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "PodNotStarting"));
+    assert!(condition.message.contains("ImagePull") && condition.message.contains("registry.invalid"), "{condition:?}");
+    assert!(!warnings(&e2e.client, "review-w1", "PodNotStarting").await.is_empty(), "a Warning event says it");
+    let pod = e2e.pods().get("review-w1-1").await.expect("the pod stays: the kubelet keeps trying");
+    assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    e2e.stop().await;
+}
+
+/// A stock image that runs as root (the dev kubelet knows `python` as one) runs under the pod's
+/// numeric user, or under the user `spec.agent.securityContext` gives; without a numeric user the
+/// kubelet refuses it, as a real one does.
+#[tokio::test]
+async fn a_root_agent_image_runs_as_the_pods_user_or_its_own() {
+    let e2e = E2e::start().await;
+    let root_image = AgentSpec { image: "python:3.12".into(), ..demo_agent(&["--review-seconds", "1"]) };
+    let own_user = AgentSpec {
+        security_context: Some(review_operator::api::AgentSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            ..Default::default()
+        }),
+        ..root_image.clone()
+    };
+    e2e.create_reviewer_with("review-w1", root_image, "5m").await;
+    e2e.create_reviewer_with("review-w2", own_user, "5m").await;
+    e2e.trigger("review-w1-pr1-aaaaaaa", "review-w1", PR1, SHA_A).await;
+    e2e.trigger("review-w2-pr2-bbbbbbb", "review-w2", PR2, SHA_B).await;
+    for run in ["review-w1-pr1-aaaaaaa", "review-w2-pr2-bbbbbbb"] {
+        e2e.wait_run(run, "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    }
+
+    // The same pod without a numeric user is refused before it starts.
+    let mut pod = e2e.pods().get("review-w1-1").await.expect("pod");
+    pod.metadata = kube::api::ObjectMeta { name: Some("root-probe".into()), ..Default::default() };
+    pod.status = None;
+    let spec = pod.spec.as_mut().expect("spec");
+    spec.node_name = None;
+    let security = spec.security_context.as_mut().expect("pod security context");
+    (security.run_as_user, security.run_as_group) = (None, None);
+    e2e.pods().create(&PostParams::default(), &pod).await.expect("probe pod created");
+    let waiting = eventually("the probe pod refused", || async {
+        let pod = e2e.pods().get("root-probe").await.ok()?;
+        let status = pod.status?.container_statuses?.into_iter().next()?;
+        status.state?.waiting.filter(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+    })
+    .await;
+    let message = waiting.message.unwrap_or_default();
+    assert!(message.contains("container has runAsNonRoot and image will run as root"), "{message}");
+    e2e.stop().await;
+}
+
+/// With a pod quota of one, the replacement of a superseded pod is refused while the old pod
+/// terminates (its agent takes its grace period); the controller retries, and the new run starts
+/// once the old pod is gone, instead of failing.
+#[tokio::test]
+async fn a_quota_filled_by_the_terminating_pod_clears_once_it_is_gone() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let e2e = E2e::start().await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(e2e.client.clone(), NAMESPACE);
+    let quota = serde_json::from_value(json!({"metadata": {"name": "reviewers"}, "spec": {"hard": {"pods": "1"}}}))
+        .expect("quota");
+    quotas.create(&PostParams::default(), &quota).await.expect("quota created");
+    // The agent ignores SIGTERM, so the pod takes the supervisor's grace period to end.
+    let script = format!("trap '' TERM; {BINARY} demo-agent --review-seconds 60; sleep 600");
+    let agent = AgentSpec { command: vec!["/bin/sh".into()], args: vec!["-c".into(), script], ..demo_agent(&[]) };
+    e2e.create_reviewer_with("review-w1", agent, "5m").await;
+    let (old, new) = ("review-w1-pr1-aaaaaaa", "review-w1-pr1-bbbbbbb");
+    e2e.trigger(old, "review-w1", PR1, SHA_A).await;
+    let (first, _) = e2e.wait_running(old).await;
+    assert_eq!(first, "review-w1-1");
+
+    e2e.trigger(new, "review-w1", PR1, SHA_B).await;
+    let refused = eventually("a launch refused by the quota", || async {
+        let said = warnings(&e2e.client, "review-w1", "LaunchFailed").await;
+        said.into_iter().find(|e| e.note.as_deref().unwrap_or_default().contains("exceeded quota: reviewers"))
+    })
+    .await;
+    assert!(refused.note.unwrap_or_default().contains("used: pods=1, limited: pods=1"));
+    let (second, _) = e2e.wait_running(new).await;
+    assert_eq!(second, "review-w1-2");
+    let old_status = e2e.run(old).await.status.expect("status");
+    assert_eq!(old_status.reason, Some(RunReason::Superseded));
+    e2e.stop().await;
+}
