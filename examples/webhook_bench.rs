@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         debounce: RECOMMENDED_DEBOUNCE,
         concurrency: RECOMMENDED_CONCURRENCY,
         agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
+        delivery: None,
     };
     let controller_metrics = Arc::new(Metrics::default());
     if !args.without_controller {

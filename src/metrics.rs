@@ -13,6 +13,13 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// Label of a delivery to GitHub: how it ended (`started`, `delivered`,
+/// `skipped`, `failed`, or `retried` for a failed request).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub result: String,
+}
+
 /// Label of a restart: why the reviewer pod was replaced.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestartLabels {
@@ -44,6 +51,10 @@ pub struct Metrics {
     pub events_dropped: Counter,
     /// 1 while this replica holds the leader Lease and runs the reconciler, else 0.
     pub leader: Gauge,
+    /// Delivery steps to GitHub, by result.
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    /// GitHub's `x-ratelimit-remaining` on its last answer.
+    pub github_rate_limit_remaining: Gauge,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -87,6 +98,14 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and runs the reconciler",
             leader.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register("deliveries", "Delivery steps to GitHub by result", deliveries.clone());
+        let github_rate_limit_remaining = Gauge::default();
+        registry.register(
+            "github_rate_limit_remaining",
+            "Requests GitHub still allows in its current rate-limit window, from its last answer",
+            github_rate_limit_remaining.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -100,6 +119,8 @@ impl Default for Metrics {
             queue_depth,
             events_dropped,
             leader,
+            deliveries,
+            github_rate_limit_remaining,
         }
     }
 }

@@ -375,3 +375,45 @@ spec: {reviewer: review-w1, pullRequest: {url: "https://github.com/acme/widgets/
     let left = support::kubectl(&cluster, &["get", "namespace", "review-system", "--ignore-not-found"]).await.ok();
     assert_eq!(left, "", "the namespace is gone");
 }
+
+/// `examples/github-delivery` mounts the GitHub credential into the controller only; the
+/// reviewer ServiceAccount cannot read it, nor any Secret.
+#[tokio::test]
+async fn the_github_secret_reaches_the_controller_only() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::Api;
+
+    let cluster = support::cluster_without_pods().await;
+    let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/github-delivery");
+    support::kubectl(&cluster, &["apply", "-k", overlay, "--server-side"]).await.ok();
+    support::kubectl(
+        &cluster,
+        &["create", "secret", "generic", "review-operator-github", "-n", "review-system", "--from-literal=token=ghp_x"],
+    )
+    .await
+    .ok();
+    support::namespace(&cluster, "demo").await;
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/reviewer-rolebinding-demo.yaml");
+    support::kubectl(&cluster, &["apply", "-f", demo, "--server-side"]).await.ok();
+
+    let client = cluster.client().expect("client");
+    let deployment =
+        Api::<Deployment>::namespaced(client, "review-system").get("review-operator").await.expect("Deployment");
+    let spec = deployment.spec.template.spec.expect("pod spec");
+    let volume = spec.volumes.iter().flatten().find(|v| v.name == "github").expect("the github volume");
+    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("review-operator-github"));
+    let env = spec.containers[0].env.clone().unwrap_or_default();
+    let token_file = env.iter().find(|e| e.name == "REVIEW_OPERATOR_GITHUB_TOKEN_FILE").and_then(|e| e.value.clone());
+    assert_eq!(token_file.as_deref(), Some("/etc/review-operator/github/token"));
+
+    let reviewer = support::service_account_token(&cluster, "demo", "review-agent", Some(("review-w1-1", "uid-1")));
+    let as_reviewer = support::client_with_token(&cluster, Some(&reviewer));
+    for namespace in ["review-system", "demo"] {
+        let secrets: Api<Secret> = Api::namespaced(as_reviewer.clone(), namespace);
+        let denied = secrets.get("review-operator-github").await.expect_err("the reviewer cannot read Secrets");
+        assert!(matches!(&denied, kube::Error::Api(status) if status.code == 403), "{denied}");
+        let listed = secrets.list(&Default::default()).await.expect_err("nor list them");
+        assert!(matches!(&listed, kube::Error::Api(status) if status.code == 403), "{listed}");
+    }
+}

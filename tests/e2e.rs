@@ -9,6 +9,8 @@
 #[path = "../crates/devcluster/tests/support/mod.rs"]
 mod support;
 
+mod github;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,11 @@ struct E2e {
 
 impl E2e {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// As [`E2e::start`], with the controller delivering verdicts to GitHub as `delivery` says.
+    async fn start_with(delivery: Option<review_operator::delivery::DeliverySettings>) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -76,6 +83,7 @@ impl E2e {
             debounce: Duration::from_millis(100),
             concurrency: review_operator::controller::RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: BINARY.into() },
+            delivery,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
@@ -791,5 +799,48 @@ async fn a_quota_filled_by_the_terminating_pod_clears_once_it_is_gone() {
     assert_eq!(second, "review-w1-2");
     let old_status = e2e.run(old).await.status.expect("status");
     assert_eq!(old_status.reason, Some(RunReason::Superseded));
+    e2e.stop().await;
+}
+
+/// Delivery with real reviewer pods: a push, a second push mid-review, the fresh reviewer's
+/// verdict. GitHub holds exactly one review, for the newer commit; the superseded run's status
+/// on the old commit says it was superseded.
+#[tokio::test]
+async fn delivery_posts_one_review_for_the_newer_commit_after_a_push_mid_review() {
+    use review_operator::api::DeliveryState;
+    let github = github::FakeGitHub::start().await;
+    github.allow_token("ghp_e2e");
+    github.set_head("acme/widgets", 1, SHA_A);
+    let settings = review_operator::delivery::DeliverySettings {
+        api_url: github.url(),
+        auth: review_operator::delivery::github::GitHubAuth::Token("ghp_e2e".into()),
+    };
+    let e2e = E2e::start_with(Some(settings)).await;
+    e2e.create_reviewer("review-w1", &["--review-seconds", "3"]).await;
+    let pr = format!("{}/acme/widgets/pull/1", github.url());
+    let (old, new) = ("review-w1-pr1-aaaaaaa", "review-w1-pr1-bbbbbbb");
+    e2e.trigger(old, "review-w1", &pr, SHA_A).await;
+    e2e.wait_running(old).await;
+    github.set_head("acme/widgets", 1, SHA_B);
+    e2e.trigger(new, "review-w1", &pr, SHA_B).await;
+
+    let delivered = |state: DeliveryState| {
+        move |run: &ReviewRun| run.status.as_ref().and_then(|s| s.delivery.as_ref()).is_some_and(|d| d.state == state)
+    };
+    e2e.wait_run(new, "delivered", delivered(DeliveryState::Delivered)).await;
+    let skipped = e2e.wait_run(old, "delivery skipped", delivered(DeliveryState::Skipped)).await;
+    assert_eq!(skipped.status.and_then(|s| s.reason), Some(RunReason::Superseded));
+    let reviews = github.reviews("acme/widgets", 1);
+    assert_eq!(
+        reviews.iter().map(|r| (r.commit_id.as_str(), r.state.as_str())).collect::<Vec<_>>(),
+        [(SHA_B, "APPROVED")]
+    );
+    let old_statuses: Vec<String> = github.statuses("acme/widgets", SHA_A).into_iter().map(|s| s.state).collect();
+    assert_eq!(old_statuses.last().map(String::as_str), Some("error"), "{old_statuses:?}");
+    let descriptions: Vec<String> =
+        github.statuses("acme/widgets", SHA_A).into_iter().filter_map(|s| s.description).collect();
+    assert!(descriptions.iter().any(|d| d.contains("Superseded by commit bbbbbbb")), "{descriptions:?}");
+    let new_statuses: Vec<String> = github.statuses("acme/widgets", SHA_B).into_iter().map(|s| s.state).collect();
+    assert_eq!(new_statuses.last().map(String::as_str), Some("success"), "{new_statuses:?}");
     e2e.stop().await;
 }

@@ -16,6 +16,8 @@ Look for bugs, missing error handling, security problems, missing tests and brok
 When a review is done, write your review text to a file and submit the verdict with the exact command given for that run:
   {{submit_command}}
 Use --verdict approved when the change is ready to merge, and --verdict changes-requested with a body that says what to change otherwise. \
+Submit only with that command: do not post reviews, comments or statuses to GitHub yourself (no gh, no API calls); \
+the operator posts your verdict to the pull request, and only while the commit you reviewed is still its head. \
 Review the runs in order; more runs may be added while you work.
 
 Queue ({{count}}):
@@ -214,6 +216,7 @@ mod tests {
         }
         assert!(prompt.contains("Queue (2):\n1. run r-a\n   pull request: https://github.com/acme/w/pull/1 (#1)\n   head SHA: abcdef1234\n   submit: /opt/review-operator/review-operator submit r-a --verdict approved|changes-requested --body-file FILE\n2. run r-b\n"), "{prompt}");
         assert!(prompt.contains("  /opt/review-operator/review-operator submit RUN --verdict"), "{prompt}");
+        assert!(prompt.contains("Submit only with that command: do not post reviews"), "{prompt}");
         assert!(!prompt.contains("{{"), "{prompt}");
     }
 

@@ -43,6 +43,7 @@ pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.result.verdict"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.pullRequest.url", priority = 1),
+    printcolumn(name = "Delivery", type_ = "string", json_path = ".status.delivery.state", priority = 1),
     validation = Rule::new(
         "self.spec.reviewer == oldSelf.spec.reviewer && self.spec.pullRequest == oldSelf.spec.pullRequest && self.spec.timeout == oldSelf.spec.timeout"
     ).message("spec is immutable except spec.cancelRequested").field_path(".spec"),
@@ -201,6 +202,58 @@ pub struct ReviewRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub creation_revision: Option<String>,
+    /// What the operator wrote to GitHub for this run, when delivery is on.
+    /// Written by the delivery loop alone (its own field manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// The run's delivery to GitHub: the check run or commit status on the
+/// reviewed commit, and the pull request review.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Pending while the run is under way (or a write is being retried);
+    /// then Delivered, Skipped or Failed, all final.
+    pub state: DeliveryState,
+    /// Why it is Skipped or Failed: `Outdated`, `HeadMoved`, the run's own
+    /// reason (`Superseded`, `Cancelled`, ...), `PermissionDenied`,
+    /// `NotFound` or `Unprocessable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
+    /// The pull request review posted for the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<i64>,
+    /// The check run on the reviewed commit (GitHub App authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_run_id: Option<i64>,
+    /// GitHub requests that failed and were retried.
+    #[serde(default)]
+    pub attempts: i64,
+    /// A sentence on the last step, or GitHub's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
+    /// When this state was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+}
+
+/// The state of a run's delivery.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Skipped,
+    Failed,
+}
+
+impl DeliveryState {
+    /// Delivered, Skipped and Failed are final.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Pending)
+    }
 }
 
 /// Lifecycle phase of a ReviewRun.

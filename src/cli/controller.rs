@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
+use super::github::{GitHubArgs, GitHubArgsError};
 use crate::api::duration;
 use crate::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_CONCURRENCY};
 use crate::metrics::Metrics;
@@ -58,23 +59,26 @@ pub struct ControllerArgs {
     /// Field manager of the controller's writes.
     #[arg(long, env = "REVIEW_OPERATOR_FIELD_MANAGER", default_value = "review-operator", value_parser = parse_non_empty)]
     pub field_manager: String,
+    #[command(flatten)]
+    pub github: GitHubArgs,
 }
 
 impl ControllerArgs {
     /// The reconciler's settings. Clap's `agent` group already requires
     /// exactly one of `--operator-image` and `--agent-binary`; this checks it
     /// again for arguments built by hand.
-    pub fn settings(&self) -> Result<ControllerSettings, AgentLaunchError> {
+    pub fn settings(&self) -> Result<ControllerSettings, SettingsError> {
         let agent = match (&self.operator_image, &self.agent_binary) {
             (Some(image), None) => AgentLaunch::Inject { operator_image: image.clone() },
             (None, Some(path)) => AgentLaunch::LocalBinary { path: path.clone() },
-            _ => return Err(AgentLaunchError),
+            _ => return Err(AgentLaunchError.into()),
         };
         Ok(ControllerSettings {
             field_manager: self.field_manager.clone(),
             debounce: self.debounce,
             concurrency: self.concurrency,
             agent,
+            delivery: self.github.delivery()?,
         })
     }
 
@@ -87,6 +91,15 @@ impl ControllerArgs {
             duration: self.lease_duration,
         }
     }
+}
+
+/// Flags that cannot be used together or whose files cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Agent(#[from] AgentLaunchError),
+    #[error(transparent)]
+    GitHub(#[from] GitHubArgsError),
 }
 
 /// Neither or both of `--operator-image` and `--agent-binary` were given.
@@ -253,7 +266,7 @@ mod tests {
         assert_eq!(error.to_string(), "exactly one of --operator-image and --agent-binary is required");
         args.operator_image = None;
         args.agent_binary = None;
-        assert_eq!(args.settings().expect_err("neither"), AgentLaunchError);
+        assert_eq!(args.settings().expect_err("neither"), SettingsError::Agent(AgentLaunchError));
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! `main.rs` only parses and dispatches.
 
 pub mod controller;
+pub mod github;
 pub mod webhook;

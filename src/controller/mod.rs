@@ -75,6 +75,8 @@ pub struct ControllerSettings {
     /// Reviewers reconciled at once, at least 1.
     pub concurrency: u16,
     pub agent: AgentLaunch,
+    /// Delivery of verdicts to GitHub, off when `None`.
+    pub delivery: Option<crate::delivery::DeliverySettings>,
 }
 
 /// Why the controller could not start.
@@ -148,6 +150,18 @@ pub async fn run(
         let _ = stop_controller.send(());
         let _ = stop_side_loop.send(true);
     });
+    // Delivery has its own watch and queue, so a slow GitHub never delays a reconcile.
+    let delivery = settings.delivery.clone().map(|delivery| {
+        let (client, metrics, mut stopped) = (context.client.clone(), metrics.clone(), side_loop_stopped.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(error) = crate::delivery::run(client, delivery, metrics, stop).await {
+                tracing::error!(%error, "delivery to GitHub stopped");
+            }
+        })
+    });
 
     let (missing_tx, missing_rx) = mpsc::unbounded_channel();
     let side_loop = tokio::spawn(reconcile_missing_reviewers(
@@ -191,6 +205,9 @@ pub async fn run(
         })
         .await;
     let _ = side_loop.await;
+    if let Some(delivery) = delivery {
+        let _ = delivery.await;
+    }
     // Every queue sender is gone with the reconciles: the publisher ends once
     // it has published what is queued.
     if tokio::time::timeout(EVENT_FLUSH_LIMIT, event_publisher).await.is_err() {

@@ -528,7 +528,7 @@ pub fn plan_launch_failure(
                 .chain(&plan.deferred_updates)
                 .find(|update| &update.run == name)
                 .map(|update| update.status.clone())
-                .or_else(|| run.status.clone())
+                .or_else(|| controller_status(run))
                 .unwrap_or_default();
             let mut state = RunState::new(run, base);
             state.fail(
@@ -669,7 +669,7 @@ impl<'a> Planner<'a> {
             .zip(history.standings)
             .zip(uncertainties)
             .map(|((run, standing), uncertainty)| {
-                let mut desired = run.status.clone().unwrap_or_default();
+                let mut desired = controller_status(run).unwrap_or_default();
                 desired.phase = Some(desired.phase.unwrap_or(RunPhase::Pending));
                 desired.short_sha = Some(run.spec.pull_request.head_sha.chars().take(7).collect());
                 desired.observed_generation = run.metadata.generation;
@@ -1160,7 +1160,7 @@ impl<'a> Planner<'a> {
             if !deferred && desired_labels.iter().any(|(key, value)| observed_labels.get(key) != Some(value)) {
                 self.plan.run_labels.push(RunLabels { run: state.name.clone(), labels: desired_labels });
             }
-            if state.run.status.as_ref() == Some(&state.desired) {
+            if controller_status(state.run).as_ref() == Some(&state.desired) {
                 continue;
             }
             let change = state.change.unwrap_or(RunChange::Refreshed);
@@ -1234,6 +1234,15 @@ fn set_current(state: &mut RunState<'_>, current: bool, now: Timestamp) {
         }
     };
     conditions::set(&mut state.desired.conditions, desired, generation, now);
+}
+
+/// The part of a run's status the reconciler writes: all of it but
+/// `delivery`, which the delivery loop owns under its own field manager.
+/// Leaving it out of the reconciler's applies keeps one writer per field.
+fn controller_status(run: &ReviewRun) -> Option<ReviewRunStatus> {
+    let mut status = run.status.clone()?;
+    status.delivery = None;
+    Some(status)
 }
 
 fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {

@@ -397,6 +397,22 @@ mod tests {
         assert_eq!(init.run_as_user, Some(65532));
     }
 
+    /// Delivery to GitHub is the controller's: nothing of a GitHub credential, nor any Secret,
+    /// reaches a reviewer pod.
+    #[test]
+    fn reviewer_pods_get_no_secret() {
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer(), &launch(), &inject).unwrap().spec.unwrap();
+        let volumes = spec.volumes.unwrap_or_default();
+        assert!(volumes.iter().all(|v| v.secret.is_none() && v.projected.is_none()), "{volumes:?}");
+        for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+            let env = container.env.clone().unwrap_or_default();
+            assert!(env.iter().all(|e| e.value_from.as_ref().is_none_or(|v| v.secret_key_ref.is_none())), "{env:?}");
+            assert!(env.iter().all(|e| !e.name.contains("GITHUB")), "{env:?}");
+            assert!(container.env_from.is_none());
+        }
+    }
+
     #[test]
     fn reviewer_pod_needs_an_api_read_reviewer() {
         let mut reviewer = reviewer();

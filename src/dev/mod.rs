@@ -39,10 +39,13 @@ pub struct DevArgs {
     /// The webhook secret; created with a random secret when missing.
     #[arg(long, default_value = ".review-operator/webhook-secret")]
     pub webhook_secret_file: PathBuf,
+    #[command(flatten)]
+    pub github: crate::cli::github::GitHubArgs,
 }
 
 /// Runs the dev cluster (and the controller and demo) until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let delivery = args.github.delivery()?;
     let config = Config {
         listen: args.listen,
         kubeconfig_path: Some(args.kubeconfig.clone()),
@@ -60,6 +63,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let kubeconfig = std::fs::canonicalize(cluster.kubeconfig_path()).unwrap_or_else(|_| args.kubeconfig.clone());
     println!("dev cluster ready at {}", cluster.url());
     println!("export KUBECONFIG={}", kubeconfig.display());
+    if let Some(delivery) = &delivery {
+        println!("delivering verdicts to GitHub at {}", delivery.api_url);
+    }
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -70,6 +76,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             debounce: RECOMMENDED_DEBOUNCE,
             concurrency: RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: binary },
+            delivery,
         };
         let client = client.clone();
         let shutdown = wait_for(stopped.clone());

@@ -49,11 +49,17 @@ pub struct RunningController {
 
 impl RunningController {
     pub fn start(client: Client) -> Self {
+        Self::start_with(client, None)
+    }
+
+    /// A controller that also delivers verdicts to GitHub as `delivery` says.
+    pub fn start_with(client: Client, delivery: Option<review_operator::delivery::DeliverySettings>) -> Self {
         let settings = ControllerSettings {
             field_manager: FIELD_MANAGER.into(),
             debounce: Duration::from_millis(300),
             concurrency: review_operator::controller::RECOMMENDED_CONCURRENCY,
             agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
+            delivery,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
