@@ -240,6 +240,13 @@ pub struct Delivery {
     pub time: Option<Time>,
 }
 
+impl Delivery {
+    /// A delivery in `state` with nothing else known yet.
+    pub fn new(state: DeliveryState) -> Self {
+        Self { state, reason: None, review_id: None, check_run_id: None, attempts: 0, message: None, time: None }
+    }
+}
+
 /// The state of a run's delivery.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum DeliveryState {

@@ -957,29 +957,14 @@ impl<'a> Planner<'a> {
         status.pod = None;
         status.queue = Vec::new();
         status.incarnation = pod.incarnation;
-        let limit = launch_deadline_ms(reviewer);
         let pod_created = pod.created.map_or(i64::MIN, |t| t.as_millisecond());
         let why = pod.not_starting.as_deref().unwrap_or("it is still starting");
-        let now = self.now;
-        let mut deadlines = Vec::new();
-        for state in &mut self.runs {
-            if !state.is_current() || !state.unfinished() {
-                continue;
-            }
-            let created = state.run.metadata.creation_timestamp.as_ref().map_or(i64::MIN, |t| t.0.as_millisecond());
-            let deadline = pod_created.max(created).saturating_add(limit);
-            if now.as_millisecond() >= deadline {
-                let message = format!(
-                    "Reviewer pod {} did not start within the launch deadline {}: {why}",
-                    pod.name, reviewer.spec.launch_deadline
-                );
-                state.fail(RunReason::LaunchFailed, message, now);
-                state.change = Some(RunChange::LaunchFailed);
-            } else {
-                deadlines.push(deadline);
-            }
-        }
-        self.deadlines.extend(deadlines);
+        self.fail_runs_waiting_since(reviewer, pod_created, || {
+            format!(
+                "Reviewer pod {} did not start within the launch deadline {}: {why}",
+                pod.name, reviewer.spec.launch_deadline
+            )
+        });
         pod.not_starting.as_ref().map(|reason| DesiredCondition {
             type_: CONDITION_DEGRADED,
             status: conditions::TRUE,
@@ -1121,6 +1106,19 @@ impl<'a> Planner<'a> {
             return;
         }
         let since = degraded.last_transition_time.0.as_millisecond();
+        self.fail_runs_waiting_since(reviewer, since, || {
+            format!(
+                "No reviewer pod could be started within the launch deadline {}: {}",
+                reviewer.spec.launch_deadline, degraded.message
+            )
+        });
+    }
+
+    /// Fails, as LaunchFailed with `message`, the current unfinished runs
+    /// that have waited for a pod for longer than `launchDeadline`: since
+    /// their creation or `since`, whichever is later. The others get a
+    /// requeue at their deadline.
+    fn fail_runs_waiting_since(&mut self, reviewer: &Reviewer, since: i64, message: impl Fn() -> String) {
         let limit = launch_deadline_ms(reviewer);
         let now = self.now;
         let mut deadlines = Vec::new();
@@ -1131,11 +1129,7 @@ impl<'a> Planner<'a> {
             let created = state.run.metadata.creation_timestamp.as_ref().map_or(i64::MIN, |t| t.0.as_millisecond());
             let deadline = since.max(created).saturating_add(limit);
             if now.as_millisecond() >= deadline {
-                let message = format!(
-                    "No reviewer pod could be started within the launch deadline {}: {}",
-                    reviewer.spec.launch_deadline, degraded.message
-                );
-                state.fail(RunReason::LaunchFailed, message, now);
+                state.fail(RunReason::LaunchFailed, message(), now);
                 state.change = Some(RunChange::LaunchFailed);
             } else {
                 deadlines.push(deadline);

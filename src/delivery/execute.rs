@@ -55,15 +55,7 @@ impl StepContext<'_> {
 /// record to write.
 pub async fn execute(step: &DeliveryStep, context: &StepContext<'_>) -> Result<Delivery, GitHubError> {
     let previous = context.previous().cloned();
-    let mut delivery = previous.clone().unwrap_or(Delivery {
-        state: DeliveryState::Pending,
-        reason: None,
-        review_id: None,
-        check_run_id: None,
-        attempts: 0,
-        message: None,
-        time: None,
-    });
+    let mut delivery = previous.clone().unwrap_or_else(|| Delivery::new(DeliveryState::Pending));
     delivery.time = Some(Time(Timestamp::now()));
     match step {
         DeliveryStep::Wait => {}

@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -143,7 +145,7 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
             let key = ObjectRef::<ReviewRun>::new(newer).within(&run.namespace().unwrap_or_default());
             context.runs.get(&key).map(|newer| newer.spec.pull_request.head_sha.clone())
         });
-        let step = plan_delivery(&run, newer_sha.as_deref(), k8s_openapi::jiff::Timestamp::now());
+        let step = plan_delivery(&run, newer_sha.as_deref(), Timestamp::now());
         if step == DeliveryStep::Wait {
             return Ok(Action::await_change());
         }
@@ -195,16 +197,8 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
                     reason: Some(refused.reason().to_owned()),
                     attempts,
                     message: Some(refused.to_string()),
-                    time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())),
-                    ..previous.unwrap_or(Delivery {
-                        state: DeliveryState::Failed,
-                        reason: None,
-                        review_id: None,
-                        check_run_id: None,
-                        attempts: 0,
-                        message: None,
-                        time: None,
-                    })
+                    time: Some(Time(Timestamp::now())),
+                    ..previous.unwrap_or_else(|| Delivery::new(DeliveryState::Failed))
                 };
                 record(&context, &run, &delivery).await?;
                 context.metrics.deliveries.get_or_create(&DeliveryLabels { result: "failed".into() }).inc();

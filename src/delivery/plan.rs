@@ -173,15 +173,7 @@ mod tests {
     }
 
     fn pending_delivery() -> Option<Delivery> {
-        Some(Delivery {
-            state: DeliveryState::Pending,
-            reason: None,
-            review_id: None,
-            check_run_id: Some(9),
-            attempts: 0,
-            message: None,
-            time: None,
-        })
+        Some(Delivery { check_run_id: Some(9), ..Delivery::new(DeliveryState::Pending) })
     }
 
     fn succeeded(verdict: Verdict, current: bool) -> ReviewRunStatus {

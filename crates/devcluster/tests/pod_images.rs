@@ -9,9 +9,10 @@ use devcluster::runner::images::ImageCatalog;
 use devcluster::{Config, DevCluster};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use support::{phase, pod_when, pods};
 
 const NAMED_USER_IMAGE: &str = "gcr.io/distroless/static:nonroot";
 
@@ -22,10 +23,6 @@ async fn cluster() -> DevCluster {
         ..RunnerSettings::default()
     };
     DevCluster::start(Config { runner, ..Config::default() }).await.expect("dev cluster starts")
-}
-
-fn pods(cluster: &DevCluster) -> Api<Pod> {
-    Api::default_namespaced(cluster.client().unwrap())
 }
 
 async fn create(cluster: &DevCluster, pod: Value) -> Pod {
@@ -44,24 +41,6 @@ fn sleeper(name: &str, image: &str, pod_security: Value, container_security: Val
                 "securityContext": container_security}],
         }
     })
-}
-
-/// The pod as JSON once `check` holds for it.
-async fn pod_when(cluster: &DevCluster, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let api = pods(cluster);
-    support::eventually(what, || {
-        let api = api.clone();
-        let check = &check;
-        async move {
-            let pod = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
-            check(&pod).then_some(pod)
-        }
-    })
-    .await
-}
-
-fn phase(pod: &Value) -> &str {
-    pod["status"]["phase"].as_str().unwrap_or("")
 }
 
 fn waiting(status: &Value) -> (&str, &str) {

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::{phase, pod_when, pods};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 async fn fast_cluster() -> DevCluster {
@@ -18,10 +19,6 @@ async fn fast_cluster() -> DevCluster {
         ..RunnerSettings::default()
     };
     DevCluster::start(Config { runner, ..Config::default() }).await.expect("dev cluster starts")
-}
-
-fn pods(cluster: &DevCluster) -> Api<Pod> {
-    Api::default_namespaced(cluster.client().unwrap())
 }
 
 async fn create(cluster: &DevCluster, pod: Value) -> Pod {
@@ -35,24 +32,6 @@ fn shell_pod(name: &str, script: &str) -> Value {
         "metadata": {"name": name},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]}
     })
-}
-
-/// The pod as JSON once `check` holds for it.
-async fn pod_when(cluster: &DevCluster, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let api = pods(cluster);
-    support::eventually(what, || {
-        let api = api.clone();
-        let check = &check;
-        async move {
-            let pod = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
-            check(&pod).then_some(pod)
-        }
-    })
-    .await
-}
-
-fn phase(pod: &Value) -> &str {
-    pod["status"]["phase"].as_str().unwrap_or("")
 }
 
 /// Process ids whose process group is `pgid`, read from /proc.

@@ -7,10 +7,7 @@ use devcluster::DevCluster;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
-
-fn pods(cluster: &DevCluster) -> Api<Pod> {
-    Api::default_namespaced(cluster.client().unwrap())
-}
+use support::pods;
 
 fn quotas(cluster: &DevCluster) -> Api<ResourceQuota> {
     Api::default_namespaced(cluster.client().unwrap())

@@ -226,3 +226,32 @@ pub fn client_with_token(cluster: &DevCluster, token: Option<&str>) -> kube::Cli
     config.auth_info.token = token.map(|t| t.to_string().into());
     kube::Client::try_from(config).expect("a client")
 }
+
+/// The default namespace's pods, as the admin.
+pub fn pods(cluster: &DevCluster) -> kube::Api<k8s_openapi::api::core::v1::Pod> {
+    kube::Api::default_namespaced(cluster.client().unwrap())
+}
+
+/// The pod as JSON once `check` holds for it.
+pub async fn pod_when(
+    cluster: &DevCluster,
+    name: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let api = pods(cluster);
+    eventually(what, || {
+        let api = api.clone();
+        let check = &check;
+        async move {
+            let pod = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
+            check(&pod).then_some(pod)
+        }
+    })
+    .await
+}
+
+/// A pod's `status.phase`, empty when unset.
+pub fn phase(pod: &serde_json::Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or("")
+}
