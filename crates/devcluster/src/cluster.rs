@@ -44,6 +44,59 @@ impl Default for Config {
     }
 }
 
+/// What a cluster with a data directory keeps across restarts besides its objects: its CA and its
+/// admin token, so that kubeconfigs and clients made before a restart (even `kill -9`) still work,
+/// as they do against a real API server that restarts.
+struct KeptIdentity {
+    authority: tls::KeptAuthority,
+    admin_token: String,
+}
+
+impl KeptIdentity {
+    const CA: &'static str = "ca.pem";
+    const CA_KEY: &'static str = "ca-key.pem";
+    const ADMIN_TOKEN: &'static str = "admin-token";
+
+    /// The kept identity, or `None` on a first start (or when any part is missing).
+    fn read(dir: &Path) -> Result<Option<Self>, DevClusterError> {
+        let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DevClusterError::Identity { path: dir.join(name).display().to_string(), source }),
+        };
+        let (Some(cert_pem), Some(key_pem), Some(token)) =
+            (read(Self::CA)?, read(Self::CA_KEY)?, read(Self::ADMIN_TOKEN)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self { authority: tls::KeptAuthority { cert_pem, key_pem }, admin_token: token.trim().to_string() }))
+    }
+
+    /// Writes the identity, readable by the owner only; the token last, so that a start killed
+    /// midway writes everything again.
+    fn write(&self, dir: &Path) -> Result<(), DevClusterError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        for (name, text) in [
+            (Self::CA, &self.authority.cert_pem),
+            (Self::CA_KEY, &self.authority.key_pem),
+            (Self::ADMIN_TOKEN, &self.admin_token),
+        ] {
+            let path = dir.join(name);
+            let failed = |source| DevClusterError::Identity { path: path.display().to_string(), source };
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(failed)?;
+            std::io::Write::write_all(&mut file, text.as_bytes()).map_err(failed)?;
+            file.sync_all().map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// A running dev cluster. Dropping it without [`DevCluster::shutdown`] stops serving as well.
 #[derive(Debug)]
 pub struct DevCluster {
@@ -61,7 +114,8 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
-    /// Starts serving on `config.listen` and writes a kubeconfig with a fresh admin token.
+    /// Starts serving on `config.listen` and writes a kubeconfig with a fresh admin token (the kept
+    /// one, and the kept CA, when the data directory has them from an earlier start).
     pub async fn start(config: Config) -> Result<Self, DevClusterError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -76,7 +130,8 @@ impl DevCluster {
             }
         };
         server.set_server_address(&address.to_string());
-        let admin_token = generate_token();
+        let identity = config.data_dir.as_deref().map(KeptIdentity::read).transpose()?.flatten();
+        let admin_token = identity.as_ref().map_or_else(generate_token, |kept| kept.admin_token.clone());
         server.auth.add(&admin_token, UserInfo::admin());
 
         let (kubeconfig_path, temp_dir) = match config.kubeconfig_path {
@@ -86,7 +141,11 @@ impl DevCluster {
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
-        let certificates = tls::generate(address.ip()).map_err(|e| DevClusterError::Tls(e.to_string()))?;
+        let (certificates, authority) = tls::generate_with(address.ip(), identity.as_ref().map(|kept| &kept.authority))
+            .map_err(|e| DevClusterError::Tls(e.to_string()))?;
+        if let (Some(dir), None) = (&config.data_dir, &identity) {
+            KeptIdentity { authority, admin_token: admin_token.clone() }.write(dir)?;
+        }
         server.set_cluster_ca(&certificates.ca_pem);
         let contents = kubeconfig::render(&format!("https://{address}"), &certificates.ca_pem, &admin_token, "default");
         kubeconfig::write(&kubeconfig_path, &contents)

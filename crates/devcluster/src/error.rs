@@ -213,6 +213,8 @@ pub enum DevClusterError {
     Kubeconfig { path: String, source: std::io::Error },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    #[error("cannot keep the cluster's identity in {path}: {source}")]
+    Identity { path: String, source: std::io::Error },
     #[error("cannot build a client for the dev cluster: {0}")]
     Client(String),
     #[error(transparent)]

@@ -12,7 +12,9 @@
 //!   RBAC policy (`cluster-admin`, `admin`, `edit`, `view`, `system:discovery`,
 //!   `system:basic-user`, `system:public-info-viewer` and their bindings). Every namespace gets a
 //!   `default` ServiceAccount and a `kube-root-ca.crt` ConfigMap holding the cluster CA, kept up to
-//!   date as the CA changes (each start makes a new CA). With `--data-dir` nothing is created twice.
+//!   date as the CA changes (each start without a data directory makes a new CA; with `--data-dir` the CA
+//!   and the admin token are kept there, so kubeconfigs from before a restart keep working). With
+//!   `--data-dir` nothing is created twice.
 //! - **Defaulting.** Built-in kinds are defaulted per resource ([`builtin::strategy`]): Secret
 //!   `stringData` becomes base64 `data` and `type` defaults to `Opaque`; pods (and Deployment pod
 //!   templates) get `restartPolicy`, `dnsPolicy`, `imagePullPolicy` and the other scheme defaults;

@@ -25,15 +25,40 @@ pub enum TlsError {
     Configure(#[from] rustls::Error),
 }
 
+/// A certificate authority kept across restarts: its certificate and key in PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptAuthority {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 /// Generates a CA and a serving certificate valid for `localhost`, `127.0.0.1`, `::1` and `ip`.
 pub fn generate(ip: IpAddr) -> Result<ServingCertificates, TlsError> {
-    let ca_key = KeyPair::generate()?;
+    generate_with(ip, None).map(|(certificates, _)| certificates)
+}
+
+/// As [`generate`], signing with `kept` when given (a restart on the same data directory, so that
+/// kubeconfigs written before keep working), and returning the authority to keep.
+pub fn generate_with(
+    ip: IpAddr,
+    kept: Option<&KeptAuthority>,
+) -> Result<(ServingCertificates, KeptAuthority), TlsError> {
+    let ca_key = match kept {
+        Some(kept) => KeyPair::from_pem(&kept.key_pem)?,
+        None => KeyPair::generate()?,
+    };
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.distinguished_name.push(DnType::CommonName, "devcluster-ca");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages =
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca_cert = ca_params.self_signed(&ca_key)?;
+    // The same key and name sign as the kept certificate did, which clients already trust.
+    let ca_pem = match kept {
+        Some(kept) => kept.cert_pem.clone(),
+        None => ca_params.self_signed(&ca_key)?.pem(),
+    };
+    let ca_der = pem_to_der(&ca_pem).ok_or(TlsError::Generate(rcgen::Error::CouldNotParseCertificate))?;
+    let authority = KeptAuthority { cert_pem: ca_pem.clone(), key_pem: ca_key.serialize_pem() };
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate()?;
@@ -54,12 +79,29 @@ pub fn generate(ip: IpAddr) -> Result<ServingCertificates, TlsError> {
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(ServingCertificates { ca_pem: ca_cert.pem(), ca_der: ca_cert.der().to_vec(), server_config: Arc::new(config) })
+    Ok((ServingCertificates { ca_pem, ca_der, server_config: Arc::new(config) }, authority))
+}
+
+/// The DER bytes of the first PEM block.
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_authority_signs_again_with_the_same_certificate() {
+        let (first, kept) = generate_with([127, 0, 0, 1].into(), None).unwrap();
+        let (second, again) = generate_with([127, 0, 0, 1].into(), Some(&kept)).unwrap();
+        assert_eq!(second.ca_pem, first.ca_pem);
+        assert_eq!(second.ca_der, first.ca_der);
+        assert_eq!(again.cert_pem, kept.cert_pem);
+        assert!(kept.key_pem.contains("PRIVATE KEY"));
+    }
 
     #[test]
     fn generates_a_ca_and_serving_config() {

@@ -164,6 +164,34 @@ async fn stored_crds_and_objects_come_back_after_a_clean_restart() {
     cluster.shutdown().await.unwrap();
 }
 
+/// A restart on the same data directory and address keeps the CA and the admin token: clients
+/// and kubeconfigs made before it keep working, as with a real API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_from_before_a_restart_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = devcluster::DevCluster::start(devcluster::Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let address = cluster.address();
+    let before = cluster.client().unwrap();
+    let kubeconfig = std::fs::read_to_string(cluster.kubeconfig_path()).unwrap();
+    Api::<ConfigMap>::default_namespaced(before.clone())
+        .create(&PostParams::default(), &config_map("kept"))
+        .await
+        .unwrap();
+    cluster.shutdown().await.unwrap();
+
+    let config = devcluster::Config { listen: address, data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let cluster = devcluster::DevCluster::start(config).await.unwrap();
+    let kept = Api::<ConfigMap>::default_namespaced(before).get("kept").await.expect("the old client still works");
+    assert_eq!(kept.metadata.name.as_deref(), Some("kept"));
+    assert_eq!(std::fs::read_to_string(cluster.kubeconfig_path()).unwrap(), kubeconfig, "the same kubeconfig");
+    cluster.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
