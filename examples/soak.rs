@@ -131,6 +131,8 @@ struct Counts {
     late_verdicts_tried: u64,
     late_verdicts_accepted: u64,
     controller_kills: u64,
+    /// Replicas that exited by themselves and were started again.
+    controller_exits: u64,
     pod_kills: u64,
     cluster_kills: u64,
 }
@@ -187,7 +189,8 @@ impl Soak {
             violations: Vec::new(),
         };
         for replica in 0..2 {
-            let controller = soak.start_controller(replica)?;
+            let port = free_address()?.rsplit(':').next().and_then(|p| p.parse().ok()).context("a free port")?;
+            let controller = soak.start_controller(replica, port)?;
             soak.controllers.push(controller);
         }
         let overlaps = Arc::new(AtomicU64::new(0));
@@ -206,6 +209,7 @@ impl Soak {
                     eprintln!("soak: step failed: {error:#}");
                 }
             }
+            soak.restart_exited_controllers()?;
             let roll = soak.rng.random_range(0..100);
             let outcome = match roll {
                 0..40 => soak.push(false).await,
@@ -250,14 +254,20 @@ impl Soak {
             "runs": c.runs, "pushes": c.pushes, "bursts": c.bursts, "force_pushes": c.force_pushes,
             "retriggers": c.retriggers, "replays": c.replays, "cancels": c.cancels,
             "late_verdicts_tried": c.late_verdicts_tried, "late_verdicts_accepted": c.late_verdicts_accepted,
-            "controller_kills": c.controller_kills, "pod_kills": c.pod_kills, "cluster_kills": c.cluster_kills,
+            "controller_kills": c.controller_kills, "controller_exits": c.controller_exits, "pod_kills": c.pod_kills, "cluster_kills": c.cluster_kills,
             "supersedes": supersedes, "restarts": restarts,
             "violations": soak.violations,
         }))
     }
 
-    fn start_controller(&self, replica: usize) -> anyhow::Result<(Child, u16)> {
-        let port = free_address()?.rsplit(':').next().and_then(|p| p.parse().ok()).context("a free port")?;
+    /// Starts replica `replica`, its HTTP endpoints on `port` (the same for each start of that
+    /// replica, so that the leader sampler keeps reading it).
+    fn start_controller(&self, replica: usize, port: u16) -> anyhow::Result<(Child, u16)> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("controller-{replica}.log")))
+            .context("the controller's log")?;
         let child = Command::new(&self.binary)
             .args(["controller", "--agent-binary"])
             .arg(&self.binary)
@@ -265,7 +275,7 @@ impl Soak {
             .args(["--identity", &format!("soak-{replica}"), "--log-level", "warn"])
             .env("KUBECONFIG", &self.kubeconfig)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .context("starting a controller")?;
@@ -478,6 +488,20 @@ impl Soak {
         Ok(())
     }
 
+    /// Starts again, as a Deployment would, every replica that exited by itself (a replica that
+    /// cannot renew its Lease stops, by design).
+    fn restart_exited_controllers(&mut self) -> anyhow::Result<()> {
+        for replica in 0..self.controllers.len() {
+            if let Ok(Some(status)) = self.controllers[replica].0.try_wait() {
+                eprintln!("soak: controller {replica} exited by itself ({status}); starting it again");
+                self.counts.controller_exits += 1;
+                let port = self.controllers[replica].1;
+                self.controllers[replica] = self.start_controller(replica, port)?;
+            }
+        }
+        Ok(())
+    }
+
     /// SIGKILLs a controller replica (leader or standby) and starts it again.
     async fn kill_controller(&mut self) -> anyhow::Result<()> {
         let replica = self.rng.random_range(0..self.controllers.len());
@@ -485,8 +509,8 @@ impl Soak {
         child.kill().await?;
         self.counts.controller_kills += 1;
         tokio::time::sleep(Duration::from_millis(self.rng.random_range(100..1500))).await;
-        let (child, _) = self.start_controller(replica)?;
-        self.controllers.insert(replica, (child, port));
+        let restarted = self.start_controller(replica, port)?;
+        self.controllers.insert(replica, restarted);
         Ok(())
     }
 
@@ -523,6 +547,7 @@ impl Soak {
     async fn settle(&mut self) {
         let until = Instant::now() + Duration::from_secs(180);
         while Instant::now() < until {
+            let _ = self.restart_exited_controllers();
             match self.runs().await {
                 Ok(runs) if runs.iter().all(|r| r.phase().is_terminal()) => return,
                 _ => tokio::time::sleep(Duration::from_millis(500)).await,

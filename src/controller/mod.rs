@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
+
+use crate::operations::leader::AbortOnDrop;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -129,6 +131,8 @@ pub async fn run(
 
     let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
     let (events, event_publisher) = EventQueue::start(recorder, metrics.clone());
+    // Tasks of this run end with it, even when it is aborted (at the Lease's expiry).
+    let mut event_publisher = AbortOnDrop(event_publisher);
     let context = Arc::new(Context {
         events,
         client,
@@ -153,24 +157,24 @@ pub async fn run(
     // Delivery has its own watch and queue, so a slow GitHub never delays a reconcile.
     let delivery = settings.delivery.clone().map(|delivery| {
         let (client, metrics, mut stopped) = (context.client.clone(), metrics.clone(), side_loop_stopped.clone());
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let stop = async move {
                 let _ = stopped.wait_for(|stopped| *stopped).await;
             };
             if let Err(error) = crate::delivery::run(client, delivery, metrics, stop).await {
                 tracing::error!(%error, "delivery to GitHub stopped");
             }
-        })
+        }))
     });
 
     let (missing_tx, missing_rx) = mpsc::unbounded_channel();
-    let side_loop = tokio::spawn(reconcile_missing_reviewers(
+    let side_loop = AbortOnDrop(tokio::spawn(reconcile_missing_reviewers(
         context.clone(),
         missing_rx,
         missing_tx.clone(),
         settings.debounce,
         side_loop_stopped,
-    ));
+    )));
     let run_to_reviewer = {
         let reviewers = reviewers.clone();
         move |run: ReviewRun| {
@@ -204,13 +208,14 @@ pub async fn run(
             }
         })
         .await;
-    let _ = side_loop.await;
-    if let Some(delivery) = delivery {
-        let _ = delivery.await;
+    let mut side_loop = side_loop;
+    let _ = (&mut side_loop.0).await;
+    if let Some(mut delivery) = delivery {
+        let _ = (&mut delivery.0).await;
     }
     // Every queue sender is gone with the reconciles: the publisher ends once
     // it has published what is queued.
-    if tokio::time::timeout(EVENT_FLUSH_LIMIT, event_publisher).await.is_err() {
+    if tokio::time::timeout(EVENT_FLUSH_LIMIT, &mut event_publisher.0).await.is_err() {
         tracing::warn!("events still queued at shutdown were not published");
     }
     tracing::info!("controller stopped");

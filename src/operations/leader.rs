@@ -13,7 +13,9 @@
 //!   its own renewal by then, well before a standby may take over at
 //!   `renewTime + duration`. A renewal request that hangs therefore cannot
 //!   leave two replicas acting. Losing the Lease to another holder stops the
-//!   reconciler as well.
+//!   reconciler as well. The reconciler may finish its work until the Lease
+//!   expires, no longer: then it is aborted, with every task it started
+//!   (a reconcile waiting on an unreachable API server, queued events).
 //! - **Handing over.** On shutdown the leader stops the reconciler, waits for
 //!   it, then clears the Lease. The standby watches the Lease and, seeing it
 //!   released, campaigns at once instead of waiting out the old expiry (the
@@ -324,10 +326,20 @@ where
         }
     };
     stop.trigger();
-    let ended = (&mut controller.0).await;
-    if let Ok(Err(error)) = ended {
-        let error: Box<dyn StdError + Send + Sync> = error.into();
-        warn!(error = %error, "the controller returned an error while stopping");
+    // The controller may finish what it is doing, but not past the Lease's expiry, from which a
+    // standby may act: what is still running then (a reconcile waiting on an unreachable API
+    // server, events being flushed) is aborted, so two replicas never act at once.
+    let expiry = fence + Duration::from_secs(lease.grace_seconds()) / 2;
+    match tokio::time::timeout_at(expiry, &mut controller.0).await {
+        Ok(Ok(Err(error))) => {
+            let error: Box<dyn StdError + Send + Sync> = error.into();
+            warn!(error = %error, "the controller returned an error while stopping");
+        }
+        Ok(_) => {}
+        Err(_) => {
+            controller.0.abort();
+            warn!(lease = %lease.name, "the controller did not stop before the Lease expires; aborted it");
+        }
     }
     match reason {
         Some(why) => TermEnd::Lost(why),
@@ -432,7 +444,7 @@ async fn watch_lease(api: Api<Lease>, name: String, views: watch::Sender<Option<
 
 /// Aborts the task when dropped, so that dropping the election (a killed
 /// replica in tests) also stops the controller and the Lease watch.
-struct AbortOnDrop<T>(JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
