@@ -369,8 +369,13 @@ impl Soak {
         // A force-push back needs its lineage: without it the commit, seen before, is a replay.
         let with_lineage = back || self.rng.random_bool(0.7);
         let previous = current.filter(|_| with_lineage);
-        self.create_run(&url, &sha, previous.as_deref()).await?;
-        let log = &mut self.log.get_mut(&url).context("pull request")?.1;
+        self.push_commit(&url, sha, previous).await
+    }
+
+    /// Creates the run of a push and records the push in the pull request's log.
+    async fn push_commit(&mut self, url: &str, sha: String, previous: Option<String>) -> anyhow::Result<()> {
+        self.create_run(url, &sha, previous.as_deref()).await?;
+        let log = &mut self.log.get_mut(url).context("pull request")?.1;
         if let Some(previous) = &previous {
             log.replaced_with_lineage.insert(previous.clone());
         }
@@ -391,16 +396,7 @@ impl Soak {
         for _ in 0..self.rng.random_range(2..=3) {
             let previous = self.log[&url].1.heads.last().cloned().filter(|_| with_lineage);
             let sha = self.sha();
-            self.create_run(&url, &sha, previous.as_deref()).await?;
-            let log = &mut self.log.get_mut(&url).context("pull request")?.1;
-            if let Some(previous) = &previous {
-                log.replaced_with_lineage.insert(previous.clone());
-            }
-            log.replaced_with_lineage.remove(&sha);
-            log.pushes.push((sha.clone(), previous));
-            log.heads.push(sha);
-            log.cancelled_head = false;
-            self.counts.pushes += 1;
+            self.push_commit(&url, sha, previous).await?;
         }
         Ok(())
     }
