@@ -168,7 +168,7 @@ pub async fn run(
     });
 
     let (missing_tx, missing_rx) = mpsc::unbounded_channel();
-    let side_loop = AbortOnDrop(tokio::spawn(reconcile_missing_reviewers(
+    let mut side_loop = AbortOnDrop(tokio::spawn(reconcile_missing_reviewers(
         context.clone(),
         missing_rx,
         missing_tx.clone(),
@@ -208,7 +208,6 @@ pub async fn run(
             }
         })
         .await;
-    let mut side_loop = side_loop;
     let _ = (&mut side_loop.0).await;
     if let Some(mut delivery) = delivery {
         let _ = (&mut delivery.0).await;

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::github::{GitHub, GitHubError, Method};
-use super::plan::{Conclusion, DeliveryStep, Outcome, review_body, review_marker};
+use super::plan::{Conclusion, DeliveryStep, Outcome, review_body, review_marker, short};
 use super::target::PullRequestTarget;
 use crate::api::{Delivery, DeliveryState, ReviewRun, Verdict};
 
@@ -239,10 +239,6 @@ async fn find_review(context: &StepContext<'_>) -> Result<Option<i64>, GitHubErr
         }
     }
     Ok(None)
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
 }
 
 /// `text` cut to `limit` characters, with an ellipsis when cut.

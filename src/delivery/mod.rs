@@ -86,6 +86,13 @@ struct Context {
     attempts: Mutex<HashMap<String, i64>>,
 }
 
+impl Context {
+    /// Counts a delivery step by its result.
+    fn count(&self, result: &str) {
+        self.metrics.deliveries.get_or_create(&DeliveryLabels { result: result.into() }).inc();
+    }
+}
+
 /// Runs delivery until `shutdown` completes.
 pub async fn run(
     client: kube::Client,
@@ -170,7 +177,7 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
                     DeliveryState::Skipped => "skipped",
                     DeliveryState::Failed => "failed",
                 };
-                context.metrics.deliveries.get_or_create(&DeliveryLabels { result: result.into() }).inc();
+                context.count(result);
                 tracing::info!(state = ?delivery.state, reason = ?delivery.reason, review = ?delivery.review_id, "delivered");
                 Ok(Action::await_change())
             }
@@ -179,7 +186,7 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
                 if let Ok(mut all) = context.attempts.lock() {
                     all.insert(uid, attempts);
                 }
-                context.metrics.deliveries.get_or_create(&DeliveryLabels { result: "retried".into() }).inc();
+                context.count("retried");
                 // Said on the run when it shows a delivery already; a start
                 // that failed is retried without a record, so it stays a start.
                 if let Some(previous) = run.status.as_ref().and_then(|s| s.delivery.clone()) {
@@ -201,7 +208,7 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
                     ..previous.unwrap_or_else(|| Delivery::new(DeliveryState::Failed))
                 };
                 record(&context, &run, &delivery).await?;
-                context.metrics.deliveries.get_or_create(&DeliveryLabels { result: "failed".into() }).inc();
+                context.count("failed");
                 let event = Event {
                     type_: EventType::Warning,
                     reason: "DeliveryFailed".into(),

@@ -138,7 +138,8 @@ pub fn review_body(body: &str, run_uid: &str) -> String {
     if body.trim().is_empty() { marker } else { format!("{}\n\n{marker}", body.trim_end()) }
 }
 
-fn short(sha: &str) -> &str {
+/// The first seven characters of a SHA, as people read it.
+pub(super) fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
