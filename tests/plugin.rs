@@ -5,7 +5,8 @@ mod support;
 
 use std::path::Path;
 
-use devcluster::DevCluster;
+use devcluster::faults::FaultTarget;
+use devcluster::{ApiError, DevCluster};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
@@ -170,6 +171,32 @@ async fn submit_lands_once_and_identical_resubmits_are_idempotent() {
         "{err}"
     );
     assert_eq!(get(&client, &name).await.metadata.resource_version, run.metadata.resource_version);
+}
+
+#[tokio::test]
+async fn submit_retries_transient_server_errors_and_not_refusals() {
+    let (cluster, client) = cluster().await;
+    let name = trigger(&cluster).await;
+    set_status(&client, &name, running()).await;
+    let status_patch = || FaultTarget::new("patch", "reviewruns").subresource("status");
+    let faults = &cluster.server().faults;
+    faults.fail_next(status_patch(), 1, ApiError::new(500, "InternalError", "injected: restarting"));
+    faults.fail_next(status_patch(), 1, ApiError::new(502, "InternalError", "injected: no upstream"));
+    let out = plugin(&cluster, &["submit", &name, "--verdict", "approved"]).await;
+    assert_eq!(out.stderr.matches("trying again").count(), 2, "{} {}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("injected: restarting"), "{}", out.stderr);
+    assert_eq!(out.ok(), format!("run {name} submitted: Approved\n"));
+    assert_eq!(get(&client, &name).await.phase(), RunPhase::Succeeded);
+
+    let other = plugin(&cluster, &["trigger", "--reviewer", "review-w1", "--pr", PR, "--sha", &SHA.replace('0', "f")])
+        .await
+        .ok();
+    let other = other.trim().strip_prefix("reviewrun.review.ao.dev/").and_then(|r| r.strip_suffix(" created")).unwrap();
+    set_status(&client, other, running()).await;
+    faults.fail_next(status_patch(), 1, ApiError::new(403, "Forbidden", "injected: not yours"));
+    let err = plugin(&cluster, &["submit", other, "--verdict", "approved"]).await.failed();
+    assert!(err.contains("injected: not yours") && !err.contains("trying again"), "{err}");
+    assert_eq!(get(&client, other).await.phase(), RunPhase::Running);
 }
 
 #[tokio::test]

@@ -282,12 +282,52 @@ pub async fn submit(connection: &Connection, args: SubmitArgs) -> Result<(), Err
     let (client, namespace) = connect(&connection).await?;
     let runs: Api<ReviewRun> = Api::namespaced(client, &namespace);
     let name = args.run.as_str();
+    let mut backoff = SUBMIT_FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match submit_once(&runs, name, &namespace, &submission, pod.as_ref()).await {
+            Err(error) if error.is_transient() && attempt < SUBMIT_ATTEMPTS => {
+                eprintln!("submit {name}: {error}; trying again in {}s", backoff.as_secs_f32());
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Attempts of a submission that meets a transient error. The verdict is the review's only
+/// output, so a 5xx or an unreachable server (the API server restarting) is worth about 15
+/// seconds of retries, beyond the client's own retries of 429, 503 and 504. Each attempt reads
+/// the run again, so a write that landed although its answer was lost is seen as already submitted.
+const SUBMIT_ATTEMPTS: u32 = 6;
+const SUBMIT_FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Error {
+    /// Whether the same request may succeed later unchanged.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Server(status) => status.code >= 500 || status.code == 429,
+            Self::Client(_) => true,
+            _ => false,
+        }
+    }
+}
+
+async fn submit_once(
+    runs: &Api<ReviewRun>,
+    name: &str,
+    namespace: &str,
+    submission: &Submission,
+    pod: Option<&SubmittingPod>,
+) -> Result<(), Error> {
     let read = || async {
         runs.get_opt(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("run {name} not found in namespace {namespace}")))
     };
-    let patch = match decide(&read().await?, &submission, pod.as_ref())? {
+    let patch = match decide(&read().await?, submission, pod)? {
         Some(patch) => patch,
         None => return Ok(()),
     };
@@ -298,8 +338,7 @@ pub async fn submit(connection: &Connection, args: SubmitArgs) -> Result<(), Err
             Ok(())
         }
         // A failed `test` (or a schema rule): read again to say why.
-        Err(kube::Error::Api(status)) if status.code == 422 => match decide(&read().await?, &submission, pod.as_ref())?
-        {
+        Err(kube::Error::Api(status)) if status.code == 422 => match decide(&read().await?, submission, pod)? {
             Some(_) => Err(Error::Server(status)),
             None => Ok(()),
         },
