@@ -1,7 +1,10 @@
-//! The chaos soak (`examples/soak.rs`) for one minute with a fixed seed, as CI runs it: the dev
+//! The chaos soak (`examples/soak/`) for one minute with a fixed seed, as CI runs it: the dev
 //! cluster, two controller replicas and 20 Reviewers as separate processes while runs are
 //! created, replayed and cancelled and processes are killed. It prints one JSON line with its
 //! counts and violations and exits non-zero on any violation.
+
+#[path = "../crates/devcluster/tests/support/mod.rs"]
+mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,6 +23,10 @@ fn the_soak_passes_for_a_minute_with_a_fixed_seed() {
     let output = Command::new(soak_example())
         .args(["--minutes", "1", "--seed", "7", "--reviewers", "20", "--binary"])
         .arg(env!("CARGO_BIN_EXE_review-operator"))
+        .arg("--plugin")
+        .arg(env!("CARGO_BIN_EXE_kubectl-review"))
+        .arg("--kubectl")
+        .arg(support::kubectl_path())
         .output()
         .expect("the soak runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -28,9 +35,18 @@ fn the_soak_passes_for_a_minute_with_a_fixed_seed() {
     });
     assert_eq!(report["violations"], serde_json::json!([]), "{report}");
     assert!(output.status.success(), "{report}");
-    for count in
-        ["runs", "pushes", "supersedes", "controller_kills", "pod_kills", "cluster_kills", "late_verdicts_tried"]
-    {
+    for count in [
+        "runs",
+        "pushes",
+        "supersedes",
+        "controller_kills",
+        "pod_kills",
+        "cluster_kills",
+        "late_verdicts_tried",
+        "webhook_deliveries",
+        "plugin_triggers",
+        "probes",
+    ] {
         assert!(report[count].as_u64().is_some_and(|n| n > 0), "the scenario did {count}: {report}");
     }
 }

@@ -1,56 +1,63 @@
 //! The chaos soak: the whole system, as separate processes, for minutes while things break.
 //!
 //! ```text
-//! cargo build --release --bin review-operator
+//! cargo build --release --bins
 //! cargo run --release --example soak -- --minutes 10 --seed 1
 //! ```
 //!
 //! It starts the dev cluster as a child process with `--data-dir`, two `review-operator
-//! controller` replicas with leader election, and Reviewers whose pods run the demo agent. Then,
-//! at random but reproducibly from the seed, it pushes to pull requests (new commits, bursts in one
-//! second, with and without lineage, force-pushes back to an earlier commit), re-triggers the same
-//! commit, replays old pushes, cancels runs, tries late verdicts for finished runs, SIGKILLs a
-//! controller replica (the leader or the standby) and starts it again, deletes reviewer pods, and
-//! SIGKILLs the dev cluster and restarts it on the same data directory.
+//! controller` replicas with leader election, `review-operator webhook`, and Reviewers whose pods
+//! run the demo agent. Then, at random but reproducibly from the seed, it pushes to pull requests
+//! through the API, through `kubectl review trigger` and through signed webhook deliveries (new
+//! commits, bursts in one second, with and without lineage, force-pushes back to an earlier
+//! commit), re-triggers the same commit, replays old pushes and redelivers old deliveries, cancels
+//! runs, tries late verdicts from the admin's, the replaced pods' and other pods' identities,
+//! injects API faults (5xx, 429, slow answers, dropped watches) through the dev cluster's admin
+//! endpoint, SIGKILLs a controller replica (the leader or the standby) and starts it again, deletes
+//! reviewer pods, deletes and re-creates Reviewers, and SIGKILLs the dev cluster and restarts it on
+//! the same data directory. Now and then it probes one Reviewer: it waits until the Reviewer is
+//! quiet, pushes to (or re-triggers) a pull request whose run is Running, and checks that the
+//! reviewer restarted exactly when that run went stale.
 //!
-//! The oracle is the scenario's own log (the order it pushed, the lineage it gave), never the
-//! metadata the controller reads. At the end it lets the system settle and checks:
-//! - every run it created (acknowledged by the API server) still exists, across the restarts;
-//! - per pull request, no run is left unfinished, and a run for the head it pushed last succeeded
-//!   (unless it cancelled it); every replay of a commit the pull request moved past failed;
-//! - no late verdict was accepted, and no run went from Failed to Succeeded;
-//! - every Reviewer's queue is empty once everything finished;
-//! - the two replicas never led at once (their `review_operator_leader` metric, sampled);
-//! - no process of a reviewer pod is left, zombies included.
-//!
-//! The seed fixes every choice; how many steps fit in the time depends on the machine. Prints one
-//! JSON line with the counts and the violations; exits 1 on any violation. Progress
-//! goes to stderr. Not covered yet: injected API faults (the dev cluster's fault injection is
-//! in-process only), signed webhook deliveries, deleting and re-creating Reviewers, and
-//! comparing restarts with the times Running work went stale.
+//! The oracle is the scenario's own log (the order it pushed, the lineage it gave, which identity
+//! submitted), never the metadata the controller reads. The checks are listed in the README's
+//! "Chaos soak" section. The seed fixes every choice; how many steps fit in the time depends on
+//! the machine. Prints one JSON line with the counts and the violations; exits 1 on any
+//! violation. Progress goes to stderr; the processes' logs stay in the working folder with `--keep`.
+
+mod probe;
+mod processes;
+mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Parser as _;
+use futures::TryStreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use review_operator::api::{
-    AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason,
+    AgentSpec, PullRequest, PullRequestMatch, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason,
 };
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use processes::Folder;
+use webhook::WebhookSender;
 
 const NAMESPACE: &str = "soak";
 const PULL_REQUESTS_PER_REVIEWER: usize = 3;
+/// Every fifth Reviewer reviews slowly, so that probes find its runs Running.
+const SLOW_EVERY: usize = 5;
+const SLOW_REVIEW_SECONDS: u64 = 12;
 
 #[derive(Debug, clap::Parser)]
 #[command(about = "Chaos soak of review-operator on a dev cluster")]
@@ -64,14 +71,21 @@ struct Args {
     /// Reviewers to create.
     #[arg(long, default_value_t = 20)]
     reviewers: usize,
-    /// The review-operator binary [default: review-operator next to this example's folder].
+    /// The review-operator binary [default: beside this example's folder].
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Keep the working folder (data, kubeconfig) at the end.
+    /// The kubectl-review plugin binary [default: beside this example's folder].
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// kubectl, for `kubectl review trigger` [default: $KUBECTL, else `kubectl` on PATH; without
+    /// one, the plugin binary is run directly].
+    #[arg(long, env = "KUBECTL")]
+    kubectl: Option<PathBuf>,
+    /// Keep the working folder (data, kubeconfig, logs) at the end.
     #[arg(long)]
     keep: bool,
-    /// Internal: serve the dev cluster at LISTEN, writing KUBECONFIG, on DATA_DIR.
-    #[arg(long, hide = true, num_args = 3, value_names = ["LISTEN", "KUBECONFIG", "DATA_DIR"])]
+    /// Internal: serve the dev cluster at LISTEN, writing KUBECONFIG, on DATA_DIR, pods in POD_DIR.
+    #[arg(long, hide = true, num_args = 4, value_names = ["LISTEN", "KUBECONFIG", "DATA_DIR", "POD_DIR"])]
     serve_cluster: Option<Vec<String>>,
 }
 
@@ -79,7 +93,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(serve) = &args.serve_cluster {
-        return serve_cluster(serve).await;
+        return processes::serve_cluster(serve).await;
     }
     let report = Soak::run(&args).await?;
     println!("{}", serde_json::to_string(&report)?);
@@ -89,33 +103,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dev cluster process: serves until SIGTERM (or SIGKILL, which is the point).
-async fn serve_cluster(serve: &[String]) -> anyhow::Result<()> {
-    let [listen, kubeconfig, data_dir] = serve else { bail!("--serve-cluster LISTEN KUBECONFIG DATA_DIR") };
-    let config = devcluster::Config {
-        listen: listen.parse().context("LISTEN")?,
-        kubeconfig_path: Some(kubeconfig.into()),
-        data_dir: Some(data_dir.into()),
-        ..devcluster::Config::default()
-    };
-    let cluster = devcluster::DevCluster::start(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    terminate.recv().await;
-    cluster.shutdown().await?;
-    Ok(())
-}
-
 /// A pull request as the scenario pushed it.
 #[derive(Default)]
 struct PullRequestLog {
+    /// The Reviewer it belongs to.
+    reviewer: String,
     /// Every head it had, in push order.
     heads: Vec<String>,
     /// Every push: the commit and the previous head it named, if any.
     pushes: Vec<(String, Option<String>)>,
     /// Commits replaced by a push that named them as its previous head.
     replaced_with_lineage: BTreeSet<String>,
-    /// Runs the scenario cancelled, for the current head.
+    /// The scenario cancelled a run of the current head.
     cancelled_head: bool,
+    /// The Reviewer was deleted since the current head was pushed.
+    reviewer_deleted: bool,
+}
+
+/// A run the API server acknowledged.
+struct CreatedRun {
+    /// When the scenario got the acknowledgement.
+    at: Instant,
+}
+
+/// A webhook delivery the receiver answered with 2xx, kept for redelivery.
+struct Delivery {
+    payload: serde_json::Value,
+    /// The runs that delivery stands for.
+    runs: Vec<String>,
 }
 
 /// What the soak did, for the report.
@@ -127,109 +142,176 @@ struct Counts {
     force_pushes: u64,
     retriggers: u64,
     replays: u64,
+    webhook_deliveries: u64,
+    webhook_redeliveries: u64,
+    plugin_triggers: u64,
     cancels: u64,
     late_verdicts_tried: u64,
+    late_verdicts_from_replaced_pods: u64,
+    late_verdicts_from_other_pods: u64,
     late_verdicts_accepted: u64,
     controller_kills: u64,
     /// Replicas that exited by themselves and were started again.
     controller_exits: u64,
+    webhook_exits: u64,
     pod_kills: u64,
     cluster_kills: u64,
+    reviewer_recreations: u64,
+    faults: BTreeMap<&'static str, u64>,
+    probes: u64,
+    probes_skipped: u64,
+    probe_restarts_expected: i64,
+    probe_restarts_seen: i64,
+    /// Steps that can make Running work stale: pushes replacing a head, cancels.
+    stale_steps: i64,
+}
+
+/// A pod identity the soak saw: its kubeconfig (with its token), read from the pod's folder.
+struct PodIdentity {
+    kubeconfig: String,
 }
 
 struct Soak {
     rng: StdRng,
-    dir: PathBuf,
+    folder: Folder,
     binary: PathBuf,
+    plugin: PathBuf,
+    kubectl: Option<PathBuf>,
     soak_id: String,
     listen: String,
-    kubeconfig: PathBuf,
     cluster: Child,
     controllers: Vec<(Child, u16)>,
+    webhook: (Child, u16),
+    sender: WebhookSender,
     client: Client,
     /// Pull requests by URL.
-    log: BTreeMap<String, (String, PullRequestLog)>,
-    /// Every run the API server acknowledged, with the commit it reviews.
-    created: BTreeMap<String, String>,
+    log: BTreeMap<String, PullRequestLog>,
+    /// The Reviewers as created, by name, and the ones deleted and not created again yet.
+    reviewers: BTreeMap<String, Reviewer>,
+    missing_reviewers: BTreeSet<String>,
+    /// Restarts counted by Reviewers the scenario deleted.
+    retired_restarts: i64,
+    /// Every run the API server acknowledged.
+    created: BTreeMap<String, CreatedRun>,
     /// Replays expected to fail.
     replays: BTreeSet<String>,
+    deliveries: Vec<Delivery>,
+    /// Pod identities by pod UID.
+    identities: BTreeMap<String, PodIdentity>,
     counts: Counts,
     violations: Vec<String>,
+    /// Violations found by the run watcher (a run that left a terminal phase).
+    watched: Arc<Mutex<Vec<String>>>,
 }
 
 impl Soak {
     async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
-        let binary = review_operator_binary(args.binary.clone())?;
+        let binary = processes::built_binary(args.binary.clone(), "review-operator")?;
+        let plugin = processes::built_binary(args.plugin.clone(), "kubectl-review")?;
+        let kubectl = args.kubectl.clone().or_else(|| which("kubectl"));
+        if kubectl.is_none() {
+            eprintln!("soak: no kubectl found; running {} directly for `kubectl review`", plugin.display());
+        }
         let soak_id = format!("{}-{}", args.seed, std::process::id());
-        let dir = std::env::temp_dir().join(format!("review-soak-{soak_id}"));
-        std::fs::create_dir_all(dir.join("data"))?;
-        let listen = free_address()?;
-        let kubeconfig = dir.join("kubeconfig");
-        let cluster = start_cluster(&listen, &kubeconfig, &dir.join("data")).await?;
-        let client = client(&kubeconfig).await?;
+        let folder = Folder { root: std::env::temp_dir().join(format!("review-soak-{soak_id}")) };
+        std::fs::create_dir_all(folder.data())?;
+        let secret = format!("soak-secret-{soak_id}");
+        std::fs::write(folder.webhook_secret(), &secret)?;
+        let listen = format!("127.0.0.1:{}", processes::free_port()?);
+        let cluster = processes::start_cluster(&listen, &folder).await?;
+        let client = processes::client(&folder.kubeconfig()).await?;
         review_operator::dev::manifests::install(&client).await.context("installing CRDs and policies")?;
         let namespace = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n");
         review_operator::dev::manifests::apply(&client, "namespace", &namespace).await?;
-        let rolebinding = include_str!("reviewer-rolebinding-demo.yaml").replace("demo", NAMESPACE);
+        let rolebinding = include_str!("../reviewer-rolebinding-demo.yaml").replace("demo", NAMESPACE);
         review_operator::dev::manifests::apply(&client, "reviewer-rolebinding", &rolebinding).await?;
+        let webhook_port = processes::free_port()?;
+        let webhook = (processes::start_webhook(&binary, &folder, webhook_port)?, webhook_port);
         let mut soak = Self {
             rng: StdRng::seed_from_u64(args.seed),
-            dir,
+            folder,
             binary,
+            plugin,
+            kubectl,
             soak_id,
             listen,
-            kubeconfig,
             cluster,
             controllers: Vec::new(),
+            webhook,
+            sender: WebhookSender::new(webhook_port, secret.into_bytes()),
             client,
             log: BTreeMap::new(),
+            reviewers: BTreeMap::new(),
+            missing_reviewers: BTreeSet::new(),
+            retired_restarts: 0,
             created: BTreeMap::new(),
             replays: BTreeSet::new(),
+            deliveries: Vec::new(),
+            identities: BTreeMap::new(),
             counts: Counts::default(),
             violations: Vec::new(),
+            watched: Arc::default(),
         };
         for replica in 0..2 {
-            let port = free_address()?.rsplit(':').next().and_then(|p| p.parse().ok()).context("a free port")?;
-            let controller = soak.start_controller(replica, port)?;
-            soak.controllers.push(controller);
+            let port = processes::free_port()?;
+            let controller = processes::start_controller(&soak.binary, &soak.folder, NAMESPACE, replica, port)?;
+            soak.controllers.push((controller, port));
         }
         let overlaps = Arc::new(AtomicU64::new(0));
-        let sampler =
-            tokio::spawn(sample_leaders(soak.controllers.iter().map(|(_, port)| *port).collect(), overlaps.clone()));
+        let ports = soak.controllers.iter().map(|(_, port)| *port).collect();
+        let sampler = tokio::spawn(processes::sample_leaders(ports, overlaps.clone()));
+        let run_watcher = tokio::spawn(watch_terminal_phases(soak.client.clone(), soak.watched.clone()));
         soak.create_reviewers(args.reviewers).await?;
+        let ready_by = Instant::now() + Duration::from_secs(60);
+        while !soak.sender.ready().await {
+            anyhow::ensure!(Instant::now() < ready_by, "the webhook receiver did not become ready within a minute");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
 
         let started = Instant::now();
         let length = Duration::from_secs_f64(args.minutes * 60.0);
         let mut last_cluster_kill = Instant::now();
+        let mut last_recreation = Instant::now();
         while started.elapsed() < length {
             // At least one cluster crash, halfway through at the latest.
             if soak.counts.cluster_kills == 0 && started.elapsed() > length / 2 {
                 last_cluster_kill = Instant::now();
                 if let Err(error) = soak.kill_cluster().await {
-                    eprintln!("soak: step failed: {error:#}");
+                    eprintln!("soak: kill the cluster failed: {error:#}");
                 }
             }
-            soak.restart_exited_controllers()?;
+            soak.restart_exited_processes()?;
+            soak.recreate_missing_reviewers().await;
+            soak.observe_pod_identities();
             let roll = soak.rng.random_range(0..100);
-            let outcome = match roll {
-                0..40 => soak.push(false).await,
-                40..48 => soak.burst().await,
-                48..54 => soak.push(true).await,
-                54..62 => soak.retrigger().await,
-                62..69 => soak.replay().await,
-                69..74 => soak.cancel().await,
-                74..80 => soak.late_verdict().await,
-                80..85 => soak.kill_controller().await,
-                85..92 => soak.kill_pod().await,
-                92..94 if last_cluster_kill.elapsed() > Duration::from_secs(30) => {
-                    last_cluster_kill = Instant::now();
-                    soak.kill_cluster().await
+            let (what, outcome) = match roll {
+                0..28 => ("push", soak.push(false).await),
+                28..34 => ("webhook push", soak.webhook_push().await),
+                34..38 => ("kubectl review trigger", soak.plugin_push().await),
+                38..44 => ("burst", soak.burst().await),
+                44..48 => ("force-push", soak.push(true).await),
+                48..53 => ("re-trigger", soak.retrigger().await),
+                53..57 => ("replay", soak.replay().await),
+                57..59 => ("redelivery", soak.redeliver().await),
+                59..63 => ("cancel", soak.cancel().await),
+                63..69 => ("late verdict", soak.late_verdict().await),
+                69..73 => ("kill a controller", soak.kill_controller().await),
+                73..79 => ("kill a pod", soak.kill_pod().await),
+                79..84 => ("fault", soak.inject_fault().await),
+                84..88 => ("probe", soak.probe().await),
+                88..90 if last_recreation.elapsed() > Duration::from_secs(25) => {
+                    last_recreation = Instant::now();
+                    ("re-create a Reviewer", soak.recreate_reviewer().await)
                 }
-                _ => Ok(()),
+                90..92 if last_cluster_kill.elapsed() > Duration::from_secs(30) => {
+                    last_cluster_kill = Instant::now();
+                    ("kill the cluster", soak.kill_cluster().await)
+                }
+                _ => ("pause", Ok(())),
             };
             if let Err(error) = outcome {
                 // The cluster or a controller may be down at that moment: not a violation.
-                eprintln!("soak: step failed: {error:#}");
+                eprintln!("soak: {what} failed: {error:#}");
             }
             let pause = soak.rng.random_range(20..300);
             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -238,55 +320,63 @@ impl Soak {
         soak.settle().await;
         soak.check().await?;
         sampler.abort();
+        run_watcher.abort();
         let overlaps = overlaps.load(Ordering::SeqCst);
         if overlaps > 0 {
             soak.violations.push(format!("both replicas reported leading at once in {overlaps} samples"));
         }
+        let watched = std::mem::take(&mut *soak.watched.lock().unwrap_or_else(|p| p.into_inner()));
+        soak.violations.extend(watched);
         let (supersedes, restarts) = soak.totals().await?;
+        let restarts = restarts + soak.retired_restarts;
+        if restarts > soak.counts.stale_steps {
+            soak.violations.push(format!(
+                "{restarts} restarts, more than the {} steps that could make Running work stale",
+                soak.counts.stale_steps
+            ));
+        }
         soak.stop().await;
-        soak.check_processes();
-        if !args.keep {
-            let _ = std::fs::remove_dir_all(&soak.dir);
+        let leftovers = processes::leftover_pod_processes(&format!("REVIEW_SOAK={}", soak.soak_id));
+        soak.violations.extend(leftovers);
+        if args.keep {
+            eprintln!("soak: kept {}", soak.folder.root.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&soak.folder.root);
         }
         let c = &soak.counts;
         Ok(json!({
             "seed": args.seed, "minutes": args.minutes, "reviewers": args.reviewers,
             "runs": c.runs, "pushes": c.pushes, "bursts": c.bursts, "force_pushes": c.force_pushes,
-            "retriggers": c.retriggers, "replays": c.replays, "cancels": c.cancels,
-            "late_verdicts_tried": c.late_verdicts_tried, "late_verdicts_accepted": c.late_verdicts_accepted,
-            "controller_kills": c.controller_kills, "controller_exits": c.controller_exits, "pod_kills": c.pod_kills, "cluster_kills": c.cluster_kills,
-            "supersedes": supersedes, "restarts": restarts,
+            "retriggers": c.retriggers, "replays": c.replays,
+            "webhook_deliveries": c.webhook_deliveries, "webhook_redeliveries": c.webhook_redeliveries,
+            "plugin_triggers": c.plugin_triggers, "cancels": c.cancels,
+            "late_verdicts_tried": c.late_verdicts_tried,
+            "late_verdicts_from_replaced_pods": c.late_verdicts_from_replaced_pods,
+            "late_verdicts_from_other_pods": c.late_verdicts_from_other_pods,
+            "late_verdicts_accepted": c.late_verdicts_accepted,
+            "controller_kills": c.controller_kills, "controller_exits": c.controller_exits,
+            "webhook_exits": c.webhook_exits, "pod_kills": c.pod_kills, "cluster_kills": c.cluster_kills,
+            "reviewer_recreations": c.reviewer_recreations, "faults": c.faults,
+            "probes": c.probes, "probes_skipped": c.probes_skipped,
+            "probe_restarts_expected": c.probe_restarts_expected, "probe_restarts_seen": c.probe_restarts_seen,
+            "stale_steps": c.stale_steps, "supersedes": supersedes, "restarts": restarts,
             "violations": soak.violations,
         }))
     }
 
-    /// Starts replica `replica`, its HTTP endpoints on `port` (the same for each start of that
-    /// replica, so that the leader sampler keeps reading it).
-    fn start_controller(&self, replica: usize, port: u16) -> anyhow::Result<(Child, u16)> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("controller-{replica}.log")))
-            .context("the controller's log")?;
-        let child = Command::new(&self.binary)
-            .args(["controller", "--agent-binary"])
-            .arg(&self.binary)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--namespace", NAMESPACE, "--lease-duration", "4s"])
-            .args(["--identity", &format!("soak-{replica}"), "--log-level", "warn"])
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a controller")?;
-        Ok((child, port))
+    fn runs_api(&self) -> Api<ReviewRun> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    fn reviewers_api(&self) -> Api<Reviewer> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
     }
 
     async fn create_reviewers(&mut self, count: usize) -> anyhow::Result<()> {
-        let reviewers: Api<Reviewer> = Api::namespaced(self.client.clone(), NAMESPACE);
         for index in 0..count {
             let name = format!("review-w{index}");
-            let seconds = self.rng.random_range(1..=3).to_string();
+            let seconds =
+                if index % SLOW_EVERY == 0 { SLOW_REVIEW_SECONDS } else { self.rng.random_range(1..=3) }.to_string();
             let mut reviewer = Reviewer::new(
                 &name,
                 ReviewerSpec {
@@ -307,14 +397,21 @@ impl Soak {
                     },
                     service_account_name: "review-agent".into(),
                     launch_deadline: "5m".into(),
-                    r#match: None,
+                    r#match: Some(PullRequestMatch {
+                        repositories: vec![format!("acme/w{index}")],
+                        head_branch_prefix: None,
+                        authors: Vec::new(),
+                        drafts: false,
+                        skip_labels: vec!["review:skip".into()],
+                    }),
                 },
             );
             reviewer.metadata.namespace = Some(NAMESPACE.into());
-            reviewers.create(&PostParams::default(), &reviewer).await.context("creating a Reviewer")?;
+            self.reviewers_api().create(&PostParams::default(), &reviewer).await.context("creating a Reviewer")?;
+            self.reviewers.insert(name.clone(), reviewer);
             for number in 1..=PULL_REQUESTS_PER_REVIEWER {
                 let url = format!("https://github.com/acme/w{index}/pull/{number}");
-                self.log.insert(url, (name.clone(), PullRequestLog::default()));
+                self.log.insert(url, PullRequestLog { reviewer: name.clone(), ..PullRequestLog::default() });
             }
         }
         Ok(())
@@ -334,8 +431,13 @@ impl Soak {
         self.log.keys().nth(index).cloned().unwrap_or_default()
     }
 
+    fn acknowledged(&mut self, name: &str) {
+        self.created.insert(name.to_owned(), CreatedRun { at: Instant::now() });
+        self.counts.runs += 1;
+    }
+
     async fn create_run(&mut self, url: &str, sha: &str, previous: Option<&str>) -> anyhow::Result<String> {
-        let reviewer = self.log.get(url).map(|(r, _)| r.clone()).unwrap_or_default();
+        let reviewer = self.log.get(url).map(|log| log.reviewer.clone()).unwrap_or_default();
         let name = self.run_name();
         let mut pull_request = PullRequest::new(url, sha);
         pull_request.previous_head_sha = previous.map(str::to_owned);
@@ -343,48 +445,152 @@ impl Soak {
             &name,
             ReviewRunSpec { reviewer, pull_request, cancel_requested: false, timeout: "10m".into() },
         );
-        let runs: Api<ReviewRun> = Api::namespaced(self.client.clone(), NAMESPACE);
-        runs.create(&PostParams::default(), &run).await.context("creating a run")?;
-        self.created.insert(name.clone(), url.to_owned());
-        self.counts.runs += 1;
+        self.runs_api().create(&PostParams::default(), &run).await.context("creating a run")?;
+        self.acknowledged(&name);
         Ok(name)
     }
 
-    /// A push to a random pull request: a new commit, or (`back`) one it had before.
-    async fn push(&mut self, back: bool) -> anyhow::Result<()> {
-        let url = self.pick_pull_request();
-        let (current, earlier) = {
-            let heads = &self.log[&url].1.heads;
-            let current = heads.last().cloned();
-            let earlier: Vec<String> = heads.iter().filter(|h| Some(*h) != current.as_ref()).cloned().collect();
-            (current, earlier)
-        };
-        let sha = match (back, earlier.is_empty()) {
-            (true, false) => {
-                self.counts.force_pushes += 1;
-                earlier[self.rng.random_range(0..earlier.len())].clone()
-            }
-            _ => self.sha(),
-        };
-        // A force-push back needs its lineage: without it the commit, seen before, is a replay.
-        let with_lineage = back || self.rng.random_bool(0.7);
-        let previous = current.filter(|_| with_lineage);
-        self.push_commit(&url, sha, previous).await
+    /// The commit of a push to `url`: a new one, or (`back`) one the pull request had before.
+    fn next_commit(&mut self, url: &str, back: bool) -> String {
+        let heads = &self.log[url].heads;
+        let earlier: Vec<String> = heads.iter().filter(|h| Some(*h) != heads.last()).cloned().collect();
+        if back && !earlier.is_empty() {
+            self.counts.force_pushes += 1;
+            let index = self.rng.random_range(0..earlier.len());
+            return earlier[index].clone();
+        }
+        self.sha()
     }
 
-    /// Creates the run of a push and records the push in the pull request's log.
-    async fn push_commit(&mut self, url: &str, sha: String, previous: Option<String>) -> anyhow::Result<()> {
-        self.create_run(url, &sha, previous.as_deref()).await?;
-        let log = &mut self.log.get_mut(url).context("pull request")?.1;
+    /// A push to a random pull request through the API: a new commit, or (`back`) one it had before.
+    async fn push(&mut self, back: bool) -> anyhow::Result<()> {
+        let url = self.pick_pull_request();
+        let sha = self.next_commit(&url, back);
+        // A force-push back needs its lineage: without it the commit, seen before, is a replay.
+        let with_lineage = back || self.rng.random_bool(0.7);
+        let previous = self.log[&url].heads.last().cloned().filter(|_| with_lineage);
+        self.create_run(&url, &sha, previous.as_deref()).await?;
+        self.record_push(&url, sha, previous)
+    }
+
+    /// Records an acknowledged push in the pull request's log.
+    fn record_push(&mut self, url: &str, sha: String, previous: Option<String>) -> anyhow::Result<()> {
+        let log = self.log.get_mut(url).context("pull request")?;
         if let Some(previous) = &previous {
             log.replaced_with_lineage.insert(previous.clone());
+        }
+        if log.heads.last().is_some_and(|head| *head != sha) {
+            self.counts.stale_steps += 1;
         }
         log.replaced_with_lineage.remove(&sha);
         log.pushes.push((sha.clone(), previous));
         log.heads.push(sha);
         log.cancelled_head = false;
+        log.reviewer_deleted = false;
         self.counts.pushes += 1;
         Ok(())
+    }
+
+    /// A push as GitHub delivers it: `opened` for a pull request's first head, else
+    /// `synchronize` from its current head (or, now and then, a force-push back).
+    async fn webhook_push(&mut self) -> anyhow::Result<()> {
+        let url = self.pick_pull_request();
+        let back = self.rng.random_bool(0.2);
+        let sha = self.next_commit(&url, back);
+        let before = self.log[&url].heads.last().cloned();
+        let payload = webhook::push_payload(&url, before.as_deref(), &sha).context("a soak pull request URL")?;
+        let answer = self.sender.deliver(&payload).await?;
+        anyhow::ensure!(answer.status < 300, "the receiver answered {}", answer.status);
+        self.counts.webhook_deliveries += 1;
+        if answer.created.len() + answer.unchanged.len() != 1 {
+            self.violations.push(format!(
+                "a delivery for {url} at {} matched one Reviewer but stands for runs {:?} and {:?}",
+                &sha[..7],
+                answer.created,
+                answer.unchanged
+            ));
+        }
+        for name in &answer.created {
+            self.acknowledged(name);
+        }
+        let runs = answer.created.iter().chain(&answer.unchanged).cloned().collect();
+        self.deliveries.push(Delivery { payload, runs });
+        self.record_push(&url, sha, before)
+    }
+
+    /// A delivery sent again (GitHub's redelivery): it must create nothing.
+    async fn redeliver(&mut self) -> anyhow::Result<()> {
+        if self.deliveries.is_empty() {
+            return Ok(());
+        }
+        let index = self.rng.random_range(0..self.deliveries.len());
+        let answer = self.sender.deliver(&self.deliveries[index].payload).await?;
+        anyhow::ensure!(answer.status < 300, "the receiver answered {}", answer.status);
+        self.counts.webhook_redeliveries += 1;
+        let delivery = &self.deliveries[index];
+        if !answer.created.is_empty() || answer.unchanged != delivery.runs {
+            self.violations.push(format!(
+                "a redelivery created {:?} (unchanged {:?}); the first delivery stood for {:?}",
+                answer.created, answer.unchanged, delivery.runs
+            ));
+        }
+        Ok(())
+    }
+
+    /// `kubectl review trigger` for a new commit of a random pull request.
+    async fn plugin_push(&mut self) -> anyhow::Result<()> {
+        let url = self.pick_pull_request();
+        let sha = self.sha();
+        let previous = self.log[&url].heads.last().cloned().filter(|_| self.rng.random_bool(0.5));
+        let Some(name) = self.plugin_trigger(&url, &sha, previous.as_deref(), false).await? else {
+            anyhow::bail!("kubectl review trigger found a run for a new commit {sha}");
+        };
+        self.acknowledged(&name);
+        // Without --previous-sha the plugin names the head the cluster shows; the log keeps only
+        // the lineage the scenario gave.
+        self.record_push(&url, sha, previous)
+    }
+
+    /// Runs `kubectl review trigger`; the created run's name, or `None` when it said unchanged.
+    async fn plugin_trigger(
+        &mut self,
+        url: &str,
+        sha: &str,
+        previous: Option<&str>,
+        rerun: bool,
+    ) -> anyhow::Result<Option<String>> {
+        let reviewer = self.log[url].reviewer.clone();
+        let mut command = match &self.kubectl {
+            Some(kubectl) => {
+                let mut command = tokio::process::Command::new(kubectl);
+                command.arg("review");
+                let plugin_dir = self.plugin.parent().context("the plugin's folder")?.to_path_buf();
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                let paths = std::iter::once(plugin_dir).chain(std::env::split_paths(&path));
+                command.env("PATH", std::env::join_paths(paths)?);
+                command
+            }
+            None => tokio::process::Command::new(&self.plugin),
+        };
+        command.args(["--namespace", NAMESPACE, "trigger", "--reviewer", &reviewer, "--pr", url, "--sha", sha]);
+        if let Some(previous) = previous {
+            command.args(["--previous-sha", previous]);
+        }
+        if rerun {
+            command.arg("--rerun");
+        }
+        let output = command.env("KUBECONFIG", self.folder.kubeconfig()).output().await?;
+        self.counts.plugin_triggers += 1;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        anyhow::ensure!(output.status.success(), "kubectl review trigger: {}", String::from_utf8_lossy(&output.stderr));
+        let name = |suffix: &str| {
+            stdout.lines().find_map(|line| line.strip_prefix("reviewrun.review.ao.dev/")?.strip_suffix(suffix))
+        };
+        match (name(" created"), stdout.contains(" unchanged ")) {
+            (Some(created), _) => Ok(Some(created.to_owned())),
+            (None, true) => Ok(None),
+            (None, false) => anyhow::bail!("kubectl review trigger printed {stdout:?}"),
+        }
     }
 
     /// Two or three pushes to one pull request within the same second, each naming the last, or
@@ -394,18 +600,30 @@ impl Soak {
         self.counts.bursts += 1;
         let with_lineage = self.rng.random_bool(0.5);
         for _ in 0..self.rng.random_range(2..=3) {
-            let previous = self.log[&url].1.heads.last().cloned().filter(|_| with_lineage);
+            let previous = self.log[&url].heads.last().cloned().filter(|_| with_lineage);
             let sha = self.sha();
-            self.push_commit(&url, sha, previous).await?;
+            self.create_run(&url, &sha, previous.as_deref()).await?;
+            self.record_push(&url, sha, previous)?;
         }
         Ok(())
     }
 
-    /// The same head triggered again: nothing restarts, and the pull request's head stays.
+    /// The same head triggered again, through the API or `kubectl review trigger --rerun`:
+    /// nothing restarts, and the pull request's head stays.
     async fn retrigger(&mut self) -> anyhow::Result<()> {
         let url = self.pick_pull_request();
-        let Some(head) = self.log[&url].1.heads.last().cloned() else { return Ok(()) };
-        self.create_run(&url, &head, None).await?;
+        let Some(head) = self.log[&url].heads.last().cloned() else { return Ok(()) };
+        self.retrigger_head(&url, &head).await
+    }
+
+    async fn retrigger_head(&mut self, url: &str, head: &str) -> anyhow::Result<()> {
+        if self.rng.random_bool(0.3) {
+            if let Some(name) = self.plugin_trigger(url, head, None, true).await? {
+                self.acknowledged(&name);
+            }
+        } else {
+            self.create_run(url, head, None).await?;
+        }
         self.counts.retriggers += 1;
         Ok(())
     }
@@ -415,7 +633,7 @@ impl Soak {
     /// previous head is the current one would be a legitimate force-push back, so none is made.
     async fn replay(&mut self) -> anyhow::Result<()> {
         let url = self.pick_pull_request();
-        let log = &self.log[&url].1;
+        let log = &self.log[&url];
         let head = log.heads.last().cloned();
         let candidates: Vec<(String, Option<String>)> = log
             .pushes
@@ -438,8 +656,7 @@ impl Soak {
     }
 
     async fn runs(&self) -> anyhow::Result<Vec<ReviewRun>> {
-        let runs: Api<ReviewRun> = Api::namespaced(self.client.clone(), NAMESPACE);
-        Ok(runs.list(&ListParams::default()).await?.items)
+        Ok(self.runs_api().list(&ListParams::default()).await?.items)
     }
 
     /// Cancels a random unfinished run.
@@ -449,51 +666,93 @@ impl Soak {
             return Ok(());
         }
         let run = &unfinished[self.rng.random_range(0..unfinished.len())];
-        let runs: Api<ReviewRun> = Api::namespaced(self.client.clone(), NAMESPACE);
         let patch = json!({"spec": {"cancelRequested": true}});
-        runs.patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.runs_api().patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         let url = &run.spec.pull_request.url;
-        if let Some((_, log)) = self.log.get_mut(url)
+        if let Some(log) = self.log.get_mut(url)
             && log.heads.last() == Some(&run.spec.pull_request.head_sha)
         {
             log.cancelled_head = true;
         }
         self.counts.cancels += 1;
+        self.counts.stale_steps += 1;
         Ok(())
     }
 
-    /// A verdict for a run that already failed: the API server must refuse it.
+    /// Keeps the identity of every pod that ran (its folder goes when the pod does).
+    fn observe_pod_identities(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.folder.pods()) else { return };
+        for entry in entries.flatten() {
+            let folder = entry.file_name().to_string_lossy().into_owned();
+            // `<namespace>_<name>_<uid>`
+            let Some(uid) = folder.rsplit('_').next().map(str::to_owned) else { continue };
+            if self.identities.contains_key(&uid) {
+                continue;
+            }
+            if let Ok(kubeconfig) = std::fs::read_to_string(entry.path().join("kubeconfig")) {
+                self.identities.insert(uid, PodIdentity { kubeconfig });
+            }
+        }
+    }
+
+    /// A verdict for a run that already failed, from the pod it was assigned to (replaced since),
+    /// from another pod, or from the admin: the API server must refuse every one.
     async fn late_verdict(&mut self) -> anyhow::Result<()> {
         let failed: Vec<ReviewRun> = self.runs().await?.into_iter().filter(|r| r.phase() == RunPhase::Failed).collect();
         if failed.is_empty() {
             return Ok(());
         }
-        let run = &failed[self.rng.random_range(0..failed.len())];
-        let runs: Api<ReviewRun> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let run = failed[self.rng.random_range(0..failed.len())].clone();
+        let assigned = run.status.as_ref().and_then(|s| s.assignment.as_ref()).map(|a| a.pod_uid.clone());
+        let others: Vec<String> =
+            self.identities.keys().filter(|uid| Some(*uid) != assigned.as_ref()).cloned().collect();
+        let choice = self.rng.random_range(0..3);
+        let (client, who) = match (choice, assigned.and_then(|uid| self.identities.get(&uid))) {
+            (0, Some(identity)) => {
+                self.counts.late_verdicts_from_replaced_pods += 1;
+                (processes::client_from(Kubeconfig::from_yaml(&identity.kubeconfig)?).await?, "its replaced pod")
+            }
+            (1, _) if !others.is_empty() => {
+                self.counts.late_verdicts_from_other_pods += 1;
+                let uid = &others[self.rng.random_range(0..others.len())];
+                let identity = &self.identities[uid];
+                (processes::client_from(Kubeconfig::from_yaml(&identity.kubeconfig)?).await?, "another pod")
+            }
+            _ => (self.client.clone(), "the admin"),
+        };
+        let runs: Api<ReviewRun> = Api::namespaced(client, NAMESPACE);
         let verdict = json!({"status": {"phase": "Succeeded", "reason": "Submitted",
             "result": {"verdict": "Approved", "body": "", "submittedAt": "2026-01-01T00:00:00Z"}}});
         self.counts.late_verdicts_tried += 1;
         match runs.patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(&verdict)).await {
             Ok(_) => {
                 self.counts.late_verdicts_accepted += 1;
-                self.violations.push(format!("a late verdict for failed run {} was accepted", run.name_any()));
+                self.violations
+                    .push(format!("a late verdict for failed run {} from {who} was accepted", run.name_any()));
             }
-            Err(kube::Error::Api(status)) if status.code == 422 => {}
+            // Unauthenticated (a revoked pod token), forbidden, or refused by admission.
+            Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403 | 422) => {}
             Err(error) => return Err(error.into()),
         }
         Ok(())
     }
 
-    /// Starts again, as a Deployment would, every replica that exited by itself (a replica that
-    /// cannot renew its Lease stops, by design).
-    fn restart_exited_controllers(&mut self) -> anyhow::Result<()> {
+    /// Starts again, as a Deployment would, every replica and the receiver if they exited by
+    /// themselves (a replica that cannot renew its Lease stops, by design).
+    fn restart_exited_processes(&mut self) -> anyhow::Result<()> {
         for replica in 0..self.controllers.len() {
             if let Ok(Some(status)) = self.controllers[replica].0.try_wait() {
                 eprintln!("soak: controller {replica} exited by itself ({status}); starting it again");
                 self.counts.controller_exits += 1;
                 let port = self.controllers[replica].1;
-                self.controllers[replica] = self.start_controller(replica, port)?;
+                self.controllers[replica].0 =
+                    processes::start_controller(&self.binary, &self.folder, NAMESPACE, replica, port)?;
             }
+        }
+        if let Ok(Some(status)) = self.webhook.0.try_wait() {
+            eprintln!("soak: the webhook receiver exited by itself ({status}); starting it again");
+            self.counts.webhook_exits += 1;
+            self.webhook.0 = processes::start_webhook(&self.binary, &self.folder, self.webhook.1)?;
         }
         Ok(())
     }
@@ -501,12 +760,12 @@ impl Soak {
     /// SIGKILLs a controller replica (leader or standby) and starts it again.
     async fn kill_controller(&mut self) -> anyhow::Result<()> {
         let replica = self.rng.random_range(0..self.controllers.len());
-        let (mut child, port) = self.controllers.remove(replica);
-        child.kill().await?;
+        self.controllers[replica].0.kill().await?;
         self.counts.controller_kills += 1;
         tokio::time::sleep(Duration::from_millis(self.rng.random_range(100..1500))).await;
-        let restarted = self.start_controller(replica, port)?;
-        self.controllers.insert(replica, restarted);
+        let port = self.controllers[replica].1;
+        self.controllers[replica].0 =
+            processes::start_controller(&self.binary, &self.folder, NAMESPACE, replica, port)?;
         Ok(())
     }
 
@@ -522,13 +781,100 @@ impl Soak {
         Ok(())
     }
 
+    /// Arms one fault on the dev cluster (it hits whoever sends the next matching requests: the
+    /// controllers, the receiver, the pods or the soak), or drops every watch.
+    async fn inject_fault(&mut self) -> anyhow::Result<()> {
+        let count = self.rng.random_range(1..=3);
+        let (kind, spec) = match self.rng.random_range(0..7) {
+            0 => (
+                "status_patch_503",
+                json!({"verb": "patch", "resource": "reviewruns", "subresource": "status", "status": 503}),
+            ),
+            1 => ("pod_create_500", json!({"verb": "create", "resource": "pods", "status": 500})),
+            2 => ("list_429", json!({"verb": "list", "resource": "*", "status": 429})),
+            3 => ("run_create_500", json!({"verb": "create", "resource": "reviewruns", "status": 500})),
+            4 => (
+                "reviewer_status_500",
+                json!({"verb": "patch", "resource": "reviewers", "subresource": "status", "status": 500}),
+            ),
+            5 => {
+                let delay = self.rng.random_range(200..1500);
+                ("slow_answers", json!({"verb": "*", "resource": "*", "delayMs": delay, "count": 3 * count}))
+            }
+            _ => {
+                self.admin("POST", "/devcluster/drop-watches", None).await?;
+                *self.counts.faults.entry("dropped_watches").or_default() += 1;
+                return Ok(());
+            }
+        };
+        let mut spec = spec;
+        if spec.get("count").is_none() {
+            spec["count"] = json!(count);
+        }
+        self.admin("POST", "/devcluster/faults", Some(spec)).await?;
+        *self.counts.faults.entry(kind).or_default() += 1;
+        Ok(())
+    }
+
+    /// A request to the dev cluster's admin endpoints.
+    async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<()> {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let request =
+            http::Request::builder().method(method).uri(path).header("content-type", "application/json").body(body)?;
+        self.client.request_text(request).await.with_context(|| format!("{method} {path}"))?;
+        Ok(())
+    }
+
+    /// Deletes a Reviewer, waits until it is gone (its unfinished runs fail, its pods go), and
+    /// creates it again.
+    async fn recreate_reviewer(&mut self) -> anyhow::Result<()> {
+        let index = self.rng.random_range(0..self.reviewers.len());
+        let Some(name) = self.reviewers.keys().nth(index).cloned() else { return Ok(()) };
+        let api = self.reviewers_api();
+        let restarts = api.get(&name).await?.status.map(|s| s.restarts).unwrap_or(0);
+        api.delete(&name, &DeleteParams::default()).await?;
+        self.retired_restarts += restarts;
+        self.missing_reviewers.insert(name.clone());
+        for log in self.log.values_mut().filter(|log| log.reviewer == name) {
+            log.reviewer_deleted = true;
+        }
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            match api.get_opt(&name).await {
+                Ok(None) => break,
+                _ if Instant::now() > until => {
+                    self.violations.push(format!("{name} was still there 90 s after its deletion"));
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        self.recreate_missing_reviewers().await;
+        self.counts.reviewer_recreations += 1;
+        Ok(())
+    }
+
+    /// Creates again every Reviewer the scenario deleted, once it is gone.
+    async fn recreate_missing_reviewers(&mut self) {
+        for name in self.missing_reviewers.clone() {
+            let mut reviewer = self.reviewers[&name].clone();
+            reviewer.metadata.resource_version = None;
+            match self.reviewers_api().create(&PostParams::default(), &reviewer).await {
+                Ok(_) => {
+                    self.missing_reviewers.remove(&name);
+                }
+                Err(error) => eprintln!("soak: re-creating {name} failed: {error}"),
+            }
+        }
+    }
+
     /// SIGKILLs the dev cluster (its pods die with it) and restarts it on the same data directory.
     async fn kill_cluster(&mut self) -> anyhow::Result<()> {
         self.cluster.kill().await?;
         self.counts.cluster_kills += 1;
         eprintln!("soak: cluster killed");
         tokio::time::sleep(Duration::from_millis(self.rng.random_range(200..2000))).await;
-        self.cluster = start_cluster(&self.listen, &self.kubeconfig, &self.dir.join("data")).await?;
+        self.cluster = processes::start_cluster(&self.listen, &self.folder).await?;
         let runs = self.runs().await?;
         let stored: BTreeSet<String> = runs.iter().map(ResourceExt::name_any).collect();
         for name in self.created.keys() {
@@ -539,11 +885,16 @@ impl Soak {
         Ok(())
     }
 
-    /// Waits, up to three minutes, until no run is unfinished.
+    /// Disarms the faults, then waits, up to three minutes, until no run is unfinished.
     async fn settle(&mut self) {
         let until = Instant::now() + Duration::from_secs(180);
         while Instant::now() < until {
-            let _ = self.restart_exited_controllers();
+            let _ = self.restart_exited_processes();
+            self.recreate_missing_reviewers().await;
+            if self.admin("DELETE", "/devcluster/faults", None).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
             match self.runs().await {
                 Ok(runs) if runs.iter().all(|r| r.phase().is_terminal()) => return,
                 _ => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -559,7 +910,7 @@ impl Soak {
                 self.violations.push(format!("run {name} was acknowledged but does not exist"));
             }
         }
-        for (url, (_, log)) in &self.log {
+        for (url, log) in &self.log {
             let Some(head) = log.heads.last() else { continue };
             let of_pr: Vec<&&ReviewRun> = by_name.values().filter(|r| &r.spec.pull_request.url == url).collect();
             for run in &of_pr {
@@ -571,13 +922,14 @@ impl Soak {
                     ));
                 }
             }
-            let head_succeeded =
-                of_pr.iter().any(|r| &r.spec.pull_request.head_sha == head && r.phase() == RunPhase::Succeeded);
-            let head_cancelled = of_pr.iter().any(|r| {
-                &r.spec.pull_request.head_sha == head
-                    && r.status.as_ref().and_then(|s| s.reason) == Some(RunReason::Cancelled)
-            });
-            let head_ended_as_asked = head_succeeded || (log.cancelled_head && head_cancelled);
+            let head_ended = |reason: RunReason| {
+                of_pr.iter().any(|r| {
+                    &r.spec.pull_request.head_sha == head && r.status.as_ref().and_then(|s| s.reason) == Some(reason)
+                })
+            };
+            let head_ended_as_asked = head_ended(RunReason::Submitted)
+                || (log.cancelled_head && head_ended(RunReason::Cancelled))
+                || (log.reviewer_deleted && head_ended(RunReason::ReviewerDeleted));
             if !head_ended_as_asked {
                 self.violations.push(format!("no run for {url}'s last pushed head {} succeeded", &head[..7]));
             }
@@ -589,8 +941,7 @@ impl Soak {
                 self.violations.push(format!("replay {name} ended {:?}, not Failed", run.phase()));
             }
         }
-        let reviewers: Api<Reviewer> = Api::namespaced(self.client.clone(), NAMESPACE);
-        for reviewer in reviewers.list(&ListParams::default()).await?.items {
+        for reviewer in self.reviewers_api().list(&ListParams::default()).await?.items {
             let queue = reviewer.status.as_ref().map(|s| s.queue.clone()).unwrap_or_default();
             if !queue.is_empty() {
                 self.violations.push(format!("{} still queues {queue:?} with every run finished", reviewer.name_any()));
@@ -606,136 +957,57 @@ impl Soak {
             .iter()
             .filter(|r| r.status.as_ref().and_then(|s| s.reason) == Some(RunReason::Superseded))
             .count() as u64;
-        let reviewers: Api<Reviewer> = Api::namespaced(self.client.clone(), NAMESPACE);
-        let restarts = reviewers
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter_map(|r| r.status.as_ref())
-            .map(|s| s.restarts)
-            .sum();
+        let reviewers = self.reviewers_api().list(&ListParams::default()).await?.items;
+        let restarts = reviewers.iter().filter_map(|r| r.status.as_ref()).map(|s| s.restarts).sum();
         Ok((supersedes, restarts))
     }
 
-    /// Stops the controllers, then the cluster (whose pods end with it), with SIGTERM.
+    /// Stops the controllers and the receiver, then the cluster (whose pods end with it), with SIGTERM.
     async fn stop(&mut self) {
         for (child, _) in &mut self.controllers {
-            terminate(child).await;
+            processes::terminate(child).await;
         }
-        terminate(&mut self.cluster).await;
+        processes::terminate(&mut self.webhook.0).await;
+        processes::terminate(&mut self.cluster).await;
     }
+}
 
-    /// No process of a reviewer pod is left (the pods' environment carries `REVIEW_SOAK`).
-    fn check_processes(&mut self) {
-        let marker = format!("REVIEW_SOAK={}", self.soak_id);
-        let Ok(entries) = std::fs::read_dir("/proc") else { return };
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let found = environ.split(|b| *b == 0).any(|var| var == marker.as_bytes());
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim_start().starts_with('Z')))
-                .unwrap_or(false);
-            if found {
-                self.violations.push(format!("pod process {pid} is left{}", if zombie { " (a zombie)" } else { "" }));
+/// Watches every run (re-listing across the cluster's restarts) and records a run that, once
+/// terminal, shows another phase or reason: a superseded run that later succeeded, say.
+async fn watch_terminal_phases(client: Client, violations: Arc<Mutex<Vec<String>>>) {
+    let runs: Api<ReviewRun> = Api::namespaced(client, NAMESPACE);
+    let mut ended: BTreeMap<String, (RunPhase, Option<RunReason>)> = BTreeMap::new();
+    let config = watcher::Config::default();
+    let mut stream = std::pin::pin!(watcher(runs, config).default_backoff().applied_objects());
+    loop {
+        let run = match stream.try_next().await {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(_) => continue,
+        };
+        let phase = run.phase();
+        if !phase.is_terminal() {
+            if let Some((first, _)) = ended.get(&run.name_any()) {
+                let mut found = violations.lock().unwrap_or_else(|p| p.into_inner());
+                found.push(format!("run {} went from {first:?} back to {phase:?}", run.name_any()));
+            }
+            continue;
+        }
+        let reason = run.status.as_ref().and_then(|s| s.reason);
+        match ended.get(&run.name_any()) {
+            Some(first) if *first != (phase, reason) => {
+                let mut found = violations.lock().unwrap_or_else(|p| p.into_inner());
+                found.push(format!("run {} ended {first:?}, later {:?}", run.name_any(), (phase, reason)));
+            }
+            Some(_) => {}
+            None => {
+                ended.insert(run.name_any(), (phase, reason));
             }
         }
     }
 }
 
-/// Samples both replicas' `review_operator_leader` every 200 ms; counts samples where both lead.
-async fn sample_leaders(ports: Vec<u16>, overlaps: Arc<AtomicU64>) {
-    loop {
-        let mut leading = 0;
-        for port in &ports {
-            if leader_metric(*port).await == Some(1) {
-                leading += 1;
-            }
-        }
-        if leading > 1 {
-            overlaps.fetch_add(1, Ordering::SeqCst);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The replica's `review_operator_leader`, read over plain HTTP.
-async fn leader_metric(port: u16) -> Option<i64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream =
-        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(("127.0.0.1", port)))
-            .await
-            .ok()?
-            .ok()?;
-    let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_millis(500), stream.read_to_string(&mut answer)).await.ok()?.ok()?;
-    answer.lines().find_map(|line| line.strip_prefix("review_operator_leader ")).and_then(|v| v.trim().parse().ok())
-}
-
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with a pid this process started and has not reaped.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    }
-    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
-        let _ = child.kill().await;
-    }
-}
-
-/// Starts the dev cluster process and waits until it serves.
-async fn start_cluster(listen: &str, kubeconfig: &Path, data_dir: &Path) -> anyhow::Result<Child> {
-    let child = Command::new(std::env::current_exe()?)
-        .arg("--serve-cluster")
-        .args([listen, &kubeconfig.display().to_string(), &data_dir.display().to_string()])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the dev cluster")?;
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        if kubeconfig.exists()
-            && let Ok(client) = client(kubeconfig).await
-            && client.apiserver_version().await.is_ok()
-        {
-            return Ok(child);
-        }
-        if Instant::now() > until {
-            bail!("the dev cluster did not serve within a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let config =
-        kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(kubeconfig)?, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
-}
-
-/// A loopback address with a free port, kept for the whole soak so that restarts reuse it.
-fn free_address() -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.to_string())
-}
-
-fn review_operator_binary(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let path = match flag {
-        Some(path) => path,
-        // target/<profile>/examples/soak → target/<profile>/review-operator
-        None => std::env::current_exe()?
-            .parent()
-            .and_then(|examples| examples.parent())
-            .context("locating the target folder")?
-            .join("review-operator"),
-    };
-    anyhow::ensure!(
-        path.exists(),
-        "{} does not exist: build it with `cargo build --release --bin review-operator` or pass --binary",
-        path.display()
-    );
-    Ok(path)
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
