@@ -1,11 +1,11 @@
 //! `review-operator dev` as a user runs it: a child process on an ephemeral port, checked with the
-//! real kubectl, stopped with Ctrl-C.
+//! real kubectl, stopped with Ctrl-C or SIGTERM.
 
 mod dev_support;
 
 use std::collections::BTreeSet;
 
-use dev_support::{DevProcess, descendants, live_members_of, still_running};
+use dev_support::{DevProcess, descendants, members_of, still_running};
 
 /// The phases of the demo's runs, as `NAME=PHASE/REASON` lines sorted by name.
 fn run_phases(dev: &DevProcess) -> Vec<String> {
@@ -83,10 +83,30 @@ fn dev_plays_the_supersede_demo_and_ctrl_c_stops_every_pod_process() {
     assert_eq!(status.code(), Some(0), "exit status after SIGINT; stderr:\n{}", dev.stderr());
     let left: Vec<_> = pod_processes.iter().filter(|p| still_running(p)).collect();
     assert!(left.is_empty(), "pod processes still running after Ctrl-C: {left:?}");
-    let left_in_groups = live_members_of(&groups);
-    assert!(left_in_groups.is_empty(), "processes left in the pods' process groups: {left_in_groups:?}");
+    let left_in_groups = members_of(&groups);
+    assert!(
+        left_in_groups.is_empty(),
+        "processes (zombies included) left in the pods' process groups: {left_in_groups:?}"
+    );
     assert!(dev.stdout().contains("stopping"), "stdout: {}", dev.stdout());
     assert_eq!(dev.stderr(), "", "nothing on stderr for a clean demo and stop");
+}
+
+#[test]
+fn sigterm_stops_dev_and_leaves_no_pod_process_not_even_a_zombie() {
+    let mut dev = DevProcess::start("dev-sigterm", &[]);
+    dev.wait_ready();
+    let pod_processes = dev.poll("the reviewer pod's agent in its terminal", |dev| {
+        let found = descendants(dev.pid());
+        found.iter().any(|p| p.command.starts_with("review-operato") && p.group != dev.pid()).then_some(found)
+    });
+    let groups: BTreeSet<u32> = pod_processes.iter().map(|p| p.group).filter(|g| *g != dev.pid()).collect();
+    assert!(!groups.is_empty(), "the pods run in process groups of their own: {pod_processes:?}");
+
+    let status = dev.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM; stderr:\n{}", dev.stderr());
+    let left = members_of(&groups);
+    assert!(left.is_empty(), "processes (zombies included) left in the pods' process groups: {left:?}");
 }
 
 #[test]

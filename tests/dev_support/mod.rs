@@ -137,10 +137,15 @@ impl DevProcess {
 
     /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
     pub fn interrupt(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits");
         // SAFETY: kill(2) with a pid this test spawned and has not yet reaped.
-        let sent = unsafe { libc::kill(pid, libc::SIGINT) };
-        assert_eq!(sent, 0, "SIGINT delivered");
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} delivered");
         let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -149,7 +154,10 @@ impl DevProcess {
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
-                panic!("review-operator dev did not exit within {DEADLINE:?} of SIGINT\nstdout:\n{}", self.stdout());
+                panic!(
+                    "review-operator dev did not exit within {DEADLINE:?} of signal {signal}\nstdout:\n{}",
+                    self.stdout()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -228,7 +236,7 @@ pub fn still_running(process: &ProcessInfo) -> bool {
     process_info(process.pid).is_some_and(|now| now.start == process.start && now.state != 'Z')
 }
 
-/// The live processes, other than zombies, in any of `groups`.
-pub fn live_members_of(groups: &BTreeSet<u32>) -> Vec<ProcessInfo> {
-    all_processes().into_iter().filter(|p| groups.contains(&p.group) && p.state != 'Z').collect()
+/// Every process in any of `groups`, zombies included.
+pub fn members_of(groups: &BTreeSet<u32>) -> Vec<ProcessInfo> {
+    all_processes().into_iter().filter(|p| groups.contains(&p.group)).collect()
 }

@@ -231,10 +231,13 @@ impl DevCluster {
             .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
     }
 
-    /// Stops serving: kills every pod process, ends open watches, stops the built-in controllers and
-    /// waits for the server task.
+    /// Stops serving: stops every pod (SIGTERM, SIGKILL after a grace period) and waits until its
+    /// processes are reaped, ends open watches, stops the built-in controllers and waits for the
+    /// server task.
     pub async fn shutdown(mut self) -> Result<(), DevClusterError> {
-        self.stop_tasks();
+        // The runner stops its pods gracefully once told; only a drop kills them at once.
+        self.server.drop_watches();
+        let _ = self.shutdown.send(true);
         if let Some(runner) = self.runner.as_mut() {
             runner.stopped().await;
         }

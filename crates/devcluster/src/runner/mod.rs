@@ -41,6 +41,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long shutdown gives pod processes after SIGTERM (more than a reviewer supervisor needs to
+/// stop its agent), and again after SIGKILL, to be reaped.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// The address pods and the node report: everything runs on loopback.
 pub const HOST_IP: &str = "127.0.0.1";
 
@@ -156,12 +160,16 @@ impl PodRunner {
         }
     }
 
-    /// Waits for the runner task after shutdown was signalled.
+    /// Waits for the runner task after shutdown was signalled, then until every pod process is
+    /// reaped, so that none is left behind, not even as a zombie.
     pub async fn stopped(&mut self) {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
         self.kill_all();
+        if !self.processes.reaped(SHUTDOWN_GRACE).await {
+            tracing::warn!("pod processes were not reaped within {SHUTDOWN_GRACE:?} of shutdown");
+        }
     }
 }
 
@@ -389,15 +397,24 @@ impl Runner {
         }
     }
 
-    /// Shutdown: every process dies at once, every pod token is revoked.
+    /// Shutdown: every pod token is revoked and every container stopped, SIGTERM first (a
+    /// supervisor then stops and reaps its agent), SIGKILL after the grace period.
     async fn stop_all(&mut self) {
-        for (_, entry) in self.pods.drain() {
+        let mut entries: Vec<PodEntry> = self.pods.drain().map(|(_, entry)| entry).collect();
+        for entry in &entries {
             self.shared.server.auth.remove(&entry.token);
-            entry.deleting.send_replace(Some(0));
             tracing::debug!(namespace = %entry.namespace, name = %entry.name, "stopping pod");
             entry.task.abort();
         }
-        self.shared.spawner.table().kill_all();
+        // Aborted pod tasks abort their container keepers. A keeper reads a dropped `deleting` as
+        // "delete now" (SIGKILL, no grace), so the senders stay until the containers have stopped.
+        for entry in &mut entries {
+            let _ = (&mut entry.task).await;
+        }
+        if !self.shared.spawner.table().stop_all(SHUTDOWN_GRACE).await {
+            tracing::warn!("pod processes were not reaped within {SHUTDOWN_GRACE:?} of SIGKILL");
+        }
+        drop(entries);
     }
 }
 

@@ -72,6 +72,16 @@ pub(super) async fn run_pod(shared: Arc<RunnerShared>, pod: Value, environment: 
     .await;
 }
 
+/// A container keeper's task, aborted when the pod task that started it is: at shutdown the runner
+/// aborts pod tasks and stops the containers itself, and no keeper may restart one meanwhile.
+struct KeeperTask(tokio::task::JoinHandle<()>);
+
+impl Drop for KeeperTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct PodLife {
     shared: Arc<RunnerShared>,
     pod: Value,
@@ -236,7 +246,7 @@ impl PodLife {
                 slot,
                 updates: updates.clone(),
             };
-            tasks.push(tokio::spawn(keeper.run()));
+            tasks.push(KeeperTask(tokio::spawn(keeper.run())));
         }
         drop(updates);
         while let Some((slot, record)) = incoming.recv().await {
@@ -246,8 +256,8 @@ impl PodLife {
             }
             self.write_status();
         }
-        for task in tasks {
-            let _ = task.await;
+        for mut task in tasks {
+            let _ = (&mut task.0).await;
         }
     }
 

@@ -49,27 +49,76 @@ pub struct Started {
     pub exit: oneshot::Receiver<Exit>,
 }
 
-/// The process groups of live containers, so they can all be killed at once.
+/// The process groups of live containers, so they can all be killed at once, and so that shutdown
+/// can wait until every one of them has been reaped: a host that exits first leaves its
+/// containers' processes to PID 1, which in a container or a sandbox may never reap them.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessTable {
-    groups: Arc<Mutex<HashSet<i32>>>,
+    inner: Arc<TableInner>,
+}
+
+#[derive(Debug, Default)]
+struct TableInner {
+    /// Groups whose leader has not been reaped yet.
+    groups: Mutex<HashSet<i32>>,
+    emptied: tokio::sync::Notify,
 }
 
 impl ProcessTable {
+    fn groups(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.inner.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn insert(&self, pgid: i32) {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(pgid);
+        self.groups().insert(pgid);
     }
 
+    /// The group's leader was reaped.
     fn remove(&self, pgid: i32) {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(&pgid);
+        let mut groups = self.groups();
+        groups.remove(&pgid);
+        if groups.is_empty() {
+            self.inner.emptied.notify_waiters();
+        }
     }
 
-    /// SIGKILLs every live container process group.
+    /// SIGKILLs every live container process group; each leaves the table once reaped.
     pub fn kill_all(&self) {
-        let groups: Vec<i32> = self.groups.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let groups: Vec<i32> = self.groups().iter().copied().collect();
         for pgid in groups {
             signal_group(pgid, libc::SIGKILL);
         }
+    }
+
+    /// Stops every container as a node shutting down does: SIGTERM to each process group, so that
+    /// a container's init can stop and reap what it started, then SIGKILL to whatever is left after
+    /// `grace`; waits until every container process has been reaped (false if some were not).
+    pub async fn stop_all(&self, grace: std::time::Duration) -> bool {
+        let groups: Vec<i32> = self.groups().iter().copied().collect();
+        for pgid in groups {
+            signal_group(pgid, libc::SIGTERM);
+        }
+        if self.reaped(grace).await {
+            return true;
+        }
+        self.kill_all();
+        self.reaped(grace).await
+    }
+
+    /// Waits until every container process has been reaped; false if some were not `within` it.
+    pub async fn reaped(&self, within: std::time::Duration) -> bool {
+        let all_reaped = async {
+            loop {
+                let emptied = self.inner.emptied.notified();
+                tokio::pin!(emptied);
+                emptied.as_mut().enable();
+                if self.groups().is_empty() {
+                    return;
+                }
+                emptied.await;
+            }
+        };
+        tokio::time::timeout(within, all_reaped).await.is_ok()
     }
 }
 
@@ -298,7 +347,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn terminal_processes_see_a_tty_and_kill_all_ends_them() {
+    async fn terminal_processes_see_a_tty_and_kill_all_ends_and_reaps_them() {
         let table = ProcessTable::default();
         let spawner = Spawner::start(tokio::runtime::Handle::current(), table.clone()).unwrap();
         let buffer = Arc::new(LogBuffer::new(1024));
@@ -310,7 +359,11 @@ mod tests {
         assert_eq!(text.trim_end(), "tty");
 
         let started = spawner.spawn(launch("exec sleep 600", true), Arc::new(LogBuffer::new(10))).await.unwrap();
+        let piped = spawner.spawn(launch("exec sleep 600", false), Arc::new(LogBuffer::new(10))).await.unwrap();
+        assert!(!table.reaped(std::time::Duration::from_millis(50)).await, "two processes live");
         table.kill_all();
+        assert!(table.reaped(std::time::Duration::from_secs(30)).await, "every process is reaped");
         assert_eq!(started.exit.await.unwrap(), Exit { code: 137, signal: Some(libc::SIGKILL) });
+        assert_eq!(piped.exit.await.unwrap(), Exit { code: 137, signal: Some(libc::SIGKILL) });
     }
 }
