@@ -110,6 +110,9 @@ pub fn install(destination: &Path) -> Result<(), AgentError> {
 /// Runs the supervisor until the agent exits (its exit code) or SIGTERM
 /// arrives (then the agent's process group is ended, and 143 is returned).
 pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
+    // First of all: from here on a SIGTERM is kept until the loop below reads it, so one that
+    // arrives while the agent starts still ends the agent's group and is never lost.
+    let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
     let identity = Identity::from_env()?;
     let client = Client::try_default().await?;
     let reviewer = match Api::<Reviewer>::namespaced(client.clone(), &identity.namespace).get(&identity.reviewer).await
@@ -131,7 +134,6 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
     let template = reviewer.and_then(|r| r.spec.agent.prompt);
     reaper::become_subreaper();
     let mut terminal = Terminal::spawn(&command)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
 
     let runs: Api<ReviewRun> = Api::namespaced(client, &identity.namespace);
     let selector = format!("{}={}", labels::REVIEWER, identity.reviewer);
