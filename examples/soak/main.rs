@@ -171,6 +171,12 @@ struct PodIdentity {
     kubeconfig: String,
 }
 
+impl PodIdentity {
+    async fn client(&self) -> anyhow::Result<Client> {
+        processes::client_from(Kubeconfig::from_yaml(&self.kubeconfig)?).await
+    }
+}
+
 struct Soak {
     rng: StdRng,
     folder: Folder,
@@ -498,10 +504,7 @@ impl Soak {
         let back = self.rng.random_bool(0.2);
         let sha = self.next_commit(&url, back);
         let before = self.log[&url].heads.last().cloned();
-        let payload = webhook::push_payload(&url, before.as_deref(), &sha).context("a soak pull request URL")?;
-        let answer = self.sender.deliver(&payload).await?;
-        anyhow::ensure!(answer.status < 300, "the receiver answered {}", answer.status);
-        self.counts.webhook_deliveries += 1;
+        let (payload, answer) = self.deliver_push(&url, before.as_deref(), &sha).await?;
         if answer.created.len() + answer.unchanged.len() != 1 {
             self.violations.push(format!(
                 "a delivery for {url} at {} matched one Reviewer but stands for runs {:?} and {:?}",
@@ -510,12 +513,27 @@ impl Soak {
                 answer.unchanged
             ));
         }
-        for name in &answer.created {
-            self.acknowledged(name);
-        }
         let runs = answer.created.iter().chain(&answer.unchanged).cloned().collect();
         self.deliveries.push(Delivery { payload, runs });
         self.record_push(&url, sha, before)
+    }
+
+    /// Delivers the push of `sha` (`synchronize` from `before`, or `opened`) and records the runs
+    /// it created as acknowledged; a non-2xx answer is an error (the push did not happen).
+    async fn deliver_push(
+        &mut self,
+        url: &str,
+        before: Option<&str>,
+        sha: &str,
+    ) -> anyhow::Result<(serde_json::Value, webhook::Answer)> {
+        let payload = webhook::push_payload(url, before, sha).context("a soak pull request URL")?;
+        let answer = self.sender.deliver(&payload).await?;
+        anyhow::ensure!(answer.status < 300, "the receiver answered {}", answer.status);
+        self.counts.webhook_deliveries += 1;
+        for name in &answer.created {
+            self.acknowledged(name);
+        }
+        Ok((payload, answer))
     }
 
     /// A delivery sent again (GitHub's redelivery): it must create nothing.
@@ -710,13 +728,12 @@ impl Soak {
         let (client, who) = match (choice, assigned.and_then(|uid| self.identities.get(&uid))) {
             (0, Some(identity)) => {
                 self.counts.late_verdicts_from_replaced_pods += 1;
-                (processes::client_from(Kubeconfig::from_yaml(&identity.kubeconfig)?).await?, "its replaced pod")
+                (identity.client().await?, "its replaced pod")
             }
             (1, _) if !others.is_empty() => {
                 self.counts.late_verdicts_from_other_pods += 1;
                 let uid = &others[self.rng.random_range(0..others.len())];
-                let identity = &self.identities[uid];
-                (processes::client_from(Kubeconfig::from_yaml(&identity.kubeconfig)?).await?, "another pod")
+                (self.identities[uid].client().await?, "another pod")
             }
             _ => (self.client.clone(), "the admin"),
         };
@@ -857,9 +874,7 @@ impl Soak {
     /// Creates again every Reviewer the scenario deleted, once it is gone.
     async fn recreate_missing_reviewers(&mut self) {
         for name in self.missing_reviewers.clone() {
-            let mut reviewer = self.reviewers[&name].clone();
-            reviewer.metadata.resource_version = None;
-            match self.reviewers_api().create(&PostParams::default(), &reviewer).await {
+            match self.reviewers_api().create(&PostParams::default(), &self.reviewers[&name]).await {
                 Ok(_) => {
                     self.missing_reviewers.remove(&name);
                 }

@@ -97,14 +97,7 @@ impl Soak {
         let sha = self.sha();
         let head = run.spec.pull_request.head_sha.clone();
         if self.rng.random_bool(0.5) {
-            let payload = super::webhook::push_payload(url, Some(&head), &sha)
-                .ok_or_else(|| anyhow::anyhow!("{url} is not a soak pull request"))?;
-            let answer = self.sender.deliver(&payload).await?;
-            anyhow::ensure!(answer.status < 300, "the receiver answered {}", answer.status);
-            self.counts.webhook_deliveries += 1;
-            for name in &answer.created {
-                self.acknowledged(name);
-            }
+            self.deliver_push(url, Some(&head), &sha).await?;
         } else {
             self.create_run(url, &sha, Some(&head)).await?;
         }

@@ -236,8 +236,7 @@ impl DevCluster {
     /// server task.
     pub async fn shutdown(mut self) -> Result<(), DevClusterError> {
         // The runner stops its pods gracefully once told; only a drop kills them at once.
-        self.server.drop_watches();
-        let _ = self.shutdown.send(true);
+        self.signal_shutdown();
         if let Some(runner) = self.runner.as_mut() {
             runner.stopped().await;
         }
@@ -257,6 +256,11 @@ impl DevCluster {
         if let Some(runner) = &self.runner {
             runner.kill_all();
         }
+        self.signal_shutdown();
+    }
+
+    /// Ends open watches and tells the runner and the built-in controllers to stop.
+    fn signal_shutdown(&self) {
         self.server.drop_watches();
         let _ = self.shutdown.send(true);
     }

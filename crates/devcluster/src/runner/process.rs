@@ -84,9 +84,13 @@ impl ProcessTable {
 
     /// SIGKILLs every live container process group; each leaves the table once reaped.
     pub fn kill_all(&self) {
+        self.signal_all(libc::SIGKILL);
+    }
+
+    fn signal_all(&self, signal: i32) {
         let groups: Vec<i32> = self.groups().iter().copied().collect();
         for pgid in groups {
-            signal_group(pgid, libc::SIGKILL);
+            signal_group(pgid, signal);
         }
     }
 
@@ -94,10 +98,7 @@ impl ProcessTable {
     /// a container's init can stop and reap what it started, then SIGKILL to whatever is left after
     /// `grace`; waits until every container process has been reaped (false if some were not).
     pub async fn stop_all(&self, grace: std::time::Duration) -> bool {
-        let groups: Vec<i32> = self.groups().iter().copied().collect();
-        for pgid in groups {
-            signal_group(pgid, libc::SIGTERM);
-        }
+        self.signal_all(libc::SIGTERM);
         if self.reaped(grace).await {
             return true;
         }
