@@ -393,6 +393,7 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                         service_account_name: "review-agent".into(),
                         launch_deadline: "5m".into(),
                         r#match: None,
+                        workspace: None,
                     },
                 );
                 reviewers.create(&PostParams::default(), &reviewer).await?;

@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                     drafts: false,
                     skip_labels: vec![],
                 }),
+                workspace: None,
             },
         );
         reviewer.metadata.namespace = Some("default".into());

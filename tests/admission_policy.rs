@@ -153,11 +153,20 @@ fn a_run_that_is_not_running_is_denied() {
     );
 }
 
+const ONLY_MOVES: &str =
+    "a reviewer may only move its run from Running to Succeeded with a result, or to Failed with reason CheckoutFailed";
+
 #[test]
-fn only_the_move_to_succeeded_with_a_result_is_allowed() {
+fn only_the_move_to_succeeded_with_a_result_or_a_failed_checkout_is_allowed() {
     let cancelled = run(json!({"phase": "Failed", "reason": "Cancelled", "assignment": assignment()}));
     let denied = admit(REVIEWER_SA, Some(pod_extra("uid-2")), running(), cancelled).unwrap();
-    assert_eq!(denied, ["a reviewer may only move its run from Running to Succeeded with a result"]);
+    assert_eq!(denied, [ONLY_MOVES]);
+    let checkout = json!({"phase": "Failed", "reason": "CheckoutFailed", "message": "m", "assignment": assignment()});
+    assert_eq!(admit(REVIEWER_SA, Some(pod_extra("uid-2")), running(), run(checkout.clone())), Some(vec![]));
+    let mut with_result = checkout;
+    with_result["result"] = submitted()["status"]["result"].clone();
+    let denied = admit(REVIEWER_SA, Some(pod_extra("uid-2")), running(), run(with_result)).unwrap();
+    assert_eq!(denied, [ONLY_MOVES]);
     let mut reassigned = submitted();
     reassigned["status"]["assignment"]["podUID"] = json!("uid-9");
     let denied = admit(REVIEWER_SA, Some(pod_extra("uid-2")), running(), reassigned).unwrap();

@@ -9,6 +9,7 @@
 #[path = "../crates/devcluster/tests/support/mod.rs"]
 mod support;
 
+mod git_fixture;
 mod github;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use review_operator::api::{
     AgentSpec, CONDITION_DEGRADED, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason,
-    Verdict, conditions,
+    Verdict, WorkspaceSpec, conditions,
 };
 use review_operator::controller::{AgentLaunch, ControllerSettings};
 use review_operator::metrics::Metrics;
@@ -125,6 +126,16 @@ impl E2e {
     }
 
     async fn create_reviewer_with(&self, name: &str, agent: AgentSpec, launch_deadline: &str) {
+        self.create_reviewer_spec(name, agent, launch_deadline, None).await;
+    }
+
+    async fn create_reviewer_spec(
+        &self,
+        name: &str,
+        agent: AgentSpec,
+        launch_deadline: &str,
+        workspace: Option<WorkspaceSpec>,
+    ) {
         let mut reviewer = Reviewer::new(
             name,
             ReviewerSpec {
@@ -133,6 +144,7 @@ impl E2e {
                 service_account_name: "review-agent".into(),
                 launch_deadline: launch_deadline.into(),
                 r#match: None,
+                workspace,
             },
         );
         reviewer.metadata.namespace = Some(NAMESPACE.into());
@@ -141,14 +153,13 @@ impl E2e {
 
     /// Creates the run a CI bot creates for a push.
     async fn trigger(&self, name: &str, reviewer: &str, pr: &str, sha: &str) {
+        self.trigger_pull_request(name, reviewer, PullRequest::new(pr, sha)).await;
+    }
+
+    async fn trigger_pull_request(&self, name: &str, reviewer: &str, pull_request: PullRequest) {
         let run = ReviewRun::new(
             name,
-            ReviewRunSpec {
-                reviewer: reviewer.into(),
-                pull_request: PullRequest::new(pr, sha),
-                cancel_requested: false,
-                timeout: "10m".into(),
-            },
+            ReviewRunSpec { reviewer: reviewer.into(), pull_request, cancel_requested: false, timeout: "10m".into() },
         );
         self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created");
     }
@@ -457,7 +468,17 @@ async fn a_new_sha_mid_review_ends_the_old_pod_and_rejects_its_late_submission()
     let log = e2e.wait_logs(&new_pod, &format!("[demo-agent] queued {new}")).await;
     assert_eq!(queue_lines(&log), [new.to_string()], "the fresh prompt holds only the current queue: {log}");
     assert!(log.contains("Queue (1):"), "{log}");
-    assert!(!log.contains(old), "{log}");
+    // The old run appears only as the pull request's earlier review; without a workspace there
+    // is no checkout to tell the range from.
+    assert_eq!(
+        entry_line(&log, new, "earlier review").as_deref(),
+        Some(format!("run {old} at {SHA_A} was superseded by run {new} before its review was submitted").as_str())
+    );
+    assert_eq!(
+        entry_line(&log, new, "review range").as_deref(),
+        Some(format!("the whole pull request (whether {SHA_A} is an ancestor of {SHA_B} is unknown)").as_str())
+    );
+    assert!(log.lines().filter(|line| line.contains(old)).all(|line| line.contains("earlier review: run")), "{log}");
     let (_, new_kubeconfig) = e2e.pod_processes(&new_uid, "new-pod").await;
 
     // The old agent's late submission: its pod is gone, so its token no longer authenticates.
@@ -842,5 +863,115 @@ async fn delivery_posts_one_review_for_the_newer_commit_after_a_push_mid_review(
     assert!(descriptions.iter().any(|d| d.contains("Superseded by commit bbbbbbb")), "{descriptions:?}");
     let new_statuses: Vec<String> = github.statuses("acme/widgets", SHA_B).into_iter().map(|s| s.state).collect();
     assert_eq!(new_statuses.last().map(String::as_str), Some("success"), "{new_statuses:?}");
+    e2e.stop().await;
+}
+
+/// The value of the prompt line `   <key>: <value>` that follows the queue entry of `run` in a
+/// pod's log (before the next entry).
+fn entry_line(log: &str, run: &str, key: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines.iter().position(|line| review_operator::agent::demo::queued_run(line).as_deref() == Some(run))?;
+    lines[start + 1..]
+        .iter()
+        .take_while(|line| review_operator::agent::demo::queued_run(line).is_none())
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}: ")).map(|value| value.trim_end().to_owned()))
+}
+
+fn pushed(url: &str, sha: &str, previous: Option<&str>, clone_url: &str) -> PullRequest {
+    PullRequest {
+        previous_head_sha: previous.map(str::to_owned),
+        clone_url: Some(clone_url.to_owned()),
+        ..PullRequest::new(url, sha)
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_checks_out_each_head_and_the_fresh_reviewer_is_told_what_is_left_to_review() {
+    let repo = git_fixture::Repository::new("e2e");
+    let a = repo.commit("main", None, &[("version", "A")], "A");
+    let b = repo.commit("main", Some(&a), &[("version", "B")], "B");
+    let rewritten = repo.commit("main", None, &[("version", "C")], "rewritten");
+    let other = repo.commit("other", Some(&a), &[("version", "D")], "D");
+    let e2e = E2e::start().await;
+    e2e.create_reviewer_spec(
+        "review-w1",
+        demo_agent(&["--review-seconds", "4", "--request-changes"]),
+        "5m",
+        Some(WorkspaceSpec::default()),
+    )
+    .await;
+    let url = repo.url();
+
+    // A is reviewed at a checkout that holds A.
+    let run_a = "review-w1-pr1-a";
+    e2e.trigger_pull_request(run_a, "review-w1", pushed(PR1, &a, None, &url)).await;
+    let (pod1, _) = e2e.wait_running(run_a).await;
+    let log = e2e.wait_logs(&pod1, &format!("[demo-agent] reviewing {run_a} (4s)")).await;
+    let checkout_a = entry_line(&log, run_a, "checkout").expect("the prompt names the checkout");
+    assert_eq!(std::fs::read_to_string(Path::new(&checkout_a).join("version")).unwrap(), "A");
+    assert_eq!(entry_line(&log, run_a, "earlier review"), None, "the first review of the pull request: {log}");
+
+    // B, a child of A, arrives mid-review: the fresh pod's checkout holds B, and its prompt gives A..B.
+    let run_b = "review-w1-pr1-b";
+    e2e.trigger_pull_request(run_b, "review-w1", pushed(PR1, &b, Some(&a), &url)).await;
+    let (pod2, _) = e2e.wait_running(run_b).await;
+    assert_ne!(pod2, pod1);
+    let log = e2e.wait_logs(&pod2, &format!("[demo-agent] queued {run_b}")).await;
+    let checkout_b = entry_line(&log, run_b, "checkout").expect("checkout of B");
+    assert_eq!(std::fs::read_to_string(Path::new(&checkout_b).join("version")).unwrap(), "B");
+    assert_eq!(
+        entry_line(&log, run_b, "earlier review").as_deref(),
+        Some(format!("run {run_a} at {a} was superseded by run {run_b} before its review was submitted").as_str()),
+        "{log}"
+    );
+    let range = entry_line(&log, run_b, "review range").expect("a range");
+    assert!(range.starts_with(&format!("{a}..{b} ")), "{range}");
+
+    // A second pull request's run gets its own checkout in the same pod.
+    let run_d = "review-w1-pr2-d";
+    e2e.trigger_pull_request(run_d, "review-w1", pushed(PR2, &other, None, &url)).await;
+    let log = e2e.wait_logs(&pod2, &format!("[demo-agent] queued {run_d}")).await;
+    let checkout_d = entry_line(&log, run_d, "checkout").expect("checkout of D");
+    assert_ne!(checkout_d, checkout_b);
+    assert_eq!(std::fs::read_to_string(Path::new(&checkout_d).join("version")).unwrap(), "D");
+    assert_eq!(std::fs::read_to_string(Path::new(&checkout_b).join("version")).unwrap(), "B");
+
+    // B is reviewed; then a force-push to an unrelated commit asks for a full review, with the
+    // earlier verdict's text in the workspace.
+    e2e.wait_run(run_b, "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    let run_c = "review-w1-pr1-c";
+    e2e.trigger_pull_request(run_c, "review-w1", pushed(PR1, &rewritten, Some(&b), &url)).await;
+    let log = e2e.wait_logs(&pod2, &format!("[demo-agent] queued {run_c}")).await;
+    assert_eq!(
+        entry_line(&log, run_c, "earlier review").as_deref(),
+        Some(format!("run {run_b} at {b} was reviewed: changes requested").as_str()),
+        "{log}"
+    );
+    assert_eq!(
+        entry_line(&log, run_c, "review range").as_deref(),
+        Some(format!("the whole pull request ({b} is not an ancestor of {rewritten}: a force-push)").as_str())
+    );
+    let text = entry_line(&log, run_c, "earlier review text").expect("the earlier review's file");
+    assert_eq!(std::fs::read_to_string(&text).unwrap(), review_operator::agent::demo::CHANGES_BODY);
+
+    // An unreachable repository fails only that run, with the reason, and restarts nothing.
+    let run_x = "review-w1-pr3-x";
+    let nowhere = format!("file://{}/missing.git", repo.root.display());
+    e2e.trigger_pull_request(run_x, "review-w1", pushed(PR3, &a, None, &nowhere)).await;
+    let failed = e2e.wait_run(run_x, "Failed", |run| run.phase() == RunPhase::Failed).await.status.expect("status");
+    assert_eq!(failed.reason, Some(RunReason::CheckoutFailed));
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("Checking out {a} from {nowhere} failed after 3 attempts: git fetch failed: ")),
+        "{message}"
+    );
+    assert!(message.contains("does not appear to be a git repository"), "{message}");
+    for run in [run_c, run_d] {
+        e2e.wait_run(run, "Succeeded", |run| run.phase() == RunPhase::Succeeded).await;
+    }
+    let log = e2e.wait_logs(&pod2, &format!("[demo-agent] run {run_c} submitted")).await;
+    assert!(!queue_lines(&log).contains(&run_x.to_owned()), "a failed checkout is never prompted: {log}");
+    let status = e2e.reviewer("review-w1").await.status.expect("status");
+    assert_eq!((status.incarnation, status.restarts), (2, 1), "only the supersede restarted the reviewer");
     e2e.stop().await;
 }

@@ -122,7 +122,18 @@ async fn the_image_build_has_no_elf_interpreter_and_resolves_names_statically() 
         .output()
         .await
         .expect("cargo runs");
-    assert!(build.status.success(), "static build: {}", String::from_utf8_lossy(&build.stderr));
+    // Cargo's progress comes first and the cause last: show the errors and the end.
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    let errors: Vec<&str> =
+        stderr.lines().filter(|line| line.starts_with("error") || line.contains("error:")).collect();
+    let tail: Vec<&str> = stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    assert!(
+        build.status.success(),
+        "static build failed ({}):\n{}\n...\n{}",
+        build.status,
+        errors.join("\n"),
+        tail.join("\n")
+    );
     let binaries = std::path::Path::new(target_dir).join(&target).join("debug");
     for name in ["review-operator", "kubectl-review"] {
         let binary = std::fs::read(binaries.join(name)).expect("the binary was built");

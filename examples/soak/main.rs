@@ -410,6 +410,7 @@ impl Soak {
                         drafts: false,
                         skip_labels: vec!["review:skip".into()],
                     }),
+                    workspace: None,
                 },
             );
             reviewer.metadata.namespace = Some(NAMESPACE.into());

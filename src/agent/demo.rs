@@ -139,6 +139,8 @@ mod tests {
             url: "https://github.com/a/b/pull/1".into(),
             number: Some(1),
             head_sha: "abcdef1".into(),
+            checkout: Some(format!("/workspace/{run}")),
+            handoff: None,
         }
     }
 

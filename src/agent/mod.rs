@@ -8,9 +8,11 @@
 //! process group. [`demo`] is a deterministic stand-in agent.
 
 pub mod demo;
+pub mod handoff;
 pub mod prompt;
 pub mod reaper;
 pub mod terminal;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,9 +23,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::api::{ReviewRun, Reviewer, labels};
-use prompt::{PromptContext, Prompted};
+use crate::api::{ReviewRun, Reviewer, RunReason, labels};
+use handoff::{Ancestry, EarlierOutcome, Handoff};
+use prompt::{PromptContext, Prompted, QueueEntry};
 use terminal::{Terminal, TerminalError};
+use workspace::Workspace;
 
 /// How long the agent's process group gets between SIGTERM and SIGKILL.
 /// Kubernetes' default grace period is 30s; this leaves the supervisor time to exit well within it.
@@ -132,12 +136,13 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
         binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "review-operator".into()),
     };
     let template = reviewer.and_then(|r| r.spec.agent.prompt);
+    let workspace = Workspace::from_lookup(|name| std::env::var(name).ok());
     reaper::become_subreaper();
-    let mut terminal = Terminal::spawn(&command)?;
+    let mut terminal = Terminal::spawn_withholding(&command, &workspace::WITHHELD_ENV)?;
 
     let runs: Api<ReviewRun> = Api::namespaced(client, &identity.namespace);
     let selector = format!("{}={}", labels::REVIEWER, identity.reviewer);
-    let mut events = watcher(runs, watcher::Config::default().labels(&selector)).default_backoff().boxed();
+    let mut events = watcher(runs.clone(), watcher::Config::default().labels(&selector)).default_backoff().boxed();
     let mut known: BTreeMap<String, ReviewRun> = BTreeMap::new();
     let mut relist: BTreeMap<String, ReviewRun> = BTreeMap::new();
     let mut prompted = Prompted::default();
@@ -150,12 +155,7 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
             }
         };
         tokio::select! {
-            _ = terminate.recv() => {
-                tracing::info!(pod = %identity.pod_name, "SIGTERM: ending the agent's process group");
-                terminal.terminate(TERMINATION_GRACE).await;
-                reaper::reap_children(TERMINATION_GRACE).await;
-                return Ok(128 + libc::SIGTERM);
-            }
+            _ = terminate.recv() => return Ok(stop(&identity, &mut terminal).await),
             code = terminal.wait() => {
                 tracing::info!(code, "agent exited");
                 terminal.signal_group(libc::SIGKILL);
@@ -164,12 +164,21 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
             }
             () = flush => {
                 flush_at = None;
-                let first_number = prompted.len() + 1;
-                let first = prompted.is_empty();
                 let entries = prompted.take_new(known.values(), &identity.pod_uid);
                 if entries.is_empty() {
                     continue;
                 }
+                // A checkout can take a while; a SIGTERM meanwhile still ends the agent in time.
+                let entries = tokio::select! {
+                    entries = prepare(workspace.as_ref(), &runs, &known, entries) => entries,
+                    _ = terminate.recv() => return Ok(stop(&identity, &mut terminal).await),
+                };
+                if entries.is_empty() {
+                    continue;
+                }
+                let first_number = prompted.len() + 1;
+                let first = prompted.is_empty();
+                prompted.listed(entries.len());
                 let text = if first {
                     prompt::initial_prompt(template.as_deref(), &context, &entries)
                 } else {
@@ -210,9 +219,131 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
     }
 }
 
+/// Ends the agent's process group on SIGTERM and returns the supervisor's exit code.
+async fn stop(identity: &Identity, terminal: &mut Terminal) -> i32 {
+    tracing::info!(pod = %identity.pod_name, "SIGTERM: ending the agent's process group");
+    terminal.terminate(TERMINATION_GRACE).await;
+    reaper::reap_children(TERMINATION_GRACE).await;
+    128 + libc::SIGTERM
+}
+
+/// The name of the file, in a run's handoff folder, that holds the earlier review's text.
+pub const EARLIER_REVIEW_FILE: &str = "earlier-review.md";
+
+/// Fills in each entry's checkout and handoff. A run whose checkout fails is
+/// failed (reason CheckoutFailed) and left out, and the others go on.
+async fn prepare(
+    workspace: Option<&Workspace>,
+    api: &Api<ReviewRun>,
+    known: &BTreeMap<String, ReviewRun>,
+    entries: Vec<QueueEntry>,
+) -> Vec<QueueEntry> {
+    let all: Vec<ReviewRun> = known.values().cloned().collect();
+    let mut prepared = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        let Some(run) = known.get(&entry.run) else { continue };
+        let source = run.spec.pull_request.clone_source();
+        let clone = workspace.zip(source.as_deref());
+        if let Some((workspace, url)) = clone {
+            match workspace.checkout(url, &entry.head_sha, &entry.run).await {
+                Ok(path) => entry.checkout = Some(path.display().to_string()),
+                Err(error) => {
+                    let message = format!(
+                        "Checking out {} from {} failed after {} attempts: {error}",
+                        entry.head_sha,
+                        without_credentials(url),
+                        workspace::CHECKOUT_ATTEMPTS
+                    );
+                    tracing::warn!(run = %entry.run, sha = %entry.head_sha, %message, "checkout failed");
+                    fail_checkout(api, &entry.run, &message).await;
+                    continue;
+                }
+            }
+        }
+        if let Some(earlier) = handoff::earlier_run(&all, run) {
+            let ancestry = match clone {
+                Some((workspace, url)) => match workspace.is_ancestor(url, &earlier.head_sha, &entry.head_sha).await {
+                    Some(true) => Ancestry::Ancestor,
+                    Some(false) => Ancestry::Rewritten,
+                    None => Ancestry::Unknown,
+                },
+                None => Ancestry::Unknown,
+            };
+            let review_file = match (&earlier.outcome, workspace) {
+                (EarlierOutcome::Reviewed { body, .. }, Some(workspace)) if !body.is_empty() => {
+                    match workspace.write_handoff(&entry.run, EARLIER_REVIEW_FILE, body) {
+                        Ok(path) => Some(path.display().to_string()),
+                        Err(error) => {
+                            tracing::warn!(run = %entry.run, %error, "cannot write the earlier review");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            entry.handoff = Some(Handoff { earlier, ancestry, review_file });
+        }
+        prepared.push(entry);
+    }
+    prepared
+}
+
+/// How often the supervisor tries to record a failed checkout before it leaves the run to
+/// its timeout.
+const FAIL_ATTEMPTS: u32 = 5;
+
+/// Moves `run` from Running to Failed with reason CheckoutFailed. The API server admits the
+/// write only from the pod the run is assigned to, and only while it is Running.
+async fn fail_checkout(api: &Api<ReviewRun>, run: &str, message: &str) {
+    let patch = serde_json::json!({"status": {
+        "phase": "Failed",
+        "reason": RunReason::CheckoutFailed.as_str(),
+        "message": message,
+        "completionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    }});
+    let params = kube::api::PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() };
+    let mut wait = std::time::Duration::from_millis(500);
+    for attempt in 1..=FAIL_ATTEMPTS {
+        match api.patch_status(run, &params, &kube::api::Patch::Merge(&patch)).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(status)) if status.code < 500 && status.code != 429 => {
+                tracing::warn!(run, code = status.code, message = %status.message, "the API server refused the failed checkout");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(run, attempt, %error, "recording the failed checkout");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}
+
+/// The field manager of the supervisor's own writes.
+pub const FIELD_MANAGER: &str = "review-operator-agent";
+
+/// `url` without a user or password in it, for messages.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) if !user.contains('/') => format!("{scheme}://{host}"),
+            _ => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_name_a_clone_url_without_its_credentials() {
+        assert_eq!(without_credentials("https://x:secret@github.com/a/b.git"), "https://github.com/a/b.git");
+        assert_eq!(without_credentials("https://github.com/a/b.git"), "https://github.com/a/b.git");
+        assert_eq!(without_credentials("file:///srv/a@b/c.git"), "file:///srv/a@b/c.git");
+        assert_eq!(without_credentials("git@github.com:a/b.git"), "git@github.com:a/b.git");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();

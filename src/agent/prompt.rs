@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::handoff::{Handoff, handoff_lines};
 use crate::api::{ReviewRun, RunPhase};
 
 /// The built-in first prompt; `spec.agent.prompt` replaces it. Placeholders
@@ -11,6 +12,8 @@ pub const DEFAULT_TEMPLATE: &str = "\
 You are {{reviewer}}, the code reviewer of worker {{worker}}. Your role is review only: never commit, push or edit files.
 
 For each run in the queue below, review the diff of the pull request's head SHA against the pull request's base branch. \
+When a run names a checkout, the code at its head SHA is there. When it names a review range, the commits before it were reviewed already: \
+review what changed in that range, and the rest only where the changes touch it. \
 Look for bugs, missing error handling, security problems, missing tests and broken conventions of the codebase.
 
 When a review is done, write your review text to a file and submit the verdict with the exact command given for that run:
@@ -30,16 +33,22 @@ pub struct QueueEntry {
     pub url: String,
     pub number: Option<i64>,
     pub head_sha: String,
+    /// Where the run's head is checked out, with a workspace.
+    pub checkout: Option<String>,
+    /// The pull request's earlier review, when it had one.
+    pub handoff: Option<Handoff>,
 }
 
 impl QueueEntry {
-    /// The entry for a run.
+    /// The entry for a run, before its checkout and handoff are known.
     pub fn from_run(run: &ReviewRun) -> Self {
         Self {
             run: run.metadata.name.clone().unwrap_or_default(),
             url: run.spec.pull_request.url.clone(),
             number: run.spec.pull_request.number,
             head_sha: run.spec.pull_request.head_sha.clone(),
+            checkout: None,
+            handoff: None,
         }
     }
 }
@@ -69,13 +78,19 @@ pub fn render_queue(entries: &[QueueEntry], first_number: usize, binary: &str) -
     for (offset, entry) in entries.iter().enumerate() {
         let number = entry.number.map(|n| format!(" (#{n})")).unwrap_or_default();
         out.push_str(&format!(
-            "{}. run {}\n   pull request: {}{number}\n   head SHA: {}\n   submit: {}\n",
+            "{}. run {}\n   pull request: {}{number}\n   head SHA: {}\n",
             first_number + offset,
             entry.run,
             entry.url,
             entry.head_sha,
-            submit_command(binary, &entry.run)
         ));
+        if let Some(checkout) = &entry.checkout {
+            out.push_str(&format!("   checkout: {checkout}\n"));
+        }
+        for line in entry.handoff.iter().flat_map(|handoff| handoff_lines(handoff, &entry.head_sha)) {
+            out.push_str(&format!("   {line}\n"));
+        }
+        out.push_str(&format!("   submit: {}\n", submit_command(binary, &entry.run)));
     }
     out
 }
@@ -131,21 +146,29 @@ pub fn follow_up_prompt(context: &PromptContext, entries: &[QueueEntry], first_n
     )
 }
 
-/// The runs already given to the agent, to find the newly assigned ones.
+/// The runs already taken for the agent, to find the newly assigned ones,
+/// and how many of them its prompts listed (a run whose checkout failed is
+/// taken but never listed).
 #[derive(Clone, Debug, Default)]
 pub struct Prompted {
     runs: BTreeSet<String>,
+    listed: usize,
 }
 
 impl Prompted {
-    /// How many runs the agent has been given.
+    /// How many runs the agent's prompts have listed.
     pub fn len(&self) -> usize {
-        self.runs.len()
+        self.listed
     }
 
     /// Whether no prompt has been written yet.
     pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
+        self.listed == 0
+    }
+
+    /// Records that a prompt listed `count` more runs.
+    pub fn listed(&mut self, count: usize) {
+        self.listed += count;
     }
 
     /// Running runs assigned to the pod `pod_uid` that the agent has not
@@ -198,6 +221,8 @@ mod tests {
             url: format!("https://github.com/acme/w/pull/{n}"),
             number: Some(n),
             head_sha: "abcdef1234".into(),
+            checkout: None,
+            handoff: None,
         }
     }
 
@@ -236,6 +261,31 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_names_its_checkout_and_the_earlier_review() {
+        use crate::agent::handoff::{Ancestry, Earlier, EarlierOutcome};
+        let mut entry = entry("r-b", 1);
+        entry.checkout = Some("/workspace/r-b".into());
+        entry.handoff = Some(Handoff {
+            earlier: Earlier {
+                run: "r-a".into(),
+                head_sha: "1234567".into(),
+                outcome: EarlierOutcome::Superseded { by: None },
+            },
+            ancestry: Ancestry::Ancestor,
+            review_file: None,
+        });
+        let queue = render_queue(&[entry], 1, "ro");
+        assert_eq!(
+            queue,
+            "1. run r-b\n   pull request: https://github.com/acme/w/pull/1 (#1)\n   head SHA: abcdef1234\n   \
+             checkout: /workspace/r-b\n   \
+             earlier review: run r-a at 1234567 was superseded before its review was submitted\n   \
+             review range: 1234567..abcdef1234 (what changed since the earlier review: git diff 1234567 abcdef1234)\n   \
+             submit: ro submit r-b --verdict approved|changes-requested --body-file FILE\n"
+        );
+    }
+
+    #[test]
     fn follow_up_lists_only_new_runs_numbered_after_the_old_ones() {
         let prompt = follow_up_prompt(&context(), &[entry("r-c", 3)], 3);
         assert!(prompt.starts_with("More runs were added to your queue."), "{prompt}");
@@ -267,6 +317,9 @@ mod tests {
         assert!(prompted.is_empty());
         let names: Vec<String> = prompted.take_new(&runs, "uid-2").into_iter().map(|e| e.run).collect();
         assert_eq!(names, ["b", "a"]);
+        // Taken, but listed only once a prompt says so.
+        assert!(prompted.is_empty());
+        prompted.listed(2);
         assert_eq!(prompted.len(), 2);
         assert!(prompted.take_new(&runs, "uid-2").is_empty());
         let later = [run("c", "Running", "uid-2", "2026-01-01T00:01:00Z")];

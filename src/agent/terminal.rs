@@ -80,6 +80,11 @@ pub struct Terminal {
 impl Terminal {
     /// Starts `command` in a new pseudo-terminal, mirroring its output to stdout.
     pub fn spawn(command: &[String]) -> Result<Self, TerminalError> {
+        Self::spawn_withholding(command, &[])
+    }
+
+    /// [`Terminal::spawn`], without the variables `withheld` in the agent's environment.
+    pub fn spawn_withholding(command: &[String], withheld: &[&str]) -> Result<Self, TerminalError> {
         let (program, args) = command.split_first().ok_or(TerminalError::NoCommand)?;
         let spawn_error =
             |e: &dyn std::fmt::Display| TerminalError::Spawn { command: command.join(" "), message: e.to_string() };
@@ -90,6 +95,9 @@ impl Terminal {
         builder.args(args);
         if let Ok(dir) = std::env::current_dir() {
             builder.cwd(dir);
+        }
+        for name in withheld {
+            builder.env_remove(name);
         }
         if std::env::var_os("TERM").is_none() {
             builder.env("TERM", "xterm-256color");

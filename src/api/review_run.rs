@@ -109,12 +109,15 @@ pub struct PullRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
     pub previous_head_sha: Option<String>,
-    /// The repository as `owner/name`, when known (the webhook receiver sets it).
+    /// The repository as `owner/name`, when known (the webhook receiver sets
+    /// it). Derived from a GitHub pull request URL when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub repository: Option<String>,
     /// The URL to clone the repository from, when known (the webhook
-    /// receiver sets GitHub's `clone_url`).
+    /// receiver sets GitHub's `clone_url`). Derived from a GitHub pull
+    /// request URL, `https://HOST/OWNER/NAME/pull/N`, as
+    /// `https://HOST/OWNER/NAME.git` when absent. `file://` URLs work too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub clone_url: Option<String>,
@@ -131,6 +134,36 @@ impl PullRequest {
             repository: None,
             clone_url: None,
         }
+    }
+
+    /// `repository`, or `OWNER/NAME` from a URL of the form `.../OWNER/NAME/pull/N`.
+    pub fn repository_name(&self) -> Option<String> {
+        if let Some(repository) = self.repository.as_ref().filter(|r| !r.is_empty()) {
+            return Some(repository.clone());
+        }
+        let (_, owner, name) = self.github_parts()?;
+        Some(format!("{owner}/{name}"))
+    }
+
+    /// `cloneUrl`, or `https://HOST/OWNER/NAME.git` from a URL of the form
+    /// `https://HOST/OWNER/NAME/pull/N`.
+    pub fn clone_source(&self) -> Option<String> {
+        if let Some(url) = self.clone_url.as_ref().filter(|u| !u.is_empty()) {
+            return Some(url.clone());
+        }
+        let (host, owner, name) = self.github_parts()?;
+        Some(format!("https://{host}/{owner}/{name}.git"))
+    }
+
+    /// Host, owner and name of a pull request URL `http(s)://HOST/OWNER/NAME/pull/N[/...]`.
+    fn github_parts(&self) -> Option<(&str, &str, &str)> {
+        let rest = self.url.strip_prefix("https://").or_else(|| self.url.strip_prefix("http://"))?;
+        let mut parts = rest.split(['?', '#']).next()?.split('/');
+        let (host, owner, name, pull, number) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = !host.is_empty() && !owner.is_empty() && !name.is_empty();
+        (valid && pull == "pull" && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+            .then_some((host, owner, name))
     }
 }
 
@@ -158,7 +191,7 @@ pub struct ReviewRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<RunPhase>,
     /// Why the run finished: Submitted for Succeeded; Superseded, Duplicate,
-    /// Cancelled, TimedOut, LaunchFailed or ReviewerDeleted for Failed.
+    /// Cancelled, TimedOut, LaunchFailed, ReviewerDeleted or CheckoutFailed for Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RunReason>,
     /// A human-readable sentence about the run's state.
@@ -296,6 +329,8 @@ pub enum RunReason {
     LaunchFailed,
     // Failed: the Reviewer was deleted.
     ReviewerDeleted,
+    // Failed: the reviewer pod could not check out the run's head SHA.
+    CheckoutFailed,
 }
 
 impl RunReason {
@@ -309,6 +344,7 @@ impl RunReason {
             Self::TimedOut => "TimedOut",
             Self::LaunchFailed => "LaunchFailed",
             Self::ReviewerDeleted => "ReviewerDeleted",
+            Self::CheckoutFailed => "CheckoutFailed",
         }
     }
 }
@@ -372,5 +408,37 @@ impl ReviewRun {
     /// The run's phase; a run without status is Pending.
     pub fn phase(&self) -> RunPhase {
         self.status.as_ref().and_then(|s| s.phase).unwrap_or(RunPhase::Pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PullRequest;
+
+    #[test]
+    fn a_github_pull_request_url_gives_the_repository_and_clone_url() {
+        let pr = PullRequest::new("https://github.com/acme/widgets/pull/12", "aaaaaaa");
+        assert_eq!(pr.repository_name().as_deref(), Some("acme/widgets"));
+        assert_eq!(pr.clone_source().as_deref(), Some("https://github.com/acme/widgets.git"));
+        let enterprise = PullRequest::new("https://git.example.com/team/app/pull/3/files?w=1", "aaaaaaa");
+        assert_eq!(enterprise.clone_source().as_deref(), Some("https://git.example.com/team/app.git"));
+    }
+
+    #[test]
+    fn given_fields_win_and_other_urls_give_nothing() {
+        let mut pr = PullRequest::new("https://github.com/acme/widgets/pull/12", "aaaaaaa");
+        pr.clone_url = Some("file:///srv/git/widgets.git".into());
+        pr.repository = Some("mirror/widgets".into());
+        assert_eq!(pr.clone_source().as_deref(), Some("file:///srv/git/widgets.git"));
+        assert_eq!(pr.repository_name().as_deref(), Some("mirror/widgets"));
+        for url in [
+            "https://gitlab.example.com/acme/widgets/-/merge_requests/1",
+            "https://github.com/acme/widgets/pull/",
+            "https://github.com/acme/widgets/pull/x1",
+            "https://github.com/acme/pull/1",
+        ] {
+            let pr = PullRequest::new(url, "aaaaaaa");
+            assert_eq!((pr.clone_source(), pr.repository_name()), (None, None), "{url}");
+        }
     }
 }

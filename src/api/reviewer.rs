@@ -54,6 +54,38 @@ pub struct ReviewerSpec {
     /// this Reviewer. Without it, webhooks create no runs for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#match: Option<PullRequestMatch>,
+    /// A checkout of each run's head for the agent to read. Without it the
+    /// pod has no workspace and the prompt names no path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceSpec>,
+}
+
+/// Where the reviewer pod checks out the code it reviews: one clone per
+/// repository on a volume of the pod, and a worktree per run at its head SHA.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceSpec {
+    /// Check out runs that have a clone URL (`spec.pullRequest.cloneUrl`, or
+    /// derived from a GitHub pull request URL). Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Name of a Secret in the Reviewer's namespace with the credentials to
+    /// fetch with: key `token` (HTTPS, sent as a basic-auth password) or key
+    /// `ssh-privatekey` (SSH URLs). The kubelet hands it to the supervisor,
+    /// which keeps it from the agent's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: Option<String>,
+    /// Size limit of the workspace volume, e.g. `4Gi`. Default 2Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_limit: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+}
+
+impl WorkspaceSpec {
+    /// Whether runs are checked out.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
 }
 
 /// The pull requests a Reviewer reviews when they arrive through the
@@ -119,7 +151,9 @@ pub struct AgentSpec {
     /// `{{name}}`: `{{reviewer}}` (Reviewer name), `{{worker}}` (spec.workerId),
     /// `{{namespace}}`, `{{pod}}` (pod name), `{{incarnation}}`, `{{count}}`
     /// (number of queued runs), `{{queue}}` (the numbered queue: per run its
-    /// name, pull request URL, head SHA and exact submit command) and
+    /// name, pull request URL, head SHA, checkout path with a workspace, the
+    /// pull request's earlier review and the range left to review, and the
+    /// exact submit command) and
     /// `{{submit_command}}` (the submit command with RUN in place of the
     /// run's name). Unknown placeholders are left as written. Prompts for
     /// runs assigned later list just the new runs and do not use the template.

@@ -402,6 +402,11 @@ pub fn pull_request_heads(runs: &[ReviewRun]) -> BTreeMap<&str, &ReviewRun> {
     result
 }
 
+/// `runs` in the order the API server created them, as [`plan_reviewer`] orders them.
+pub fn creation_ordered<'a>(runs: impl IntoIterator<Item = &'a ReviewRun>) -> Vec<&'a ReviewRun> {
+    order::creation_order(runs.into_iter().collect()).into_iter().map(|(run, _)| run).collect()
+}
+
 /// `runs` in creation order, with the uncertainty of each one's place and
 /// the history they tell (index-aligned).
 fn ordered_history(runs: Vec<&ReviewRun>) -> (Vec<&ReviewRun>, Vec<Option<order::Uncertainty>>, heads::History) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
-    PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    PodSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -12,7 +12,8 @@ use kube::Resource;
 
 use super::AgentLaunch;
 use super::plan::PodLaunch;
-use crate::api::{AgentSecurityContext, AgentSpec, Reviewer, labels};
+use crate::agent::workspace::{SSH_KEY_ENV, TOKEN_ENV, WORKSPACE_ENV};
+use crate::api::{AgentSecurityContext, AgentSpec, Reviewer, WorkspaceSpec, labels};
 
 /// Name of the agent container.
 pub const CONTAINER: &str = "agent";
@@ -26,6 +27,15 @@ pub const INJECTED_DIR: &str = "/opt/review-operator";
 pub const INJECTED_BINARY: &str = "/opt/review-operator/review-operator";
 /// Name of the shared `emptyDir` volume.
 pub const BINARY_VOLUME: &str = "review-operator-bin";
+/// Name of the `emptyDir` volume that holds the checkouts (`spec.workspace`).
+pub const WORKSPACE_VOLUME: &str = "workspace";
+/// Where the agent container mounts the workspace volume.
+pub const WORKSPACE_DIR: &str = "/workspace";
+/// The workspace volume's size limit unless `spec.workspace.sizeLimit` says otherwise.
+pub const DEFAULT_WORKSPACE_SIZE: &str = "2Gi";
+/// The keys of `spec.workspace.credentialsSecret` the supervisor reads.
+pub const TOKEN_KEY: &str = "token";
+pub const SSH_KEY_KEY: &str = "ssh-privatekey";
 /// The cluster autoscaler keeps a node that runs a pod with an `emptyDir`
 /// (the supervisor's) unless the pod says it may be evicted. A reviewer pod
 /// may: the controller replaces it, and its runs go to the next incarnation.
@@ -82,6 +92,17 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
         env_var("REVIEW_INCARNATION", &launch.incarnation.to_string()),
         env_var("REVIEW_WORKER_ID", &reviewer.spec.worker_id),
     ];
+    let workspace = reviewer.spec.workspace.as_ref().filter(|w| w.is_enabled());
+    if let Some(workspace) = workspace {
+        // A local binary runs as a process of the dev cluster's node, in the container's own
+        // working directory: the workspace is a folder there rather than a mounted volume.
+        let dir = match agent_launch {
+            AgentLaunch::Inject { .. } => WORKSPACE_DIR,
+            AgentLaunch::LocalBinary { .. } => "workspace",
+        };
+        env.push(env_var(WORKSPACE_ENV, dir));
+        env.extend(credential_env(workspace));
+    }
     env.extend(agent.env.iter().cloned());
     let supervisor = match agent_launch {
         AgentLaunch::Inject { .. } => INJECTED_BINARY.to_owned(),
@@ -94,10 +115,10 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
         env: Some(env),
         resources: agent.resources.clone(),
         security_context: Some(agent_security(agent.security_context.as_ref())),
-        volume_mounts: matches!(agent_launch, AgentLaunch::Inject { .. }).then(|| vec![binary_mount(true)]),
+        volume_mounts: mounts(agent_launch, workspace.is_some()),
         ..Container::default()
     };
-    let (init_containers, volumes) = match agent_launch {
+    let (init_containers, mut volumes) = match agent_launch {
         AgentLaunch::Inject { operator_image } => (
             Some(vec![Container {
                 name: INSTALL_CONTAINER.to_owned(),
@@ -121,6 +142,14 @@ pub fn reviewer_pod(reviewer: &Reviewer, launch: &PodLaunch, agent_launch: &Agen
         ),
         AgentLaunch::LocalBinary { .. } => (None, None),
     };
+    if let (Some(workspace), AgentLaunch::Inject { .. }) = (workspace, agent_launch) {
+        let size = workspace.size_limit.clone().unwrap_or_else(|| Quantity(DEFAULT_WORKSPACE_SIZE.to_owned()));
+        volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: WORKSPACE_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource { size_limit: Some(size), ..EmptyDirVolumeSource::default() }),
+            ..Volume::default()
+        });
+    }
     Some(Pod {
         metadata: ObjectMeta {
             name: Some(launch.name.clone()),
@@ -155,6 +184,36 @@ fn supervised_command(supervisor: &str, agent: &AgentSpec) -> Vec<String> {
     command.extend(agent.command.iter().cloned());
     command.extend(agent.args.iter().cloned());
     command
+}
+
+/// The agent container's mounts: the injected binary, and the workspace when enabled.
+fn mounts(agent_launch: &AgentLaunch, workspace: bool) -> Option<Vec<VolumeMount>> {
+    let AgentLaunch::Inject { .. } = agent_launch else { return None };
+    let mut mounts = vec![binary_mount(true)];
+    if workspace {
+        mounts.push(VolumeMount {
+            name: WORKSPACE_VOLUME.to_owned(),
+            mount_path: WORKSPACE_DIR.to_owned(),
+            ..VolumeMount::default()
+        });
+    }
+    Some(mounts)
+}
+
+/// The credentials Secret's keys as optional variables: the kubelet resolves them, so the
+/// reviewer's service account needs no access to Secrets, and the supervisor removes them from
+/// the agent's environment.
+fn credential_env(workspace: &WorkspaceSpec) -> Vec<EnvVar> {
+    let Some(secret) = &workspace.credentials_secret else { return Vec::new() };
+    let key = |name: &str, key: &str| EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.clone(), key: key.to_owned(), optional: Some(true) }),
+            ..EnvVarSource::default()
+        }),
+    };
+    vec![key(TOKEN_ENV, TOKEN_KEY), key(SSH_KEY_ENV, SSH_KEY_KEY)]
 }
 
 fn binary_mount(read_only: bool) -> VolumeMount {
@@ -245,6 +304,7 @@ mod tests {
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
                 r#match: None,
+                workspace: None,
             },
         );
         reviewer.metadata.namespace = Some("team".into());
@@ -410,6 +470,56 @@ mod tests {
             assert!(env.iter().all(|e| e.value_from.as_ref().is_none_or(|v| v.secret_key_ref.is_none())), "{env:?}");
             assert!(env.iter().all(|e| !e.name.contains("GITHUB")), "{env:?}");
             assert!(container.env_from.is_none());
+        }
+    }
+
+    fn env_of(container: &Container, name: &str) -> Option<EnvVar> {
+        container.env.as_ref()?.iter().find(|e| e.name == name).cloned()
+    }
+
+    #[test]
+    fn a_workspace_is_a_sized_volume_with_credentials_only_from_the_kubelet() {
+        let mut reviewer = reviewer();
+        reviewer.spec.workspace = Some(WorkspaceSpec {
+            credentials_secret: Some("git-credentials".into()),
+            size_limit: Some(Quantity("8Gi".into())),
+            ..WorkspaceSpec::default()
+        });
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let spec = reviewer_pod(&reviewer, &launch(), &inject).unwrap().spec.unwrap();
+        let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == WORKSPACE_VOLUME).expect("workspace volume");
+        assert_eq!(volume.empty_dir.unwrap().size_limit, Some(Quantity("8Gi".into())));
+        let container = &spec.containers[0];
+        let mount = container.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == WORKSPACE_VOLUME).cloned();
+        assert_eq!(mount.map(|m| (m.mount_path, m.read_only)), Some(("/workspace".to_owned(), None)));
+        assert_eq!(env_of(container, WORKSPACE_ENV).and_then(|e| e.value).as_deref(), Some("/workspace"));
+        for (name, key) in [(TOKEN_ENV, TOKEN_KEY), (SSH_KEY_ENV, SSH_KEY_KEY)] {
+            let from = env_of(container, name).and_then(|e| e.value_from).and_then(|v| v.secret_key_ref);
+            let expected = SecretKeySelector { name: "git-credentials".into(), key: key.into(), optional: Some(true) };
+            assert_eq!(from, Some(expected), "{name}");
+        }
+
+        // Without a size, the default; as a local process, a folder in the working directory.
+        reviewer.spec.workspace = Some(WorkspaceSpec::default());
+        let spec = reviewer_pod(&reviewer, &launch(), &inject).unwrap().spec.unwrap();
+        let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == WORKSPACE_VOLUME).unwrap();
+        assert_eq!(volume.empty_dir.unwrap().size_limit, Some(Quantity(DEFAULT_WORKSPACE_SIZE.into())));
+        assert_eq!(env_of(&spec.containers[0], TOKEN_ENV), None);
+        let spec = reviewer_pod(&reviewer, &launch(), &local()).unwrap().spec.unwrap();
+        assert_eq!(env_of(&spec.containers[0], WORKSPACE_ENV).and_then(|e| e.value).as_deref(), Some("workspace"));
+        assert_eq!(spec.volumes, None);
+    }
+
+    #[test]
+    fn a_disabled_or_absent_workspace_adds_nothing() {
+        let inject = AgentLaunch::Inject { operator_image: "ghcr.io/acme/review-operator:0.1".into() };
+        let mut reviewer = reviewer();
+        for workspace in [None, Some(WorkspaceSpec { enabled: Some(false), ..WorkspaceSpec::default() })] {
+            reviewer.spec.workspace = workspace;
+            let spec = reviewer_pod(&reviewer, &launch(), &inject).unwrap().spec.unwrap();
+            assert_eq!(spec.volumes.unwrap().len(), 1);
+            assert_eq!(spec.containers[0].volume_mounts.as_ref().unwrap().len(), 1);
+            assert_eq!(env_of(&spec.containers[0], WORKSPACE_ENV), None);
         }
     }
 

@@ -66,6 +66,7 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
             r#match: None,
+            workspace: None,
         },
     );
     reviewer.metadata.namespace = Some(NAMESPACE.into());

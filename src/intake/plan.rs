@@ -190,6 +190,7 @@ mod tests {
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
                 r#match: rules.map(|rules| serde_json::from_value(rules).unwrap()),
+                workspace: None,
             },
         );
         reviewer.metadata.namespace = Some(namespace.into());

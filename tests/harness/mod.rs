@@ -173,6 +173,7 @@ impl Harness {
                 service_account_name: "review-agent".into(),
                 launch_deadline: "5m".into(),
                 r#match: None,
+                workspace: None,
             },
         );
         self.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created")

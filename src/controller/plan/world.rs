@@ -38,6 +38,7 @@ pub fn reviewer() -> Reviewer {
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
             r#match: None,
+            workspace: None,
         },
     );
     reviewer.metadata.namespace = Some("default".into());
