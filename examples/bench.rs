@@ -394,6 +394,7 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                         launch_deadline: "5m".into(),
                         r#match: None,
                         workspace: None,
+                        transcripts: None,
                     },
                 );
                 reviewers.create(&PostParams::default(), &reviewer).await?;

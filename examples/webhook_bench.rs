@@ -90,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
                     skip_labels: vec![],
                 }),
                 workspace: None,
+                transcripts: None,
             },
         );
         reviewer.metadata.namespace = Some("default".into());

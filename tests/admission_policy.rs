@@ -20,13 +20,18 @@ const CONTROLLER: &str = "system:serviceaccount:review-system:review-operator";
 const REVIEWER_SA: &str = "system:serviceaccount:team:review-agent";
 
 fn policy() -> Value {
+    policy_named("review-operator-submissions")
+}
+
+fn policy_named(name: &str) -> Value {
     serde_yaml::Deserializer::from_str(POLICY)
         .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
-        .find(|doc| doc["kind"] == "ValidatingAdmissionPolicy")
+        .find(|doc| doc["kind"] == "ValidatingAdmissionPolicy" && doc["metadata"]["name"] == name)
         .expect("the policy document")
 }
 
 const POD_UID_KEY: &str = "authentication.kubernetes.io/pod-uid";
+const POD_NAME_KEY: &str = "authentication.kubernetes.io/pod-name";
 
 /// kube-cel's escaping of object keys (`_`, `.`, `-`, `/`).
 fn escaped(key: &str) -> String {
@@ -37,6 +42,7 @@ fn with_params(expression: &str) -> String {
     expression
         .replace("request.userInfo.extra", "params.extra")
         .replace(&format!("'{POD_UID_KEY}'"), &format!("'{}'", escaped(POD_UID_KEY)))
+        .replace(&format!("'{POD_NAME_KEY}'"), &format!("'{}'", escaped(POD_NAME_KEY)))
         .replace("params.metadata.namespace", "params.metadata.__namespace__")
 }
 
@@ -80,29 +86,41 @@ fn pod_extra(uid: &str) -> Value {
 
 /// `None` when the policy does not match the request; else the messages of failed validations.
 fn admit(username: &str, extra: Option<Value>, old: Value, new: Value) -> Option<Vec<String>> {
-    let policy = policy();
+    admit_to(&policy(), "UPDATE", "reviewruns", username, extra, Some(old), new)
+}
+
+fn admit_to(
+    policy: &Value,
+    operation: &str,
+    resource: &str,
+    username: &str,
+    extra: Option<Value>,
+    old: Option<Value>,
+    new: Value,
+) -> Option<Vec<String>> {
     // The binding's param: the controller's ServiceAccount.
     let mut params = json!({"metadata": {"name": "review-operator", "namespace": "review-system"}});
     if let Some(extra) = extra {
         params["extra"] = extra;
     }
-    let evaluator = VapEvaluator::builder()
-        .object(new)
-        .old_object(old)
-        .params(params)
-        .request(AdmissionRequest {
-            operation: "UPDATE".into(),
-            username: username.into(),
-            name: "r1".into(),
-            namespace: "team".into(),
-            resource: GroupVersionResource {
-                group: "review.ao.dev".into(),
-                version: "v1alpha1".into(),
-                resource: "reviewruns".into(),
-            },
-            ..AdmissionRequest::default()
-        })
-        .build();
+    let name = new["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let builder = VapEvaluator::builder().object(new).params(params).request(AdmissionRequest {
+        operation: operation.into(),
+        username: username.into(),
+        name,
+        namespace: "team".into(),
+        resource: GroupVersionResource {
+            group: "review.ao.dev".into(),
+            version: "v1alpha1".into(),
+            resource: resource.into(),
+        },
+        ..AdmissionRequest::default()
+    });
+    let evaluator = match old {
+        Some(old) => builder.old_object(old),
+        None => builder,
+    }
+    .build();
     let conditions = evaluator.evaluate(&expressions(&policy["spec"]["matchConditions"]));
     for condition in &conditions {
         assert!(
@@ -187,4 +205,42 @@ fn the_binding_denies_with_the_policy() {
     );
     assert_eq!(policy()["spec"]["paramKind"], json!({"apiVersion": "v1", "kind": "ServiceAccount"}));
     assert_eq!(policy()["spec"]["matchConstraints"]["resourceRules"][0]["resources"], json!(["reviewruns/status"]));
+}
+
+fn transcript(pod: &str, pod_uid: &str) -> Value {
+    json!({
+        "apiVersion": "review.ao.dev/v1alpha1", "kind": "ReviewTranscript",
+        "metadata": {"name": pod, "namespace": "team"},
+        "spec": {"reviewer": "review-w1", "pod": pod, "podUID": pod_uid, "incarnation": 2, "data": ""},
+    })
+}
+
+fn pod_token(name: &str, uid: &str) -> Value {
+    json!({POD_UID_KEY: [uid], POD_NAME_KEY: [name]})
+}
+
+#[test]
+fn a_pod_writes_only_its_own_transcript() {
+    let policy = policy_named("review-operator-transcripts");
+    let own = transcript("review-w1-2", "uid-2");
+    let admit = |operation, extra, old: Option<Value>, new: Value| {
+        admit_to(&policy, operation, "reviewtranscripts", REVIEWER_SA, extra, old, new)
+    };
+    assert_eq!(admit("CREATE", Some(pod_token("review-w1-2", "uid-2")), None, own.clone()), Some(vec![]));
+    assert_eq!(admit("UPDATE", Some(pod_token("review-w1-2", "uid-2")), Some(own.clone()), own.clone()), Some(vec![]));
+    let denied = "transcript review-w1-2 belongs to pod review-w1-2; a reviewer pod may only write its own transcript";
+    // Another pod, by name or by UID; a token bound to no pod.
+    assert_eq!(admit("CREATE", Some(pod_token("review-w2-1", "uid-9")), None, own.clone()).unwrap(), [denied]);
+    assert_eq!(
+        admit("UPDATE", Some(pod_token("review-w1-2", "uid-9")), Some(own.clone()), own.clone()).unwrap(),
+        [denied]
+    );
+    assert_eq!(admit("CREATE", None, None, own.clone()).unwrap(), [denied]);
+    // A pod of the same name from before (a re-created Reviewer) keeps its own transcript.
+    let earlier = transcript("review-w1-2", "uid-old");
+    assert_eq!(admit("UPDATE", Some(pod_token("review-w1-2", "uid-2")), Some(earlier), own.clone()).unwrap(), [denied]);
+    // The controller (pruning is a delete, and not matched anyway) and people are not matched.
+    let by = |user: &str| admit_to(&policy, "UPDATE", "reviewtranscripts", user, None, Some(own.clone()), own.clone());
+    assert_eq!(by(CONTROLLER), None);
+    assert_eq!(by("kubernetes-admin"), None);
 }

@@ -7,10 +7,11 @@ mod support;
 mod harness;
 
 /// Every object in `deploy/` (and `crds/`, which it includes), as kubectl names them.
-const OBJECTS: [&str; 20] = [
+const OBJECTS: [&str; 23] = [
     "namespace/review-system",
     "customresourcedefinition.apiextensions.k8s.io/reviewers.review.ao.dev",
     "customresourcedefinition.apiextensions.k8s.io/reviewruns.review.ao.dev",
+    "customresourcedefinition.apiextensions.k8s.io/reviewtranscripts.review.ao.dev",
     "serviceaccount/review-operator",
     "serviceaccount/review-operator-webhook",
     "clusterrole.rbac.authorization.k8s.io/review-operator-webhook",
@@ -27,6 +28,8 @@ const OBJECTS: [&str; 20] = [
     "poddisruptionbudget.policy/review-operator",
     "validatingadmissionpolicy.admissionregistration.k8s.io/review-operator-submissions",
     "validatingadmissionpolicybinding.admissionregistration.k8s.io/review-operator-submissions",
+    "validatingadmissionpolicy.admissionregistration.k8s.io/review-operator-transcripts",
+    "validatingadmissionpolicybinding.admissionregistration.k8s.io/review-operator-transcripts",
     "flowschema.flowcontrol.apiserver.k8s.io/review-operator-leader-election",
 ];
 
@@ -117,13 +120,16 @@ async fn deploy_kustomization_is_accepted_with_server_side_apply_and_strict_vali
             "clusterrolebinding/review-operator",
             "validatingadmissionpolicy/review-operator-submissions",
             "validatingadmissionpolicybinding/review-operator-submissions",
+            "crd/reviewtranscripts.review.ao.dev",
+            "validatingadmissionpolicy/review-operator-transcripts",
+            "validatingadmissionpolicybinding/review-operator-transcripts",
             "-o",
             "name",
         ],
     )
     .await
     .ok();
-    assert_eq!(cluster_scoped.lines().count(), 7, "{cluster_scoped}");
+    assert_eq!(cluster_scoped.lines().count(), 10, "{cluster_scoped}");
 
     // The Deployment as applied: two replicas, probes, limits, a restricted security context.
     let deployment = support::kubectl(

@@ -24,8 +24,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use review_operator::api::{
-    AgentSpec, CONDITION_DEGRADED, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason,
-    Verdict, WorkspaceSpec, conditions,
+    AgentSpec, CONDITION_DEGRADED, PullRequest, ReviewRun, ReviewRunSpec, ReviewTranscript, Reviewer, ReviewerSpec,
+    RunPhase, RunReason, TranscriptRetention, Verdict, WorkspaceSpec, conditions,
 };
 use review_operator::controller::{AgentLaunch, ControllerSettings};
 use review_operator::metrics::Metrics;
@@ -145,6 +145,7 @@ impl E2e {
                 launch_deadline: launch_deadline.into(),
                 r#match: None,
                 workspace,
+                transcripts: None,
             },
         );
         reviewer.metadata.namespace = Some(NAMESPACE.into());
@@ -973,5 +974,158 @@ async fn a_workspace_checks_out_each_head_and_the_fresh_reviewer_is_told_what_is
     assert!(!queue_lines(&log).contains(&run_x.to_owned()), "a failed checkout is never prompted: {log}");
     let status = e2e.reviewer("review-w1").await.status.expect("status");
     assert_eq!((status.incarnation, status.restarts), (2, 1), "only the supersede restarted the reviewer");
+    e2e.stop().await;
+}
+
+/// `kubectl review ...` through the real kubectl, which finds the plugin on PATH.
+async fn kubectl_review(cluster: &DevCluster, args: &[&str]) -> Output {
+    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-review")).parent().expect("binary folder");
+    let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    // kubectl takes no flags before a plugin's name: the kubeconfig comes from the environment.
+    let mut cmd = tokio::process::Command::new(support::kubectl_path());
+    cmd.arg("review").args(args).env("PATH", path).env("KUBECONFIG", cluster.kubeconfig_path());
+    support::run_command(cmd, None).await
+}
+
+#[tokio::test]
+async fn a_replaced_pods_transcript_is_kept_private_to_it_and_pruned_to_the_newest() {
+    let e2e = E2e::start().await;
+    let mut reviewer = Reviewer::new(
+        "review-w1",
+        ReviewerSpec {
+            worker_id: "w1".into(),
+            agent: demo_agent(&["--review-seconds", "30"]),
+            service_account_name: "review-agent".into(),
+            launch_deadline: "5m".into(),
+            r#match: None,
+            workspace: None,
+            transcripts: Some(TranscriptRetention { keep: 3 }),
+        },
+    );
+    reviewer.metadata.namespace = Some(NAMESPACE.into());
+    e2e.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created");
+    let transcripts: Api<ReviewTranscript> = Api::namespaced(e2e.client.clone(), NAMESPACE);
+
+    let first = "review-w1-pr1-0";
+    e2e.trigger(first, "review-w1", PR1, "a000000").await;
+    let (pod1, uid1) = e2e.wait_running(first).await;
+    e2e.wait_logs(&pod1, &format!("[demo-agent] reviewing {first} (30s)")).await;
+    let (_, first_kubeconfig) = e2e.pod_processes(&uid1, "first-pod").await;
+    // Written while the agent runs.
+    eventually("the transcript of the live pod", || async {
+        let transcript = transcripts.get_opt(&pod1).await.ok().flatten()?;
+        let text = review_operator::agent::transcript::decompress(&transcript.spec.data.0).ok()?;
+        text.contains(&format!("[demo-agent] reviewing {first} (30s)")).then_some(())
+    })
+    .await;
+
+    // Five pushes, each mid-review: five restarts, six pods.
+    let mut previous = first.to_owned();
+    for push in 1..=5 {
+        let run = format!("review-w1-pr1-{push}");
+        let pull_request = PullRequest {
+            previous_head_sha: Some(format!("a00000{}", push - 1)),
+            ..PullRequest::new(PR1, format!("a00000{push}"))
+        };
+        e2e.trigger_pull_request(&run, "review-w1", pull_request).await;
+        let (pod, _) = e2e.wait_running(&run).await;
+        let log = e2e.wait_logs(&pod, &format!("[demo-agent] reviewing {run} (30s)")).await;
+        let earlier_pod = e2e.run(&previous).await.status.and_then(|s| s.assignment).expect("assigned").pod;
+        assert_eq!(
+            entry_line(&log, &run, "earlier transcript").as_deref(),
+            Some(format!("kubectl review transcript {earlier_pod} (ReviewTranscript {earlier_pod})").as_str()),
+            "the fresh prompt names the replaced pod's transcript: {log}"
+        );
+        previous = run;
+    }
+    let status = e2e.reviewer("review-w1").await.status.expect("status");
+    assert_eq!((status.incarnation, status.restarts), (6, 5));
+
+    // Only the three newest incarnations' transcripts remain, the live one among them.
+    let kept = eventually("retention to keep three transcripts", || async {
+        let mut names: Vec<String> = transcripts
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter_map(|t| t.metadata.name)
+            .collect();
+        names.sort();
+        (names == ["review-w1-4", "review-w1-5", "review-w1-6"]).then_some(names)
+    })
+    .await;
+    assert_eq!(kept.len(), 3);
+
+    // The replaced pod's transcript is readable after the pod is gone, by pod and by run, and complete.
+    e2e.wait_pod_gone("review-w1-5").await;
+    let by_run = kubectl_review(&e2e.cluster, &["transcript", "review-w1-pr1-4", "-n", NAMESPACE]).await.ok();
+    assert!(by_run.contains("1. run review-w1-pr1-4"), "{by_run}");
+    assert!(by_run.contains("[demo-agent] reviewing review-w1-pr1-4 (30s)"), "{by_run}");
+    let by_pod = kubectl_review(&e2e.cluster, &["transcript", "review-w1-5", "-n", NAMESPACE]).await.ok();
+    assert_eq!(by_pod, by_run);
+    let replaced = transcripts.get("review-w1-5").await.expect("kept");
+    assert!(replaced.spec.complete, "the last write came on SIGTERM");
+    assert_eq!((replaced.spec.pod.as_str(), replaced.spec.incarnation), ("review-w1-5", 5));
+    let owner = &replaced.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Reviewer", "review-w1"));
+    let pruned = kubectl_review(&e2e.cluster, &["transcript", first, "-n", NAMESPACE]).await.failed();
+    assert!(
+        pruned.contains(&format!("run {first} was reviewed by pod {pod1}, whose transcript is not kept")),
+        "{pruned}"
+    );
+    let unknown = kubectl_review(&e2e.cluster, &["transcript", "no-such-pod", "-n", NAMESPACE]).await.failed();
+    assert!(unknown.contains("no transcript and no run named no-such-pod in namespace demo"), "{unknown}");
+
+    // Another pod's token cannot write it: the live pod's (same service account) is refused.
+    let live_uid = e2e.reviewer("review-w1").await.status.and_then(|s| s.pod).expect("live pod").uid;
+    let (_, live_kubeconfig) = e2e.pod_processes(&live_uid, "live-pod").await;
+    let as_live: Api<ReviewTranscript> = Api::namespaced(client_from(&live_kubeconfig).await, NAMESPACE);
+    let overwrite = json!({"spec": {"data": ""}});
+    let error = as_live
+        .patch("review-w1-5", &PatchParams::default(), &Patch::Merge(&overwrite))
+        .await
+        .expect_err("another pod's write is refused");
+    let status = api_status(error);
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(status.message.contains("a reviewer pod may only write its own transcript"), "{}", status.message);
+    // Nor may a replaced pod's token, once its pod is gone, write anything at all.
+    let as_first: Api<ReviewTranscript> = Api::namespaced(client_from(&first_kubeconfig).await, NAMESPACE);
+    let error = as_first.patch("review-w1-5", &PatchParams::default(), &Patch::Merge(&overwrite)).await.unwrap_err();
+    assert_eq!(api_status(error).code, 401);
+
+    // Deleting the Reviewer takes its transcripts with it.
+    e2e.reviewers().delete("review-w1", &Default::default()).await.expect("Reviewer deleted");
+    eventually("the transcripts to be garbage-collected", || async {
+        transcripts.list(&ListParams::default()).await.ok().filter(|list| list.items.is_empty()).map(|_| ())
+    })
+    .await;
+    e2e.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_that_prints_50_mb_keeps_a_transcript_within_the_cap() {
+    let e2e = E2e::start().await;
+    let agent = AgentSpec {
+        command: vec!["sh".into()],
+        args: vec!["-c".into(), "head -c 52428800 /dev/urandom | base64; echo THE-END; sleep 600".into()],
+        ..demo_agent(&[])
+    };
+    e2e.create_reviewer_with("review-w1", agent, "5m").await;
+    e2e.trigger("review-w1-pr1-a", "review-w1", PR1, SHA_A).await;
+    let (pod, _) = e2e.wait_running("review-w1-pr1-a").await;
+    let transcripts: Api<ReviewTranscript> = Api::namespaced(e2e.client.clone(), NAMESPACE);
+    let transcript = eventually("the whole output in the transcript", || async {
+        let transcript = transcripts.get_opt(&pod).await.ok().flatten()?;
+        (transcript.spec.total_bytes > 50 * 1024 * 1024
+            && review_operator::agent::transcript::decompress(&transcript.spec.data.0).ok()?.contains("THE-END"))
+        .then_some(transcript)
+    })
+    .await;
+    let cap = review_operator::agent::transcript::MAX_COMPRESSED_BYTES;
+    assert!(transcript.spec.data.0.len() <= cap, "{} compressed bytes", transcript.spec.data.0.len());
+    assert!(transcript.spec.omitted_bytes > 40 * 1024 * 1024, "{}", transcript.spec.omitted_bytes);
+    let text = review_operator::agent::transcript::decompress(&transcript.spec.data.0).unwrap();
+    assert!(text.contains("bytes left out here]"));
     e2e.stop().await;
 }

@@ -24,7 +24,7 @@ fn example_files_and_the_ci_bot_script_run_against_the_dev_cluster() {
         "-f",
         &deploy.join("admission-policy.yaml").display().to_string(),
     ]);
-    assert_eq!(reapplied.lines().count(), 3, "{reapplied}");
+    assert_eq!(reapplied.lines().count(), 5, "{reapplied}");
 
     let examples = repo_root().join("examples");
     let applied = dev.kubectl_ok(&["apply", "-f", &examples.display().to_string()]);

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 #[test]
-fn reviewer_role_reads_runs_and_reviewers_and_patches_run_status_only() {
+fn reviewer_role_reads_runs_and_reviewers_patches_run_status_and_writes_transcripts_only() {
     let role: serde_json::Value = serde_yaml::from_str(include_str!("../deploy/reviewer-rbac.yaml")).unwrap();
     assert_eq!(role["kind"], "ClusterRole");
     assert_eq!(role["metadata"]["name"], "review-operator-reviewer");
@@ -12,6 +12,8 @@ fn reviewer_role_reads_runs_and_reviewers_and_patches_run_status_only() {
         json!([
             {"apiGroups": ["review.ao.dev"], "resources": ["reviewruns", "reviewers"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["review.ao.dev"], "resources": ["reviewruns/status"], "verbs": ["patch"]},
+            // Which transcript, its own pod's only, the admission policy decides.
+            {"apiGroups": ["review.ao.dev"], "resources": ["reviewtranscripts"], "verbs": ["get", "create", "patch"]},
         ])
     );
     let binding: Vec<serde_json::Value> =

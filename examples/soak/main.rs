@@ -411,6 +411,7 @@ impl Soak {
                         skip_labels: vec!["review:skip".into()],
                     }),
                     workspace: None,
+                    transcripts: None,
                 },
             );
             reviewer.metadata.namespace = Some(NAMESPACE.into());

@@ -11,6 +11,8 @@ pub struct Earlier {
     pub run: String,
     pub head_sha: String,
     pub outcome: EarlierOutcome,
+    /// The pod that reviewed it.
+    pub pod: Option<String>,
 }
 
 /// What became of the earlier run.
@@ -40,6 +42,8 @@ pub struct Handoff {
     pub ancestry: Ancestry,
     /// Where the earlier verdict's body was written, when there was one.
     pub review_file: Option<String>,
+    /// The earlier reviewer pod whose transcript is kept, when it was another pod.
+    pub transcript_pod: Option<String>,
 }
 
 /// The latest run of `run`'s pull request created before it, for another
@@ -69,6 +73,7 @@ pub fn earlier_run(runs: &[ReviewRun], run: &ReviewRun) -> Option<Earlier> {
             run: candidate.metadata.name.clone()?,
             head_sha: candidate.spec.pull_request.head_sha.clone(),
             outcome,
+            pod: status.assignment.as_ref().map(|assignment| assignment.pod.clone()),
         })
     })
 }
@@ -91,6 +96,9 @@ pub fn handoff_lines(handoff: &Handoff, head_sha: &str) -> Vec<String> {
     let mut lines = vec![format!("earlier review: run {} at {old} {what}", earlier.run)];
     if let Some(file) = &handoff.review_file {
         lines.push(format!("earlier review text: {file}"));
+    }
+    if let Some(pod) = &handoff.transcript_pod {
+        lines.push(format!("earlier transcript: kubectl review transcript {pod} (ReviewTranscript {pod})"));
     }
     lines.push(match handoff.ancestry {
         Ancestry::Ancestor => {
@@ -167,7 +175,8 @@ mod tests {
             Earlier {
                 run: "y-second".into(),
                 head_sha: "bbbbbbb".into(),
-                outcome: EarlierOutcome::Superseded { by: Some("a-third".into()) }
+                outcome: EarlierOutcome::Superseded { by: Some("a-third".into()) },
+                pod: Some("review-w1-1".into()),
             }
         );
         let earlier = earlier_run(&runs, &runs[1]).expect("an earlier run");
@@ -199,9 +208,10 @@ mod tests {
 
     fn handoff(outcome: EarlierOutcome, ancestry: Ancestry, review_file: Option<&str>) -> Handoff {
         Handoff {
-            earlier: Earlier { run: "r-old".into(), head_sha: "aaaaaaa1".into(), outcome },
+            earlier: Earlier { run: "r-old".into(), head_sha: "aaaaaaa1".into(), outcome, pod: None },
             ancestry,
             review_file: review_file.map(str::to_owned),
+            transcript_pod: None,
         }
     }
 
@@ -219,11 +229,14 @@ mod tests {
             ]
         );
         let superseded = EarlierOutcome::Superseded { by: Some("r-new".into()) };
-        let lines = handoff_lines(&handoff(superseded, Ancestry::Rewritten, None), "bbbbbbb2");
+        let mut from_another_pod = handoff(superseded, Ancestry::Rewritten, None);
+        from_another_pod.transcript_pod = Some("review-w1-1".into());
+        let lines = handoff_lines(&from_another_pod, "bbbbbbb2");
         assert_eq!(
             lines,
             [
                 "earlier review: run r-old at aaaaaaa1 was superseded by run r-new before its review was submitted",
+                "earlier transcript: kubectl review transcript review-w1-1 (ReviewTranscript review-w1-1)",
                 "review range: the whole pull request (aaaaaaa1 is not an ancestor of bbbbbbb2: a force-push)",
             ]
         );

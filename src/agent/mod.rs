@@ -12,6 +12,7 @@ pub mod handoff;
 pub mod prompt;
 pub mod reaper;
 pub mod terminal;
+pub mod transcript;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::api::{ReviewRun, Reviewer, RunReason, labels};
 use handoff::{Ancestry, EarlierOutcome, Handoff};
 use prompt::{PromptContext, Prompted, QueueEntry};
 use terminal::{Terminal, TerminalError};
+use transcript::TranscriptWriter;
 use workspace::Workspace;
 
 /// How long the agent's process group gets between SIGTERM and SIGKILL.
@@ -135,10 +137,14 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
         incarnation: identity.incarnation,
         binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "review-operator".into()),
     };
+    let mut transcript_writer = TranscriptWriter::new(client.clone(), &identity, reviewer.as_ref());
     let template = reviewer.and_then(|r| r.spec.agent.prompt);
     let workspace = Workspace::from_lookup(|name| std::env::var(name).ok());
     reaper::become_subreaper();
     let mut terminal = Terminal::spawn_withholding(&command, &workspace::WITHHELD_ENV)?;
+    let transcript = terminal.transcript();
+    let mut transcript_tick = tokio::time::interval(transcript::FLUSH_INTERVAL);
+    transcript_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let runs: Api<ReviewRun> = Api::namespaced(client, &identity.namespace);
     let selector = format!("{}={}", labels::REVIEWER, identity.reviewer);
@@ -155,13 +161,19 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
             }
         };
         tokio::select! {
-            _ = terminate.recv() => return Ok(stop(&identity, &mut terminal).await),
+            _ = terminate.recv() => {
+                let code = stop(&identity, &mut terminal).await;
+                final_flush(&mut transcript_writer, &transcript).await;
+                return Ok(code);
+            }
             code = terminal.wait() => {
                 tracing::info!(code, "agent exited");
                 terminal.signal_group(libc::SIGKILL);
                 reaper::reap_children(TERMINATION_GRACE).await;
+                final_flush(&mut transcript_writer, &transcript).await;
                 return Ok(i32::try_from(code).unwrap_or(1));
             }
+            _ = transcript_tick.tick() => transcript_writer.flush(&transcript, false).await,
             () = flush => {
                 flush_at = None;
                 let entries = prompted.take_new(known.values(), &identity.pod_uid);
@@ -170,8 +182,12 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
                 }
                 // A checkout can take a while; a SIGTERM meanwhile still ends the agent in time.
                 let entries = tokio::select! {
-                    entries = prepare(workspace.as_ref(), &runs, &known, entries) => entries,
-                    _ = terminate.recv() => return Ok(stop(&identity, &mut terminal).await),
+                    entries = prepare(workspace.as_ref(), &runs, &known, entries, &identity.pod_name) => entries,
+                    _ = terminate.recv() => {
+                        let code = stop(&identity, &mut terminal).await;
+                        final_flush(&mut transcript_writer, &transcript).await;
+                        return Ok(code);
+                    }
                 };
                 if entries.is_empty() {
                     continue;
@@ -227,6 +243,17 @@ async fn stop(identity: &Identity, terminal: &mut Terminal) -> i32 {
     128 + libc::SIGTERM
 }
 
+/// How long the last transcript write may take once the agent is gone: with
+/// [`TERMINATION_GRACE`], well within the pod's termination grace period.
+pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes the complete transcript once the agent has ended.
+async fn final_flush(writer: &mut TranscriptWriter, transcript: &std::sync::Mutex<transcript::Transcript>) {
+    if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, writer.flush(transcript, true)).await.is_err() {
+        tracing::warn!("the last transcript write did not finish in time");
+    }
+}
+
 /// The name of the file, in a run's handoff folder, that holds the earlier review's text.
 pub const EARLIER_REVIEW_FILE: &str = "earlier-review.md";
 
@@ -237,6 +264,7 @@ async fn prepare(
     api: &Api<ReviewRun>,
     known: &BTreeMap<String, ReviewRun>,
     entries: Vec<QueueEntry>,
+    pod: &str,
 ) -> Vec<QueueEntry> {
     let all: Vec<ReviewRun> = known.values().cloned().collect();
     let mut prepared = Vec::with_capacity(entries.len());
@@ -281,7 +309,8 @@ async fn prepare(
                 }
                 _ => None,
             };
-            entry.handoff = Some(Handoff { earlier, ancestry, review_file });
+            let transcript_pod = earlier.pod.clone().filter(|earlier| earlier != pod);
+            entry.handoff = Some(Handoff { earlier, ancestry, review_file, transcript_pod });
         }
         prepared.push(entry);
     }

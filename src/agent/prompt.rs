@@ -270,9 +270,11 @@ mod tests {
                 run: "r-a".into(),
                 head_sha: "1234567".into(),
                 outcome: EarlierOutcome::Superseded { by: None },
+                pod: None,
             },
             ancestry: Ancestry::Ancestor,
             review_file: None,
+            transcript_pod: None,
         });
         let queue = render_queue(&[entry], 1, "ro");
         assert_eq!(

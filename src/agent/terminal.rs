@@ -4,12 +4,14 @@
 //! process group.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::sync::oneshot;
+
+use super::transcript::Transcript;
 
 /// Errors starting or talking to the agent's terminal.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,7 @@ pub struct Terminal {
     input: std::sync::mpsc::Sender<String>,
     process_group: Option<i32>,
     exited: Option<oneshot::Receiver<u32>>,
+    transcript: Arc<Mutex<Transcript>>,
 }
 
 impl Terminal {
@@ -109,9 +112,11 @@ impl Terminal {
         let reader = pair.master.try_clone_reader().map_err(|e| spawn_error(&e))?;
         let writer = pair.master.take_writer().map_err(|e| spawn_error(&e))?;
         let bracketed = Arc::new(AtomicBool::new(false));
+        let transcript = Arc::new(Mutex::new(Transcript::default()));
         std::thread::spawn({
             let bracketed = bracketed.clone();
-            move || mirror(reader, &bracketed)
+            let transcript = transcript.clone();
+            move || mirror(reader, &bracketed, &transcript)
         });
         let (input, queued) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || type_input(writer, &queued, &bracketed));
@@ -121,7 +126,12 @@ impl Terminal {
             let _ = exit_tx.send(code);
         });
         tracing::info!(command = %command.join(" "), pid = ?process_group, "agent started");
-        Ok(Self { _master: pair.master, input, process_group, exited: Some(exited) })
+        Ok(Self { _master: pair.master, input, process_group, exited: Some(exited), transcript })
+    }
+
+    /// What the terminal printed so far.
+    pub fn transcript(&self) -> Arc<Mutex<Transcript>> {
+        self.transcript.clone()
     }
 
     /// Types `text` into the terminal (without blocking on a slow reader).
@@ -170,7 +180,7 @@ impl Terminal {
     }
 }
 
-fn mirror(mut reader: Box<dyn Read + Send>, bracketed: &AtomicBool) {
+fn mirror(mut reader: Box<dyn Read + Send>, bracketed: &AtomicBool, transcript: &Mutex<Transcript>) {
     let mut paste = PasteMode::default();
     let mut buffer = [0u8; 8192];
     loop {
@@ -179,6 +189,9 @@ fn mirror(mut reader: Box<dyn Read + Send>, bracketed: &AtomicBool) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 bracketed.store(paste.observe(&buffer[..n]), Ordering::Relaxed);
+                if let Ok(mut transcript) = transcript.lock() {
+                    transcript.record(&buffer[..n]);
+                }
                 let mut stdout = std::io::stdout().lock();
                 let _ = stdout.write_all(&buffer[..n]).and_then(|()| stdout.flush());
             }

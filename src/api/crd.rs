@@ -2,13 +2,14 @@
 
 use kube::CustomResourceExt;
 
-use super::{ReviewRun, Reviewer};
+use super::{ReviewRun, ReviewTranscript, Reviewer};
 
 /// Each CRD's file name under `crds/` and its YAML.
 pub fn documents() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![
         ("reviewrun.yaml", serde_yaml::to_string(&ReviewRun::crd())?),
         ("reviewer.yaml", serde_yaml::to_string(&Reviewer::crd())?),
+        ("reviewtranscript.yaml", serde_yaml::to_string(&ReviewTranscript::crd())?),
     ])
 }
 

@@ -1,4 +1,4 @@
-//! The `review.ao.dev/v1alpha1` API: [`ReviewRun`] and [`Reviewer`].
+//! The `review.ao.dev/v1alpha1` API: [`ReviewRun`], [`Reviewer`] and [`ReviewTranscript`].
 
 pub mod conditions;
 pub mod crd;
@@ -6,11 +6,13 @@ pub mod duration;
 pub mod labels;
 mod review_run;
 mod reviewer;
+mod transcript;
 
 pub use review_run::*;
 pub use reviewer::*;
+pub use transcript::*;
 
-/// API group of both custom resources.
+/// API group of the custom resources.
 pub const GROUP: &str = "review.ao.dev";
-/// API version of both custom resources.
+/// API version of the custom resources.
 pub const VERSION: &str = "v1alpha1";

@@ -58,6 +58,36 @@ pub struct ReviewerSpec {
     /// pod has no workspace and the prompt names no path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<WorkspaceSpec>,
+    /// How many of the pods' kept transcripts (ReviewTranscripts) the
+    /// controller keeps. Default: the last 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcripts: Option<TranscriptRetention>,
+}
+
+/// Retention of a Reviewer's transcripts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptRetention {
+    /// How many transcripts to keep, newest incarnations first (the live
+    /// pod's counts). 0 keeps none once the pod is gone.
+    #[serde(default = "default_transcripts_kept")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub keep: i64,
+}
+
+/// Transcripts kept when `spec.transcripts` is not set.
+pub const DEFAULT_TRANSCRIPTS_KEPT: i64 = 10;
+
+fn default_transcripts_kept() -> i64 {
+    DEFAULT_TRANSCRIPTS_KEPT
+}
+
+impl ReviewerSpec {
+    /// How many transcripts the controller keeps.
+    pub fn transcripts_kept(&self) -> usize {
+        let keep = self.transcripts.as_ref().map_or(DEFAULT_TRANSCRIPTS_KEPT, |t| t.keep);
+        usize::try_from(keep).unwrap_or(0)
+    }
 }
 
 /// Where the reviewer pod checks out the code it reviews: one clone per

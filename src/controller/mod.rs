@@ -8,6 +8,7 @@ pub mod index;
 pub mod plan;
 pub mod pod;
 pub mod reconcile;
+pub mod transcripts;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -167,6 +168,17 @@ pub async fn run(
         }))
     });
 
+    // Retention reads transcripts' metadata only, apart from the reconciler.
+    let mut retention = {
+        let (client, reviewers, mut stopped) = (context.client.clone(), reviewers.clone(), side_loop_stopped.clone());
+        AbortOnDrop(tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            transcripts::run(client, reviewers, stop).await;
+        }))
+    };
+
     let (missing_tx, missing_rx) = mpsc::unbounded_channel();
     let mut side_loop = AbortOnDrop(tokio::spawn(reconcile_missing_reviewers(
         context.clone(),
@@ -209,6 +221,7 @@ pub async fn run(
         })
         .await;
     let _ = (&mut side_loop.0).await;
+    let _ = (&mut retention.0).await;
     if let Some(mut delivery) = delivery {
         let _ = (&mut delivery.0).await;
     }

@@ -305,6 +305,7 @@ mod tests {
                 launch_deadline: "5m".into(),
                 r#match: None,
                 workspace: None,
+                transcripts: None,
             },
         );
         reviewer.metadata.namespace = Some("team".into());

@@ -67,6 +67,7 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
             launch_deadline: "5m".into(),
             r#match: None,
             workspace: None,
+            transcripts: None,
         },
     );
     reviewer.metadata.namespace = Some(NAMESPACE.into());

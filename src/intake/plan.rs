@@ -191,6 +191,7 @@ mod tests {
                 launch_deadline: "5m".into(),
                 r#match: rules.map(|rules| serde_json::from_value(rules).unwrap()),
                 workspace: None,
+                transcripts: None,
             },
         );
         reviewer.metadata.namespace = Some(namespace.into());

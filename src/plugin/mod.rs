@@ -22,7 +22,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::json;
 
-use crate::api::{ReviewRun, Reviewer};
+use crate::api::{ReviewRun, ReviewTranscript, Reviewer};
 use input::{InvalidInput, TriggerRequest};
 use submit::{Decision, Submission, SubmittingPod};
 
@@ -110,6 +110,12 @@ pub enum PluginCommand {
         /// Name of the Reviewer.
         reviewer: String,
     },
+    /// Print the kept terminal transcript of a reviewer pod, or of the pod a run was assigned
+    /// to; it outlives the pod.
+    Transcript {
+        /// Name of the pod (its ReviewTranscript has the same name) or of a ReviewRun.
+        name: String,
+    },
 }
 
 /// Arguments of `trigger`.
@@ -161,6 +167,7 @@ pub async fn run(cli: PluginCli) -> Result<(), Error> {
         PluginCommand::Cancel { run } => cancel(&cli.connection, &run).await,
         PluginCommand::Get { watch } => get(&cli.connection, watch).await,
         PluginCommand::Status { reviewer } => status(&cli.connection, &reviewer).await,
+        PluginCommand::Transcript { name } => transcript(&cli.connection, &name).await,
     }
 }
 
@@ -381,6 +388,38 @@ async fn cancel(connection: &Connection, name: &str) -> Result<(), Error> {
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
     runs.patch(name, &params, &Patch::Merge(json!({"spec": {"cancelRequested": true}}))).await?;
     print(&format!("reviewrun.review.ao.dev/{name} cancel requested\n"));
+    Ok(())
+}
+
+async fn transcript(connection: &Connection, name: &str) -> Result<(), Error> {
+    input::validate_object_name("POD|RUN", name)?;
+    let (client, namespace) = connect(connection).await?;
+    let transcripts: Api<ReviewTranscript> = Api::namespaced(client.clone(), &namespace);
+    let pod = match transcripts.get_opt(name).await? {
+        Some(transcript) => return print_transcript(&transcript),
+        None => {
+            let runs: Api<ReviewRun> = Api::namespaced(client, &namespace);
+            let run = runs.get_opt(name).await?.ok_or_else(|| {
+                Error::NotFound(format!("no transcript and no run named {name} in namespace {namespace}"))
+            })?;
+            run.status.and_then(|status| status.assignment).map(|assignment| assignment.pod).ok_or_else(|| {
+                Error::NotFound(format!("run {name} was never assigned to a reviewer pod, so it has no transcript"))
+            })?
+        }
+    };
+    let transcript = transcripts.get_opt(&pod).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "run {name} was reviewed by pod {pod}, whose transcript is not kept (pruned, or never written)"
+        ))
+    })?;
+    print_transcript(&transcript)
+}
+
+fn print_transcript(transcript: &ReviewTranscript) -> Result<(), Error> {
+    let name = transcript.metadata.name.clone().unwrap_or_default();
+    let text = crate::agent::transcript::decompress(&transcript.spec.data.0)
+        .map_err(|source| Error::Io { what: format!("transcript {name} is not valid gzip"), source })?;
+    print(&text);
     Ok(())
 }
 

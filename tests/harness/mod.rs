@@ -174,6 +174,7 @@ impl Harness {
                 launch_deadline: "5m".into(),
                 r#match: None,
                 workspace: None,
+                transcripts: None,
             },
         );
         self.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created")

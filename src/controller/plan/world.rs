@@ -39,6 +39,7 @@ pub fn reviewer() -> Reviewer {
             launch_deadline: "5m".into(),
             r#match: None,
             workspace: None,
+            transcripts: None,
         },
     );
     reviewer.metadata.namespace = Some("default".into());
