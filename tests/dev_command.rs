@@ -37,31 +37,37 @@ fn dev_plays_the_supersede_demo_and_ctrl_c_stops_every_pod_process() {
         let phases = run_phases(dev);
         (phases.iter().any(|p| p.ends_with("=Succeeded/Submitted"))).then_some(phases)
     });
-    assert_eq!(
-        phases,
-        ["review-demo-pr1-1111111=Failed/Superseded", "review-demo-pr1-2222222=Succeeded/Submitted"],
-        "the demo's runs"
-    );
-    let verdict = dev.kubectl_ok(&[
-        "get",
-        "rr",
-        "review-demo-pr1-2222222",
-        "-n",
-        "demo",
-        "-o",
-        "jsonpath={.status.result.verdict}",
-    ]);
+    // The demo's pull request is a local repository: its head and the commit before it, as git
+    // itself reads them.
+    let repository = dev.dir.join("demo-repository.git");
+    let git = |revision: &str| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&repository)
+            .args(["rev-parse", revision])
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git rev-parse {revision}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (first, second) = (git("main^"), git("main"));
+    let (first_run, second_run) =
+        (format!("review-demo-pr1-{}", &first[..7]), format!("review-demo-pr1-{}", &second[..7]));
+    let mut expected = [format!("{first_run}=Failed/Superseded"), format!("{second_run}=Succeeded/Submitted")];
+    expected.sort();
+    assert_eq!(phases, expected, "the demo's runs");
+    let verdict = dev.kubectl_ok(&["get", "rr", &second_run, "-n", "demo", "-o", "jsonpath={.status.result.verdict}"]);
     assert_eq!(verdict, "Approved");
-    let superseded_by = dev.kubectl_ok(&[
-        "get",
-        "rr",
-        "review-demo-pr1-1111111",
-        "-n",
-        "demo",
-        "-o",
-        "jsonpath={.status.supersededBy}",
-    ]);
-    assert_eq!(superseded_by, "review-demo-pr1-2222222");
+    let superseded_by =
+        dev.kubectl_ok(&["get", "rr", &first_run, "-n", "demo", "-o", "jsonpath={.status.supersededBy}"]);
+    assert_eq!(superseded_by, second_run);
+    // The fresh reviewer read its checkout and was told the range its predecessor left.
+    let pod = dev.kubectl_ok(&["get", "rr", &second_run, "-n", "demo", "-o", "jsonpath={.status.assignment.pod}"]);
+    let log = dev.kubectl_ok(&["logs", "-n", "demo", &pod]);
+    assert!(log.contains(&format!("review range: {first}..{second} ")), "{log}");
+    assert!(log.contains(&format!("{second_run}: reading the checkout ")), "{log}");
+    assert!(log.contains(": CHANGELOG.md, README.md, lib.rs"), "the checkout holds the second commit: {log}");
+    assert!(log.contains("earlier transcript: kubectl review transcript review-demo-1"), "{log}");
     let incarnation: u64 = dev
         .kubectl_ok(&["get", "rvr", "review-demo", "-n", "demo", "-o", "jsonpath={.status.incarnation}"])
         .trim()
@@ -69,7 +75,7 @@ fn dev_plays_the_supersede_demo_and_ctrl_c_stops_every_pod_process() {
         .expect("incarnation is a number");
     assert!(incarnation >= 2, "the Reviewer was restarted at least once, got incarnation {incarnation}");
     dev.poll("the timeline's final verdict", |dev| {
-        dev.stdout().contains("run review-demo-pr1-2222222 submitted: approved").then_some(())
+        dev.stdout().contains(&format!("run {second_run} submitted: approved")).then_some(())
     });
 
     // The live reviewer pod's processes: the agent wrapper and the demo agent in its terminal.

@@ -46,26 +46,62 @@ pub fn queued_run(line: &str) -> Option<String> {
     valid.then(|| name.to_owned())
 }
 
+/// One queue entry of a prompt: the run, and where its checkout and review range are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuedRun {
+    pub run: String,
+    pub checkout: Option<String>,
+    pub range: Option<String>,
+}
+
+/// Reads a prompt's queue line by line: an entry starts at `N. run <name>` and ends at its
+/// `submit:` line (or the next entry).
+#[derive(Debug, Default)]
+pub struct QueueReader {
+    entry: Option<QueuedRun>,
+}
+
+impl QueueReader {
+    /// The entry that `line` completes, if any.
+    pub fn read(&mut self, line: &str) -> Option<QueuedRun> {
+        if let Some(run) = queued_run(line) {
+            return self.entry.replace(QueuedRun { run, ..QueuedRun::default() });
+        }
+        let line = line.replace("\x1b[200~", "").replace("\x1b[201~", "");
+        let line = line.trim();
+        let entry = self.entry.as_mut()?;
+        if let Some(path) = line.strip_prefix("checkout: ") {
+            entry.checkout = Some(path.to_owned());
+        } else if let Some(range) = line.strip_prefix("review range: ") {
+            entry.range = Some(range.to_owned());
+        } else if line.starts_with("submit: ") {
+            return self.entry.take();
+        }
+        None
+    }
+}
+
 /// Reads prompts from stdin until it closes, reviewing and submitting each queued run once.
 pub fn run(options: &DemoOptions) -> std::io::Result<()> {
     let binary = std::env::current_exe()?;
-    let (queue, queued) = mpsc::channel::<String>();
+    let (queue, queued) = mpsc::channel::<QueuedRun>();
     let worker = std::thread::spawn({
         let options = options.clone();
         move || {
-            for run in queued {
-                review(&binary, &run, &options);
+            for entry in queued {
+                review(&binary, &entry, &options);
             }
         }
     });
     say("demo agent ready; waiting for the queue");
     let mut seen = HashSet::new();
+    let mut reader = QueueReader::default();
     for line in std::io::stdin().lock().lines() {
-        if let Some(run) = queued_run(&line?)
-            && seen.insert(run.clone())
+        if let Some(entry) = reader.read(&line?)
+            && seen.insert(entry.run.clone())
         {
-            say(&format!("queued {run}"));
-            if queue.send(run).is_err() {
+            say(&format!("queued {}", entry.run));
+            if queue.send(entry).is_err() {
                 break;
             }
         }
@@ -80,8 +116,25 @@ fn say(text: &str) {
     let _ = writeln!(stdout, "[demo-agent] {text}").and_then(|()| stdout.flush());
 }
 
-fn review(binary: &std::path::Path, run: &str, options: &DemoOptions) {
+/// The files at the top of a checkout, as the demo agent lists them.
+fn listing(path: &std::path::Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.retain(|name| name != ".git");
+    names.sort();
+    names.join(", ")
+}
+
+fn review(binary: &std::path::Path, entry: &QueuedRun, options: &DemoOptions) {
+    let run = entry.run.as_str();
     say(&format!("reviewing {run} ({}s)", options.review_seconds));
+    if let Some(checkout) = &entry.checkout {
+        say(&format!("{run}: reading the checkout {checkout}: {}", listing(std::path::Path::new(checkout))));
+    }
+    if let Some(range) = &entry.range {
+        say(&format!("{run}: review range {range}"));
+    }
     for second in 1..=options.review_seconds {
         std::thread::sleep(Duration::from_secs(1));
         say(&format!("reviewing {run}: {second}/{}s", options.review_seconds));
@@ -155,6 +208,42 @@ mod tests {
         assert_eq!(runs_in(&first), ["review-w1-aaaa-1234567", "review-w1-bbbb-1234567"]);
         let later = follow_up_prompt(&context(), &[entry("review-w1-cccc-1234567")], 3);
         assert_eq!(runs_in(&later), ["review-w1-cccc-1234567"]);
+    }
+
+    #[test]
+    fn reads_each_entrys_checkout_and_range() {
+        let mut with_range = entry("review-w1-bbbb-1234567");
+        with_range.handoff = Some(crate::agent::handoff::Handoff {
+            earlier: crate::agent::handoff::Earlier {
+                run: "review-w1-aaaa-1234567".into(),
+                head_sha: "aaaaaaa".into(),
+                outcome: crate::agent::handoff::EarlierOutcome::Superseded { by: None },
+                pod: None,
+            },
+            ancestry: crate::agent::handoff::Ancestry::Ancestor,
+            review_file: None,
+            transcript_pod: None,
+        });
+        let text = initial_prompt(None, &context(), &[entry("review-w1-aaaa-1234567"), with_range]);
+        let mut reader = QueueReader::default();
+        let entries: Vec<QueuedRun> = text.lines().filter_map(|line| reader.read(line)).collect();
+        assert_eq!(
+            entries,
+            [
+                QueuedRun {
+                    run: "review-w1-aaaa-1234567".into(),
+                    checkout: Some("/workspace/review-w1-aaaa-1234567".into()),
+                    range: None
+                },
+                QueuedRun {
+                    run: "review-w1-bbbb-1234567".into(),
+                    checkout: Some("/workspace/review-w1-bbbb-1234567".into()),
+                    range: Some(
+                        "aaaaaaa..abcdef1 (what changed since the earlier review: git diff aaaaaaa abcdef1)".into()
+                    ),
+                },
+            ]
+        );
     }
 
     #[test]

@@ -138,8 +138,9 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
         binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "review-operator".into()),
     };
     let mut transcript_writer = TranscriptWriter::new(client.clone(), &identity, reviewer.as_ref());
+    let settings = reviewer.as_ref().and_then(|r| r.spec.workspace.clone()).unwrap_or_default();
     let template = reviewer.and_then(|r| r.spec.agent.prompt);
-    let workspace = Workspace::from_lookup(|name| std::env::var(name).ok());
+    let workspace = Workspace::from_lookup(|name| std::env::var(name).ok()).map(|w| w.with_settings(settings));
     reaper::become_subreaper();
     let mut terminal = Terminal::spawn_withholding(&command, &workspace::WITHHELD_ENV)?;
     let transcript = terminal.transcript();
@@ -270,7 +271,7 @@ async fn prepare(
     let mut prepared = Vec::with_capacity(entries.len());
     for mut entry in entries {
         let Some(run) = known.get(&entry.run) else { continue };
-        let source = run.spec.pull_request.clone_source();
+        let source = workspace.and_then(|workspace| workspace.clone_source(&run.spec.pull_request));
         let clone = workspace.zip(source.as_deref());
         if let Some((workspace, url)) = clone {
             match workspace.checkout(url, &entry.head_sha, &entry.run).await {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::api::{PullRequest, WorkspaceSpec};
+
 /// The workspace folder (`/workspace` in a pod; the pod builder sets it).
 pub const WORKSPACE_ENV: &str = "REVIEW_WORKSPACE";
 /// A token for HTTPS fetches, from `spec.workspace.credentialsSecret`.
@@ -70,6 +72,8 @@ impl std::fmt::Debug for Credentials {
 pub struct Workspace {
     root: PathBuf,
     credentials: Credentials,
+    /// The Reviewer's settings: where runs are cloned from.
+    settings: WorkspaceSpec,
 }
 
 impl Workspace {
@@ -82,7 +86,18 @@ impl Workspace {
             false => std::env::current_dir().map(|dir| dir.join(&root)).unwrap_or(root),
         };
         let secret = |name| lookup(name).filter(|value| !value.trim().is_empty());
-        Some(Self { root, credentials: Credentials { token: secret(TOKEN_ENV), ssh_key: secret(SSH_KEY_ENV) } })
+        let credentials = Credentials { token: secret(TOKEN_ENV), ssh_key: secret(SSH_KEY_ENV) };
+        Some(Self { root, credentials, settings: WorkspaceSpec::default() })
+    }
+
+    /// The workspace with the Reviewer's `spec.workspace` settings.
+    pub fn with_settings(self, settings: WorkspaceSpec) -> Self {
+        Self { settings, ..self }
+    }
+
+    /// Where a run of `pull_request` is cloned from; `None` when it is not checked out.
+    pub fn clone_source(&self, pull_request: &PullRequest) -> Option<String> {
+        self.settings.clone_source(pull_request)
     }
 
     /// Where `run` is checked out.

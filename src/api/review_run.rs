@@ -425,6 +425,19 @@ mod tests {
     }
 
     #[test]
+    fn a_reviewer_may_check_out_only_runs_that_name_their_clone_url() {
+        use crate::api::WorkspaceSpec;
+        let derived = PullRequest::new("https://github.com/acme/widgets/pull/12", "aaaaaaa");
+        let named = PullRequest { clone_url: Some("file:///srv/widgets.git".into()), ..derived.clone() };
+        let explicit_only = WorkspaceSpec { derive_clone_url: Some(false), ..WorkspaceSpec::default() };
+        assert_eq!(explicit_only.clone_source(&derived), None);
+        assert_eq!(explicit_only.clone_source(&named).as_deref(), Some("file:///srv/widgets.git"));
+        let default = WorkspaceSpec::default();
+        assert_eq!(default.clone_source(&derived).as_deref(), Some("https://github.com/acme/widgets.git"));
+        assert!(default.is_enabled());
+    }
+
+    #[test]
     fn given_fields_win_and_other_urls_give_nothing() {
         let mut pr = PullRequest::new("https://github.com/acme/widgets/pull/12", "aaaaaaa");
         pr.clone_url = Some("file:///srv/git/widgets.git".into());

@@ -109,12 +109,25 @@ pub struct WorkspaceSpec {
     /// Size limit of the workspace volume, e.g. `4Gi`. Default 2Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_limit: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    /// For a run without `cloneUrl`, clone `https://HOST/OWNER/NAME.git`
+    /// derived from its pull request URL. Default true; false checks out
+    /// only runs that name their clone URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derive_clone_url: Option<bool>,
 }
 
 impl WorkspaceSpec {
     /// Whether runs are checked out.
     pub fn is_enabled(&self) -> bool {
         self.enabled.unwrap_or(true)
+    }
+
+    /// Where a run of `pull_request` is cloned from, if it is checked out at all.
+    pub fn clone_source(&self, pull_request: &crate::api::PullRequest) -> Option<String> {
+        match self.derive_clone_url.unwrap_or(true) {
+            true => pull_request.clone_source(),
+            false => pull_request.clone_url.clone().filter(|url| !url.is_empty()),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The dev demo: one Reviewer in namespace `demo`, one pull request pushed twice, the second push
-//! while the demo agent is still reviewing the first, and a live timeline of what happens.
+//! The dev demo: one Reviewer in namespace `demo`, one pull request of a local repository pushed
+//! twice, the second push while the demo agent is still reviewing the first, and a live timeline
+//! of what happens. The reviewer checks each head out, and the fresh one is told the range left.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,22 +13,28 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use super::timeline;
-use crate::api::{AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase};
+use crate::api::{AgentSpec, PullRequest, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, WorkspaceSpec};
 
 pub const NAMESPACE: &str = "demo";
 pub const REVIEWER: &str = "review-demo";
 const PR: &str = "https://github.com/example/widgets/pull/1";
+/// The pushes without git on the machine: no repository, so no checkout.
 const FIRST_SHA: &str = "1111111aaaaaaa";
 const SECOND_SHA: &str = "2222222bbbbbbb";
 /// How long the demo agent "reviews" each run: long enough to be superseded mid-review.
 const REVIEW_SECONDS: &str = "6";
 
 /// Plays the demo and prints the timeline until `shutdown`.
-pub async fn run(client: Client, binary: PathBuf, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    client: Client,
+    binary: PathBuf,
+    state_dir: PathBuf,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let timeline = tokio::spawn(print_timeline(client.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
-        result = play(&client, &binary) => {
+        result = play(&client, &binary, &state_dir) => {
             if let Err(error) = result {
                 eprintln!("demo: {error:#}");
             }
@@ -38,7 +45,17 @@ pub async fn run(client: Client, binary: PathBuf, shutdown: impl std::future::Fu
     timeline.abort();
 }
 
-async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
+async fn play(client: &Client, binary: &std::path::Path, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let repository = match super::repository::create(state_dir) {
+        Ok(repository) => {
+            println!("demo: the pull request's repository is {}", repository.url);
+            Some(repository)
+        }
+        Err(error) => {
+            println!("demo: no local repository ({error}); the reviewer gets no checkout");
+            None
+        }
+    };
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
         metadata: ObjectMeta { name: Some(NAMESPACE.into()), ..ObjectMeta::default() },
@@ -66,7 +83,9 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
             service_account_name: "review-agent".into(),
             launch_deadline: "5m".into(),
             r#match: None,
-            workspace: None,
+            // Runs that name their repository get a checkout; others (such as a
+            // `kubectl review trigger` for a made-up pull request) are reviewed without one.
+            workspace: Some(WorkspaceSpec { derive_clone_url: Some(false), ..WorkspaceSpec::default() }),
             transcripts: None,
         },
     );
@@ -75,20 +94,30 @@ async fn play(client: &Client, binary: &std::path::Path) -> anyhow::Result<()> {
     reviewers.patch(REVIEWER, &PatchParams::apply("review-operator-dev").force(), &Patch::Apply(&reviewer)).await?;
 
     let runs: Api<ReviewRun> = Api::namespaced(client.clone(), NAMESPACE);
-    let first = push(&runs, FIRST_SHA, None).await?;
-    println!("demo: pushed {FIRST_SHA:.7}; waiting for the reviewer to start on it");
+    let clone_url = repository.as_ref().map(|r| r.url.as_str());
+    let (first_sha, second_sha) = match &repository {
+        Some(repository) => (repository.first.as_str(), repository.second.as_str()),
+        None => (FIRST_SHA, SECOND_SHA),
+    };
+    let first = push(&runs, first_sha, None, clone_url).await?;
+    println!("demo: pushed {first_sha:.7}; waiting for the reviewer to start on it");
     wait_for_phase(&runs, &first, RunPhase::Running).await?;
     // Push again while the agent is in the middle of its review.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = push(&runs, SECOND_SHA, Some(FIRST_SHA)).await?;
-    println!("demo: pushed {SECOND_SHA:.7} while {first} is still under review");
+    let second = push(&runs, second_sha, Some(first_sha), clone_url).await?;
+    println!("demo: pushed {second_sha:.7} while {first} is still under review");
     wait_for_phase(&runs, &second, RunPhase::Succeeded).await?;
     println!("demo: done. Explore with kubectl get rr,rvr,pods -n {NAMESPACE}; Ctrl-C stops everything.");
     Ok(())
 }
 
 /// Creates the run a CI bot would create for a push of `sha` onto `previous`.
-async fn push(runs: &Api<ReviewRun>, sha: &str, previous: Option<&str>) -> anyhow::Result<String> {
+async fn push(
+    runs: &Api<ReviewRun>,
+    sha: &str,
+    previous: Option<&str>,
+    clone_url: Option<&str>,
+) -> anyhow::Result<String> {
     let name = format!("{REVIEWER}-pr1-{}", &sha[..7]);
     let run = ReviewRun::new(
         &name,
@@ -99,8 +128,8 @@ async fn push(runs: &Api<ReviewRun>, sha: &str, previous: Option<&str>) -> anyho
                 number: Some(1),
                 head_sha: sha.into(),
                 previous_head_sha: previous.map(str::to_owned),
-                repository: None,
-                clone_url: None,
+                repository: Some("example/widgets".into()),
+                clone_url: clone_url.map(str::to_owned),
             },
             cancel_requested: false,
             timeout: "10m".into(),

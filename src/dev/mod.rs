@@ -2,10 +2,11 @@
 
 mod demo;
 pub mod manifests;
+pub mod repository;
 pub mod timeline;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -106,7 +107,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }));
     if !args.no_demo {
         let binary = std::env::current_exe().context("locating this binary for the demo agent")?;
-        tasks.push(tokio::spawn(demo::run(client.clone(), binary, wait_for(stopped.clone()))));
+        // The demo's repository lives beside the kubeconfig, in the dev command's own folder.
+        let state_dir = args.kubeconfig.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        tasks.push(tokio::spawn(demo::run(client.clone(), binary, state_dir.to_path_buf(), wait_for(stopped.clone()))));
     }
 
     crate::operations::shutdown::termination_signal().await.context("waiting for Ctrl-C")?;
