@@ -1129,3 +1129,41 @@ async fn an_agent_that_prints_50_mb_keeps_a_transcript_within_the_cap() {
     assert!(text.contains("bytes left out here]"));
     e2e.stop().await;
 }
+
+/// The environment of process `pid`, as `NAME=value` entries.
+fn environment_of(pid: i32) -> Vec<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    environ.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_workspace_credentials_reach_the_supervisor_and_never_the_agent() {
+    let repo = git_fixture::Repository::new("credentials");
+    let head = repo.commit("main", None, &[("version", "A")], "A");
+    let e2e = E2e::start().await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-credentials", "namespace": NAMESPACE},
+        "stringData": {"token": "s3cret-token"}});
+    support::kubectl_with(&e2e.cluster, &["apply", "-f", "-"], Some(&secret.to_string()), &[]).await.ok();
+    let workspace = WorkspaceSpec { credentials_secret: Some("git-credentials".into()), ..WorkspaceSpec::default() };
+    e2e.create_reviewer_spec("review-w1", demo_agent(&["--review-seconds", "30"]), "5m", Some(workspace)).await;
+    let run = "review-w1-pr1-a";
+    e2e.trigger_pull_request(run, "review-w1", pushed(PR1, &head, None, &repo.url())).await;
+    let (pod, uid) = e2e.wait_running(run).await;
+    let log = e2e.wait_logs(&pod, &format!("[demo-agent] {run}: reading the checkout ")).await;
+    let (processes, _) = e2e.pod_processes(&uid, "credentials").await;
+    let token = "REVIEW_GIT_TOKEN=s3cret-token".to_owned();
+    let mut supervisor = 0;
+    for process in processes_of_pod(&uid) {
+        let has_token = environment_of(process.id.pid).contains(&token);
+        if process.cmdline.contains("\0agent\0") {
+            assert!(has_token, "the supervisor has the token from the kubelet");
+            supervisor += 1;
+        } else {
+            assert!(!has_token, "{} sees the token", process.cmdline.replace('\0', " "));
+        }
+    }
+    assert_eq!(supervisor, 1, "{} processes", processes.len());
+    assert!(processes_of_pod(&uid).iter().any(|p| p.cmdline.contains("demo-agent")));
+    assert!(!log.contains("s3cret-token"), "{log}");
+    e2e.stop().await;
+}
