@@ -13,6 +13,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod deadline;
 pub mod delivery;
 #[cfg(feature = "dev-cluster")]
 pub mod dev;

@@ -155,12 +155,7 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
     let mut prompted = Prompted::default();
     let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
-        let flush = async {
-            match flush_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let flush = crate::deadline::sleep_until(flush_at);
         tokio::select! {
             _ = terminate.recv() => {
                 let code = stop(&identity, &mut terminal).await;

@@ -51,12 +51,7 @@ pub async fn run(client: kube::Client, reviewers: Store<Reviewer>, stop: impl st
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
     tokio::pin!(stop);
     loop {
-        let prune = async {
-            match prune_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let prune = crate::deadline::sleep_until(prune_at);
         tokio::select! {
             () = &mut stop => return,
             _ = sweep.tick() => {
