@@ -19,6 +19,9 @@
 //!
 //! Prints one JSON line; progress goes to stderr.
 
+#[path = "bench_support/kubelet.rs"]
+mod kubelet;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -41,7 +44,6 @@ use review_operator::api::{
     AgentSpec, Assignment, CONDITION_CURRENT, CONDITION_SUCCEEDED, GROUP, LastRestart, PodReference, PullRequest,
     RestartReason, ReviewRun, ReviewRunSpec, Reviewer, ReviewerSpec, RunPhase, RunReason, VERSION, conditions, labels,
 };
-use serde::Deserialize as _;
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -288,60 +290,6 @@ fn reason(run: &ReviewRun) -> Option<RunReason> {
     run.status.as_ref()?.reason
 }
 
-fn is_running_pod(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-}
-
-/// Plays the kubelet: marks every new reviewer pod Running and Ready, through the API.
-fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU64> {
-    let writes = Arc::new(AtomicU64::new(0));
-    let counter = writes.clone();
-    let client = client.clone();
-    let (_, start) = cluster.server().store.list_and_watch("", "pods", None);
-    let mut live = start.live;
-    tokio::spawn(async move {
-        let mut marked = BTreeSet::new();
-        loop {
-            let change = match live.recv().await {
-                Ok(change) => change,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    eprintln!("kubelet: missed {missed} changes");
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if change.key.resource != "pods" || change.kind == devcluster::store::EventType::Deleted {
-                continue;
-            }
-            let Ok(pod) = Pod::deserialize(change.object.as_ref()) else { continue };
-            let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else { continue };
-            if pod.metadata.deletion_timestamp.is_some() || is_running_pod(&pod) || !marked.insert(uid) {
-                continue;
-            }
-            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&kubelet_status())).await {
-                Ok(_) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(error) => eprintln!("kubelet: cannot mark {} Running: {error}", pod.name_any()),
-            }
-        }
-    });
-    writes
-}
-
-fn kubelet_status() -> serde_json::Value {
-    let now = Timestamp::now().to_string();
-    json!({ "status": {
-        "phase": "Running",
-        "startTime": now,
-        "conditions": [
-            { "type": "Ready", "status": "True", "lastTransitionTime": now },
-            { "type": "ContainersReady", "status": "True", "lastTransitionTime": now },
-        ],
-    }})
-}
-
 fn reviewer_name(index: usize) -> String {
     format!("review-w{index:05}")
 }
@@ -473,7 +421,7 @@ fn superseded(view: &View, reviewer: &str, stale: &str, new: &str, incarnation: 
         return None;
     }
     let pod = view.pod_of(reviewer, incarnation)?;
-    if !is_running_pod(&pod) {
+    if !kubelet::is_running_pod(&pod) {
         return None;
     }
     let new = view.run(new)?;
@@ -562,7 +510,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     let tally = spawn_tally(&cluster)?;
     let view = View::start(&cluster).await?;
-    let kubelet = spawn_kubelet(&cluster, &client);
+    let kubelet = kubelet::spawn_kubelet(&cluster, &client);
 
     // Cold start: the controller process meets every Reviewer and run at once.
     let log = std::fs::File::create(&args.controller_log)

@@ -9,6 +9,9 @@
 //! `cargo run --release --example webhook_bench -- --rate 300` (open loop: the latencies at 300 deliveries/s)
 //! `cargo run --release --example webhook_bench -- --without-controller` (the receiver and API server alone)
 
+#[path = "bench_support/kubelet.rs"]
+mod kubelet;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +107,8 @@ async fn main() -> anyhow::Result<()> {
         delivery: None,
     };
     let controller_metrics = Arc::new(Metrics::default());
+    // The dev cluster runs no pods here: the bench plays the kubelet, so runs reach Running.
+    let kubelet_writes = kubelet::spawn_kubelet(&cluster, &client);
     if !args.without_controller {
         tokio::spawn(review_operator::controller::run(
             client.clone(),
@@ -145,19 +150,23 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    // Each pull request is opened, then pushed to twice: a third of the deliveries are `opened`.
+    // Each pull request is opened, then pushed to twice, in rounds over all pull requests: a push
+    // comes a round after the one it replaces, when that run is being reviewed, so it supersedes
+    // a Running run and restarts its reviewer.
     let started = Instant::now();
     let revision_before = cluster.server().store.revision();
+    let kubelet_before = kubelet_writes.load(std::sync::atomic::Ordering::Relaxed);
     let latencies: Vec<f64> = futures::stream::iter(0..args.deliveries)
         .map(|n| {
             let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
             let reviewers = args.reviewers;
             let due = args.rate.map(|rate| started + Duration::from_secs_f64(n as f64 / rate));
+            let pull_requests = args.deliveries.div_ceil(3);
             async move {
-                let pr = n / 3 + 1;
-                let mut payload = match n % 3 {
+                let pr = n % pull_requests + 1;
+                let mut payload = match n / pull_requests {
                     0 => examples::pull_request("opened", pr as i64, &sha(n)),
-                    _ => examples::synchronize(pr as i64, &sha(n - 1), &sha(n)),
+                    _ => examples::synchronize(pr as i64, &sha(n - pull_requests), &sha(n)),
                 };
                 payload["pull_request"]["head"]["ref"] = format!("agent/w{}/change-{pr}", pr % reviewers).into();
                 let body = payload.to_string();
@@ -191,6 +200,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let elapsed = started.elapsed().as_secs_f64();
     let writes = cluster.server().store.revision() - revision_before;
+    let writes = writes.saturating_sub(kubelet_writes.load(std::sync::atomic::Ordering::Relaxed) - kubelet_before);
 
     // The newest run of each pull request ends Running; the older ones are superseded.
     let expected = if args.without_controller { 0 } else { args.deliveries.div_ceil(3) };
@@ -213,6 +223,15 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|(name, at)| running.get(name).map(|seen| seen.duration_since(*at).as_secs_f64() * 1000.0))
             .collect()
     };
+    // How often a push found its pull request's run Running and replaced the reviewer pod.
+    let restarts: i64 = reviewers
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .map(|s| s.restarts)
+        .sum();
     let mut latencies = latencies;
     latencies.sort_by(f64::total_cmp);
     to_running.sort_by(f64::total_cmp);
@@ -227,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
         "answer_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         "runs_seen_running": to_running.len(),
         "controller_reconciles": controller_metrics.reconciles.get(),
+        "reviewer_restarts": restarts,
         "api_writes_per_delivery": (writes as f64 / args.deliveries as f64 * 100.0).round() / 100.0,
         "delivery_to_running_p50_ms": percentile(&to_running, 0.5).round(),
         "delivery_to_running_p99_ms": percentile(&to_running, 0.99).round(),

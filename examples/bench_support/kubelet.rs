@@ -1,0 +1,68 @@
+//! Plays the kubelet for the benchmarks, whose dev cluster runs no pods: every new reviewer pod
+//! is marked Running and Ready through the API, once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use devcluster::DevCluster;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde::Deserialize as _;
+use serde_json::json;
+
+pub fn is_running_pod(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// Plays the kubelet: marks every new reviewer pod Running and Ready, through the API.
+pub fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU64> {
+    let writes = Arc::new(AtomicU64::new(0));
+    let counter = writes.clone();
+    let client = client.clone();
+    let (_, start) = cluster.server().store.list_and_watch("", "pods", None);
+    let mut live = start.live;
+    tokio::spawn(async move {
+        let mut marked = BTreeSet::new();
+        loop {
+            let change = match live.recv().await {
+                Ok(change) => change,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    eprintln!("kubelet: missed {missed} changes");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if change.key.resource != "pods" || change.kind == devcluster::store::EventType::Deleted {
+                continue;
+            }
+            let Ok(pod) = Pod::deserialize(change.object.as_ref()) else { continue };
+            let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else { continue };
+            if pod.metadata.deletion_timestamp.is_some() || is_running_pod(&pod) || !marked.insert(uid) {
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&kubelet_status())).await {
+                Ok(_) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => eprintln!("kubelet: cannot mark {} Running: {error}", pod.name_any()),
+            }
+        }
+    });
+    writes
+}
+
+fn kubelet_status() -> serde_json::Value {
+    let now = Timestamp::now().to_string();
+    json!({ "status": {
+        "phase": "Running",
+        "startTime": now,
+        "conditions": [
+            { "type": "Ready", "status": "True", "lastTransitionTime": now },
+            { "type": "ContainersReady", "status": "True", "lastTransitionTime": now },
+        ],
+    }})
+}
