@@ -188,3 +188,48 @@ async fn access_reviews_need_exactly_one_kind_of_attributes() {
     );
     cluster.shutdown().await.unwrap();
 }
+
+/// A TokenReview of `token` by `client`.
+async fn review_token(client: kube::Client, token: &str) -> Result<serde_json::Value, kube::Error> {
+    use k8s_openapi::api::authentication::v1::TokenReview;
+    let review: TokenReview = serde_json::from_value(json!({"spec": {"token": token, "audiences": ["api"]}})).unwrap();
+    let reviewed = Api::<TokenReview>::all(client).create(&PostParams::default(), &review).await?;
+    Ok(serde_json::to_value(reviewed.status).unwrap())
+}
+
+#[tokio::test]
+async fn token_reviews_say_who_a_token_is_to_whoever_may_ask() {
+    let cluster = support::cluster_without_pods().await;
+    let admin = cluster.client().expect("client");
+    let pod_token = support::service_account_token(&cluster, NS, "review-agent", Some(("review-w1-1", "uid-1")));
+
+    let status = review_token(admin.clone(), &pod_token).await.expect("reviewed");
+    assert_eq!(status["authenticated"], true);
+    assert_eq!(status["user"]["username"], "system:serviceaccount:reviews:review-agent");
+    assert_eq!(status["user"]["extra"]["authentication.kubernetes.io/pod-name"], json!(["review-w1-1"]));
+    assert_eq!(status["audiences"], json!(["api"]));
+    let status = review_token(admin.clone(), "not-a-token").await.expect("reviewed");
+    assert_eq!(
+        (status["authenticated"].clone(), status["error"].clone()),
+        (json!(false), json!("invalid bearer token"))
+    );
+    // A token that is gone (its pod deleted) no longer authenticates.
+    cluster.server().auth.remove(&pod_token);
+    assert_eq!(review_token(admin.clone(), &pod_token).await.expect("reviewed")["authenticated"], false);
+
+    let error = api_error(review_token(admin.clone(), "").await.unwrap_err());
+    assert_eq!((error.code, error.message.as_str()), (400, "token is required for TokenReview in authentication"));
+    // Asking needs `create tokenreviews` (system:auth-delegator has it); a plain service account may not.
+    let asker = support::service_account_token(&cluster, NS, "asker", None);
+    let as_asker = support::client_with_token(&cluster, Some(&asker));
+    let error = api_error(review_token(as_asker.clone(), &asker).await.unwrap_err());
+    assert_eq!(error.code, 403, "{error:?}");
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "asker-delegator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "asker", "namespace": NS}],
+    });
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(&binding.to_string()), &[]).await.ok();
+    let status = review_token(as_asker, &asker).await.expect("the delegator may ask");
+    assert_eq!(status["user"]["username"], "system:serviceaccount:reviews:asker");
+}

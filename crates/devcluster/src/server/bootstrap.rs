@@ -176,6 +176,15 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&["create"], &["authentication.k8s.io"], &["selfsubjectreviews"]),
             ],
         ),
+        // What an aggregated API server or webhook authorizer is bound to: it asks whether a
+        // token authenticates and what its user may do.
+        role(
+            "system:auth-delegator",
+            vec![
+                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+                rule(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"]),
+            ],
+        ),
         role(
             "system:public-info-viewer",
             vec![non_resource_rule(&["get"], &["/healthz", "/livez", "/readyz", "/version", "/version/"])],

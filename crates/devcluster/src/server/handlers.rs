@@ -75,6 +75,7 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     if let Some(review) = match path.trim_end_matches('/') {
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => Some(super::access::access_review as ReviewHandler),
         "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => Some(super::access::rules_review as ReviewHandler),
+        "/apis/authentication.k8s.io/v1/tokenreviews" => Some(super::token_review::token_review as ReviewHandler),
         _ => None,
     } {
         if request.method() != Method::POST {

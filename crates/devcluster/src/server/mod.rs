@@ -8,6 +8,7 @@ mod gc;
 mod handlers;
 mod objects;
 mod quota;
+mod token_review;
 mod watch;
 
 pub use objects::{DeleteOptions, Deletion, Propagation, WriteContext};
