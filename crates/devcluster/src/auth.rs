@@ -30,7 +30,23 @@ impl UserInfo {
 /// Known bearer tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
-    tokens: Arc<RwLock<HashMap<String, UserInfo>>>,
+    tokens: Arc<RwLock<HashMap<String, Credential>>>,
+}
+
+/// The pod a requested token is bound to: the token works while that pod exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundPod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// What one token authenticates as, until when, and while which pod exists.
+#[derive(Debug, Clone)]
+struct Credential {
+    user: UserInfo,
+    expires: Option<std::time::SystemTime>,
+    bound: Option<BoundPod>,
 }
 
 /// A random token of 32 URL-safe characters.
@@ -43,8 +59,17 @@ pub fn generate_token() -> String {
 
 impl Authenticator {
     pub fn add(&self, token: &str, user: UserInfo) {
+        self.insert(token, Credential { user, expires: None, bound: None });
+    }
+
+    /// A token that stops working at `expires`, and when `bound`'s pod is gone.
+    pub fn add_requested(&self, token: &str, user: UserInfo, expires: std::time::SystemTime, bound: Option<BoundPod>) {
+        self.insert(token, Credential { user, expires: Some(expires), bound });
+    }
+
+    fn insert(&self, token: &str, credential: Credential) {
         if let Ok(mut map) = self.tokens.write() {
-            map.insert(token.to_string(), user);
+            map.insert(token.to_string(), credential);
         }
     }
 
@@ -54,10 +79,27 @@ impl Authenticator {
         }
     }
 
-    /// The user of an `Authorization` header value, if it carries a known bearer token.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Option<UserInfo> {
+    /// The user of an `Authorization` header value, if it carries a known bearer token that has
+    /// not expired and whose bound pod `pod_exists` says still exists.
+    pub fn authenticate_with(
+        &self,
+        authorization: Option<&str>,
+        pod_exists: impl Fn(&BoundPod) -> bool,
+    ) -> Option<UserInfo> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
-        self.tokens.read().ok()?.get(token).cloned()
+        let credential = self.tokens.read().ok()?.get(token).cloned()?;
+        if credential.expires.is_some_and(|expires| std::time::SystemTime::now() >= expires) {
+            return None;
+        }
+        if credential.bound.as_ref().is_some_and(|bound| !pod_exists(bound)) {
+            return None;
+        }
+        Some(credential.user)
+    }
+
+    /// [`Authenticator::authenticate_with`] for tokens bound to nothing.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Option<UserInfo> {
+        self.authenticate_with(authorization, |_| false)
     }
 }
 
@@ -77,5 +119,20 @@ mod tests {
         assert_eq!(auth.authenticate(None), None);
         auth.remove(&token);
         assert_eq!(auth.authenticate(Some(&format!("Bearer {token}"))), None);
+    }
+
+    #[test]
+    fn requested_tokens_expire_and_end_with_their_pod() {
+        let auth = Authenticator::default();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(600);
+        auth.add_requested("expired", UserInfo::admin(), past, None);
+        assert_eq!(auth.authenticate(Some("Bearer expired")), None);
+        auth.add_requested("fresh", UserInfo::admin(), future, None);
+        assert_eq!(auth.authenticate(Some("Bearer fresh")), Some(UserInfo::admin()));
+        let pod = BoundPod { namespace: "team".into(), name: "p".into(), uid: "u".into() };
+        auth.add_requested("bound", UserInfo::admin(), future, Some(pod.clone()));
+        assert_eq!(auth.authenticate_with(Some("Bearer bound"), |b| *b == pod), Some(UserInfo::admin()));
+        assert_eq!(auth.authenticate_with(Some("Bearer bound"), |_| false), None);
     }
 }

@@ -65,12 +65,15 @@ pub fn decode_object(bytes: &[u8]) -> Result<Value, ApiError> {
         ("v1", "ConfigMap") => config_map(core::ConfigMap::decode(raw).map_err(invalid)?),
         ("v1", "Secret") => secret(core::Secret::decode(raw).map_err(invalid)?),
         ("v1", "ServiceAccount") => service_account(core::ServiceAccount::decode(raw).map_err(invalid)?),
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            token_request(k8s_pb::api::authentication::v1::TokenRequest::decode(raw).map_err(invalid)?)
+        }
         (api_version, kind) => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "the dev cluster decodes protobuf bodies of v1 Namespace, ConfigMap, Secret and ServiceAccount only, not {api_version} {kind}: send it as application/json"
+                    "the dev cluster decodes protobuf bodies of v1 Namespace, ConfigMap, Secret and ServiceAccount and of TokenRequest only, not {api_version} {kind}: send it as application/json"
                 ),
             ));
         }
@@ -160,6 +163,32 @@ fn secret(secret: core::Secret) -> Map<String, Value> {
     put(&mut out, "data", bytes(secret.data));
     put(&mut out, "stringData", strings(secret.string_data));
     put(&mut out, "type", json!(secret.r#type));
+    out
+}
+
+/// What `kubectl create token` sends: the spec (audiences, lifetime, bound object).
+fn token_request(request: k8s_pb::api::authentication::v1::TokenRequest) -> Map<String, Value> {
+    let mut out = Map::new();
+    put(&mut out, "metadata", object_meta(request.metadata));
+    let spec = request.spec.unwrap_or_default();
+    let mut spec_json = Map::new();
+    put(&mut spec_json, "audiences", json!(spec.audiences));
+    if let Some(seconds) = spec.expiration_seconds {
+        spec_json.insert("expirationSeconds".into(), json!(seconds));
+    }
+    if let Some(reference) = spec.bound_object_ref {
+        let mut bound = Map::new();
+        for (key, value) in [
+            ("kind", reference.kind),
+            ("apiVersion", reference.api_version),
+            ("name", reference.name),
+            ("uid", reference.u_id),
+        ] {
+            put(&mut bound, key, json!(value.unwrap_or_default()));
+        }
+        spec_json.insert("boundObjectRef".into(), Value::Object(bound));
+    }
+    out.insert("spec".into(), Value::Object(spec_json));
     out
 }
 

@@ -233,3 +233,59 @@ async fn token_reviews_say_who_a_token_is_to_whoever_may_ask() {
     let status = review_token(as_asker, &asker).await.expect("the delegator may ask");
     assert_eq!(status["user"]["username"], "system:serviceaccount:reviews:asker");
 }
+
+#[tokio::test]
+async fn kubectl_create_token_mints_expiring_tokens_bound_to_a_pod_while_it_exists() {
+    let cluster = support::cluster_without_pods().await;
+    let admin = cluster.client().expect("client");
+    support::namespace(&cluster, "team").await;
+    let objects = [
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "team"}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "worker", "namespace": "team"},
+         "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "busybox"}]}}),
+    ];
+    for object in objects {
+        support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(&object.to_string()), &[]).await.ok();
+    }
+
+    let token = support::kubectl(&cluster, &["create", "token", "robot", "-n", "team"]).await.ok();
+    let status = review_token(admin.clone(), token.trim()).await.expect("reviewed");
+    assert_eq!(status["user"]["username"], "system:serviceaccount:team:robot");
+    assert_eq!(status["user"]["extra"], serde_json::Value::Null, "bound to nothing, no pod extras");
+
+    let args =
+        ["create", "token", "robot", "-n", "team", "--bound-object-kind", "Pod", "--bound-object-name", "worker"];
+    let bound = support::kubectl(&cluster, &args).await.ok();
+    let status = review_token(admin.clone(), bound.trim()).await.expect("reviewed");
+    assert_eq!(status["user"]["extra"]["authentication.kubernetes.io/pod-name"], json!(["worker"]));
+    // The token works for requests too, and stops with its pod.
+    let as_bound = support::client_with_token(&cluster, Some(bound.trim()));
+    let pods: Api<Pod> = Api::namespaced(as_bound.clone(), "team");
+    assert_eq!(
+        api_error(pods.list(&ListParams::default()).await.unwrap_err()).code,
+        403,
+        "authenticated, not authorized"
+    );
+    let admin_pods: Api<Pod> = Api::namespaced(admin.clone(), "team");
+    admin_pods
+        .delete("worker", &kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .expect("deleted");
+    support::eventually("the pod to be gone", || {
+        let admin_pods = admin_pods.clone();
+        async move { matches!(admin_pods.get_opt("worker").await, Ok(None)).then_some(()) }
+    })
+    .await;
+    assert_eq!(review_token(admin.clone(), bound.trim()).await.expect("reviewed")["authenticated"], false);
+    assert_eq!(api_error(pods.list(&ListParams::default()).await.unwrap_err()).code, 401);
+
+    // What kubectl says when the request is wrong.
+    let short =
+        support::kubectl(&cluster, &["create", "token", "robot", "-n", "team", "--duration", "5m"]).await.failed();
+    assert!(short.contains("may not specify a duration less than 10 minutes"), "{short}");
+    let missing = support::kubectl(&cluster, &["create", "token", "nobody", "-n", "team"]).await.failed();
+    assert!(missing.contains("serviceaccounts \"nobody\" not found"), "{missing}");
+    let args = ["create", "token", "robot", "-n", "team", "--bound-object-kind", "Pod", "--bound-object-name", "gone"];
+    let unbound = support::kubectl(&cluster, &args).await.failed();
+    assert!(unbound.contains("pods \"gone\" not found"), "{unbound}");
+}

@@ -75,7 +75,7 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     if let Some(review) = match path.trim_end_matches('/') {
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => Some(super::access::access_review as ReviewHandler),
         "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => Some(super::access::rules_review as ReviewHandler),
-        "/apis/authentication.k8s.io/v1/tokenreviews" => Some(super::token_review::token_review as ReviewHandler),
+        "/apis/authentication.k8s.io/v1/tokenreviews" => Some(super::tokens::token_review as ReviewHandler),
         _ => None,
     } {
         if request.method() != Method::POST {
@@ -202,9 +202,12 @@ async fn resource_request(
 ) -> Result<Response, ApiError> {
     let info = server.resolve(&target.group, &target.version, &target.resource)?;
     let pod_log = is_pod_log(&info, target.subresource.as_deref());
+    let account_token =
+        info.group.is_empty() && info.resource == "serviceaccounts" && target.subresource.as_deref() == Some("token");
     if let Some(sub) = &target.subresource
         && !(sub == "status" && info.has_status())
         && !pod_log
+        && !account_token
     {
         return Err(not_found());
     }
@@ -239,6 +242,17 @@ async fn resource_request(
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
+    }
+    if account_token {
+        let (true, Some(name)) = (parts.method == Method::POST, name) else {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        };
+        let account = server.get_object(&info, ns, name)?;
+        let bytes = read_body(&server, body).await?;
+        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        return super::tokens::token_request(&server, &account, &request);
     }
     if pod_log {
         let (true, Some(name)) = (parts.method == Method::GET, name) else {

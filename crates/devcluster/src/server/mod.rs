@@ -8,7 +8,7 @@ mod gc;
 mod handlers;
 mod objects;
 mod quota;
-mod token_review;
+mod tokens;
 mod watch;
 
 pub use objects::{DeleteOptions, Deletion, Propagation, WriteContext};
@@ -93,6 +93,15 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
+    /// Who an `Authorization` header is: a known token, unexpired, whose bound pod, if any, still
+    /// exists with the UID it was bound to (as kube-apiserver checks bound service-account tokens).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Option<UserInfo> {
+        self.auth.authenticate_with(authorization, |bound| {
+            let key = crate::store::ObjectKey::new("", "pods", &bound.namespace, &bound.name);
+            self.store.get(&key).is_some_and(|pod| meta::str_at(&pod, "/metadata/uid") == bound.uid)
+        })
+    }
+
     /// A server keeping its objects in memory only.
     pub fn new(settings: ServerSettings) -> Arc<Self> {
         let store = Store::new(Arc::new(NoPersistence), settings.history_limit);
@@ -202,7 +211,7 @@ async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Res
     if is_public(&path) {
         return public_endpoint(&path);
     }
-    let user = server.auth.authenticate(request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let user = server.authenticate(request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
     let Some(user) = user else {
         return ApiError::unauthorized().into_response();
     };
