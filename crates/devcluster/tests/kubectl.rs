@@ -710,3 +710,72 @@ async fn auth_whoami_names_the_admin() {
     assert_eq!(rows[1][1], user["username"].as_str().unwrap());
     cluster.shutdown().await.unwrap();
 }
+
+/// A CRD whose version declares the scale subresource, with the replicas and selector it names.
+const SCALED_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "widgets.example.com"},
+  "spec": {"group": "example.com", "scope": "Namespaced",
+    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+    "versions": [{"name": "v1", "served": true, "storage": true,
+      "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.ready", "labelSelectorPath": ".status.selector"}},
+      "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer", "maximum": 10}}},
+        "status": {"type": "object", "properties": {"ready": {"type": "integer"}, "selector": {"type": "string"}}}}}}}]}}"#;
+
+#[tokio::test]
+async fn kubectl_scale_writes_the_replicas_path_a_crd_names() {
+    let cluster = support::cluster_without_pods().await;
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(SCALED_CRD), &[]).await.ok();
+    support::eventually("widgets to be served", || async {
+        cluster.server().registry.all().iter().any(|r| r.resource == "widgets").then_some(())
+    })
+    .await;
+    let widget = r#"{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 1}}"#;
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(widget), &[]).await.ok();
+    let resources =
+        support::kubectl(&cluster, &["api-resources", "--api-group", "example.com", "-o", "wide"]).await.ok();
+    assert!(resources.contains("widgets"), "{resources}");
+
+    let out = support::kubectl(&cluster, &["scale", "widget/w1", "--replicas", "3", "-n", "default"]).await.ok();
+    assert_eq!(out.trim(), "widget.example.com/w1 scaled");
+    let size =
+        support::kubectl(&cluster, &["get", "widget", "w1", "-n", "default", "-o", "jsonpath={.spec.size}"]).await.ok();
+    assert_eq!(size, "3");
+    let raw = support::kubectl(&cluster, &["get", "--raw", "/apis/example.com/v1/namespaces/default/widgets/w1/scale"])
+        .await
+        .ok();
+    let scale: serde_json::Value = serde_json::from_str(&raw).expect("a Scale");
+    assert_eq!(
+        (scale["kind"].clone(), scale["apiVersion"].clone()),
+        (serde_json::json!("Scale"), serde_json::json!("autoscaling/v1"))
+    );
+    assert_eq!(
+        (scale["spec"]["replicas"].clone(), scale["status"]["replicas"].clone()),
+        (serde_json::json!(3), serde_json::json!(0))
+    );
+
+    // The object's own validation still holds; a stale resourceVersion is a conflict.
+    let too_many =
+        support::kubectl(&cluster, &["scale", "widget/w1", "--replicas", "11", "-n", "default"]).await.failed();
+    assert!(too_many.contains("spec.size"), "{too_many}");
+    let url = "/apis/example.com/v1/namespaces/default/widgets/w1/scale";
+    let stale_scale = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "w1", "namespace": "default", "resourceVersion": "1"}, "spec": {"replicas": 2}});
+    let stale =
+        support::kubectl_with(&cluster, &["replace", "--raw", url, "-f", "-"], Some(&stale_scale.to_string()), &[])
+            .await
+            .failed();
+    assert!(stale.contains("the object has been modified"), "{stale}");
+    let mut fresh = stale_scale;
+    fresh["metadata"]["resourceVersion"] = scale["metadata"]["resourceVersion"].clone();
+    let replaced =
+        support::kubectl_with(&cluster, &["replace", "--raw", url, "-f", "-"], Some(&fresh.to_string()), &[])
+            .await
+            .ok();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&replaced).expect("a Scale")["spec"]["replicas"], 2);
+    // A resource without the subresource has no scale.
+    let none =
+        support::kubectl(&cluster, &["get", "--raw", "/api/v1/namespaces/default/configmaps/x/scale"]).await.failed();
+    assert!(none.contains("NotFound") || none.contains("not found"), "{none}");
+}

@@ -75,11 +75,11 @@ fn served_versions(crd: &Value) -> Result<Vec<(ResourceInfo, CrdSchema)>, Vec<Ca
                     namespaced,
                     short_names: strings(spec.pointer("/names/shortNames")),
                     categories: strings(spec.pointer("/names/categories")),
-                    subresources: if version.pointer("/subresources/status").is_some() {
-                        vec!["status".into()]
-                    } else {
-                        Vec::new()
-                    },
+                    subresources: ["status", "scale"]
+                        .into_iter()
+                        .filter(|sub| version.pointer(&format!("/subresources/{sub}")).is_some())
+                        .map(str::to_owned)
+                        .collect(),
                     printer_columns: printer_columns(version),
                     schema: Some(std::sync::Arc::new(schema)),
                     origin: Origin::Custom { crd: meta::str_at(crd, "/metadata/name").to_string() },

@@ -204,10 +204,15 @@ async fn resource_request(
     let pod_log = is_pod_log(&info, target.subresource.as_deref());
     let account_token =
         info.group.is_empty() && info.resource == "serviceaccounts" && target.subresource.as_deref() == Some("token");
+    let scale = match target.subresource.as_deref() {
+        Some("scale") if info.subresources.iter().any(|s| s == "scale") => server.scale_paths(&info),
+        _ => None,
+    };
     if let Some(sub) = &target.subresource
         && !(sub == "status" && info.has_status())
         && !pod_log
         && !account_token
+        && scale.is_none()
     {
         return Err(not_found());
     }
@@ -242,6 +247,31 @@ async fn resource_request(
         Some(FaultAction::Fail(error)) => return Err(error),
         Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
+    }
+    if let (Some(paths), Some(name)) = (&scale, name) {
+        let write = match parts.method {
+            Method::GET => None,
+            Method::PUT => {
+                let bytes = read_body(&server, body).await?;
+                let decoded = decode_object(&bytes, &content_type(&headers))?;
+                Some((super::scale::ScaleWrite::Replace(decoded.value), write_context(user, &query, &headers, false)?))
+            }
+            Method::PATCH => {
+                let ct = content_type(&headers);
+                let patch_type = PatchType::from_content_type(&ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(info.patch_types()))?;
+                let bytes = read_body(&server, body).await?;
+                let decoded = decode_body(&bytes, &ct)?;
+                let ctx = write_context(user, &query, &headers, false)?;
+                Some((super::scale::ScaleWrite::Patch(patch_type, decoded.value), ctx))
+            }
+            _ => {
+                return Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ));
+            }
+        };
+        return super::scale::serve(&server, &info, paths, ns, name, write);
     }
     if account_token {
         let (true, Some(name)) = (parts.method == Method::POST, name) else {

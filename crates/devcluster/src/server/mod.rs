@@ -8,6 +8,7 @@ mod gc;
 mod handlers;
 mod objects;
 mod quota;
+mod scale;
 mod tokens;
 mod watch;
 
