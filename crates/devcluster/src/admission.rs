@@ -217,7 +217,7 @@ fn rule_matches(rule: &Value, request: &AdmissionRequest<'_>) -> bool {
 
 /// Whether an object's labels satisfy a structured `LabelSelector` (`matchLabels`, `matchExpressions`).
 /// A selector that cannot be understood matches nothing.
-fn selector_matches(selector: &Value, object: &Value) -> bool {
+pub(crate) fn selector_matches(selector: &Value, object: &Value) -> bool {
     let mut requirements: Vec<String> = selector
         .get("matchLabels")
         .and_then(Value::as_object)

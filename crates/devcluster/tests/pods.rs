@@ -482,3 +482,73 @@ async fn the_node_is_ready_and_a_disabled_runner_leaves_pods_pending() {
     assert!(pods(&cluster).get_opt("idle").await.unwrap().is_none());
     cluster.shutdown().await.unwrap();
 }
+
+/// A pod labelled `app=web` on the dev cluster's node, marked Running and Ready (`healthy`) or
+/// left Pending, as no kubelet runs it here.
+async fn web_pod(client: &kube::Client, name: &str, healthy: bool) {
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": "devcluster", "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.expect("pod created");
+    if healthy {
+        let status = serde_json::json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("status");
+    }
+}
+
+#[tokio::test]
+async fn evictions_respect_the_pods_disruption_budget() {
+    use kube::api::{Api, PostParams};
+    let cluster = support::cluster_without_pods().await;
+    let client = cluster.client().expect("client");
+    for (name, healthy) in [("web-1", true), ("web-2", true), ("web-pending", false)] {
+        web_pod(&client, name, healthy).await;
+    }
+    let budgets: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let budget = |name: &str, min: serde_json::Value| {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name},
+            "spec": {"minAvailable": min, "selector": {"matchLabels": {"app": "web"}}}}))
+        .unwrap()
+    };
+    budgets.create(&PostParams::default(), &budget("web", serde_json::json!(2))).await.expect("budget");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    // Through kubectl (client-go retries a 429 only when it says when): the pods' own grace
+    // period is 0, so an eviction removes them at once (no kubelet runs here).
+    let evict = |name: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let eviction =
+                serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}});
+            let path = format!("/api/v1/namespaces/default/pods/{name}/eviction");
+            support::kubectl_with(cluster, &["create", "--raw", &path, "-f", "-"], Some(&eviction.to_string()), &[])
+                .await
+        }
+    };
+
+    // Two healthy pods and a budget of two: a healthy one may not go, a pending one may.
+    let refused = evict("web-1").await.failed();
+    assert!(refused.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{refused}");
+    let evicted: serde_json::Value = serde_json::from_str(&evict("web-pending").await.ok()).expect("a Status");
+    assert_eq!(
+        (evicted["status"].clone(), evicted["code"].clone()),
+        (serde_json::json!("Success"), serde_json::json!(201))
+    );
+    assert!(pods.get_opt("web-pending").await.unwrap().is_none());
+
+    // A budget of 50% of two: one may go, then no more.
+    budgets.delete("web", &Default::default()).await.expect("deleted");
+    budgets.create(&PostParams::default(), &budget("web", serde_json::json!("50%"))).await.expect("budget");
+    evict("web-1").await.ok();
+    assert!(evict("web-2").await.failed().contains("would violate the pod's disruption budget"));
+
+    // Two budgets over one pod: the eviction subresource refuses to choose.
+    budgets.create(&PostParams::default(), &budget("web-too", serde_json::json!(0))).await.expect("budget");
+    assert!(evict("web-2").await.failed().contains("more than one PodDisruptionBudget"));
+    assert!(evict("nobody").await.failed().contains("pods \"nobody\" not found"));
+}

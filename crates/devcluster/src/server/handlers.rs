@@ -204,6 +204,8 @@ async fn resource_request(
     let pod_log = is_pod_log(&info, target.subresource.as_deref());
     let account_token =
         info.group.is_empty() && info.resource == "serviceaccounts" && target.subresource.as_deref() == Some("token");
+    let eviction =
+        info.group.is_empty() && info.resource == "pods" && target.subresource.as_deref() == Some("eviction");
     let scale = match target.subresource.as_deref() {
         Some("scale") if info.subresources.iter().any(|s| s == "scale") => server.scale_paths(&info),
         _ => None,
@@ -212,6 +214,7 @@ async fn resource_request(
         && !(sub == "status" && info.has_status())
         && !pod_log
         && !account_token
+        && !eviction
         && scale.is_none()
     {
         return Err(not_found());
@@ -272,6 +275,18 @@ async fn resource_request(
             }
         };
         return super::scale::serve(&server, &info, paths, ns, name, write);
+    }
+    if eviction {
+        let (true, Some(name), Some(namespace)) = (parts.method == Method::POST, name, ns) else {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        };
+        let bytes = read_body(&server, body).await?;
+        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let options = DeleteOptions { user: user.clone(), ..DeleteOptions::default() };
+        let answer = super::eviction::evict(&server, &info, namespace, name, &request, options)?;
+        return Ok(json_response(StatusCode::CREATED, &answer, &HeaderMap::new()));
     }
     if account_token {
         let (true, Some(name)) = (parts.method == Method::POST, name) else {

@@ -4,6 +4,7 @@ mod access;
 mod admin;
 mod bootstrap;
 mod crd;
+mod eviction;
 mod gc;
 mod handlers;
 mod objects;
