@@ -19,15 +19,20 @@ pub fn pod_user(pod: &Value, service_account: &str, sa_uid: Option<&str>) -> Use
         ("authentication.kubernetes.io/pod-name".to_string(), vec![meta::str_at(pod, "/metadata/name").to_string()]),
         ("authentication.kubernetes.io/pod-uid".to_string(), vec![meta::str_at(pod, "/metadata/uid").to_string()]),
     ]);
+    UserInfo { extra, ..service_account_user(namespace, service_account, sa_uid) }
+}
+
+/// The user any token of service account `namespace/name` authenticates as, before pod extras.
+pub fn service_account_user(namespace: &str, name: &str, sa_uid: Option<&str>) -> UserInfo {
     UserInfo {
-        username: format!("system:serviceaccount:{namespace}:{service_account}"),
+        username: format!("system:serviceaccount:{namespace}:{name}"),
         uid: sa_uid.unwrap_or_default().to_string(),
         groups: vec![
             "system:serviceaccounts".into(),
             format!("system:serviceaccounts:{namespace}"),
             "system:authenticated".into(),
         ],
-        extra,
+        extra: BTreeMap::new(),
     }
 }
 

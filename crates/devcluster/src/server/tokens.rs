@@ -88,7 +88,7 @@ pub(super) fn token_request(server: &ApiServer, account: &Value, body: &Value) -
     }
     let account_uid = Some(meta::str_at(account, "/metadata/uid")).filter(|uid| !uid.is_empty());
     let (user, bound) = match spec.get("boundObjectRef").filter(|r| !r.is_null()).cloned() {
-        None => (account_user(&namespace, &name, account_uid), None),
+        None => (crate::runner::identity::service_account_user(&namespace, &name, account_uid), None),
         Some(reference) => {
             let reference = &reference;
             let kind = meta::str_at(reference, "/kind");
@@ -124,18 +124,4 @@ pub(super) fn token_request(server: &ApiServer, account: &Value, body: &Value) -
         "status": {"token": token, "expirationTimestamp": expiration},
     });
     Ok(json_response(StatusCode::CREATED, &request, &HeaderMap::new()))
-}
-
-/// The user a token of service account `namespace/name` bound to nothing authenticates as.
-fn account_user(namespace: &str, name: &str, uid: Option<&str>) -> UserInfo {
-    UserInfo {
-        username: format!("system:serviceaccount:{namespace}:{name}"),
-        uid: uid.unwrap_or_default().to_string(),
-        groups: vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{namespace}"),
-            "system:authenticated".into(),
-        ],
-        extra: Default::default(),
-    }
 }
