@@ -50,10 +50,10 @@ pub struct Handoff {
 /// commit, that was reviewed or was superseded while being reviewed; `None`
 /// when the pull request has no such run. "Before" is the API server's
 /// creation order (the order the controller decides freshness by).
-pub fn earlier_run(runs: &[ReviewRun], run: &ReviewRun) -> Option<Earlier> {
+pub fn earlier_run<'a>(runs: impl IntoIterator<Item = &'a ReviewRun>, run: &ReviewRun) -> Option<Earlier> {
     let url = &run.spec.pull_request.url;
     let name = run.metadata.name.as_deref()?;
-    let ordered = creation_ordered(runs.iter().filter(|r| &r.spec.pull_request.url == url));
+    let ordered = creation_ordered(runs.into_iter().filter(|r| &r.spec.pull_request.url == url));
     let position = ordered.iter().position(|r| r.metadata.name.as_deref() == Some(name))?;
     ordered[..position].iter().rev().find_map(|candidate| {
         let status = candidate.status.as_ref()?;

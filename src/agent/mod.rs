@@ -157,11 +157,7 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
     loop {
         let flush = crate::deadline::sleep_until(flush_at);
         tokio::select! {
-            _ = terminate.recv() => {
-                let code = stop(&identity, &mut terminal).await;
-                final_flush(&mut transcript_writer, &transcript).await;
-                return Ok(code);
-            }
+            _ = terminate.recv() => return Ok(stop(&identity, &mut terminal, &mut transcript_writer, &transcript).await),
             code = terminal.wait() => {
                 tracing::info!(code, "agent exited");
                 terminal.signal_group(libc::SIGKILL);
@@ -180,9 +176,7 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
                 let entries = tokio::select! {
                     entries = prepare(workspace.as_ref(), &runs, &known, entries, &identity.pod_name) => entries,
                     _ = terminate.recv() => {
-                        let code = stop(&identity, &mut terminal).await;
-                        final_flush(&mut transcript_writer, &transcript).await;
-                        return Ok(code);
+                        return Ok(stop(&identity, &mut terminal, &mut transcript_writer, &transcript).await);
                     }
                 };
                 if entries.is_empty() {
@@ -231,11 +225,18 @@ pub async fn run(command: Vec<String>) -> Result<i32, AgentError> {
     }
 }
 
-/// Ends the agent's process group on SIGTERM and returns the supervisor's exit code.
-async fn stop(identity: &Identity, terminal: &mut Terminal) -> i32 {
+/// Ends the agent's process group on SIGTERM, writes the complete transcript and returns the
+/// supervisor's exit code.
+async fn stop(
+    identity: &Identity,
+    terminal: &mut Terminal,
+    writer: &mut TranscriptWriter,
+    transcript: &std::sync::Mutex<transcript::Transcript>,
+) -> i32 {
     tracing::info!(pod = %identity.pod_name, "SIGTERM: ending the agent's process group");
     terminal.terminate(TERMINATION_GRACE).await;
     reaper::reap_children(TERMINATION_GRACE).await;
+    final_flush(writer, transcript).await;
     128 + libc::SIGTERM
 }
 
@@ -262,7 +263,6 @@ async fn prepare(
     entries: Vec<QueueEntry>,
     pod: &str,
 ) -> Vec<QueueEntry> {
-    let all: Vec<ReviewRun> = known.values().cloned().collect();
     let mut prepared = Vec::with_capacity(entries.len());
     for mut entry in entries {
         let Some(run) = known.get(&entry.run) else { continue };
@@ -284,7 +284,7 @@ async fn prepare(
                 }
             }
         }
-        if let Some(earlier) = handoff::earlier_run(&all, run) {
+        if let Some(earlier) = handoff::earlier_run(known.values(), run) {
             let ancestry = match clone {
                 Some((workspace, url)) => match workspace.is_ancestor(url, &earlier.head_sha, &entry.head_sha).await {
                     Some(true) => Ancestry::Ancestor,

@@ -166,23 +166,18 @@ impl Workspace {
         }
         // A full SHA is fetched by itself (GitHub and git's own servers allow it). Failing that,
         // or for an abbreviated one, the branches and pull request heads, where it must be.
-        let by_sha = if sha.len() == 40 || sha.len() == 64 {
-            self.git(Some(clone), &["fetch", "--quiet", "--no-tags", url, sha]).await.err()
-        } else {
-            None
-        };
-        if let Some(commit) = self.resolve(clone, sha).await {
-            return Ok(commit);
+        if sha.len() == 40 || sha.len() == 64 {
+            // Its failure is no answer yet: the branches may still hold the commit.
+            let _ = self.git(Some(clone), &["fetch", "--quiet", "--no-tags", url, sha]).await;
+            if let Some(commit) = self.resolve(clone, sha).await {
+                return Ok(commit);
+            }
         }
         let refs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/pull/*/head:refs/remotes/pull/*"];
-        let all = self.git(Some(clone), &["fetch", "--quiet", "--no-tags", url, refs[0], refs[1]]).await;
-        if let Some(commit) = self.resolve(clone, sha).await {
-            return Ok(commit);
-        }
-        match (all, by_sha) {
-            (Err(error), _) => Err(error),
-            (Ok(_), _) => Err(CheckoutError::MissingCommit { sha: sha.to_owned(), url: url.to_owned() }),
-        }
+        self.git(Some(clone), &["fetch", "--quiet", "--no-tags", url, refs[0], refs[1]]).await?;
+        self.resolve(clone, sha)
+            .await
+            .ok_or_else(|| CheckoutError::MissingCommit { sha: sha.to_owned(), url: url.to_owned() })
     }
 
     /// The full name of commit `sha` when the clone has it.
