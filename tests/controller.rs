@@ -264,7 +264,7 @@ async fn controller_stopped_between_failing_and_replacing_converges() {
     };
     let plan = plan_reviewer(&observed, Timestamp::now());
     assert!(plan.restart.is_some(), "the plan replaces the pod");
-    for update in &plan.run_updates {
+    for update in plan.run_updates() {
         let body = json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
             "kind": "ReviewRun",

@@ -1,18 +1,19 @@
-//! Executing a [`ReviewerPlan`]: the API writes, in the order the [`plan`]
-//! module documents, and nothing else.
+//! Executing a [`ReviewerPlan`]: its [`Step`]s in order, each an API write
+//! (or queued events), and nothing else. The executor never plans: when a
+//! step fails it stops and says which and how ([`StepFailed`]); what to do
+//! then is the reconcile's decision.
 //!
 //! Statuses are written with server-side apply under the controller's field
 //! manager, with the `resourceVersion` the plan was made from as a
 //! precondition: a 409 Conflict means the plan was made on an outdated view
-//! and is dropped ([`ExecuteError::Outdated`]), never applied over newer
-//! data. Labels and finalizers are merge patches. Pods are deleted with a UID
-//! precondition; 404 on delete and 409 on create count as done.
+//! ([`StepError::Outdated`]), never applied over newer data. Labels and
+//! finalizers are merge patches. Pods are deleted with a UID precondition;
+//! 404 on delete and 409 on create count as done.
 //!
-//! Writes to different runs do not depend on each other, so the labels, and
-//! then the statuses, of a plan's runs are written concurrently (at most
-//! [`CONCURRENT_WRITES`] at a time); each step of the plan's order still
-//! completes before the next begins. Events are queued ([`EventQueue`]),
-//! not awaited.
+//! Writes to different runs do not depend on each other, so the runs of one
+//! step are written concurrently (at most [`CONCURRENT_WRITES`] at a time);
+//! each step still completes before the next begins. Events are queued
+//! ([`EventQueue`]), not awaited.
 //!
 //! [`plan`]: super::plan
 
@@ -29,21 +30,34 @@ use serde_json::json;
 use super::AgentLaunch;
 use super::events::EventQueue;
 use super::plan::{
-    ApiErrorClass, EventKind, EventObject, FinalizerChange, LaunchError, ObservedPod, ObservedReviewer, PlannedEvent,
-    PodOperation, ReviewerPlan, RunChange, RunUpdate, plan_launch_failure,
+    ApiErrorClass, EventKind, EventObject, LaunchError, ObservedPod, ObservedReviewer, PlannedEvent, PodDeletion,
+    PodLaunch, PodOperation, ReviewerPlan, RunChange, RunLabels, RunUpdate, Step,
 };
 use super::pod::reviewer_pod;
 use crate::api::{FINALIZER, GROUP, ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus, VERSION};
 use crate::metrics::{Metrics, RestartLabels};
 
-/// Why executing a plan stopped.
+/// Why executing a plan stopped: the step that failed, and how.
 #[derive(Debug, thiserror::Error)]
-pub enum ExecuteError {
+#[error("step {index} ({step}) of the plan: {error}")]
+pub struct StepFailed {
+    /// Index of the step in [`ReviewerPlan::steps`]; the steps before it
+    /// were written, none after it.
+    pub index: usize,
+    /// [`Step::name`] of the step.
+    pub step: &'static str,
+    #[source]
+    pub error: StepError,
+}
+
+/// How a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
     /// A write's `resourceVersion` precondition failed: the plan was made on
-    /// an outdated view of the object. Nothing after it was written.
+    /// an outdated view of the object.
     #[error("{object} changed since it was observed; the plan is dropped")]
     Outdated { object: String },
-    /// A write failed; the plan stopped there.
+    /// A write failed.
     #[error("{action} {object}: {source}")]
     Api {
         action: &'static str,
@@ -51,21 +65,10 @@ pub enum ExecuteError {
         #[source]
         source: kube::Error,
     },
-    /// Deleting or creating the reviewer pod failed with a transient error;
-    /// the Reviewer is marked Degraded and the reconcile must be retried.
-    #[error("cannot start the reviewer pod: {message}")]
-    LaunchTransient { message: String },
-}
-
-impl ExecuteError {
-    /// Short label of the error for the `reconcile_errors{kind}` metric.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Outdated { .. } => "conflict",
-            Self::Api { .. } => "api",
-            Self::LaunchTransient { .. } => "launch",
-        }
-    }
+    /// Deleting or creating the reviewer pod failed, classified for
+    /// [`plan_launch_failure`](super::plan::plan_launch_failure).
+    #[error("cannot start the reviewer pod: {}", .0.message)]
+    Pod(LaunchError),
 }
 
 /// The highest `resourceVersion` each write of an execution returned, per
@@ -90,6 +93,73 @@ impl WriteMarks {
     }
 }
 
+/// What the API answered to the writes of one or more executions for one
+/// Reviewer. Later writes take their `resourceVersion` preconditions from
+/// here; a reconcile that plans again right after its writes plans on the
+/// observed state with these answers applied ([`Answers::applied_to`]).
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    /// Every run as its latest write returned it.
+    runs: BTreeMap<String, ReviewRun>,
+    /// The Reviewer as its latest write returned it.
+    reviewer: Option<Reviewer>,
+    /// Pods deleted, with the pod the API returned while it terminates.
+    pods_deleted: Vec<(String, Option<Pod>)>,
+    pod_created: Option<Pod>,
+    marks: WriteMarks,
+}
+
+impl Answers {
+    /// The versions the writes returned.
+    pub fn marks(&self) -> WriteMarks {
+        self.marks
+    }
+
+    /// Whether a pod was created (not found existing, not failed).
+    pub fn created_pod(&self) -> bool {
+        self.pod_created.is_some()
+    }
+
+    /// `observed` with every object written as the API returned it.
+    pub fn applied_to(&self, observed: &ObservedReviewer) -> ObservedReviewer {
+        let mut after = observed.clone();
+        for run in &mut after.runs {
+            if let Some(written) = run.metadata.name.as_ref().and_then(|name| self.runs.get(name)) {
+                *run = written.clone();
+            }
+        }
+        if let Some(reviewer) = &self.reviewer {
+            after.reviewer = Some(reviewer.clone());
+        }
+        for (name, terminating) in &self.pods_deleted {
+            after.pods.retain(|pod| &pod.name != name);
+            after.pods.extend(terminating.as_ref().and_then(ObservedPod::from_pod));
+        }
+        after.pods.extend(self.pod_created.as_ref().and_then(ObservedPod::from_pod));
+        after
+    }
+
+    fn record_run(&mut self, run: ReviewRun) {
+        if let (Some(name), Some(version)) = (&run.metadata.name, &run.metadata.resource_version) {
+            self.marks.runs = self.marks.runs.max(numeric(version));
+            self.runs.insert(name.clone(), run);
+        }
+    }
+
+    fn record_reviewer(&mut self, reviewer: Reviewer) {
+        if let Some(version) = &reviewer.metadata.resource_version {
+            self.marks.reviewers = self.marks.reviewers.max(numeric(version));
+            self.reviewer = Some(reviewer);
+        }
+    }
+
+    fn record_pod(&mut self, pod: &Pod) {
+        if let Some(version) = &pod.metadata.resource_version {
+            self.marks.pods = self.marks.pods.max(numeric(version));
+        }
+    }
+}
+
 /// Executes plans against the API server.
 pub struct Executor<'a> {
     pub client: &'a kube::Client,
@@ -102,83 +172,57 @@ pub struct Executor<'a> {
 /// Writes to runs in flight at once.
 pub const CONCURRENT_WRITES: usize = 16;
 
-/// One execution: the plan's target and the versions of what it writes.
+/// One execution: the plan's target and what the API answered so far.
 struct Execution<'a> {
     executor: &'a Executor<'a>,
     observed: &'a ObservedReviewer,
     namespace: &'a str,
-    /// Every run as its latest write returned it; later writes take their
-    /// `resourceVersion` precondition from here.
-    runs_written: BTreeMap<String, ReviewRun>,
-    /// The Reviewer as its latest write returned it.
-    reviewer_written: Option<Reviewer>,
-    /// Pods deleted, with the pod the API returned while it terminates.
-    pods_deleted: Vec<(String, Option<Pod>)>,
-    pod_created: Option<Pod>,
-    written: WriteMarks,
-}
-
-/// What an execution that succeeded did beyond its writes' versions.
-#[derive(Clone, Debug, Default)]
-pub struct Executed {
-    /// Set when the plan's pod was created (not found existing, not
-    /// failed): the Reviewer as the API's answers to this execution show it,
-    /// with the new pod, so that the reconcile can plan the pod's queue
-    /// without waiting for the stores to show it.
-    pub after_launch: Option<ObservedReviewer>,
+    answers: &'a mut Answers,
 }
 
 impl Executor<'_> {
-    /// Applies `plan` (made from `observed` in `namespace`). `written`
-    /// receives the versions of every successful write, also when an error
-    /// stops the execution.
+    /// Runs the steps of `plan` (made from `observed` in `namespace`) in
+    /// order, and stops at the first that fails. `answers` holds what the
+    /// API answered to earlier writes for this Reviewer, if any, and
+    /// receives the answer to every successful write, also when a step
+    /// fails.
     pub async fn execute(
         &self,
         namespace: &str,
         observed: &ObservedReviewer,
         plan: &ReviewerPlan,
-        written: &mut WriteMarks,
-    ) -> Result<Executed, ExecuteError> {
-        let mut execution = Execution {
-            executor: self,
-            observed,
-            namespace,
-            runs_written: BTreeMap::new(),
-            reviewer_written: None,
-            pods_deleted: Vec::new(),
-            pod_created: None,
-            written: WriteMarks::default(),
-        };
-        let result = execution.execute(plan).await;
-        written.merge(execution.written);
-        result?;
-        Ok(Executed { after_launch: execution.pod_created.is_some().then(|| execution.observed_after()) })
+        answers: &mut Answers,
+    ) -> Result<(), StepFailed> {
+        let mut execution = Execution { executor: self, observed, namespace, answers };
+        for (index, step) in plan.steps.iter().enumerate() {
+            if let Err(error) = execution.run(step).await {
+                return Err(StepFailed { index, step: step.name(), error });
+            }
+        }
+        if let Some(restart) = &plan.restart {
+            let reason = format!("{:?}", restart.reason);
+            self.metrics.restarts.get_or_create(&RestartLabels { reason }).inc();
+            execution.observe_supersede_latency(plan);
+        }
+        Ok(())
     }
 }
 
 impl Execution<'_> {
-    async fn execute(&mut self, plan: &ReviewerPlan) -> Result<(), ExecuteError> {
-        if plan.finalizer == FinalizerChange::Add {
-            self.patch_finalizers(true).await?;
+    async fn run(&mut self, step: &Step) -> Result<(), StepError> {
+        match step {
+            Step::AddFinalizer => self.patch_finalizers(true).await,
+            Step::WriteRunStatuses(updates) => self.write_run_statuses(updates).await,
+            Step::LabelRuns(labels) => self.write_run_labels(labels).await,
+            Step::WriteReviewerStatus(status) => self.write_reviewer_status(status).await,
+            Step::DeletePod(deletion) => self.delete_pod(deletion).await.map_err(StepError::Pod),
+            Step::CreatePod(launch) => self.create_pod(launch).await.map_err(StepError::Pod),
+            Step::RemoveFinalizer => self.patch_finalizers(false).await,
+            Step::EmitEvents(events) => {
+                self.emit(events);
+                Ok(())
+            }
         }
-        self.write_run_statuses(&plan.run_updates).await?;
-        self.write_run_labels(plan).await?;
-        if let Some(status) = &plan.reviewer_status {
-            self.write_reviewer_status(status).await?;
-        }
-        if let Err(error) = self.change_pods(plan).await {
-            return self.handle_launch_failure(plan, error).await;
-        }
-        if let Some(restart) = &plan.restart {
-            let reason = format!("{:?}", restart.reason);
-            self.executor.metrics.restarts.get_or_create(&RestartLabels { reason }).inc();
-            self.observe_supersede_latency(plan);
-        }
-        if plan.finalizer == FinalizerChange::Remove {
-            self.patch_finalizers(false).await?;
-        }
-        self.emit(&plan.events);
-        Ok(())
     }
 
     fn runs(&self) -> Api<ReviewRun> {
@@ -195,59 +239,19 @@ impl Execution<'_> {
 
     /// The `resourceVersion` a write to the run `name` must find.
     fn run_version(&self, name: &str) -> Option<String> {
-        match self.runs_written.get(name) {
+        match self.answers.runs.get(name) {
             Some(written) => written.metadata.resource_version.clone(),
             None => self.observed.run(name).and_then(|run| run.metadata.resource_version.clone()),
         }
     }
 
     fn reviewer_version(&self) -> Option<String> {
-        self.reviewer_written.as_ref().or(self.observed.reviewer.as_ref())?.metadata.resource_version.clone()
-    }
-
-    fn record_run(&mut self, run: ReviewRun) {
-        if let (Some(name), Some(version)) = (&run.metadata.name, &run.metadata.resource_version) {
-            self.written.runs = self.written.runs.max(numeric(version));
-            self.runs_written.insert(name.clone(), run);
-        }
-    }
-
-    fn record_reviewer(&mut self, reviewer: Reviewer) {
-        if let Some(version) = &reviewer.metadata.resource_version {
-            self.written.reviewers = self.written.reviewers.max(numeric(version));
-            self.reviewer_written = Some(reviewer);
-        }
-    }
-
-    fn record_pod(&mut self, pod: &Pod) {
-        if let Some(version) = &pod.metadata.resource_version {
-            self.written.pods = self.written.pods.max(numeric(version));
-        }
-    }
-
-    /// The observed Reviewer with every object this execution wrote as the
-    /// API returned it.
-    fn observed_after(&self) -> ObservedReviewer {
-        let mut after = self.observed.clone();
-        for run in &mut after.runs {
-            if let Some(written) = run.metadata.name.as_ref().and_then(|name| self.runs_written.get(name)) {
-                *run = written.clone();
-            }
-        }
-        if let Some(reviewer) = &self.reviewer_written {
-            after.reviewer = Some(reviewer.clone());
-        }
-        for (name, terminating) in &self.pods_deleted {
-            after.pods.retain(|pod| &pod.name != name);
-            after.pods.extend(terminating.as_ref().and_then(ObservedPod::from_pod));
-        }
-        after.pods.extend(self.pod_created.as_ref().and_then(ObservedPod::from_pod));
-        after
+        self.answers.reviewer.as_ref().or(self.observed.reviewer.as_ref())?.metadata.resource_version.clone()
     }
 
     /// Adds or removes the finalizer, keeping any others, on the observed
     /// version of the Reviewer.
-    async fn patch_finalizers(&mut self, add: bool) -> Result<(), ExecuteError> {
+    async fn patch_finalizers(&mut self, add: bool) -> Result<(), StepError> {
         let Some(reviewer) = &self.observed.reviewer else { return Ok(()) };
         let mut finalizers: Vec<String> = reviewer.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
         if add {
@@ -258,7 +262,7 @@ impl Execution<'_> {
         let name = &self.observed.name;
         match self.reviewers().patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(updated) => {
-                self.record_reviewer(updated);
+                self.answers.record_reviewer(updated);
                 Ok(())
             }
             // The Reviewer is gone once its last finalizer is removed.
@@ -267,12 +271,11 @@ impl Execution<'_> {
         }
     }
 
-    async fn write_run_labels(&mut self, plan: &ReviewerPlan) -> Result<(), ExecuteError> {
+    async fn write_run_labels(&mut self, labels: &[RunLabels]) -> Result<(), StepError> {
         let api = self.runs();
         let params = PatchParams { field_manager: Some(self.executor.field_manager.to_owned()), ..Default::default() };
         // Collected first: a lazy iterator of futures borrowing the plan is not Send for every lifetime.
-        let writes: Vec<_> = plan
-            .run_labels
+        let writes: Vec<_> = labels
             .iter()
             .map(|labels| {
                 let (api, params) = (&api, &params);
@@ -289,11 +292,11 @@ impl Execution<'_> {
     }
 
     /// Records every run written; the first error, if any.
-    fn record_runs(&mut self, results: Vec<Result<ReviewRun, ExecuteError>>) -> Result<(), ExecuteError> {
+    fn record_runs(&mut self, results: Vec<Result<ReviewRun, StepError>>) -> Result<(), StepError> {
         let mut first_error = None;
         for result in results {
             match result {
-                Ok(run) => self.record_run(run),
+                Ok(run) => self.answers.record_run(run),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -302,7 +305,7 @@ impl Execution<'_> {
         first_error.map_or(Ok(()), Err)
     }
 
-    async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), ExecuteError> {
+    async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), StepError> {
         let api = self.runs();
         let params = self.apply_params();
         let metrics = self.executor.metrics;
@@ -347,7 +350,7 @@ impl Execution<'_> {
         self.record_runs(results)
     }
 
-    async fn write_reviewer_status(&mut self, status: &ReviewerStatus) -> Result<(), ExecuteError> {
+    async fn write_reviewer_status(&mut self, status: &ReviewerStatus) -> Result<(), StepError> {
         let name = &self.observed.name;
         let body = json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
@@ -357,7 +360,7 @@ impl Execution<'_> {
         });
         let result = self.reviewers().patch_status(name, &self.apply_params(), &Patch::Apply(&body)).await;
         let updated = result.map_err(|source| api_error("write status of", &format!("Reviewer {name}"), source))?;
-        self.record_reviewer(updated);
+        self.answers.record_reviewer(updated);
         let depth = i64::try_from(status.queue.len()).unwrap_or(i64::MAX);
         let labels = crate::metrics::ReviewerLabels { namespace: self.namespace.to_owned(), reviewer: name.clone() };
         self.executor.metrics.queue_depth.get_or_create(&labels).set(depth);
@@ -371,26 +374,28 @@ impl Execution<'_> {
         PatchParams::apply(self.executor.field_manager).force()
     }
 
-    /// Steps 5 and 6: pod deletions, then the pod creation.
-    async fn change_pods(&mut self, plan: &ReviewerPlan) -> Result<(), LaunchError> {
-        for deletion in &plan.pod_deletions {
-            let params = DeleteParams {
-                preconditions: Some(Preconditions { uid: Some(deletion.uid.clone()), resource_version: None }),
-                ..DeleteParams::default()
-            };
-            match self.pods().delete(&deletion.name, &params).await {
-                Ok(either) => {
-                    let terminating = either.left();
-                    if let Some(pod) = &terminating {
-                        self.record_pod(pod);
-                    }
-                    self.pods_deleted.push((deletion.name.clone(), terminating));
-                    tracing::info!(pod = %deletion.name, uid = %deletion.uid, "reviewer pod deleted");
+    /// Deletes a pod with a UID precondition, so that a newer pod of the
+    /// same name is never deleted.
+    async fn delete_pod(&mut self, deletion: &PodDeletion) -> Result<(), LaunchError> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions { uid: Some(deletion.uid.clone()), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        match self.pods().delete(&deletion.name, &params).await {
+            Ok(either) => {
+                let terminating = either.left();
+                if let Some(pod) = &terminating {
+                    self.answers.record_pod(pod);
                 }
-                Err(error) => classify(PodOperation::Delete, error)?,
+                self.answers.pods_deleted.push((deletion.name.clone(), terminating));
+                tracing::info!(pod = %deletion.name, uid = %deletion.uid, "reviewer pod deleted");
+                Ok(())
             }
+            Err(error) => classify(PodOperation::Delete, error),
         }
-        let Some(launch) = &plan.pod_creation else { return Ok(()) };
+    }
+
+    async fn create_pod(&mut self, launch: &PodLaunch) -> Result<(), LaunchError> {
         let Some(reviewer) = &self.observed.reviewer else { return Ok(()) };
         let Some(pod) = reviewer_pod(reviewer, launch, self.executor.agent) else {
             return Err(LaunchError {
@@ -401,35 +406,20 @@ impl Execution<'_> {
         let params = PostParams { field_manager: Some(self.executor.field_manager.to_owned()), dry_run: false };
         match self.pods().create(&params, &pod).await {
             Ok(created) => {
-                self.record_pod(&created);
+                self.answers.record_pod(&created);
                 tracing::info!(pod = %launch.name, incarnation = launch.incarnation, queue = ?launch.queue, "reviewer pod created");
-                self.pod_created = Some(created);
+                self.answers.pod_created = Some(created);
                 Ok(())
             }
             Err(error) => classify(PodOperation::Create, error),
         }
     }
 
-    /// Writes what [`plan_launch_failure`] says after a pod operation failed.
-    async fn handle_launch_failure(&mut self, plan: &ReviewerPlan, error: LaunchError) -> Result<(), ExecuteError> {
-        tracing::warn!(error = %error.message, class = ?error.class, "reviewer pod operation failed");
-        let failure = plan_launch_failure(self.observed, plan, &error, Timestamp::now());
-        self.write_run_statuses(&failure.run_updates).await?;
-        if let Some(status) = &failure.reviewer_status {
-            self.write_reviewer_status(status).await?;
-        }
-        // The plan's own events describe writes that did happen (statuses);
-        // the failure's events say what did not.
-        self.emit(&plan.events);
-        self.emit(&failure.events);
-        if failure.retry { Err(ExecuteError::LaunchTransient { message: error.message }) } else { Ok(()) }
-    }
-
     fn observe_supersede_latency(&self, plan: &ReviewerPlan) {
         // The newest run that superseded work on the replaced pod.
         let superseding = plan
-            .run_updates
-            .iter()
+            .run_updates()
+            .into_iter()
             .filter(|u| u.change == RunChange::Superseded)
             .filter_map(|u| u.status.superseded_by.as_deref())
             .filter_map(|name| self.observed.run(name))
@@ -479,10 +469,10 @@ fn classify(operation: PodOperation, error: kube::Error) -> Result<(), LaunchErr
     }
 }
 
-fn api_error(action: &'static str, object: &str, source: kube::Error) -> ExecuteError {
+fn api_error(action: &'static str, object: &str, source: kube::Error) -> StepError {
     match &source {
-        kube::Error::Api(status) if status.is_conflict() => ExecuteError::Outdated { object: object.to_owned() },
-        _ => ExecuteError::Api { action, object: object.to_owned(), source },
+        kube::Error::Api(status) if status.is_conflict() => StepError::Outdated { object: object.to_owned() },
+        _ => StepError::Api { action, object: object.to_owned(), source },
     }
 }
 

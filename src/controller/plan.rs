@@ -4,24 +4,26 @@
 //!
 //! # Executing a plan
 //!
-//! Apply a [`ReviewerPlan`] in this order, so that a reconcile killed at any
-//! point converges on the next one:
+//! A [`ReviewerPlan`] is a list of [`Step`]s in this order, so that a
+//! reconcile killed at any point converges on the next one:
 //!
-//! 1. add the finalizer ([`FinalizerChange::Add`]);
-//! 2. write the run statuses ([`ReviewerPlan::run_updates`]), which record
+//! 1. add the finalizer ([`Step::AddFinalizer`]);
+//! 2. write the run statuses ([`Step::WriteRunStatuses`]), which record
 //!    a new run's creation `resourceVersion` before anything else changes it;
-//! 3. merge the run labels ([`ReviewerPlan::run_labels`]);
-//! 4. write the Reviewer status ([`ReviewerPlan::reviewer_status`]), which
+//! 3. merge the run labels ([`Step::LabelRuns`]);
+//! 4. write the Reviewer status ([`Step::WriteReviewerStatus`]), which
 //!    records the incarnation about to be created before creating it;
-//! 5. delete pods with a UID precondition ([`ReviewerPlan::pod_deletions`]);
+//! 5. delete pods with a UID precondition ([`Step::DeletePod`]);
 //!    404 means done;
-//! 6. create the pod ([`ReviewerPlan::pod_creation`]); 409 AlreadyExists
+//! 6. create the pod ([`Step::CreatePod`]); 409 AlreadyExists
 //!    means done, because pod names are derived from the incarnation;
-//! 7. remove the finalizer ([`FinalizerChange::Remove`]);
-//! 8. emit [`ReviewerPlan::events`] and requeue after
-//!    [`ReviewerPlan::requeue_after`].
+//! 7. remove the finalizer ([`Step::RemoveFinalizer`]);
+//! 8. emit the events ([`Step::EmitEvents`]); the reconcile then requeues
+//!    after [`ReviewerPlan::requeue_after`].
 //!
-//! If step 5 or 6 fails, [`plan_launch_failure`] says what to write instead.
+//! The executor runs the steps in order and stops at the first that fails.
+//! If a pod step fails, [`plan_launch_failure`] plans what to write instead;
+//! the reconcile, not the executor, calls it.
 //!
 //! Statuses are whole: empty fields are omitted when serialized (an emptied
 //! `queue`, for instance). Write them with server-side apply under one field
@@ -245,43 +247,199 @@ fn pod_end(pod: &Pod) -> Option<PodEnd> {
     })
 }
 
-/// The writes of one reconcile. Empty when nothing needs to change.
+/// The writes of one reconcile, as ordered [`Step`]s. Empty when nothing
+/// needs to change.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReviewerPlan {
-    pub finalizer: FinalizerChange,
-    /// Labels to merge into runs' metadata.
-    pub run_labels: Vec<RunLabels>,
-    /// Run statuses to write, in creation order of the runs.
-    pub run_updates: Vec<RunUpdate>,
+    /// What to write, in order; see the module documentation for why this
+    /// order.
+    pub steps: Vec<Step>,
     /// First statuses (Pending) of runs that the pod being created is about
     /// to be given: not written when the pod is created, as the plan that
     /// assigns them right after writes their status anyway; written by the
     /// launch failure plan when it is not ([`plan_launch_failure`]).
     pub deferred_updates: Vec<RunUpdate>,
-    /// The Reviewer status to write, when it differs from the observed one.
-    pub reviewer_status: Option<ReviewerStatus>,
-    /// Pods to delete, each with a UID precondition.
-    pub pod_deletions: Vec<PodDeletion>,
-    /// The pod to create.
-    pub pod_creation: Option<PodLaunch>,
     /// Set when this plan replaces a live pod because its work went stale
     /// (at most one per plan, however many runs caused it).
     pub restart: Option<LastRestart>,
-    pub events: Vec<PlannedEvent>,
     /// When to reconcile again at the latest: the next run timeout or launch
     /// deadline.
     pub requeue_after: Option<Duration>,
 }
 
+/// One step of a [`ReviewerPlan`]. The executor runs them in order and
+/// stops at the first that fails.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Add the controller's finalizer to the Reviewer.
+    AddFinalizer,
+    /// Write these run statuses, in creation order of the runs. The runs
+    /// are independent objects, so they may be written concurrently; all
+    /// are written before the next step begins.
+    WriteRunStatuses(Vec<RunUpdate>),
+    /// Merge these labels into the runs' metadata.
+    LabelRuns(Vec<RunLabels>),
+    /// Write the Reviewer status (the whole status).
+    WriteReviewerStatus(ReviewerStatus),
+    /// Delete a pod with a UID precondition; 404 means done.
+    DeletePod(PodDeletion),
+    /// Create the reviewer pod; 409 AlreadyExists means done, as pod names
+    /// are derived from the incarnation.
+    CreatePod(PodLaunch),
+    /// Remove the controller's finalizer: the Reviewer goes.
+    RemoveFinalizer,
+    /// Queue these events; they say what the writes before them did.
+    EmitEvents(Vec<PlannedEvent>),
+}
+
+impl Step {
+    /// A short name of the step, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AddFinalizer => "add finalizer",
+            Self::WriteRunStatuses(_) => "write run statuses",
+            Self::LabelRuns(_) => "label runs",
+            Self::WriteReviewerStatus(_) => "write reviewer status",
+            Self::DeletePod(_) => "delete pod",
+            Self::CreatePod(_) => "create pod",
+            Self::RemoveFinalizer => "remove finalizer",
+            Self::EmitEvents(_) => "emit events",
+        }
+    }
+
+    /// Whether the step writes to the API (events are queued, not written
+    /// by the step).
+    fn writes(&self) -> bool {
+        !matches!(self, Self::EmitEvents(_))
+    }
+}
+
 impl ReviewerPlan {
     /// Whether the plan writes nothing (events and requeue aside).
     pub fn is_noop(&self) -> bool {
-        self.finalizer == FinalizerChange::Keep
-            && self.run_labels.is_empty()
-            && self.run_updates.is_empty()
-            && self.reviewer_status.is_none()
-            && self.pod_deletions.is_empty()
-            && self.pod_creation.is_none()
+        !self.steps.iter().any(Step::writes)
+    }
+
+    /// The run statuses the plan writes, in order.
+    pub fn run_updates(&self) -> Vec<&RunUpdate> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::WriteRunStatuses(updates) => Some(updates),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The run labels the plan merges.
+    pub fn run_labels(&self) -> Vec<&RunLabels> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::LabelRuns(labels) => Some(labels),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The Reviewer status the plan writes, if any.
+    pub fn reviewer_status(&self) -> Option<&ReviewerStatus> {
+        self.steps.iter().find_map(|step| match step {
+            Step::WriteReviewerStatus(status) => Some(status),
+            _ => None,
+        })
+    }
+
+    /// The pods the plan deletes.
+    pub fn pod_deletions(&self) -> Vec<&PodDeletion> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::DeletePod(deletion) => Some(deletion),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The pod the plan creates, if any.
+    pub fn pod_creation(&self) -> Option<&PodLaunch> {
+        self.steps.iter().find_map(|step| match step {
+            Step::CreatePod(launch) => Some(launch),
+            _ => None,
+        })
+    }
+
+    /// What the plan does with the Reviewer's finalizer.
+    pub fn finalizer(&self) -> FinalizerChange {
+        self.steps
+            .iter()
+            .find_map(|step| match step {
+                Step::AddFinalizer => Some(FinalizerChange::Add),
+                Step::RemoveFinalizer => Some(FinalizerChange::Remove),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The events the plan emits.
+    pub fn events(&self) -> Vec<&PlannedEvent> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::EmitEvents(events) => Some(events),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+/// What the planner decided, before it is put in [`Step`] order.
+#[derive(Debug, Default)]
+struct Decisions {
+    finalizer: FinalizerChange,
+    run_labels: Vec<RunLabels>,
+    run_updates: Vec<RunUpdate>,
+    deferred_updates: Vec<RunUpdate>,
+    reviewer_status: Option<ReviewerStatus>,
+    pod_deletions: Vec<PodDeletion>,
+    pod_creation: Option<PodLaunch>,
+    restart: Option<LastRestart>,
+    events: Vec<PlannedEvent>,
+    requeue_after: Option<Duration>,
+}
+
+impl Decisions {
+    /// The one place that orders a plan's writes (see the module
+    /// documentation).
+    fn into_plan(self) -> ReviewerPlan {
+        let mut steps = Vec::new();
+        if self.finalizer == FinalizerChange::Add {
+            steps.push(Step::AddFinalizer);
+        }
+        if !self.run_updates.is_empty() {
+            steps.push(Step::WriteRunStatuses(self.run_updates));
+        }
+        if !self.run_labels.is_empty() {
+            steps.push(Step::LabelRuns(self.run_labels));
+        }
+        steps.extend(self.reviewer_status.map(Step::WriteReviewerStatus));
+        steps.extend(self.pod_deletions.into_iter().map(Step::DeletePod));
+        steps.extend(self.pod_creation.map(Step::CreatePod));
+        if self.finalizer == FinalizerChange::Remove {
+            steps.push(Step::RemoveFinalizer);
+        }
+        if !self.events.is_empty() {
+            steps.push(Step::EmitEvents(self.events));
+        }
+        ReviewerPlan {
+            steps,
+            deferred_updates: self.deferred_updates,
+            restart: self.restart,
+            requeue_after: self.requeue_after,
+        }
     }
 }
 
@@ -468,16 +626,16 @@ pub struct LaunchError {
     pub message: String,
 }
 
-/// What to write after a pod operation of `plan` failed.
+/// What to write after a pod operation of a plan failed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LaunchFailurePlan {
-    /// Runs that fail as LaunchFailed (permanent errors only; after a
+    /// The runs that fail as LaunchFailed (permanent errors only; after a
     /// transient error [`plan_reviewer`] fails them once `launchDeadline`
-    /// has passed).
-    pub run_updates: Vec<RunUpdate>,
-    /// The Reviewer status with `Degraded=True`.
-    pub reviewer_status: Option<ReviewerStatus>,
-    pub events: Vec<PlannedEvent>,
+    /// has passed), or the Pending statuses deferred for a launch that
+    /// did not happen (transient errors); then the Reviewer status with
+    /// `Degraded=True`; then the failed plan's events (they describe writes
+    /// that did happen) and the failure's.
+    pub plan: ReviewerPlan,
     /// Return the error from the reconcile, so that it is retried with
     /// back-off and counted (transient errors).
     pub retry: bool,
@@ -494,15 +652,16 @@ pub fn plan_launch_failure(
 ) -> LaunchFailurePlan {
     let generation = observed.reviewer.as_ref().and_then(|r| r.metadata.generation);
     let mut status = plan
-        .reviewer_status
-        .clone()
+        .reviewer_status()
+        .cloned()
         .or_else(|| observed.reviewer.as_ref().and_then(|r| r.status.clone()))
         .unwrap_or_default();
     let permanent = error.class == ApiErrorClass::Permanent;
-    let mut result = LaunchFailurePlan { retry: !permanent, ..LaunchFailurePlan::default() };
+    let mut run_updates = Vec::new();
+    let mut events: Vec<PlannedEvent> = plan.events().into_iter().cloned().collect();
     if !permanent {
         // The runs wait, Pending, for a launch that succeeds.
-        result.run_updates.extend(plan.deferred_updates.iter().cloned());
+        run_updates.extend(plan.deferred_updates.iter().cloned());
     }
     conditions::set(
         &mut status.conditions,
@@ -515,21 +674,22 @@ pub fn plan_launch_failure(
         generation,
         now,
     );
-    result.events.push(PlannedEvent {
+    events.push(PlannedEvent {
         object: EventObject::Reviewer,
         kind: EventKind::Warning,
         reason: "LaunchFailed",
         note: format!("cannot start the reviewer pod: {}", error.message),
     });
     if permanent {
-        let queue = plan.pod_creation.as_ref().map(|launch| launch.queue.as_slice()).unwrap_or_default();
+        let queue = plan.pod_creation().map(|launch| launch.queue.as_slice()).unwrap_or_default();
+        let planned = plan.run_updates();
         for name in queue {
             let Some(run) = observed.run(name) else {
                 continue;
             };
-            let base = plan
-                .run_updates
+            let base = planned
                 .iter()
+                .copied()
                 .chain(&plan.deferred_updates)
                 .find(|update| &update.run == name)
                 .map(|update| update.status.clone())
@@ -542,16 +702,12 @@ pub fn plan_launch_failure(
                 now,
             );
             state.set_succeeded_condition(now);
-            result.events.push(state.event(EventKind::Warning, "LaunchFailed"));
-            result.run_updates.push(RunUpdate {
-                run: name.clone(),
-                change: RunChange::LaunchFailed,
-                status: state.desired,
-            });
+            events.push(state.event(EventKind::Warning, "LaunchFailed"));
+            run_updates.push(RunUpdate { run: name.clone(), change: RunChange::LaunchFailed, status: state.desired });
         }
     }
-    result.reviewer_status = Some(status);
-    result
+    let decisions = Decisions { run_updates, reviewer_status: Some(status), events, ..Decisions::default() };
+    LaunchFailurePlan { plan: decisions.into_plan(), retry: !permanent }
 }
 
 /// A run being planned: the observed run and its desired status.
@@ -648,7 +804,7 @@ struct Planner<'a> {
     observed: &'a ObservedReviewer,
     now: Timestamp,
     runs: Vec<RunState<'a>>,
-    plan: ReviewerPlan,
+    plan: Decisions,
     deadlines: Vec<i64>,
 }
 
@@ -656,7 +812,7 @@ impl<'a> Planner<'a> {
     fn new(observed: &'a ObservedReviewer, now: Timestamp) -> Self {
         let runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
         let (runs, uncertainties, history) = ordered_history(runs);
-        let mut plan = ReviewerPlan::default();
+        let mut plan = Decisions::default();
         for conflict in history.conflicts {
             let run = runs[conflict.index];
             // Said once, when the controller first plans the run.
@@ -1195,7 +1351,7 @@ impl<'a> Planner<'a> {
             .filter(|&deadline| deadline > now_ms)
             .min()
             .map(|deadline| Duration::from_millis(u64::try_from(deadline - now_ms).unwrap_or(0)));
-        self.plan
+        self.plan.into_plan()
     }
 }
 

@@ -1,5 +1,6 @@
 //! One reconcile of one Reviewer: observe the stores, plan with
-//! [`plan_reviewer`], execute the plan.
+//! [`plan_reviewer`], execute the plan's steps; after a pod launch, or a
+//! pod step that failed, plan once more, here and nowhere else.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,10 +16,10 @@ use tracing::Instrument;
 
 use super::AgentLaunch;
 use super::events::EventQueue;
-use super::executor::{ExecuteError, Executor, WriteMarks};
+use super::executor::{Answers, Executor, StepError, StepFailed, WriteMarks};
 use super::freshness::{Ledger, StoreProgress};
 use super::index::RunIndex;
-use super::plan::{ObservedPod, ObservedReviewer, plan_reviewer};
+use super::plan::{ObservedPod, ObservedReviewer, Step, plan_launch_failure, plan_reviewer};
 use crate::api::{ReviewRun, Reviewer, labels};
 use crate::metrics::{ErrorLabels, Metrics};
 
@@ -48,15 +49,45 @@ pub struct Context {
     pub ledger: Ledger,
 }
 
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A step of a plan failed; the steps before it were written.
+    #[error(transparent)]
+    Step(#[from] StepFailed),
+    /// Reading the Reviewer from the API server failed.
+    #[error("read Reviewer {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting or creating the reviewer pod failed with a transient error;
+    /// the Reviewer is marked Degraded and the reconcile must be retried.
+    #[error("cannot start the reviewer pod: {message}")]
+    LaunchTransient { message: String },
+}
+
+impl ReconcileError {
+    /// Short label of the error for the `reconcile_errors{kind}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Step(StepFailed { error: StepError::Outdated { .. }, .. }) => "conflict",
+            Self::Step(StepFailed { error: StepError::Pod(_), .. }) | Self::LaunchTransient { .. } => "launch",
+            Self::Step(_) | Self::Read { .. } => "api",
+        }
+    }
+}
+
 /// The reconciler the controller runtime calls for a Reviewer.
-pub async fn reconcile(reviewer: Arc<Reviewer>, ctx: Arc<Context>) -> Result<Action, ExecuteError> {
+pub async fn reconcile(reviewer: Arc<Reviewer>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = reviewer.namespace().unwrap_or_default();
     reconcile_key(&ctx, &namespace, &reviewer.name_any()).await
 }
 
 /// Reconciles the Reviewer `name`, whether or not it exists: runs naming a
 /// missing Reviewer are reconciled through here too.
-pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ExecuteError> {
+pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
     let span = tracing::info_span!("reconcile", reviewer = %name, namespace = %namespace);
     async {
         let started = Instant::now();
@@ -73,7 +104,7 @@ pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result
     .await
 }
 
-async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ExecuteError> {
+async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
     if !ctx.store_progress.wait_until_synced(SYNC_WAIT).await {
         tracing::warn!("the stores have not completed their first list; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
@@ -88,45 +119,6 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
         Some(observed) => observed,
         None => return Ok(Action::requeue(CACHE_RETRY)),
     };
-    let mut outcome = plan_and_execute(ctx, &entry, namespace, &observed).await?;
-    // A plan that creates a pod assigns nothing: runs are assigned once the
-    // pod is known. The API's answers to the writes just made show it, so
-    // the reconcile plans the assignment on them at once rather than wait
-    // for the pod's watch event (and a second trip through the debounce).
-    // The follow-up never creates another pod in this reconcile.
-    if let Some(after_launch) = outcome.after_launch.take() {
-        tracing::debug!("planning again for the pod just created");
-        outcome = plan_and_execute(ctx, &entry, namespace, &after_launch).await?;
-    }
-    Ok(outcome.action)
-}
-
-/// What one plan-and-execute step did.
-struct Outcome {
-    action: Action,
-    /// The Reviewer after the execution, when it created a pod.
-    after_launch: Option<ObservedReviewer>,
-}
-
-async fn plan_and_execute(
-    ctx: &Context,
-    entry: &super::freshness::Entry,
-    namespace: &str,
-    observed: &ObservedReviewer,
-) -> Result<Outcome, ExecuteError> {
-    let plan = plan_reviewer(observed, Timestamp::now());
-    let action = plan.requeue_after.map_or_else(Action::await_change, Action::requeue);
-    if plan.is_noop() && plan.events.is_empty() {
-        entry.failures.store(0, Ordering::Release);
-        return Ok(Outcome { action, after_launch: None });
-    }
-    tracing::info!(
-        run_updates = plan.run_updates.len(),
-        pod_deletions = plan.pod_deletions.len(),
-        pod_creation = ?plan.pod_creation.as_ref().map(|launch| &launch.name),
-        restart = ?plan.restart.as_ref().map(|restart| restart.reason),
-        "executing plan"
-    );
     let executor = Executor {
         client: &ctx.client,
         field_manager: &ctx.field_manager,
@@ -134,31 +126,104 @@ async fn plan_and_execute(
         metrics: &ctx.metrics,
         agent: &ctx.agent,
     };
-    let mut written = WriteMarks::default();
-    let result = executor.execute(namespace, observed, &plan, &mut written).await;
-    entry.record(written);
-    match result {
-        Ok(executed) => {
-            entry.failures.store(0, Ordering::Release);
-            // A pod found existing (409) gives no answer to plan on: the runs
-            // whose first status waited for it get it on the next reconcile.
-            let action = if executed.after_launch.is_none() && !plan.deferred_updates.is_empty() {
-                Action::requeue(CACHE_RETRY)
-            } else {
-                action
-            };
-            Ok(Outcome { action, after_launch: executed.after_launch })
-        }
-        Err(ExecuteError::Outdated { object }) => {
+    let reconciled = reconcile_observed(&executor, namespace, &observed).await;
+    entry.record(reconciled.marks);
+    if reconciled.result.is_ok() {
+        entry.failures.store(0, Ordering::Release);
+    }
+    reconciled.result
+}
+
+/// What [`reconcile_observed`] did.
+pub struct Reconciled {
+    /// What to do next, or why the reconcile failed.
+    pub result: Result<Action, ReconcileError>,
+    /// The versions its writes returned, also when it failed.
+    pub marks: WriteMarks,
+}
+
+/// The part of a reconcile after observing: plan, execute, and plan again
+/// after a launch or a failed pod step. A plan made on an outdated object
+/// ends in a short requeue, not an error.
+pub async fn reconcile_observed(executor: &Executor<'_>, namespace: &str, observed: &ObservedReviewer) -> Reconciled {
+    let mut answers = Answers::default();
+    let mut result = plan_and_execute(executor, namespace, observed, &mut answers).await;
+    // A plan that creates a pod assigns nothing: runs are assigned once the
+    // pod is known. The API's answers to the writes just made show it, so
+    // the reconcile plans the assignment on them at once rather than wait
+    // for the pod's watch event (and a second trip through the debounce).
+    // The follow-up never creates another pod in this reconcile.
+    if let Ok(Executed::Launched) = result {
+        tracing::debug!("planning again for the pod just created");
+        let after_launch = answers.applied_to(observed);
+        result = plan_and_execute(executor, namespace, &after_launch, &mut answers).await;
+    }
+    let result = match result {
+        Ok(Executed::Launched) => Ok(Action::requeue(CACHE_RETRY)),
+        Ok(Executed::Done(action)) => Ok(action),
+        Err(ReconcileError::Step(StepFailed { error: StepError::Outdated { object }, .. })) => {
             tracing::debug!(%object, "planned on an outdated object; planning again");
-            Ok(Outcome { action: Action::requeue(CACHE_RETRY), after_launch: None })
+            Ok(Action::requeue(CACHE_RETRY))
         }
         Err(error) => Err(error),
+    };
+    Reconciled { result, marks: answers.marks() }
+}
+
+/// What one plan-and-execute did.
+enum Executed {
+    /// It created the reviewer pod: plan again on the API's answers.
+    Launched,
+    /// Reconcile next as this says.
+    Done(Action),
+}
+
+/// Plans `observed`, executes the plan and, when a pod step fails, plans
+/// and executes what [`plan_launch_failure`] says instead: the one place
+/// that decides what follows a failed step.
+async fn plan_and_execute(
+    executor: &Executor<'_>,
+    namespace: &str,
+    observed: &ObservedReviewer,
+    answers: &mut Answers,
+) -> Result<Executed, ReconcileError> {
+    let plan = plan_reviewer(observed, Timestamp::now());
+    let action = plan.requeue_after.map_or_else(Action::await_change, Action::requeue);
+    if plan.steps.is_empty() {
+        return Ok(Executed::Done(action));
+    }
+    tracing::info!(
+        steps = ?plan.steps.iter().map(Step::name).collect::<Vec<_>>(),
+        run_updates = plan.run_updates().len(),
+        pod_creation = ?plan.pod_creation().map(|launch| &launch.name),
+        restart = ?plan.restart.as_ref().map(|restart| restart.reason),
+        "executing plan"
+    );
+    let launched_before = answers.created_pod();
+    match executor.execute(namespace, observed, &plan, answers).await {
+        Ok(()) if answers.created_pod() && !launched_before => Ok(Executed::Launched),
+        // A pod found existing (409) gives no answer to plan on: the runs
+        // whose first status waited for it get it on the next reconcile.
+        Ok(()) if plan.pod_creation().is_some() && !plan.deferred_updates.is_empty() => {
+            Ok(Executed::Done(Action::requeue(CACHE_RETRY)))
+        }
+        Ok(()) => Ok(Executed::Done(action)),
+        Err(StepFailed { index, step, error: StepError::Pod(error) }) => {
+            tracing::warn!(error = %error.message, class = ?error.class, index, step, "reviewer pod operation failed");
+            let failure = plan_launch_failure(observed, &plan, &error, Timestamp::now());
+            executor.execute(namespace, observed, &failure.plan, answers).await?;
+            if failure.retry {
+                Err(ReconcileError::LaunchTransient { message: error.message })
+            } else {
+                Ok(Executed::Done(action))
+            }
+        }
+        Err(failed) => Err(failed.into()),
     }
 }
 
 /// The runtime's error policy: exponential back-off per Reviewer.
-pub fn error_policy(reviewer: Arc<Reviewer>, _error: &ExecuteError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(reviewer: Arc<Reviewer>, _error: &ReconcileError, ctx: Arc<Context>) -> Action {
     let entry = ctx.ledger.entry(&reviewer.namespace().unwrap_or_default(), &reviewer.name_any());
     let failures = entry.failures.fetch_add(1, Ordering::AcqRel);
     Action::requeue(backoff(failures))
@@ -170,7 +235,7 @@ fn backoff(failures: u32) -> Duration {
 
 /// What the stores hold about the Reviewer `name`; `None` when the store
 /// lacks a Reviewer that the server has (the store has not seen it yet).
-async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<ObservedReviewer>, ExecuteError> {
+async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<ObservedReviewer>, ReconcileError> {
     let key = ObjectRef::<Reviewer>::new(name).within(namespace);
     let reviewer = match ctx.reviewers.get(&key) {
         Some(reviewer) => Some(Arc::unwrap_or_clone(reviewer)),
@@ -178,11 +243,8 @@ async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Ob
         // as ReviewerNotFound, as the store may not have seen it yet.
         None => {
             let api: Api<Reviewer> = Api::namespaced(ctx.client.clone(), namespace);
-            let found = api.get_opt(name).await.map_err(|source| ExecuteError::Api {
-                action: "read",
-                object: format!("Reviewer {name}"),
-                source,
-            })?;
+            let found =
+                api.get_opt(name).await.map_err(|source| ReconcileError::Read { name: name.to_owned(), source })?;
             if found.is_some() {
                 return Ok(None);
             }

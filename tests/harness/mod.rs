@@ -79,12 +79,14 @@ impl RunningController {
 pub struct Harness {
     pub cluster: DevCluster,
     pub client: Client,
-    kubelet: JoinHandle<()>,
+    kubelet: Option<JoinHandle<()>>,
 }
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.kubelet.abort();
+        if let Some(kubelet) = &self.kubelet {
+            kubelet.abort();
+        }
     }
 }
 
@@ -98,29 +100,44 @@ fn stand_in_kubelet(client: Client) -> JoinHandle<()> {
         let mut events = watcher(pods, watcher::Config::default()).default_backoff().applied_objects().boxed();
         while let Some(event) = events.next().await {
             let Ok(pod) = event else { continue };
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if phase == Some("Running") || pod.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let now = Timestamp::now().to_string();
-            let status = json!({ "status": {
-                "phase": "Running",
-                "startTime": now,
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-                "containerStatuses": [{
-                    "name": "agent", "image": "agent", "imageID": "", "ready": true, "started": true,
-                    "restartCount": 0, "state": {"running": {"startedAt": now}},
-                }],
-            }});
-            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-            let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+            let _ = report_running(&client, &pod).await;
         }
     })
+}
+
+/// Reports `pod` Running and Ready, with its agent container running, as
+/// the kubelet does once a pod has started; nothing for a pod already
+/// Running or being deleted.
+pub async fn report_running(client: &Client, pod: &Pod) -> Result<(), kube::Error> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase == Some("Running") || pod.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let now = Timestamp::now().to_string();
+    let status = json!({ "status": {
+        "phase": "Running",
+        "startTime": now,
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+        "containerStatuses": [{
+            "name": "agent", "image": "agent", "imageID": "", "ready": true, "started": true,
+            "restartCount": 0, "state": {"running": {"startedAt": now}},
+        }],
+    }});
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await.map(drop)
 }
 
 impl Harness {
     /// A fresh cluster with the CRDs installed, and no controller.
     pub async fn new() -> Self {
+        let mut harness = Self::without_kubelet().await;
+        harness.kubelet = Some(stand_in_kubelet(harness.client.clone()));
+        harness
+    }
+
+    /// [`Self::new`] without the stand-in kubelet: pods stay Pending until
+    /// the test reports them running ([`report_running`]).
+    pub async fn without_kubelet() -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -140,8 +157,7 @@ impl Harness {
             async move { reviewers.list(&ListParams::default()).await.ok() }
         })
         .await;
-        let kubelet = stand_in_kubelet(client.clone());
-        Self { cluster, client, kubelet }
+        Self { cluster, client, kubelet: None }
     }
 
     /// A fresh cluster, a running controller and the Reviewer `review-w1`.

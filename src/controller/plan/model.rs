@@ -89,7 +89,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use super::world::{World, Write, at, new_run, writes};
+use super::world::{World, at, new_run};
 use super::*;
 
 const DEFAULT_SCENARIOS: u64 = 200;
@@ -137,9 +137,10 @@ struct PullRequestModel {
 /// How one reconcile ends.
 enum Disturbance {
     None,
-    /// The controller dies before write `n` of the plan.
+    /// The controller dies before write `n` of the plan (counting each
+    /// object a step writes).
     KillBefore(usize),
-    /// The pod operation (the `n`th write) fails.
+    /// The pod step (the `n`th step) fails.
     Fault(usize, LaunchError),
 }
 
@@ -510,7 +511,7 @@ impl Scenario {
         }
         let expect_restart = live.as_ref().is_some_and(|live| {
             self.pending_stale.contains(&live.uid)
-                || plan.run_updates.iter().any(|update| {
+                || plan.run_updates().iter().any(|update| {
                     let before = observed
                         .runs
                         .iter()
@@ -527,19 +528,36 @@ impl Scenario {
         );
         if plan.restart.is_some() {
             let live = live.as_ref().unwrap();
-            assert!(plan.pod_deletions.iter().any(|d| d.uid == live.uid), "a restart deletes the live pod");
+            assert!(plan.pod_deletions().iter().any(|d| d.uid == live.uid), "a restart deletes the live pod");
         }
         if plan.is_noop() {
             return;
         }
 
-        let writes = writes(&plan);
-        let pod_ops: Vec<usize> =
-            (0..writes.len()).filter(|&i| matches!(writes[i], Write::DeletePod(_) | Write::CreatePod(_))).collect();
+        // The writes of the plan's steps, one per object: the executor
+        // writes a step's runs concurrently, so a controller killed during
+        // a step may have written any prefix of them.
+        let writes: Vec<(usize, usize)> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(index, step)| {
+                let objects = match step {
+                    Step::WriteRunStatuses(updates) => updates.len(),
+                    Step::LabelRuns(labels) => labels.len(),
+                    Step::EmitEvents(_) => 0,
+                    _ => 1,
+                };
+                (0..objects).map(move |object| (index, object))
+            })
+            .collect();
+        let pod_steps: Vec<usize> = (0..plan.steps.len())
+            .filter(|&index| matches!(plan.steps[index], Step::DeletePod(_) | Step::CreatePod(_)))
+            .collect();
         let disturbance = match self.rng.random_range(0..100) {
             0..10 if disturbed => Disturbance::KillBefore(self.rng.random_range(0..writes.len())),
-            10..25 if disturbed && !pod_ops.is_empty() => {
-                let at_write = *pod_ops.choose(&mut self.rng).unwrap();
+            10..25 if disturbed && !pod_steps.is_empty() => {
+                let at_step = *pod_steps.choose(&mut self.rng).unwrap();
                 let error = if self.rng.random_bool(0.5) {
                     LaunchError { class: ApiErrorClass::Transient, message: "etcdserver: request timed out".into() }
                 } else {
@@ -548,65 +566,85 @@ impl Scenario {
                         message: "pods \"review-w1\" is forbidden: exceeded quota".into(),
                     }
                 };
-                Disturbance::Fault(at_write, error)
+                Disturbance::Fault(at_step, error)
             }
             _ => Disturbance::None,
         };
         self.log(format!(
             "reconcile: {} run updates {:?}, restart {:?}, delete {:?}, create {:?}",
-            plan.run_updates.len(),
-            plan.run_updates.iter().map(|u| format!("{}:{:?}", u.run, u.change)).collect::<Vec<_>>(),
+            plan.run_updates().len(),
+            plan.run_updates().iter().map(|u| format!("{}:{:?}", u.run, u.change)).collect::<Vec<_>>(),
             plan.restart.as_ref().map(|r| r.reason),
-            plan.pod_deletions.iter().map(|d| &d.name).collect::<Vec<_>>(),
-            plan.pod_creation.as_ref().map(|l| (&l.name, &l.queue)),
+            plan.pod_deletions().iter().map(|d| &d.name).collect::<Vec<_>>(),
+            plan.pod_creation().map(|l| (&l.name, &l.queue)),
         ));
 
-        for (index, write) in writes.iter().copied().enumerate() {
+        for (position, &(index, object)) in writes.iter().enumerate() {
+            let step = &plan.steps[index];
             match &disturbance {
-                Disturbance::KillBefore(n) if *n == index => {
-                    self.log(format!("controller killed before write {index} of {}", writes.len()));
+                Disturbance::KillBefore(n) if *n == position => {
+                    self.log(format!(
+                        "controller killed before write {position} of {} ({} {object})",
+                        writes.len(),
+                        step.name()
+                    ));
                     self.sync_cache();
                     return;
                 }
                 Disturbance::Fault(n, error) if *n == index => {
-                    self.log(format!("pod operation {write:?} fails: {error:?}"));
+                    self.log(format!("pod step {step:?} fails: {error:?}"));
                     let failure = plan_launch_failure(&observed, &plan, error, at(self.now));
                     assert_eq!(failure.retry, error.class == ApiErrorClass::Transient);
-                    for update in &failure.run_updates {
-                        if !self.write_run_status(&observed, update, None) {
-                            return;
-                        }
-                    }
-                    if let Some(status) = &failure.reviewer_status {
-                        self.write_reviewer_status(status, None);
-                    }
+                    self.execute_failure(&observed, &failure.plan);
                     return;
                 }
                 _ => {}
             }
-            let completed = match write {
-                Write::RunStatus(update) => self.write_run_status(&observed, update, live.as_ref()),
-                Write::ReviewerStatus(status) => {
+            let completed = match step {
+                Step::WriteRunStatuses(updates) => self.write_run_status(&observed, &updates[object], live.as_ref()),
+                Step::WriteReviewerStatus(status) => {
                     self.write_reviewer_status(status, plan.restart.as_ref().and(live.as_ref()));
                     true
                 }
-                Write::DeletePod(deletion) => self.delete_pod(&observed, &plan, deletion),
-                Write::CreatePod(launch) => {
+                Step::DeletePod(deletion) => self.delete_pod(&observed, &plan, deletion),
+                Step::CreatePod(launch) => {
                     self.create_pod(launch);
                     true
                 }
-                Write::Finalizer(_) | Write::RunLabels(_) => {
-                    self.truth.apply_write(write);
-                    self.cache.reviewer = self.truth.observed.reviewer.clone();
-                    if let Write::RunLabels(labels) = write {
-                        self.refresh_cached_run(&labels.run);
-                    }
+                Step::LabelRuns(labels) => {
+                    self.truth.label_run(&labels[object]);
+                    self.refresh_cached_run(&labels[object].run);
                     true
                 }
+                Step::AddFinalizer | Step::RemoveFinalizer => {
+                    self.truth.apply_step(step);
+                    self.cache.reviewer = self.truth.observed.reviewer.clone();
+                    true
+                }
+                Step::EmitEvents(_) => true,
             };
             self.check_truth();
             if !completed {
                 return;
+            }
+        }
+    }
+
+    /// Executes the steps of a launch failure plan: run statuses (which may
+    /// be rejected when planned from a stale cache) and the Reviewer status.
+    fn execute_failure(&mut self, observed: &ObservedReviewer, failure: &ReviewerPlan) {
+        for step in &failure.steps {
+            match step {
+                Step::WriteRunStatuses(updates) => {
+                    for update in updates {
+                        if !self.write_run_status(observed, update, None) {
+                            return;
+                        }
+                    }
+                }
+                Step::WriteReviewerStatus(status) => self.write_reviewer_status(status, None),
+                Step::EmitEvents(_) => {}
+                other => panic!("a launch failure plan writes statuses only: {other:?}"),
             }
         }
     }
@@ -651,7 +689,7 @@ impl Scenario {
 
     /// Writes the Reviewer status; `restarted` is the pod a restart plan replaces.
     fn write_reviewer_status(&mut self, status: &ReviewerStatus, restarted: Option<&ObservedPod>) {
-        self.truth.apply_write(Write::ReviewerStatus(status));
+        self.truth.set_reviewer_status(status);
         self.cache.reviewer = self.truth.observed.reviewer.clone();
         if let Some(pod) = restarted {
             assert!(self.pending_stale.remove(&pod.uid), "restarted {} whose work did not go stale", pod.name);
@@ -691,9 +729,7 @@ impl Scenario {
                 let error = LaunchError { class, message: "Precondition failed: UID in precondition".into() };
                 self.log(format!("deleting {} conflicts: {error:?}", deletion.name));
                 let failure = plan_launch_failure(observed, plan, &error, at(self.now));
-                if let Some(status) = &failure.reviewer_status {
-                    self.write_reviewer_status(status, None);
-                }
+                self.execute_failure(observed, &failure.plan);
                 self.cache.pods = self.truth.observed.pods.clone();
                 false
             }

@@ -14,11 +14,11 @@ use super::world::*;
 use super::*;
 
 fn changes(plan: &ReviewerPlan) -> Vec<(&str, RunChange)> {
-    changes_of(&plan.run_updates)
+    changes_of(&plan.run_updates())
 }
 
-fn changes_of(updates: &[RunUpdate]) -> Vec<(&str, RunChange)> {
-    updates.iter().map(|u| (u.run.as_str(), u.change)).collect()
+fn changes_of<'a>(updates: &[&'a RunUpdate]) -> Vec<(&'a str, RunChange)> {
+    updates.iter().map(|&u| (u.run.as_str(), u.change)).collect()
 }
 
 fn assigned_uid(world: &World, run: &str) -> Option<String> {
@@ -38,8 +38,8 @@ fn reviewing_r1() -> World {
 fn new_reviewer_gets_its_finalizer_and_first_pod() {
     let mut world = World::new();
     let plan = plan_reviewer(&world.observed, at(0));
-    assert_eq!(plan.finalizer, FinalizerChange::Add);
-    let launch = plan.pod_creation.clone().unwrap();
+    assert_eq!(plan.finalizer(), FinalizerChange::Add);
+    let launch = plan.pod_creation().cloned().unwrap();
     assert_eq!((launch.name.as_str(), launch.incarnation), ("review-w1-1", 1));
     assert!(launch.queue.is_empty());
     world.converge(0);
@@ -57,7 +57,7 @@ fn first_run_is_assigned_to_the_live_pod_without_restart() {
     world.add(new_run("r1", PR1, SHA_A, 10));
     let plan = world.step(11);
     assert_eq!(changes(&plan), [("r1", RunChange::Assigned)]);
-    assert!(plan.pod_creation.is_none() && plan.pod_deletions.is_empty() && plan.restart.is_none());
+    assert!(plan.pod_creation().is_none() && plan.pod_deletions().is_empty() && plan.restart.is_none());
     let status = world.status("r1");
     assert_eq!(status.phase, Some(RunPhase::Running));
     assert_eq!(status.start_time, Some(Time(at(11))));
@@ -98,13 +98,13 @@ fn stale_running_run_on_old_sha_restarts_the_pod() {
     assert_eq!(changes(&plan), [("r1", RunChange::Superseded)]);
     assert_eq!(plan.deferred_updates.len(), 1);
     assert_eq!(plan.deferred_updates[0].status.phase, Some(RunPhase::Pending));
-    assert_eq!(plan.pod_deletions, [PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
-    let launch = plan.pod_creation.clone().unwrap();
+    assert_eq!(plan.pod_deletions(), [&PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
+    let launch = plan.pod_creation().cloned().unwrap();
     assert_eq!((launch.incarnation, launch.queue.clone()), (2, vec!["r2".to_owned()]));
     let restart = plan.restart.clone().unwrap();
     assert_eq!((restart.reason, restart.runs.clone()), (RestartReason::Superseded, vec!["r1".to_owned()]));
-    assert!(plan.events.iter().any(|e| e.object == EventObject::Run("r1".into()) && e.reason == "Superseded"));
-    assert!(plan.events.iter().any(|e| e.object == EventObject::Reviewer && e.reason == "Restarted"));
+    assert!(plan.events().iter().any(|e| e.object == EventObject::Run("r1".into()) && e.reason == "Superseded"));
+    assert!(plan.events().iter().any(|e| e.object == EventObject::Reviewer && e.reason == "Restarted"));
 
     let r1 = world.status("r1");
     assert_eq!((r1.phase, r1.reason), (Some(RunPhase::Failed), Some(RunReason::Superseded)));
@@ -129,8 +129,8 @@ fn two_prs_superseded_at_once_restart_once() {
     world.add(new_run("r3", PR1, SHA_B, 20));
     world.add(new_run("r4", PR2, SHA_Y, 20));
     let plan = world.step(21);
-    assert_eq!(plan.pod_deletions.len(), 1);
-    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r3", "r4"]);
+    assert_eq!(plan.pod_deletions().len(), 1);
+    assert_eq!(plan.pod_creation().unwrap().queue, ["r3", "r4"]);
     assert_eq!(plan.restart.as_ref().unwrap().runs, ["r1", "r2"]);
     let reviewer = world.reviewer_status();
     assert_eq!((reviewer.incarnation, reviewer.restarts), (2, 1));
@@ -158,9 +158,9 @@ fn stale_pending_run_fails_without_restart() {
     world.add(new_run("r2", PR1, SHA_B, 1));
     let plan = world.step(2);
     assert_eq!(changes(&plan), [("r1", RunChange::Superseded)]);
-    assert_eq!(changes_of(&plan.deferred_updates), [("r2", RunChange::Refreshed)]);
+    assert_eq!(changes_of(&plan.deferred_updates.iter().collect::<Vec<_>>()), [("r2", RunChange::Refreshed)]);
     assert!(plan.restart.is_none());
-    assert_eq!(plan.pod_creation.as_ref().unwrap().incarnation, 1);
+    assert_eq!(plan.pod_creation().unwrap().incarnation, 1);
     assert_eq!(world.reviewer_status().restarts, 0);
     assert_eq!(world.status("r2").phase, Some(RunPhase::Running));
 }
@@ -171,7 +171,7 @@ fn new_sha_on_another_pr_goes_to_the_same_pod() {
     world.add(new_run("r2", PR2, SHA_X, 20));
     let plan = world.step(21);
     assert_eq!(changes(&plan), [("r2", RunChange::Assigned)]);
-    assert!(plan.restart.is_none() && plan.pod_creation.is_none());
+    assert!(plan.restart.is_none() && plan.pod_creation().is_none());
     assert_eq!(world.reviewer_status().queue, ["r1", "r2"]);
 }
 
@@ -183,8 +183,8 @@ fn late_run_for_superseded_sha_fails_without_restart() {
     world.add(new_run("r3", PR1, SHA_A, 30));
     let plan = world.step(31);
     assert_eq!(changes(&plan), [("r3", RunChange::Late)]);
-    assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
-    assert!(plan.events.iter().any(|e| e.reason == "LateRun"));
+    assert!(plan.restart.is_none() && plan.pod_creation().is_none() && plan.pod_deletions().is_empty());
+    assert!(plan.events().iter().any(|e| e.reason == "LateRun"));
     let r3 = world.status("r3");
     assert_eq!((r3.phase, r3.reason), (Some(RunPhase::Failed), Some(RunReason::Superseded)));
     assert_eq!(r3.superseded_by.as_deref(), Some("r2"));
@@ -253,7 +253,7 @@ fn same_sha_retrigger_while_running_is_duplicate() {
     world.add(new_run("r2", PR1, SHA_A, 20));
     let plan = world.step(21);
     assert_eq!(changes(&plan), [("r2", RunChange::Duplicate)]);
-    assert!(plan.restart.is_none() && plan.pod_creation.is_none());
+    assert!(plan.restart.is_none() && plan.pod_creation().is_none());
     let r2 = world.status("r2");
     assert_eq!((r2.phase, r2.reason), (Some(RunPhase::Failed), Some(RunReason::Duplicate)));
     assert!(r2.message.unwrap().contains("r1"));
@@ -335,7 +335,7 @@ fn cancelling_a_running_run_restarts_the_pod() {
     let plan = world.step(10);
     assert_eq!(changes(&plan), [("r1", RunChange::Cancelled)]);
     assert_eq!(plan.restart.as_ref().unwrap().reason, RestartReason::Cancelled);
-    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r2"]);
+    assert_eq!(plan.pod_creation().unwrap().queue, ["r2"]);
     assert_eq!(assigned_uid(&world, "r2").as_deref(), Some("uid-review-w1-2"));
     // The restart does not reset the clock of the run that moved pods.
     assert_eq!(world.status("r2").start_time, Some(Time(at(6))));
@@ -351,7 +351,7 @@ fn timed_out_running_run_fails_and_restarts_the_pod() {
     let plan = world.step(3601);
     assert_eq!(changes(&plan), [("r1", RunChange::TimedOut)]);
     assert_eq!(plan.restart.as_ref().unwrap().reason, RestartReason::TimedOut);
-    assert!(plan.events.iter().any(|e| e.reason == "TimedOut" && e.kind == EventKind::Warning));
+    assert!(plan.events().iter().any(|e| e.reason == "TimedOut" && e.kind == EventKind::Warning));
 }
 
 #[test]
@@ -373,8 +373,8 @@ fn missing_reviewer_keeps_runs_pending_with_reviewer_not_found() {
     world.add(new_run("r1", PR1, SHA_A, 0));
     let plan = world.step(1);
     assert_eq!(changes(&plan), [("r1", RunChange::ReviewerNotFound)]);
-    assert!(plan.events.iter().any(|e| e.reason == REASON_REVIEWER_NOT_FOUND && e.kind == EventKind::Warning));
-    assert!(plan.pod_creation.is_none() && plan.reviewer_status.is_none());
+    assert!(plan.events().iter().any(|e| e.reason == REASON_REVIEWER_NOT_FOUND && e.kind == EventKind::Warning));
+    assert!(plan.pod_creation().is_none() && plan.reviewer_status().cloned().is_none());
     let r1 = world.status("r1");
     assert_eq!(r1.phase, Some(RunPhase::Pending));
     let condition = conditions::find(&r1.conditions, CONDITION_SUCCEEDED).unwrap();
@@ -410,9 +410,9 @@ fn deleting_a_reviewer_fails_unfinished_runs_and_removes_pod_and_finalizer() {
     world.observed.reviewer.as_mut().unwrap().metadata.deletion_timestamp = Some(Time(at(10)));
     let plan = world.step(11);
     assert_eq!(changes(&plan), [("r1", RunChange::ReviewerDeleted), ("r3", RunChange::ReviewerDeleted)]);
-    assert_eq!(plan.pod_deletions.len(), 1);
-    assert_eq!(plan.finalizer, FinalizerChange::Remove);
-    assert!(plan.pod_creation.is_none() && plan.restart.is_none());
+    assert_eq!(plan.pod_deletions().len(), 1);
+    assert_eq!(plan.finalizer(), FinalizerChange::Remove);
+    assert!(plan.pod_creation().is_none() && plan.restart.is_none());
     assert!(world.observed.reviewer.is_none());
     assert_eq!(world.status("r2").phase, Some(RunPhase::Succeeded));
     assert_eq!(world.status("r3").reason, Some(RunReason::ReviewerDeleted));
@@ -423,10 +423,10 @@ fn evicted_pod_is_replaced_and_its_running_runs_reassigned_without_restart() {
     let mut world = reviewing_r1();
     world.observed.pods[0].phase = PodPhase::Failed;
     let plan = world.step(30);
-    assert_eq!(plan.pod_deletions, [PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
-    assert_eq!(plan.pod_creation.as_ref().map(|l| l.incarnation), Some(2));
+    assert_eq!(plan.pod_deletions(), [&PodDeletion { name: "review-w1-1".into(), uid: "uid-review-w1-1".into() }]);
+    assert_eq!(plan.pod_creation().map(|l| l.incarnation), Some(2));
     assert!(plan.restart.is_none());
-    assert_eq!(plan.pod_creation.as_ref().unwrap().queue, ["r1"]);
+    assert_eq!(plan.pod_creation().unwrap().queue, ["r1"]);
     assert_eq!(assigned_uid(&world, "r1").as_deref(), Some("uid-review-w1-2"));
     assert_eq!(world.status("r1").start_time, Some(Time(at(1))));
     assert_eq!(world.reviewer_status().restarts, 0);
@@ -437,8 +437,8 @@ fn pod_deleted_by_someone_is_recreated_as_the_next_incarnation() {
     let mut world = reviewing_r1();
     world.observed.pods.clear();
     let plan = world.step(30);
-    assert_eq!(plan.pod_creation.as_ref().map(|l| l.name.as_str()), Some("review-w1-2"));
-    assert!(plan.pod_deletions.is_empty() && plan.restart.is_none());
+    assert_eq!(plan.pod_creation().map(|l| l.name.as_str()), Some("review-w1-2"));
+    assert!(plan.pod_deletions().is_empty() && plan.restart.is_none());
 }
 
 #[test]
@@ -449,9 +449,9 @@ fn a_created_pod_not_yet_in_the_cache_is_requested_again_under_the_same_name() {
     let first = plan_reviewer(&world.observed, at(1));
     world.apply(&first);
     let second = plan_reviewer(&world.observed, at(2));
-    assert_eq!(first.pod_creation.as_ref().unwrap().name, "review-w1-1");
-    assert_eq!(second.pod_creation, first.pod_creation);
-    assert!(second.run_updates.is_empty());
+    assert_eq!(first.pod_creation().unwrap().name, "review-w1-1");
+    assert_eq!(second.pod_creation(), first.pod_creation());
+    assert!(second.run_updates().is_empty());
 }
 
 #[test]
@@ -462,8 +462,8 @@ fn a_stale_pod_still_in_the_cache_after_a_restart_is_deleted_again_not_restarted
     world.converge(21);
     world.observed.pods.push(old_pod.clone());
     let plan = plan_reviewer(&world.observed, at(22));
-    assert_eq!(plan.pod_deletions, [PodDeletion { name: old_pod.name, uid: old_pod.uid }]);
-    assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.run_updates.is_empty());
+    assert_eq!(plan.pod_deletions(), [&PodDeletion { name: old_pod.name, uid: old_pod.uid }]);
+    assert!(plan.restart.is_none() && plan.pod_creation().is_none() && plan.run_updates().is_empty());
 }
 
 #[test]
@@ -472,13 +472,13 @@ fn a_reconcile_killed_after_failing_runs_still_restarts_once() {
     world.add(new_run("r2", PR1, SHA_B, 20));
     let plan = plan_reviewer(&world.observed, at(21));
     // Only the run statuses were written before the controller died.
-    for update in &plan.run_updates {
+    for update in plan.run_updates() {
         world.write_run_status(&update.run, update.status.clone());
     }
     let retry = world.step(22);
     assert!(retry.restart.is_some());
-    assert_eq!(retry.pod_deletions.len(), 1);
-    assert!(retry.run_updates.iter().all(|u| u.change == RunChange::Assigned));
+    assert_eq!(retry.pod_deletions().len(), 1);
+    assert!(retry.run_updates().iter().all(|u| u.change == RunChange::Assigned));
     assert_eq!(world.reviewer_status().restarts, 1);
     assert!(world.step(23).is_noop());
 }
@@ -488,14 +488,14 @@ fn a_reconcile_killed_after_writing_the_reviewer_status_creates_the_recorded_inc
     let mut world = reviewing_r1();
     world.add(new_run("r2", PR1, SHA_B, 20));
     let plan = plan_reviewer(&world.observed, at(21));
-    for update in &plan.run_updates {
+    for update in plan.run_updates() {
         world.write_run_status(&update.run, update.status.clone());
     }
-    world.observed.reviewer.as_mut().unwrap().status = plan.reviewer_status.clone();
+    world.observed.reviewer.as_mut().unwrap().status = plan.reviewer_status().cloned();
     let retry = plan_reviewer(&world.observed, at(22));
     assert!(retry.restart.is_none());
-    assert_eq!(retry.pod_deletions, plan.pod_deletions);
-    assert_eq!(retry.pod_creation, plan.pod_creation);
+    assert_eq!(retry.pod_deletions(), plan.pod_deletions());
+    assert_eq!(retry.pod_creation(), plan.pod_creation());
     world.apply(&retry);
     world.converge(23);
     assert_eq!(world.reviewer_status().restarts, 1);
@@ -509,13 +509,13 @@ fn permanent_launch_error_fails_the_runs_to_be_launched() {
     let error = LaunchError { class: ApiErrorClass::Permanent, message: "pods is forbidden".into() };
     let failure = plan_launch_failure(&world.observed, &plan, &error, at(1));
     assert!(!failure.retry);
-    assert_eq!(failure.run_updates.len(), 1);
-    let status = &failure.run_updates[0].status;
+    assert_eq!(failure.plan.run_updates().len(), 1);
+    let status = &failure.plan.run_updates()[0].status;
     assert_eq!(status.reason, Some(RunReason::LaunchFailed));
     assert!(status.message.as_deref().unwrap().contains("pods is forbidden"));
-    let degraded = failure.reviewer_status.unwrap();
+    let degraded = failure.plan.reviewer_status().cloned().unwrap();
     assert!(conditions::is(&degraded.conditions, CONDITION_DEGRADED, conditions::TRUE));
-    for update in &failure.run_updates {
+    for update in failure.plan.run_updates() {
         world.write_run_status(&update.run, update.status.clone());
     }
 }
@@ -531,20 +531,20 @@ fn transient_launch_error_degrades_and_fails_runs_only_after_the_launch_deadline
     let failure = plan_launch_failure(&world.observed, &plan, &error, at(1));
     assert!(failure.retry);
     // The run the launch would have been given now waits, Pending, for a launch that succeeds.
-    assert_eq!(changes_of(&failure.run_updates), [("r1", RunChange::Refreshed)]);
-    assert_eq!(failure.run_updates[0].status.phase, Some(RunPhase::Pending));
-    assert!(failure.events.iter().any(|e| e.kind == EventKind::Warning));
-    for update in &failure.run_updates {
+    assert_eq!(changes_of(&failure.plan.run_updates()), [("r1", RunChange::Refreshed)]);
+    assert_eq!(failure.plan.run_updates()[0].status.phase, Some(RunPhase::Pending));
+    assert!(failure.plan.events().iter().any(|e| e.kind == EventKind::Warning));
+    for update in failure.plan.run_updates() {
         world.write_run_status(&update.run, update.status.clone());
     }
-    world.observed.reviewer.as_mut().unwrap().status = failure.reviewer_status;
+    world.observed.reviewer.as_mut().unwrap().status = failure.plan.reviewer_status().cloned();
 
     let retry = plan_reviewer(&world.observed, at(60));
-    assert!(retry.run_updates.is_empty());
+    assert!(retry.run_updates().is_empty());
     assert_eq!(retry.requeue_after, Some(Duration::from_secs(241)));
     let late = plan_reviewer(&world.observed, at(301));
     assert_eq!(changes(&late), [("r1", RunChange::LaunchFailed)]);
-    assert!(late.pod_creation.as_ref().unwrap().queue.is_empty());
+    assert!(late.pod_creation().unwrap().queue.is_empty());
     world.apply(&late);
 
     // Once the pod starts, Degraded clears.
@@ -598,15 +598,15 @@ fn a_quota_403_keeps_the_runs_waiting_until_the_launch_deadline() {
     let class = ApiErrorClass::of(PodOperation::Create, Some(403), message);
     let failure = plan_launch_failure(&world.observed, &plan, &LaunchError { class, message: message.into() }, at(1));
     assert!(failure.retry, "retried with back-off");
-    assert_eq!(changes_of(&failure.run_updates), [("r1", RunChange::Refreshed)], "no run fails at once");
-    for update in &failure.run_updates {
+    assert_eq!(changes_of(&failure.plan.run_updates()), [("r1", RunChange::Refreshed)], "no run fails at once");
+    for update in failure.plan.run_updates() {
         world.write_run_status(&update.run, update.status.clone());
     }
-    world.observed.reviewer.as_mut().unwrap().status = failure.reviewer_status;
-    assert!(plan_reviewer(&world.observed, at(60)).run_updates.is_empty());
+    world.observed.reviewer.as_mut().unwrap().status = failure.plan.reviewer_status().cloned();
+    assert!(plan_reviewer(&world.observed, at(60)).run_updates().is_empty());
     let late = plan_reviewer(&world.observed, at(301));
     assert_eq!(changes(&late), [("r1", RunChange::LaunchFailed)]);
-    let failed = late.run_updates[0].status.message.clone().unwrap_or_default();
+    let failed = late.run_updates()[0].status.message.clone().unwrap_or_default();
     assert!(failed.contains("exceeded quota"), "{failed}");
 }
 
@@ -670,7 +670,7 @@ fn a_restart_moves_the_queue_without_an_assigned_event_per_run() {
     // r2 keeps its start time; only r3 starts, and only r3 gets an event.
     assert_eq!(world.status("r2").start_time, Some(Time(at(1))));
     assert_eq!(world.status("r3").start_time, Some(Time(at(21))));
-    let assigned: Vec<_> = follow_up.events.iter().map(|e| (&e.object, e.reason)).collect();
+    let assigned: Vec<_> = follow_up.events().iter().map(|e| (&e.object, e.reason)).collect();
     assert_eq!(assigned, [(&EventObject::Run("r3".into()), "Assigned")]);
     assert_eq!(world.reviewer_status().queue, ["r2", "r3"]);
 }
@@ -682,12 +682,13 @@ fn the_first_status_records_the_creation_revision_before_labels_change_it() {
     world.add(new_run("r1", PR1, SHA_A, 10));
     let created = world.run("r1").metadata.resource_version.clone();
     let plan = plan_reviewer(&world.observed, at(11));
-    assert_eq!(plan.run_updates[0].status.creation_revision, created);
-    let order: Vec<&str> = writes(&plan)
+    assert_eq!(plan.run_updates()[0].status.creation_revision, created);
+    let order: Vec<&str> = plan
+        .steps
         .iter()
-        .filter_map(|write| match write {
-            Write::RunStatus(_) => Some("status"),
-            Write::RunLabels(_) => Some("labels"),
+        .filter_map(|step| match step {
+            Step::WriteRunStatuses(_) => Some("status"),
+            Step::LabelRuns(_) => Some("labels"),
             _ => None,
         })
         .collect();
@@ -703,8 +704,8 @@ fn runs_queued_to_a_pod_being_created_are_labelled_with_their_first_status() {
     let mut world = World::new();
     world.add(new_run("r1", PR1, SHA_A, 0));
     let plan = plan_reviewer(&world.observed, at(1));
-    assert!(plan.pod_creation.is_some());
-    assert!(plan.run_labels.is_empty(), "a label write before the deferred first status would hide the revision");
+    assert!(plan.pod_creation().is_some());
+    assert!(plan.run_labels().is_empty(), "a label write before the deferred first status would hide the revision");
     world.converge(1);
     assert_eq!(world.status("r1").creation_revision.as_deref(), Some("1"));
     assert!(world.run("r1").metadata.labels.is_some());
@@ -756,14 +757,14 @@ fn conflicting_lineage_is_warned_about_once() {
     sibling.spec.pull_request.previous_head_sha = Some(SHA_A.into());
     world.add(sibling);
     let plan = world.step(21);
-    let warnings: Vec<&PlannedEvent> = plan.events.iter().filter(|e| e.reason == "ConflictingLineage").collect();
-    assert_eq!(warnings.len(), 1, "{:#?}", plan.events);
+    let warnings: Vec<&PlannedEvent> = plan.events().into_iter().filter(|e| e.reason == "ConflictingLineage").collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", plan.events());
     assert_eq!((warnings[0].object.clone(), warnings[0].kind), (EventObject::Run("r3".into()), EventKind::Warning));
     assert_eq!(world.status("r2").reason, Some(RunReason::Superseded), "the later-created child wins");
     assert_eq!(world.status("r3").phase, Some(RunPhase::Running));
     world.touch("r3");
     let plan = plan_reviewer(&world.observed, at(22));
-    assert!(plan.events.iter().all(|e| e.reason != "ConflictingLineage"), "said once");
+    assert!(plan.events().iter().all(|e| e.reason != "ConflictingLineage"), "said once");
 }
 
 /// The Degraded condition of the Reviewer.
@@ -777,12 +778,12 @@ fn a_pod_that_has_not_started_is_given_nothing_until_it_runs() {
     world.pods_start = false;
     world.add(new_run("r1", PR1, SHA_A, 0));
     let create = plan_reviewer(&world.observed, at(1));
-    assert_eq!(create.pod_creation.as_ref().map(|l| l.queue.clone()), Some(vec!["r1".to_owned()]));
+    assert_eq!(create.pod_creation().map(|l| l.queue.clone()), Some(vec!["r1".to_owned()]));
     world.apply(&create);
     let wait = plan_reviewer(&world.observed, at(2));
-    assert!(wait.pod_creation.is_none() && wait.pod_deletions.is_empty());
+    assert!(wait.pod_creation().is_none() && wait.pod_deletions().is_empty());
     assert_eq!(changes(&wait), [("r1", RunChange::Refreshed)], "its first status, Pending");
-    assert!(wait.events.is_empty(), "a pod on its way is no warning: {:?}", wait.events);
+    assert!(wait.events().is_empty(), "a pod on its way is no warning: {:?}", wait.events());
     world.apply(&wait);
     let status = world.status("r1");
     assert_eq!((status.phase, status.assignment, status.start_time), (Some(RunPhase::Pending), None, None));
@@ -811,8 +812,8 @@ fn a_pod_that_does_not_start_fails_its_runs_after_the_launch_deadline_and_says_w
     world.observed.pods[0].not_starting = Some(why.into());
     world.observed.pods[0].created = Some(at(1));
     let stuck = plan_reviewer(&world.observed, at(30));
-    assert_eq!(stuck.events.len(), 1, "{:?}", stuck.events);
-    let event = &stuck.events[0];
+    assert_eq!(stuck.events().len(), 1, "{:?}", stuck.events());
+    let event = &stuck.events()[0];
     assert_eq!((event.kind, event.reason), (EventKind::Warning, "PodNotStarting"));
     assert_eq!(event.note, format!("Pod review-w1-1 is not starting: {why}"));
     world.apply(&stuck);
@@ -820,12 +821,12 @@ fn a_pod_that_does_not_start_fails_its_runs_after_the_launch_deadline_and_says_w
     assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "PodNotStarting"));
     assert!(condition.message.contains("ImagePullBackOff"), "{}", condition.message);
     let again = plan_reviewer(&world.observed, at(60));
-    assert!(again.is_noop() && again.events.is_empty(), "said once: {again:#?}");
+    assert!(again.is_noop() && again.events().is_empty(), "said once: {again:#?}");
     assert_eq!(again.requeue_after, Some(Duration::from_secs(241)), "deadline counted from the pod's creation");
 
     let failed = plan_reviewer(&world.observed, at(301));
     assert_eq!(changes(&failed), [("r1", RunChange::LaunchFailed)]);
-    assert!(failed.pod_deletions.is_empty() && failed.pod_creation.is_none(), "the kubelet keeps trying");
+    assert!(failed.pod_deletions().is_empty() && failed.pod_creation().is_none(), "the kubelet keeps trying");
     world.apply(&failed);
     let status = world.status("r1");
     assert_eq!(status.reason, Some(RunReason::LaunchFailed));
@@ -857,10 +858,10 @@ fn pods_that_keep_ending_soon_after_they_start_back_off_exponentially() {
     let mut world = reviewing_r1();
     end_pod(&mut world, 1, 2);
     let first = plan_reviewer(&world.observed, at(3));
-    assert!(first.pod_creation.is_none(), "no pod before the back-off");
-    assert_eq!(first.pod_deletions.len(), 1, "the ended pod goes");
+    assert!(first.pod_creation().is_none(), "no pod before the back-off");
+    assert_eq!(first.pod_deletions().len(), 1, "the ended pod goes");
     assert_eq!(first.requeue_after, Some(Duration::from_secs(5)));
-    let event = first.events.iter().find(|e| e.reason == "CrashLoopBackOff").expect("a back-off event");
+    let event = first.events().into_iter().find(|e| e.reason == "CrashLoopBackOff").expect("a back-off event");
     assert_eq!(event.kind, EventKind::Warning);
     assert!(event.note.contains("Pod review-w1-1 ended 2s after it started: Error, exit code 1"), "{}", event.note);
     world.apply(&first);
@@ -872,20 +873,20 @@ fn pods_that_keep_ending_soon_after_they_start_back_off_exponentially() {
         conditions::find(&world.reviewer_status().conditions, CONDITION_READY).is_some_and(|c| c.reason == "BackOff")
     );
     let waiting = plan_reviewer(&world.observed, at(6));
-    assert!(waiting.is_noop() && waiting.events.is_empty(), "{waiting:#?}");
+    assert!(waiting.is_noop() && waiting.events().is_empty(), "{waiting:#?}");
 
     // Each further early end doubles the wait: 5s, 10s, 20s.
     let mut launched_at = 8;
     for (failures, wait) in [(2, 10), (3, 20)] {
         let plans = world.converge(launched_at);
-        assert_eq!(plans[0].pod_creation.as_ref().map(|l| l.incarnation), Some(failures));
+        assert_eq!(plans[0].pod_creation().map(|l| l.incarnation), Some(failures));
         assert_eq!(world.status("r1").phase, Some(RunPhase::Running), "reassigned to the new pod");
         end_pod(&mut world, launched_at, 1);
         world.apply(&plan_reviewer(&world.observed, at(launched_at + 1)));
         let back_off = world.reviewer_status().crash_back_off.unwrap();
         assert_eq!((back_off.failures, back_off.incarnation), (failures, failures));
         assert_eq!(back_off.next_launch, Time(at(launched_at + 1 + wait)));
-        assert!(plan_reviewer(&world.observed, at(launched_at + wait)).pod_creation.is_none());
+        assert!(plan_reviewer(&world.observed, at(launched_at + wait)).pod_creation().is_none());
         launched_at += 1 + wait;
     }
     assert_eq!(world.reviewer_status().restarts, 0, "ended pods are not restarts");
@@ -911,7 +912,7 @@ fn a_pod_that_ends_after_a_long_life_is_replaced_at_once_and_resets_the_back_off
     world.converge(7);
     end_pod(&mut world, 7, 600);
     let plan = plan_reviewer(&world.observed, at(607));
-    assert_eq!(plan.pod_creation.as_ref().map(|l| l.incarnation), Some(3));
+    assert_eq!(plan.pod_creation().map(|l| l.incarnation), Some(3));
     world.apply(&plan);
     assert_eq!(world.reviewer_status().crash_back_off, None);
 }

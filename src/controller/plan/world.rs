@@ -1,6 +1,6 @@
 //! An in-memory cluster for one Reviewer, shared by the planner's unit tests
-//! and its model test. It executes plans write by write in the order the
-//! module documentation of [`super`] prescribes, checks every ReviewRun status
+//! and its model test. It executes a plan's steps in order, as the executor
+//! does, checks every ReviewRun status
 //! write against the CRD's CEL rules (as the API server would), and gives
 //! pods the name semantics of the API server (409 on a taken name, 404 or 409
 //! on deletion with a UID precondition).
@@ -74,34 +74,6 @@ thread_local! {
         let crd = serde_json::to_value(ReviewRun::crd()).unwrap();
         kube_cel::compile_schema(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     };
-}
-
-/// One write of a plan, in execution order (see [`writes`]).
-#[derive(Clone, Copy, Debug)]
-pub enum Write<'a> {
-    Finalizer(FinalizerChange),
-    RunLabels(&'a RunLabels),
-    RunStatus(&'a RunUpdate),
-    ReviewerStatus(&'a ReviewerStatus),
-    DeletePod(&'a PodDeletion),
-    CreatePod(&'a PodLaunch),
-}
-
-/// The writes of `plan` in the documented execution order.
-pub fn writes(plan: &ReviewerPlan) -> Vec<Write<'_>> {
-    let mut writes = Vec::new();
-    if plan.finalizer == FinalizerChange::Add {
-        writes.push(Write::Finalizer(FinalizerChange::Add));
-    }
-    writes.extend(plan.run_updates.iter().map(Write::RunStatus));
-    writes.extend(plan.run_labels.iter().map(Write::RunLabels));
-    writes.extend(plan.reviewer_status.iter().map(Write::ReviewerStatus));
-    writes.extend(plan.pod_deletions.iter().map(Write::DeletePod));
-    writes.extend(plan.pod_creation.iter().map(Write::CreatePod));
-    if plan.finalizer == FinalizerChange::Remove {
-        writes.push(Write::Finalizer(FinalizerChange::Remove));
-    }
-    writes
 }
 
 /// An in-memory cluster for one Reviewer: `observed` is its whole state.
@@ -265,47 +237,61 @@ impl World {
         true
     }
 
-    /// Executes one write; status writes must be accepted.
-    pub fn apply_write(&mut self, write: Write<'_>) {
-        match write {
-            Write::Finalizer(change) => {
+    /// Executes one step of a plan; status writes must be accepted.
+    pub fn apply_step(&mut self, step: &Step) {
+        match step {
+            Step::AddFinalizer | Step::RemoveFinalizer => {
                 if let Some(reviewer) = self.observed.reviewer.as_mut() {
                     let finalizers = reviewer.metadata.finalizers.get_or_insert_with(Vec::new);
-                    match change {
-                        FinalizerChange::Keep => {}
-                        FinalizerChange::Add => finalizers.push(FINALIZER.into()),
-                        FinalizerChange::Remove => finalizers.retain(|f| f != FINALIZER),
+                    if matches!(step, Step::AddFinalizer) {
+                        finalizers.push(FINALIZER.into());
+                    } else {
+                        finalizers.retain(|f| f != FINALIZER);
                     }
                     if reviewer.metadata.deletion_timestamp.is_some() && finalizers.is_empty() {
                         self.observed.reviewer = None;
                     }
                 }
             }
-            Write::RunLabels(labels) => {
-                let run = self.run_mut(&labels.run);
-                run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
-                self.touch(&labels.run);
-            }
-            Write::RunStatus(update) => self.write_run_status(&update.run, update.status.clone()),
-            Write::ReviewerStatus(status) => {
-                if let Some(reviewer) = self.observed.reviewer.as_mut() {
-                    reviewer.status = Some(status.clone());
+            Step::LabelRuns(labels) => {
+                for labels in labels {
+                    self.label_run(labels);
                 }
             }
-            Write::DeletePod(deletion) => {
+            Step::WriteRunStatuses(updates) => {
+                for update in updates {
+                    self.write_run_status(&update.run, update.status.clone());
+                }
+            }
+            Step::WriteReviewerStatus(status) => self.set_reviewer_status(status),
+            Step::DeletePod(deletion) => {
                 self.delete_pod(deletion).unwrap();
             }
-            Write::CreatePod(launch) => {
+            Step::CreatePod(launch) => {
                 if self.pods_become_visible {
                     self.create_pod(launch);
                 }
             }
+            Step::EmitEvents(_) => {}
+        }
+    }
+
+    /// Merges labels into a run, which gives it a new `resourceVersion`.
+    pub fn label_run(&mut self, labels: &RunLabels) {
+        let run = self.run_mut(&labels.run);
+        run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
+        self.touch(&labels.run);
+    }
+
+    pub fn set_reviewer_status(&mut self, status: &ReviewerStatus) {
+        if let Some(reviewer) = self.observed.reviewer.as_mut() {
+            reviewer.status = Some(status.clone());
         }
     }
 
     pub fn apply(&mut self, plan: &ReviewerPlan) {
-        for write in writes(plan) {
-            self.apply_write(write);
+        for step in &plan.steps {
+            self.apply_step(step);
         }
     }
 
@@ -322,10 +308,10 @@ impl World {
             }
             if let Some(previous) = plans.last() {
                 let previous: &ReviewerPlan = previous;
-                assert!(previous.pod_creation.is_some(), "only a pod creation needs a follow-up plan: {plan:#?}");
-                assert!(plan.restart.is_none() && plan.pod_creation.is_none() && plan.pod_deletions.is_empty());
+                assert!(previous.pod_creation().is_some(), "only a pod creation needs a follow-up plan: {plan:#?}");
+                assert!(plan.restart.is_none() && plan.pod_creation().is_none() && plan.pod_deletions().is_empty());
                 assert!(
-                    plan.run_updates.iter().all(|u| matches!(u.change, RunChange::Assigned | RunChange::Reassigned)),
+                    plan.run_updates().iter().all(|u| matches!(u.change, RunChange::Assigned | RunChange::Reassigned)),
                     "the follow-up plan only assigns: {plan:#?}"
                 );
             }
