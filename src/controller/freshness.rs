@@ -5,7 +5,7 @@
 //! store may still show the old pod alive and the new one missing; planning
 //! on it would replace the pod again and count a second restart.
 //!
-//! Each write returns the object's new `resourceVersion`. A [`Ledger`] entry
+//! Each write returns the object's new `resourceVersion`. An [`Entry`]
 //! remembers, per Reviewer, the highest version written to each resource,
 //! and [`StoreProgress`] knows how far each store has caught up (the highest version
 //! among the watch events it applied; watch events arrive in version order).
@@ -20,9 +20,8 @@
 //! controller plans on what it has, as before; the `resourceVersion`
 //! preconditions of status writes still keep it from overwriting newer data.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use kube::Resource;
@@ -171,23 +170,11 @@ impl Entry {
     }
 }
 
-/// The [`Entry`] of every Reviewer, by namespace and name.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
-}
-
-impl Ledger {
-    pub fn entry(&self, namespace: &str, name: &str) -> Arc<Entry> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.entry((namespace.to_owned(), name.to_owned())).or_default().clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Pod;
+    use std::sync::Arc;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pod(version: &str) -> Pod {

@@ -1,79 +1,217 @@
-//! ReviewRuns by the Reviewer they name.
+//! What the controller has observed, indexed for planning one Reviewer at a
+//! time: the names of the runs and pods of each Reviewer, which Reviewers
+//! exist, how far each watch has caught up and, per Reviewer, the versions
+//! the controller's own writes returned (see [`freshness`](super::freshness)).
 //!
-//! A reconcile plans one Reviewer from its runs. Scanning the whole run
-//! store for them costs every reconcile time proportional to all runs of
-//! the cluster; the index, kept from the same watch events as the store,
-//! makes it proportional to the Reviewer's own runs. `spec.reviewer` is
-//! immutable, so a run never moves between Reviewers.
+//! The reflector stores hold the objects; the index, fed by the same watch
+//! events once the stores have applied them and by the answers to the
+//! controller's writes, says which of them a reconcile reads. A reconcile
+//! thus costs time proportional to the Reviewer's own runs and pods, not to
+//! the cluster's. `spec.reviewer` is immutable and a pod's Reviewer label is
+//! the controller's, so objects never move between Reviewers.
+//!
+//! Runs naming a Reviewer that does not exist are waiting for it
+//! ([`ObservedIndex::waits_for_reviewer`]): the controller runtime reports
+//! their triggers as objects it cannot find, and the controller reconciles
+//! them from there.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::watcher;
 
-use crate::api::ReviewRun;
+use super::executor::WriteMarks;
+use super::freshness::{Entry, StoreProgress};
+use crate::api::{ReviewRun, Reviewer, labels};
 
 /// Namespace and name of a Reviewer.
-type ReviewerKey = (String, String);
+pub type ReviewerKey = (String, String);
 
-#[derive(Debug, Default)]
-struct Names {
-    live: HashMap<ReviewerKey, BTreeSet<String>>,
-    /// A relist in progress; swapped in when it is done, as the store does.
-    relisting: HashMap<ReviewerKey, BTreeSet<String>>,
+/// Values kept from one watch, as its store keeps objects: a relist is
+/// swapped in only once it is done.
+#[derive(Debug)]
+struct Listed<T> {
+    live: T,
+    relisting: T,
 }
 
-/// Names of the runs naming each Reviewer, as far as the run store has seen.
-#[derive(Debug, Default)]
-pub struct RunIndex {
-    names: Mutex<Names>,
+impl<T: Default> Default for Listed<T> {
+    fn default() -> Self {
+        Self { live: T::default(), relisting: T::default() }
+    }
 }
 
-fn reviewer_of(run: &ReviewRun) -> ReviewerKey {
-    (run.namespace().unwrap_or_default(), run.spec.reviewer.clone())
+/// Object names grouped by the Reviewer they belong to.
+type Grouped = HashMap<ReviewerKey, BTreeSet<String>>;
+
+fn insert(groups: &mut Grouped, key: ReviewerKey, name: String) {
+    groups.entry(key).or_default().insert(name);
 }
 
-impl RunIndex {
-    /// Records a watch event of the run store.
-    pub fn observe(&self, event: &watcher::Event<ReviewRun>) {
-        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+fn remove(groups: &mut Grouped, key: &ReviewerKey, name: &str) {
+    if let Some(names) = groups.get_mut(key) {
+        names.remove(name);
+        if names.is_empty() {
+            groups.remove(key);
+        }
+    }
+}
+
+impl Listed<Grouped> {
+    /// Applies a watch event of an object belonging to the Reviewer `key`
+    /// (`None`: to no Reviewer).
+    fn observe<K: kube::Resource>(&mut self, event: &watcher::Event<K>, key: impl Fn(&K) -> Option<ReviewerKey>) {
         match event {
-            watcher::Event::Apply(run) => {
-                names.live.entry(reviewer_of(run)).or_default().insert(run.name_any());
-            }
-            watcher::Event::Delete(run) => {
-                let key = reviewer_of(run);
-                if let Some(runs) = names.live.get_mut(&key) {
-                    runs.remove(&run.name_any());
-                    if runs.is_empty() {
-                        names.live.remove(&key);
-                    }
+            watcher::Event::Apply(object) => {
+                if let Some(key) = key(object) {
+                    insert(&mut self.live, key, object.name_any());
                 }
             }
-            watcher::Event::Init => names.relisting = HashMap::new(),
-            watcher::Event::InitApply(run) => {
-                names.relisting.entry(reviewer_of(run)).or_default().insert(run.name_any());
+            watcher::Event::Delete(object) => {
+                if let Some(key) = key(object) {
+                    remove(&mut self.live, &key, &object.name_any());
+                }
             }
-            watcher::Event::InitDone => names.live = std::mem::take(&mut names.relisting),
+            watcher::Event::Init => self.relisting = Grouped::new(),
+            watcher::Event::InitApply(object) => {
+                if let Some(key) = key(object) {
+                    insert(&mut self.relisting, key, object.name_any());
+                }
+            }
+            watcher::Event::InitDone => self.live = std::mem::take(&mut self.relisting),
         }
     }
 
-    /// Names of the runs in `namespace` naming the Reviewer `reviewer`.
-    pub fn runs_of(&self, namespace: &str, reviewer: &str) -> Vec<String> {
-        let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-        names
-            .live
-            .get(&(namespace.to_owned(), reviewer.to_owned()))
-            .map(|runs| runs.iter().cloned().collect())
-            .unwrap_or_default()
+    fn names(&self, key: &ReviewerKey) -> Vec<String> {
+        self.live.get(key).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl<T: Eq + Hash + Clone> Listed<HashSet<T>> {
+    fn observe_key(&mut self, event: &watcher::Event<Reviewer>, key: impl Fn(&Reviewer) -> T) {
+        match event {
+            watcher::Event::Apply(object) => {
+                self.live.insert(key(object));
+            }
+            watcher::Event::Delete(object) => {
+                self.live.remove(&key(object));
+            }
+            watcher::Event::Init => self.relisting = HashSet::new(),
+            watcher::Event::InitApply(object) => {
+                self.relisting.insert(key(object));
+            }
+            watcher::Event::InitDone => self.live = std::mem::take(&mut self.relisting),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Groups {
+    reviewers: Listed<HashSet<ReviewerKey>>,
+    runs: Listed<Grouped>,
+    pods: Listed<Grouped>,
+}
+
+/// The controller's index of what it observed; see the module documentation.
+#[derive(Debug, Default)]
+pub struct ObservedIndex {
+    groups: Mutex<Groups>,
+    progress: StoreProgress,
+    entries: Mutex<HashMap<ReviewerKey, Arc<Entry>>>,
+}
+
+fn key(namespace: &str, name: &str) -> ReviewerKey {
+    (namespace.to_owned(), name.to_owned())
+}
+
+fn run_reviewer(run: &ReviewRun) -> Option<ReviewerKey> {
+    Some((run.namespace().unwrap_or_default(), run.spec.reviewer.clone()))
+}
+
+fn pod_reviewer(pod: &Pod) -> Option<ReviewerKey> {
+    Some((pod.namespace().unwrap_or_default(), pod.labels().get(labels::REVIEWER)?.clone()))
+}
+
+fn reviewer_key(reviewer: &Reviewer) -> ReviewerKey {
+    (reviewer.namespace().unwrap_or_default(), reviewer.name_any())
+}
+
+impl ObservedIndex {
+    fn groups(&self) -> std::sync::MutexGuard<'_, Groups> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a watch event the Reviewer store has applied.
+    pub fn observe_reviewer(&self, event: &watcher::Event<Reviewer>) {
+        self.groups().reviewers.observe_key(event, reviewer_key);
+        self.progress.observe(|p| &p.reviewers, event);
+    }
+
+    /// Records a watch event the run store has applied.
+    pub fn observe_run(&self, event: &watcher::Event<ReviewRun>) {
+        self.groups().runs.observe(event, run_reviewer);
+        self.progress.observe(|p| &p.runs, event);
+    }
+
+    /// Records a watch event the pod store has applied.
+    pub fn observe_pod(&self, event: &watcher::Event<Pod>) {
+        self.groups().pods.observe(event, pod_reviewer);
+        self.progress.observe(|p| &p.pods, event);
+    }
+
+    /// Records the versions the API returned to the controller's writes for
+    /// the Reviewer `name`: its next reconcile waits until the stores show
+    /// them.
+    pub fn record_writes(&self, namespace: &str, name: &str, marks: WriteMarks) {
+        self.entry(namespace, name).record(marks);
+    }
+
+    /// Names of the runs in `namespace` naming the Reviewer `name`.
+    pub fn runs_of(&self, namespace: &str, name: &str) -> Vec<String> {
+        self.groups().runs.names(&key(namespace, name))
+    }
+
+    /// Names of the reviewer pods of the Reviewer `name`.
+    pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<String> {
+        self.groups().pods.names(&key(namespace, name))
+    }
+
+    /// Whether runs name the Reviewer `name`, which the Reviewer store does
+    /// not hold.
+    pub fn waits_for_reviewer(&self, namespace: &str, name: &str) -> bool {
+        let groups = self.groups();
+        let key = key(namespace, name);
+        groups.runs.live.contains_key(&key) && !groups.reviewers.live.contains(&key)
+    }
+
+    /// The bookkeeping of the Reviewer `name`: its lock, its pending writes
+    /// and its failures.
+    pub fn entry(&self, namespace: &str, name: &str) -> Arc<Entry> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.entry(key(namespace, name)).or_default().clone()
+    }
+
+    /// Waits until every store has completed its first list, at most
+    /// `limit`; whether they have.
+    pub async fn wait_until_synced(&self, limit: Duration) -> bool {
+        self.progress.wait_until_synced(limit).await
+    }
+
+    /// Whether the stores still lack the latest writes of `entry`.
+    pub fn must_wait(&self, entry: &Entry) -> bool {
+        entry.must_wait(&self.progress)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PullRequest, ReviewRunSpec};
+    use crate::api::{AgentSpec, PullRequest, ReviewRunSpec, ReviewerSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn run(name: &str, namespace: &str, reviewer: &str) -> ReviewRun {
         let mut run = ReviewRun::new(
@@ -89,35 +227,94 @@ mod tests {
         run
     }
 
+    fn pod(name: &str, namespace: &str, reviewer: Option<&str>) -> Pod {
+        let labels = reviewer.map(|reviewer| [(labels::REVIEWER.to_owned(), reviewer.to_owned())].into());
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(namespace.into()),
+                labels,
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    fn reviewer(name: &str, namespace: &str) -> Reviewer {
+        let spec = ReviewerSpec {
+            worker_id: "w1".into(),
+            agent: AgentSpec::new("ghcr.io/acme/reviewer:1"),
+            service_account_name: "review-agent".into(),
+            launch_deadline: "5m".into(),
+            r#match: None,
+            workspace: None,
+            transcripts: None,
+        };
+        let mut reviewer = Reviewer::new(name, spec);
+        reviewer.metadata.namespace = Some(namespace.into());
+        reviewer
+    }
+
     #[test]
     fn runs_are_indexed_by_namespace_and_reviewer() {
-        let index = RunIndex::default();
-        index.observe(&watcher::Event::Apply(run("b", "ns", "review-w1")));
-        index.observe(&watcher::Event::Apply(run("a", "ns", "review-w1")));
-        index.observe(&watcher::Event::Apply(run("c", "ns", "review-w2")));
-        index.observe(&watcher::Event::Apply(run("d", "other", "review-w1")));
+        let index = ObservedIndex::default();
+        index.observe_run(&watcher::Event::Apply(run("b", "ns", "review-w1")));
+        index.observe_run(&watcher::Event::Apply(run("a", "ns", "review-w1")));
+        index.observe_run(&watcher::Event::Apply(run("c", "ns", "review-w2")));
+        index.observe_run(&watcher::Event::Apply(run("d", "other", "review-w1")));
         // A second event for the same run keeps one entry.
-        index.observe(&watcher::Event::Apply(run("a", "ns", "review-w1")));
+        index.observe_run(&watcher::Event::Apply(run("a", "ns", "review-w1")));
         assert_eq!(index.runs_of("ns", "review-w1"), ["a", "b"]);
         assert_eq!(index.runs_of("ns", "review-w2"), ["c"]);
         assert_eq!(index.runs_of("other", "review-w1"), ["d"]);
         assert!(index.runs_of("ns", "review-w3").is_empty());
 
-        index.observe(&watcher::Event::Delete(run("b", "ns", "review-w1")));
-        index.observe(&watcher::Event::Delete(run("c", "ns", "review-w2")));
+        index.observe_run(&watcher::Event::Delete(run("b", "ns", "review-w1")));
+        index.observe_run(&watcher::Event::Delete(run("c", "ns", "review-w2")));
         assert_eq!(index.runs_of("ns", "review-w1"), ["a"]);
         assert!(index.runs_of("ns", "review-w2").is_empty());
     }
 
     #[test]
+    fn pods_are_indexed_by_their_reviewer_label() {
+        let index = ObservedIndex::default();
+        index.observe_pod(&watcher::Event::Apply(pod("review-w1-2", "ns", Some("review-w1"))));
+        index.observe_pod(&watcher::Event::Apply(pod("review-w1-1", "ns", Some("review-w1"))));
+        index.observe_pod(&watcher::Event::Apply(pod("review-w1-1", "other", Some("review-w1"))));
+        index.observe_pod(&watcher::Event::Apply(pod("unlabelled", "ns", None)));
+        assert_eq!(index.pods_of("ns", "review-w1"), ["review-w1-1", "review-w1-2"]);
+        assert_eq!(index.pods_of("other", "review-w1"), ["review-w1-1"]);
+        index.observe_pod(&watcher::Event::Delete(pod("review-w1-1", "ns", Some("review-w1"))));
+        assert_eq!(index.pods_of("ns", "review-w1"), ["review-w1-2"]);
+    }
+
+    #[test]
     fn a_relist_replaces_the_index_when_it_is_done() {
-        let index = RunIndex::default();
-        index.observe(&watcher::Event::Apply(run("gone", "ns", "review-w1")));
-        index.observe(&watcher::Event::Init);
-        index.observe(&watcher::Event::InitApply(run("kept", "ns", "review-w1")));
+        let index = ObservedIndex::default();
+        index.observe_run(&watcher::Event::Apply(run("gone", "ns", "review-w1")));
+        index.observe_run(&watcher::Event::Init);
+        index.observe_run(&watcher::Event::InitApply(run("kept", "ns", "review-w1")));
         // Until the relist is done, the index answers as the store does: from the old list.
         assert_eq!(index.runs_of("ns", "review-w1"), ["gone"]);
-        index.observe(&watcher::Event::InitDone);
+        index.observe_run(&watcher::Event::InitDone);
         assert_eq!(index.runs_of("ns", "review-w1"), ["kept"]);
+    }
+
+    #[test]
+    fn runs_wait_for_a_reviewer_the_store_does_not_hold() {
+        let index = ObservedIndex::default();
+        assert!(!index.waits_for_reviewer("ns", "review-w1"), "no runs, nothing waits");
+        index.observe_run(&watcher::Event::Apply(run("a", "ns", "review-w1")));
+        assert!(index.waits_for_reviewer("ns", "review-w1"));
+        index.observe_reviewer(&watcher::Event::Init);
+        index.observe_reviewer(&watcher::Event::InitApply(reviewer("review-w1", "ns")));
+        assert!(index.waits_for_reviewer("ns", "review-w1"), "not before the list is done");
+        index.observe_reviewer(&watcher::Event::InitDone);
+        assert!(!index.waits_for_reviewer("ns", "review-w1"));
+        assert!(!index.waits_for_reviewer("other", "review-w1"), "no runs there");
+        index.observe_reviewer(&watcher::Event::Delete(reviewer("review-w1", "ns")));
+        assert!(index.waits_for_reviewer("ns", "review-w1"));
+        index.observe_run(&watcher::Event::Delete(run("a", "ns", "review-w1")));
+        assert!(!index.waits_for_reviewer("ns", "review-w1"));
     }
 }

@@ -10,7 +10,6 @@ pub mod pod;
 pub mod reconcile;
 pub mod transcripts;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +22,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Resource, ResourceExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::api::{ReviewRun, Reviewer, labels};
 use events::EventQueue;
-use freshness::{Ledger, StoreProgress};
-use index::RunIndex;
+use index::ObservedIndex;
 use reconcile::Context;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
@@ -54,6 +52,10 @@ pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(20);
 /// them its connections and memory, when every Reviewer needs work at once
 /// (a cold start). Reconciles of one Reviewer never overlap either way.
 pub const RECOMMENDED_CONCURRENCY: u16 = 16;
+
+/// How soon a reconcile of runs waiting for a missing Reviewer is retried
+/// when it asked to be.
+const MISSING_REVIEWER_RETRY: Duration = Duration::from_millis(200);
 
 /// How long shutdown waits for queued events to be published.
 const EVENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
@@ -111,23 +113,19 @@ pub async fn run(
     check_api::<Reviewer>(&client, "reviewers.review.ao.dev").await?;
     check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
 
-    let store_progress = Arc::new(StoreProgress::default());
-    let run_index = Arc::new(RunIndex::default());
+    let index = Arc::new(ObservedIndex::default());
     let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), {
-        let store_progress = store_progress.clone();
-        move |event| store_progress.observe(|c| &c.reviewers, event)
+        let index = index.clone();
+        move |event| index.observe_reviewer(event)
     });
     let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), {
-        let (store_progress, run_index) = (store_progress.clone(), run_index.clone());
-        move |event| {
-            run_index.observe(event);
-            store_progress.observe(|c| &c.runs, event);
-        }
+        let index = index.clone();
+        move |event| index.observe_run(event)
     });
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
     let (pods, pod_events) = reflect::<Pod>(&client, pod_config, {
-        let store_progress = store_progress.clone();
-        move |event| store_progress.observe(|c| &c.pods, event)
+        let index = index.clone();
+        move |event| index.observe_pod(event)
     });
 
     let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
@@ -142,10 +140,8 @@ pub async fn run(
         metrics: metrics.clone(),
         reviewers: reviewers.clone(),
         runs,
-        run_index,
         pods,
-        store_progress,
-        ledger: Ledger::default(),
+        index,
     });
 
     let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -179,24 +175,8 @@ pub async fn run(
         }))
     };
 
-    let (missing_tx, missing_rx) = mpsc::unbounded_channel();
-    let mut side_loop = AbortOnDrop(tokio::spawn(reconcile_missing_reviewers(
-        context.clone(),
-        missing_rx,
-        missing_tx.clone(),
-        settings.debounce,
-        side_loop_stopped,
-    )));
-    let run_to_reviewer = {
-        let reviewers = reviewers.clone();
-        move |run: ReviewRun| {
-            let key = ObjectRef::<Reviewer>::new(&run.spec.reviewer).within(&run.namespace().unwrap_or_default());
-            if reviewers.get(&key).is_none() {
-                // The receiver lives as long as the controller.
-                let _ = missing_tx.send(key.clone());
-            }
-            Some(key)
-        }
+    let run_to_reviewer = |run: ReviewRun| {
+        Some(ObjectRef::<Reviewer>::new(&run.spec.reviewer).within(&run.namespace().unwrap_or_default()))
     };
 
     tracing::info!(debounce = ?settings.debounce, concurrency = settings.concurrency, field_manager = %settings.field_manager, "controller starting");
@@ -205,22 +185,26 @@ pub async fn run(
         .owns_stream(pod_events)
         .with_config(controller::Config::default().debounce(settings.debounce).concurrency(settings.concurrency.max(1)))
         .graceful_shutdown_on(controller_stopped.map(|_| ()))
-        .run(reconcile::reconcile, reconcile::error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::trace!(reviewer = %object.name, "reconciled"),
-                // Triggers for Reviewers that are gone, already handled.
-                Err(controller::Error::ObjectNotFound(object)) => {
-                    tracing::trace!(reviewer = %object.name, "trigger for a missing Reviewer")
+        .run(reconcile::reconcile, reconcile::error_policy, context.clone())
+        .for_each_concurrent(usize::from(settings.concurrency.max(1)), |result| {
+            let context = context.clone();
+            async move {
+                match result {
+                    Ok((object, _)) => tracing::trace!(reviewer = %object.name, "reconciled"),
+                    // The runtime reconciles only Reviewers its store holds: runs
+                    // waiting for a missing one are reconciled here, after the
+                    // same debounce.
+                    Err(controller::Error::ObjectNotFound(object)) => {
+                        reconcile_missing_reviewer(&context, &object).await
+                    }
+                    Err(controller::Error::ReconcilerFailed(error, object)) => {
+                        tracing::debug!(reviewer = %object.name, %error, "reconcile failed; retrying with back-off")
+                    }
+                    Err(error) => tracing::warn!(%error, "controller stream error"),
                 }
-                Err(controller::Error::ReconcilerFailed(error, object)) => {
-                    tracing::debug!(reviewer = %object.name, %error, "reconcile failed; retrying with back-off")
-                }
-                Err(error) => tracing::warn!(%error, "controller stream error"),
             }
         })
         .await;
-    let _ = (&mut side_loop.0).await;
     let _ = (&mut retention.0).await;
     if let Some(mut delivery) = delivery {
         let _ = (&mut delivery.0).await;
@@ -273,49 +257,30 @@ where
     (store, events)
 }
 
-/// Runs naming a Reviewer absent from the store. Keys arriving
-/// within one debounce period are handled together; each is reconciled
-/// (under the Reviewer's lock) only if the Reviewer is still missing, which
-/// [`reconcile::reconcile_key`] confirms with a read from the server, as the
-/// store may not have seen it yet (at startup, before the first list).
-/// The store's `wait_until_ready` is not used: it wakes only one waiter,
-/// and the controller runtime already waits on it.
-async fn reconcile_missing_reviewers(
-    context: Arc<Context>,
-    mut keys: mpsc::UnboundedReceiver<ObjectRef<Reviewer>>,
-    retry: mpsc::UnboundedSender<ObjectRef<Reviewer>>,
-    debounce: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let first = tokio::select! {
-            key = keys.recv() => key,
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        };
-        let Some(first) = first else { return };
-        tokio::time::sleep(debounce).await;
-        let mut batch = BTreeSet::from([(first.namespace.clone().unwrap_or_default(), first.name.clone())]);
-        while let Ok(key) = keys.try_recv() {
-            batch.insert((key.namespace.clone().unwrap_or_default(), key.name.clone()));
-        }
-        for (namespace, name) in batch {
-            tracing::debug!(reviewer = %name, %namespace, "runs name a Reviewer missing from the store");
-            let key = ObjectRef::<Reviewer>::new(&name).within(&namespace);
-            if context.reviewers.get(&key).is_some() {
-                continue;
+/// Reconciles the Reviewer `object`, absent from the store, if runs wait
+/// for it; [`reconcile::reconcile_key`] confirms with a read from the
+/// server that it is missing. A reconcile that must be retried is, once,
+/// after a short delay: the writes it makes trigger the next one anyway.
+async fn reconcile_missing_reviewer(context: &Arc<Context>, object: &ObjectRef<kube::api::DynamicObject>) {
+    let namespace = object.namespace.clone().unwrap_or_default();
+    if !context.index.waits_for_reviewer(&namespace, &object.name) {
+        tracing::trace!(reviewer = %object.name, "trigger for a Reviewer that is gone; nothing waits for it");
+        return;
+    }
+    tracing::debug!(reviewer = %object.name, %namespace, "runs name a Reviewer missing from the store");
+    let retry = match reconcile::reconcile_key(context, &namespace, &object.name).await {
+        Ok(action) if action == controller::Action::await_change() => None,
+        Ok(_) => Some(MISSING_REVIEWER_RETRY),
+        Err(_) => Some(MISSING_REVIEWER_RETRY * 5),
+    };
+    if let Some(delay) = retry {
+        let context = context.clone();
+        let name = object.name.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if context.index.waits_for_reviewer(&namespace, &name) {
+                let _ = reconcile::reconcile_key(&context, &namespace, &name).await;
             }
-            let delay = match reconcile::reconcile_key(&context, &namespace, &name).await {
-                Ok(action) if action == controller::Action::await_change() => None,
-                Ok(_) => Some(Duration::from_millis(200)),
-                Err(_) => Some(Duration::from_secs(1)),
-            };
-            if let Some(delay) = delay {
-                let retry = retry.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = retry.send(key);
-                });
-            }
-        }
+        });
     }
 }

@@ -8,19 +8,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::AgentLaunch;
 use super::events::EventQueue;
 use super::executor::{Answers, Executor, StepError, StepFailed, WriteMarks};
-use super::freshness::{Ledger, StoreProgress};
-use super::index::RunIndex;
+use super::index::ObservedIndex;
 use super::plan::{ObservedPod, ObservedReviewer, Step, plan_launch_failure, plan_reviewer};
-use crate::api::{ReviewRun, Reviewer, labels};
+use crate::api::{ReviewRun, Reviewer};
 use crate::metrics::{ErrorLabels, Metrics};
 
 /// How soon to look again when the stores lag behind the controller's own
@@ -43,10 +42,10 @@ pub struct Context {
     pub events: EventQueue,
     pub reviewers: Store<Reviewer>,
     pub runs: Store<ReviewRun>,
-    pub run_index: Arc<RunIndex>,
     pub pods: Store<Pod>,
-    pub store_progress: Arc<StoreProgress>,
-    pub ledger: Ledger,
+    /// Which runs and pods each Reviewer has, and the controller's own
+    /// writes the stores have yet to show.
+    pub index: Arc<ObservedIndex>,
 }
 
 /// Why a reconcile failed.
@@ -105,13 +104,13 @@ pub async fn reconcile_key(ctx: &Context, namespace: &str, name: &str) -> Result
 }
 
 async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
-    if !ctx.store_progress.wait_until_synced(SYNC_WAIT).await {
+    if !ctx.index.wait_until_synced(SYNC_WAIT).await {
         tracing::warn!("the stores have not completed their first list; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
-    let entry = ctx.ledger.entry(namespace, name);
+    let entry = ctx.index.entry(namespace, name);
     let _guard = entry.lock.lock().await;
-    if entry.must_wait(&ctx.store_progress) {
+    if ctx.index.must_wait(&entry) {
         tracing::debug!("caches lag behind the last writes; waiting");
         return Ok(Action::requeue(CACHE_RETRY));
     }
@@ -127,7 +126,7 @@ async fn reconcile_locked(ctx: &Context, namespace: &str, name: &str) -> Result<
         agent: &ctx.agent,
     };
     let reconciled = reconcile_observed(&executor, namespace, &observed).await;
-    entry.record(reconciled.marks);
+    ctx.index.record_writes(namespace, name, reconciled.marks);
     if reconciled.result.is_ok() {
         entry.failures.store(0, Ordering::Release);
     }
@@ -224,7 +223,7 @@ async fn plan_and_execute(
 
 /// The runtime's error policy: exponential back-off per Reviewer.
 pub fn error_policy(reviewer: Arc<Reviewer>, _error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let entry = ctx.ledger.entry(&reviewer.namespace().unwrap_or_default(), &reviewer.name_any());
+    let entry = ctx.index.entry(&reviewer.namespace().unwrap_or_default(), &reviewer.name_any());
     let failures = entry.failures.fetch_add(1, Ordering::AcqRel);
     Action::requeue(backoff(failures))
 }
@@ -252,20 +251,18 @@ async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Ob
         }
     };
     let runs = ctx
-        .run_index
+        .index
         .runs_of(namespace, name)
         .into_iter()
         .filter_map(|run| ctx.runs.get(&ObjectRef::new(&run).within(namespace)))
         .map(Arc::unwrap_or_clone)
         .collect();
     let pods = ctx
-        .pods
-        .state_filter(|pod| {
-            pod.meta().namespace.as_deref() == Some(namespace)
-                && pod.labels().get(labels::REVIEWER).map(String::as_str) == Some(name)
-        })
-        .iter()
-        .filter_map(|pod| ObservedPod::from_pod(pod))
+        .index
+        .pods_of(namespace, name)
+        .into_iter()
+        .filter_map(|pod| ctx.pods.get(&ObjectRef::new(&pod).within(namespace)))
+        .filter_map(|pod| ObservedPod::from_pod(&pod))
         .collect();
     Ok(Some(ObservedReviewer { name: name.to_owned(), reviewer, runs, pods }))
 }
