@@ -1014,7 +1014,7 @@ async fn a_replaced_pods_transcript_is_kept_private_to_it_and_pruned_to_the_newe
     // Written while the agent runs.
     eventually("the transcript of the live pod", || async {
         let transcript = transcripts.get_opt(&pod1).await.ok().flatten()?;
-        let text = review_operator::agent::transcript::decompress(&transcript.spec.data.0).ok()?;
+        let text = review_operator::api::decompress(&transcript.spec.data.0).ok()?;
         text.contains(&format!("[demo-agent] reviewing {first} (30s)")).then_some(())
     })
     .await;
@@ -1118,14 +1118,14 @@ async fn an_agent_that_prints_50_mb_keeps_a_transcript_within_the_cap() {
     let transcript = eventually("the whole output in the transcript", || async {
         let transcript = transcripts.get_opt(&pod).await.ok().flatten()?;
         (transcript.spec.total_bytes > 50 * 1024 * 1024
-            && review_operator::agent::transcript::decompress(&transcript.spec.data.0).ok()?.contains("THE-END"))
+            && review_operator::api::decompress(&transcript.spec.data.0).ok()?.contains("THE-END"))
         .then_some(transcript)
     })
     .await;
     let cap = review_operator::agent::transcript::MAX_COMPRESSED_BYTES;
     assert!(transcript.spec.data.0.len() <= cap, "{} compressed bytes", transcript.spec.data.0.len());
     assert!(transcript.spec.omitted_bytes > 40 * 1024 * 1024, "{}", transcript.spec.omitted_bytes);
-    let text = review_operator::agent::transcript::decompress(&transcript.spec.data.0).unwrap();
+    let text = review_operator::api::decompress(&transcript.spec.data.0).unwrap();
     assert!(text.contains("bytes left out here]"));
     e2e.stop().await;
 }

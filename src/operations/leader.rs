@@ -42,7 +42,8 @@ use kube::{Api, Client};
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseParams};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+
+use crate::controller::tasks::AbortOnDrop;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -439,16 +440,6 @@ async fn watch_lease(api: Api<Lease>, name: String, views: watch::Sender<Option<
             Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
             Err(error) => debug!(error = %error, lease = %name, "watching the leader Lease failed; retrying"),
         }
-    }
-}
-
-/// Aborts the task when dropped, so that dropping the election (a killed
-/// replica in tests) also stops the controller and the Lease watch.
-pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
