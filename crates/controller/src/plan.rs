@@ -30,28 +30,49 @@
 //! manager, which removes the omitted fields it owns, not with a JSON merge
 //! patch, which would keep them.
 //!
-//! Runs are assigned to a pod only once the pod is known (its UID is part of
-//! the assignment) and runs: a plan that creates a pod assigns nothing, and
-//! the first plan that sees the pod Running and Ready assigns the queue to
-//! it, so a run's timeout starts when a review can. A run of that queue with
-//! no status yet gets no Pending status in the creating plan
-//! ([`ReviewerPlan::deferred_updates`]): when the pod is seen running at
-//! once, one write instead of two.
+//! # Rules
 //!
-//! A pod that does not start (an image that cannot be pulled, a container
-//! the kubelet refuses, no node to run it) makes the Reviewer Degraded with
-//! the kubelet's or the scheduler's reason, and its waiting runs fail once
-//! `launchDeadline` has passed; the pod stays, as the kubelet keeps trying.
-//! Pods that end soon after they start are replaced after an exponential
-//! back-off ([`CRASH_BACK_OFF_INITIAL`] doubling up to
-//! [`CRASH_BACK_OFF_MAX`], recorded in `status.crashBackOff`), since with
-//! `restartPolicy: Never` the kubelet never backs off.
+//! The rules the planner implements, by name; the code refers to them so.
 //!
-//! Restarts are level-based: the live pod is replaced when a run assigned to
-//! it has failed as Superseded, Cancelled or TimedOut. A reconcile killed
-//! after failing such a run but before replacing the pod therefore still
-//! replaces it next time, and a replaced pod (new UID) is never replaced again
-//! for the same runs.
+//! - **Head only.** Per pull request, only runs of its head SHA are current,
+//!   the head read from the runs' history of pushes in the API server's
+//!   creation order ([`history`](crate::api::history)). A run of an older SHA
+//!   fails as Superseded, naming the run that superseded it; one created
+//!   after its SHA was replaced (a replay) fails at once, as a late run.
+//! - **One review per head.** A further run for the head SHA while another
+//!   run covers it (unfinished, or approved) fails as Duplicate; after
+//!   ChangesRequested or a failure, a new run reviews again.
+//! - **Cancel and time out.** `spec.cancelRequested` fails a run as
+//!   Cancelled; a Running run past `spec.timeout` fails as TimedOut.
+//! - **Fresh pod for stale work.** The live pod is replaced, never given new
+//!   work, when a run assigned to it has failed as Superseded, Cancelled or
+//!   TimedOut. The rule is level-based: a reconcile killed after failing such
+//!   a run but before replacing the pod still replaces it next time, a
+//!   replaced pod (new UID) is never replaced again for the same runs, and
+//!   however many runs went stale, the pod is replaced once.
+//! - **Assign to a started pod.** Runs are assigned to a pod only once it is
+//!   known (its UID is part of the assignment) and runs: a plan that creates
+//!   a pod assigns nothing, and the first plan that sees it Running and
+//!   Ready assigns the queue to it, so that a run's timeout starts when a
+//!   review can. A run of that queue with no status yet gets no Pending
+//!   status in the creating plan ([`ReviewerPlan::deferred_updates`]): when
+//!   the pod is seen running at once, one write instead of two.
+//! - **Idempotent launch.** Pod names are derived from the incarnation, and
+//!   the incarnation is recorded in the Reviewer status before the pod is
+//!   created, so a launch repeated after a crash creates the same pod.
+//! - **Launch deadline.** A pod that does not start (an image that cannot be
+//!   pulled, a container the kubelet refuses, no node to run it) makes the
+//!   Reviewer Degraded with the kubelet's or the scheduler's reason, and its
+//!   waiting runs fail once `launchDeadline` has passed; the pod stays, as
+//!   the kubelet keeps trying.
+//! - **Crash back-off.** Pods that end soon after they start are replaced
+//!   after an exponential back-off ([`CRASH_BACK_OFF_INITIAL`] doubling up
+//!   to [`CRASH_BACK_OFF_MAX`], recorded in `status.crashBackOff`), since
+//!   with `restartPolicy: Never` the kubelet never backs off.
+//! - **Missing Reviewer waits.** Runs naming a Reviewer that does not exist
+//!   wait, Pending, with `Succeeded=Unknown` (ReviewerNotFound).
+//! - **Tear down.** A Reviewer being deleted fails its unfinished runs,
+//!   deletes its pods, then removes its finalizer.
 
 #[cfg(test)]
 mod model;
@@ -818,8 +839,8 @@ impl<'a> Planner<'a> {
         self.now.as_millisecond()
     }
 
-    /// Everything decided per run without the pod: whether it is the
-    /// head's, cancellation, timeouts and duplicates.
+    /// Everything decided per run without the pod: the rules *head only*,
+    /// *cancel and time out* and *one review per head*.
     fn apply_run_rules(&mut self) {
         let now = self.now;
         for state in &mut self.runs {
@@ -878,8 +899,7 @@ impl<'a> Planner<'a> {
         self.mark_duplicates();
     }
 
-    /// A further run for the head SHA while another run covers it fails as
-    /// a duplicate.
+    /// The rule *one review per head*.
     fn mark_duplicates(&mut self) {
         let mut by_pr: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, state) in self.runs.iter().enumerate() {
@@ -922,7 +942,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Runs of a Reviewer that does not exist wait, Pending, for it.
+    /// The rule *missing Reviewer waits*.
     fn wait_for_missing_reviewer(&mut self) {
         for state in &mut self.runs {
             if state.phase() == RunPhase::Pending && state.change.is_none() {
@@ -931,8 +951,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A Reviewer being deleted: its unfinished runs fail, its pods go,
-    /// then its finalizer.
+    /// The rule *tear down*.
     fn tear_down(&mut self, reviewer: &Reviewer) {
         let now = self.now;
         for state in &mut self.runs {
@@ -1076,8 +1095,9 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A live pod that has not started: runs wait for it, unassigned (their
-    /// timeout starts when a review can), and fail once it has not started
+    /// The rule *launch deadline* for a live pod that has not started: runs
+    /// wait for it, unassigned (their timeout starts when a review can), and
+    /// fail once it has not started
     /// within `launchDeadline` of their creation or its own. Says why it is
     /// not starting, when the kubelet or the scheduler says so.
     fn wait_for_start(
@@ -1105,8 +1125,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// A started pod ends a crash back-off once it has stayed up for
-    /// [`CRASH_WINDOW`]; until then the Reviewer stays Degraded.
+    /// The rule *crash back-off*: a started pod ends a back-off once it has
+    /// stayed up for [`CRASH_WINDOW`]; until then the Reviewer stays
+    /// Degraded.
     fn settle_crash_back_off(
         &mut self,
         pod: &ObservedPod,
@@ -1164,8 +1185,8 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The live pod must be replaced when a run it was working on
-    /// failed as Superseded, Cancelled or TimedOut.
+    /// The rule *fresh pod for stale work*: the restart the live pod is due,
+    /// if any.
     fn restart_for(&self, pod: &ObservedPod) -> Option<LastRestart> {
         let mut reasons = Vec::new();
         let mut runs = Vec::new();
@@ -1190,6 +1211,8 @@ impl<'a> Planner<'a> {
         self.runs.iter().filter(|s| s.is_current() && s.unfinished()).map(|s| s.name.clone()).collect()
     }
 
+    /// The rule *idempotent launch*: the incarnation goes into the status
+    /// written before the pod named after it is created.
     fn launch(&mut self, incarnation: i64, status: &mut ReviewerStatus) {
         let name = Reviewer::pod_name(&self.observed.name, incarnation);
         self.plan.pod_creation = Some(PodLaunch { name, incarnation, queue: self.queue() });
@@ -1198,7 +1221,8 @@ impl<'a> Planner<'a> {
         status.queue = Vec::new();
     }
 
-    /// The notify path: new current runs go to the live pod.
+    /// The rule *assign to a started pod*: new current runs go to the live
+    /// pod.
     fn assign(&mut self, pod: &ObservedPod, status: &mut ReviewerStatus) {
         let assignment = Assignment { pod: pod.name.clone(), pod_uid: pod.uid.clone(), incarnation: pod.incarnation };
         let now = self.now;
@@ -1228,8 +1252,9 @@ impl<'a> Planner<'a> {
         status.queue = queue;
     }
 
-    /// After transient launch errors: once launches have failed for longer than
-    /// `launchDeadline`, the runs waiting for a pod fail.
+    /// The rule *launch deadline* after transient launch errors: once
+    /// launches have failed for longer than `launchDeadline`, the runs
+    /// waiting for a pod fail.
     fn fail_runs_past_launch_deadline(&mut self, reviewer: &Reviewer, status: &ReviewerStatus) {
         let Some(degraded) = conditions::find(&status.conditions, CONDITION_DEGRADED) else {
             return;

@@ -7,7 +7,7 @@
 //! A loop of its own, with its own watch on ReviewRuns, so that a slow or
 //! failing GitHub never delays the reconciler's supersedes. Per run it plans
 //! one step from the run's status ([`plan::plan_delivery`]), carries it out
-//! ([`execute`]) and records the result in `status.delivery` under its own
+//! ([`execute`](mod@execute)) and records the result in `status.delivery` under its own
 //! field manager. GitHub's 5xx, 429 and rate limits are retried with
 //! back-off that honours `Retry-After` and `x-ratelimit-reset`; refusals
 //! (401, 403, 404, 422) fail the delivery with GitHub's message and a
