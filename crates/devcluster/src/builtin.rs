@@ -272,17 +272,6 @@ fn parse_invalid_type(message: &str) -> Option<(&'static str, String)> {
     Some((got, expected))
 }
 
-/// How kube-apiserver's registry treats one resource beyond the generic store: the per-resource
-/// options of its `genericregistry.Store` (and, for defaulting, its REST strategy).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Strategy {
-    /// `ReturnDeletedObject`: a delete that removes the object at once answers with the object
-    /// instead of a `Status` (pods, services, service accounts and namespaces do so).
-    pub returns_deleted_object: bool,
-    /// Fills in the fields the real server defaults, on every write.
-    pub defaults: Option<Defaulter>,
-}
-
 /// A kind's defaulting: the object about to be stored, and what it may need to know.
 pub type Defaulter = fn(&mut Value, &Defaulting<'_>) -> Result<(), ApiError>;
 
@@ -292,23 +281,6 @@ pub struct Defaulting<'a> {
     pub old: Option<&'a Value>,
     /// Picks a free ClusterIP from the service range.
     pub allocate_cluster_ip: &'a dyn Fn() -> Result<String, ApiError>,
-}
-
-/// The strategy of a resource; custom resources and the other built-ins use the generic store's.
-pub fn strategy(info: &ResourceInfo) -> Strategy {
-    if info.origin != Origin::Builtin {
-        return Strategy::default();
-    }
-    let returns_deleted_object = info.group.is_empty()
-        && matches!(info.resource.as_str(), "pods" | "services" | "serviceaccounts" | "namespaces");
-    let defaults: Option<Defaulter> = match (info.group.as_str(), info.resource.as_str()) {
-        ("", "secrets") => Some(defaults::secret),
-        ("", "pods") => Some(defaults::pod),
-        ("", "services") => Some(defaults::service),
-        ("apps", "deployments") => Some(defaults::deployment),
-        _ => None,
-    };
-    Strategy { returns_deleted_object, defaults }
 }
 
 /// Every built-in resource with its metadata.

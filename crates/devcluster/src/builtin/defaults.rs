@@ -31,7 +31,7 @@ fn object_at<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut M
 
 /// Secrets: `stringData` is merged into `data` (base64, its keys win) and dropped, as the `v1`
 /// conversion does; `type` is `Opaque` when unset.
-pub(super) fn secret(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
+pub(crate) fn secret(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
     let Some(map) = object.as_object_mut() else { return Ok(()) };
     if let Some(string_data) = map.remove("stringData") {
         let Value::Object(entries) = string_data else {
@@ -54,7 +54,7 @@ pub(super) fn secret(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiEr
 }
 
 /// Pods: the pod spec defaults.
-pub(super) fn pod(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
+pub(crate) fn pod(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
     if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
         pod_spec(spec);
     }
@@ -100,7 +100,7 @@ pub fn image_pull_policy(image: &str) -> &'static str {
 /// Services: `type: ClusterIP`, `sessionAffinity: None`, ports with `protocol: TCP` and `targetPort`
 /// equal to `port`, and a ClusterIP allocated from the service range on create (an update without
 /// one keeps the stored one, as the service REST storage does).
-pub(super) fn service(object: &mut Value, ctx: &Defaulting<'_>) -> Result<(), ApiError> {
+pub(crate) fn service(object: &mut Value, ctx: &Defaulting<'_>) -> Result<(), ApiError> {
     let Some(spec) = object.as_object_mut().and_then(|map| object_at(map, "spec")) else { return Ok(()) };
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
@@ -138,7 +138,7 @@ pub(super) fn service(object: &mut Value, ctx: &Defaulting<'_>) -> Result<(), Ap
 
 /// Deployments: `replicas: 1`, a RollingUpdate strategy of 25% / 25%, `revisionHistoryLimit: 10`,
 /// `progressDeadlineSeconds: 600`, and the pod template's spec defaults.
-pub(super) fn deployment(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
+pub(crate) fn deployment(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
     let Some(spec) = object.as_object_mut().and_then(|map| object_at(map, "spec")) else { return Ok(()) };
     default(spec, "replicas", json!(1));
     default(spec, "revisionHistoryLimit", json!(10));

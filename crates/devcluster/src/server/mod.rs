@@ -10,6 +10,7 @@ mod handlers;
 mod objects;
 mod quota;
 mod scale;
+mod strategy;
 mod tokens;
 mod watch;
 

@@ -3,6 +3,7 @@
 //! finalizers and deletion propagation.
 
 use super::ApiServer;
+use super::strategy::Strategy;
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::builtin::{check_builtin, validate_builtin};
@@ -16,10 +17,6 @@ use crate::registry::{Origin, ResourceInfo};
 use crate::store::{ObjectKey, StoreError, resource_version_of};
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-fn is_core_pods(info: &ResourceInfo) -> bool {
-    info.group.is_empty() && info.resource == "pods"
-}
 
 /// How unknown and duplicate fields are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,7 +111,7 @@ impl Deletion {
     /// `orphanDependents: false`.
     pub fn answer(&self, info: &ResourceInfo, options: &DeleteOptions) -> (u16, Value) {
         let code = if !self.immediate && options.orphan_dependents == Some(false) { 202 } else { 200 };
-        if !self.immediate || crate::builtin::strategy(info).returns_deleted_object {
+        if !self.immediate || Strategy::of(info).returns_deleted_object {
             return (code, self.object.clone());
         }
         let mut details = serde_json::Map::new();
@@ -379,7 +376,7 @@ impl ApiServer {
                 for path in &unknown {
                     meta::remove_field_path(object, path);
                 }
-                if let Some(defaults) = crate::builtin::strategy(info).defaults {
+                if let Some(defaults) = Strategy::of(info).defaults {
                     let allocate = || self.allocate_cluster_ip();
                     defaults(object, &crate::builtin::Defaulting { old, allocate_cluster_ip: &allocate })?;
                 }
@@ -413,8 +410,8 @@ impl ApiServer {
                 ));
             }
         }
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            causes.extend(self.validate_crd(object, old));
+        if let Some(validate) = Strategy::of(info).validate {
+            causes.extend(validate(self, object, old));
         }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
@@ -440,8 +437,8 @@ impl ApiServer {
             },
         )?;
         warnings.extend(policy_warnings);
-        if old.is_none() && subresource.is_none() && is_core_pods(info) {
-            self.admit_pod_quota(namespace, &name)?;
+        if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
+            admit(self, namespace, &name)?;
         }
         Ok(warnings)
     }
@@ -531,7 +528,8 @@ impl ApiServer {
         set_meta(&mut body, "generation", json!(1));
         self.reset_status_on_create(info, &mut body);
         // Quota admission counts stored pods: no other pod may be stored between its check and this one.
-        let _admitting = is_core_pods(info).then(|| self.pod_admission.lock().unwrap_or_else(|e| e.into_inner()));
+        let _admitting =
+            Strategy::of(info).admit_create.map(|_| self.pod_admission.lock().unwrap_or_else(|e| e.into_inner()));
         let warnings = self.admit(info, &mut body, None, None, ctx)?;
         let now = meta::now_rfc3339();
         let api_version = info.api_version();
@@ -559,24 +557,10 @@ impl ApiServer {
         Ok(WriteOutcome { object, warnings, created: true })
     }
 
-    /// What a freshly created object's status starts as.
+    /// What a freshly created object's status starts as ([`Strategy::prepare_for_create`]).
     fn reset_status_on_create(&self, info: &ResourceInfo, body: &mut Value) {
-        let Some(map) = body.as_object_mut() else { return };
-        match (info.group.as_str(), info.resource.as_str()) {
-            ("", "namespaces") => {
-                map.insert("status".into(), json!({"phase": "Active"}));
-                map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
-            }
-            ("", "pods") => {
-                map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
-            }
-            ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                map.remove("status");
-            }
-            _ if info.has_status() => {
-                map.remove("status");
-            }
-            _ => {}
+        if let Some(map) = body.as_object_mut() {
+            (Strategy::of(info).prepare_for_create)(info, map);
         }
     }
 
@@ -927,10 +911,11 @@ impl ApiServer {
                 ));
             }
         }
-        let is_namespace = info.group.is_empty() && info.resource == "namespaces";
-        if is_namespace && ["default", "kube-system", "kube-public"].contains(&name) {
+        let strategy = Strategy::of(info);
+        if strategy.undeletable.contains(&name) {
             return Err(ApiError::forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                "{} \"{name}\" is forbidden: this {} may not be deleted",
+                info.resource, info.singular
             )));
         }
         let mut finalizers = meta::finalizers(&old);
@@ -964,9 +949,8 @@ impl ApiServer {
                 dry_run: options.dry_run,
             },
         )?;
-        let needs_wait = !finalizers.is_empty() || is_namespace;
-        let is_pod = info.group.is_empty() && info.resource == "pods";
-        let graceful = if is_pod { crate::runner::graceful_deletion(&old, options.grace_period_seconds) } else { None };
+        let needs_wait = !finalizers.is_empty() || strategy.deletion_waits;
+        let graceful = strategy.graceful_deletion.and_then(|graceful| graceful(&old, options.grace_period_seconds));
         let pending = |object: &Value| Deletion { object: Self::present(info, object), immediate: false };
         if options.dry_run {
             let immediate = !needs_wait && graceful.is_none();
@@ -1001,8 +985,8 @@ impl ApiServer {
             set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
         }
         meta::set_finalizers(&mut marked, &finalizers);
-        if is_namespace {
-            marked["status"] = json!({"phase": "Terminating"});
+        if let Some(mark_deleting) = strategy.mark_deleting {
+            mark_deleting(&mut marked);
         }
         if marked == *old {
             return Ok(pending(&old));
@@ -1014,17 +998,18 @@ impl ApiServer {
         Ok(pending(&stored))
     }
 
-    /// Hooks that follow a stored write of certain kinds (CRDs become served).
+    /// The strategy's hook after a stored write (CRDs become served).
     fn after_write(&self, info: &ResourceInfo, object: &Value) -> Result<Option<Value>, ApiError> {
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            return self.establish_crd(object);
+        match Strategy::of(info).after_write {
+            Some(after_write) => after_write(self, object),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
+    /// The strategy's hook after a delete that removed the object.
     fn after_delete(&self, info: &ResourceInfo, object: &Value) {
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            self.remove_crd(object);
+        if let Some(after_delete) = Strategy::of(info).after_delete {
+            after_delete(self, object);
         }
     }
 

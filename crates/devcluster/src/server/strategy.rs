@@ -1,0 +1,170 @@
+//! A strategy per resource: what the server does for one kind beyond the
+//! generic store, in the places kube-apiserver's registry gives each
+//! resource (`PrepareForCreate`, defaulting, `Validate`, admission, graceful
+//! deletion, `ReturnDeletedObject`, and the hooks after a write or a
+//! delete). The generic paths in `objects.rs` ask the strategy and never
+//! name a kind.
+
+use serde_json::{Map, Value, json};
+
+use super::ApiServer;
+use crate::builtin::{Defaulter, defaults};
+use crate::error::{ApiError, Cause};
+use crate::registry::{Origin, ResourceInfo};
+
+/// Validation beyond the schema: the object about to be stored, and the stored one on updates.
+type Validator = fn(&ApiServer, &Value, Option<&Value>) -> Vec<Cause>;
+/// Admission of a new object by namespace and name.
+type CreateAdmission = fn(&ApiServer, &str, &str) -> Result<(), ApiError>;
+/// The grace period a delete gives the stored object and the requested period, if it is graceful.
+type GracefulDeletion = fn(&Value, Option<i64>) -> Option<i64>;
+/// Follows a stored write; may answer with the object as it became.
+type AfterWrite = fn(&ApiServer, &Value) -> Result<Option<Value>, ApiError>;
+/// Follows a delete that removed the object.
+type AfterDelete = fn(&ApiServer, &Value);
+
+/// How the server treats one resource; [`Strategy::of`] says which.
+#[derive(Clone, Copy)]
+pub(crate) struct Strategy {
+    /// `ReturnDeletedObject`: a delete that removes the object at once answers with the object
+    /// instead of a `Status` (pods, services, service accounts and namespaces do so).
+    pub returns_deleted_object: bool,
+    /// `PrepareForCreate`: the status (and spec) a new object starts with.
+    pub prepare_for_create: fn(&ResourceInfo, &mut Map<String, Value>),
+    /// Fills in the fields the real server defaults, on every write.
+    pub defaults: Option<Defaulter>,
+    /// `Validate` beyond the schema.
+    pub validate: Option<Validator>,
+    /// Admission of a new object beyond the policies (the pod quota).
+    pub admit_create: Option<CreateAdmission>,
+    /// Graceful deletion (pods on a node): a deletion timestamp in the future, removal by the node.
+    pub graceful_deletion: Option<GracefulDeletion>,
+    /// Names that may not be deleted.
+    pub undeletable: &'static [&'static str],
+    /// Whether a delete always waits for the server's own finalizer (namespaces do).
+    pub deletion_waits: bool,
+    /// What marking the object for deletion also changes (a namespace's `Terminating` phase).
+    pub mark_deleting: Option<fn(&mut Value)>,
+    pub after_write: Option<AfterWrite>,
+    pub after_delete: Option<AfterDelete>,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self {
+            returns_deleted_object: false,
+            prepare_for_create: clear_status,
+            defaults: None,
+            validate: None,
+            admit_create: None,
+            graceful_deletion: None,
+            undeletable: &[],
+            deletion_waits: false,
+            mark_deleting: None,
+            after_write: None,
+            after_delete: None,
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy of a resource; custom resources and the built-ins not named here use the
+    /// generic store's.
+    pub(crate) fn of(info: &ResourceInfo) -> Self {
+        if info.origin != Origin::Builtin {
+            return Self::default();
+        }
+        let generic = Self::default();
+        match (info.group.as_str(), info.resource.as_str()) {
+            ("", "pods") => Self {
+                returns_deleted_object: true,
+                prepare_for_create: |_, object| {
+                    object.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+                },
+                defaults: Some(defaults::pod),
+                admit_create: Some(|server, namespace, name| server.admit_pod_quota(namespace, name)),
+                graceful_deletion: Some(crate::runner::graceful_deletion),
+                ..generic
+            },
+            ("", "namespaces") => Self {
+                returns_deleted_object: true,
+                prepare_for_create: |_, object| {
+                    object.insert("status".into(), json!({"phase": "Active"}));
+                    object.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+                },
+                undeletable: &["default", "kube-system", "kube-public"],
+                deletion_waits: true,
+                mark_deleting: Some(|object| object["status"] = json!({"phase": "Terminating"})),
+                ..generic
+            },
+            ("", "services") => Self { returns_deleted_object: true, defaults: Some(defaults::service), ..generic },
+            ("", "serviceaccounts") => Self { returns_deleted_object: true, ..generic },
+            ("", "secrets") => Self { defaults: Some(defaults::secret), ..generic },
+            ("apps", "deployments") => Self { defaults: Some(defaults::deployment), ..generic },
+            ("apiextensions.k8s.io", "customresourcedefinitions") => Self {
+                prepare_for_create: |_, object| {
+                    object.remove("status");
+                },
+                validate: Some(|server, object, old| server.validate_crd(object, old)),
+                after_write: Some(|server, object| server.establish_crd(object)),
+                after_delete: Some(|server, object| server.remove_crd(object)),
+                ..generic
+            },
+            _ => generic,
+        }
+    }
+}
+
+/// The generic store's `PrepareForCreate`: a resource with a status subresource starts without
+/// a status, as only that subresource writes it.
+fn clear_status(info: &ResourceInfo, object: &mut Map<String, Value>) {
+    if info.has_status() {
+        object.remove("status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(group: &str, resource: &str) -> ResourceInfo {
+        crate::builtin::builtin_resources()
+            .into_iter()
+            .find(|r| r.group == group && r.resource == resource)
+            .expect("a built-in resource")
+    }
+
+    #[test]
+    fn deleted_objects_are_returned_for_the_kinds_kube_apiserver_returns_them_for() {
+        for resource in ["pods", "services", "serviceaccounts", "namespaces"] {
+            assert!(Strategy::of(&info("", resource)).returns_deleted_object, "{resource}");
+        }
+        for resource in ["configmaps", "secrets"] {
+            assert!(!Strategy::of(&info("", resource)).returns_deleted_object, "{resource}");
+        }
+    }
+
+    #[test]
+    fn new_objects_start_with_the_status_their_strategy_gives() {
+        let prepared = |group: &str, resource: &str| {
+            let info = info(group, resource);
+            let mut object = json!({"status": {"phase": "Running"}, "spec": {}});
+            (Strategy::of(&info).prepare_for_create)(&info, object.as_object_mut().expect("an object"));
+            object
+        };
+        assert_eq!(prepared("", "pods")["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
+        assert_eq!(prepared("", "namespaces")["status"], json!({"phase": "Active"}));
+        assert_eq!(prepared("", "namespaces")["spec"], json!({"finalizers": ["kubernetes"]}));
+        assert!(prepared("apiextensions.k8s.io", "customresourcedefinitions").get("status").is_none());
+        assert!(prepared("apps", "deployments").get("status").is_none(), "a status subresource clears it");
+        assert_eq!(prepared("", "configmaps")["status"], json!({"phase": "Running"}), "no status subresource");
+    }
+
+    #[test]
+    fn only_namespaces_protect_names_and_wait_for_their_finalizer() {
+        let namespaces = Strategy::of(&info("", "namespaces"));
+        assert!(namespaces.undeletable.contains(&"default") && namespaces.deletion_waits);
+        let pods = Strategy::of(&info("", "pods"));
+        assert!(pods.undeletable.is_empty() && !pods.deletion_waits && pods.graceful_deletion.is_some());
+    }
+}
