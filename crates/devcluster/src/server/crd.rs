@@ -244,7 +244,7 @@ impl ApiServer {
                 let ns = meta::str_at(&object, "/metadata/namespace");
                 let obj_name = meta::str_at(&object, "/metadata/name");
                 let key = ObjectKey::new(&group, &plural, ns, obj_name);
-                if let Err(e) = self.store.delete(&key, 0) {
+                if let Err(e) = self.remove_object(&key, 0) {
                     tracing::warn!(crd = %name, object = obj_name, error = %e, "cannot delete a custom resource of a deleted CRD");
                 }
             }

@@ -154,7 +154,7 @@ impl ApiServer {
             if let Some(ns) = self.store.get(&key)
                 && is_deleting(&ns)
                 && meta::finalizers(&ns).is_empty()
-                && let Err(e) = self.store.delete(&key, resource_version_of(&ns))
+                && let Err(e) = self.remove_object(&key, resource_version_of(&ns))
             {
                 tracing::debug!(namespace, error = %e, "namespace removal will be retried");
             }

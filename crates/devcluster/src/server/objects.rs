@@ -887,30 +887,7 @@ impl ApiServer {
     ) -> Result<Deletion, ApiError> {
         let key = Self::key(info, namespace, name);
         let old = self.store.get(&key).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))?;
-        if let Some(uid) = &options.precondition_uid {
-            let actual = meta::str_at(&old, "/metadata/uid");
-            if uid != actual {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.resource,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
-        }
-        if let Some(rv) = &options.precondition_resource_version {
-            let actual = resource_version_of(&old).to_string();
-            if *rv != actual {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.resource,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-                    ),
-                ));
-            }
-        }
+        check_delete_preconditions(info, name, &old, options)?;
         let strategy = Strategy::of(info);
         if strategy.undeletable.contains(&name) {
             return Err(ApiError::forbidden(format!(
@@ -918,19 +895,59 @@ impl ApiServer {
                 info.resource, info.singular
             )));
         }
-        let mut finalizers = meta::finalizers(&old);
-        match options.propagation {
-            Some(Propagation::Foreground) if !finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) => {
-                finalizers.retain(|f| f != ORPHAN_FINALIZER);
-                finalizers.push(FOREGROUND_FINALIZER.into());
-            }
-            Some(Propagation::Orphan) if !finalizers.iter().any(|f| f == ORPHAN_FINALIZER) => {
-                finalizers.retain(|f| f != FOREGROUND_FINALIZER);
-                finalizers.push(ORPHAN_FINALIZER.into());
-            }
-            _ => {}
+        let finalizers = finalizers_after_propagation(&old, options.propagation);
+        self.admit_delete(info, name, &old, options)?;
+        let needs_wait = !finalizers.is_empty() || strategy.deletion_waits;
+        let graceful = strategy.graceful_deletion.and_then(|graceful| graceful(&old, options.grace_period_seconds));
+        if options.dry_run {
+            let immediate = !needs_wait && graceful.is_none();
+            return Ok(Deletion { object: Self::present(info, &old), immediate });
         }
-        let namespace_of = meta::str_at(&old, "/metadata/namespace");
+        let mut marked = (*old).clone();
+        match graceful {
+            // The node stops the pod's processes first and then deletes it with grace 0.
+            Some(grace) => {
+                let current = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if old.pointer("/metadata/deletionTimestamp").is_none() || current != Some(grace) {
+                    let at = crate::runner::deletion_timestamp(grace);
+                    set_meta(&mut marked, "deletionTimestamp", Value::String(at));
+                    set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
+                }
+            }
+            None if !needs_wait => {
+                let deleted =
+                    self.store.delete(&key, resource_version_of(&old)).map_err(|e| store_error(info, name, e))?;
+                self.after_delete(info, &deleted);
+                return Ok(Deletion { object: Self::present(info, &deleted), immediate: true });
+            }
+            None => {
+                if marked.pointer("/metadata/deletionTimestamp").is_none() {
+                    set_meta(&mut marked, "deletionTimestamp", Value::String(meta::now_rfc3339()));
+                    set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
+                }
+                if let Some(mark_deleting) = strategy.mark_deleting {
+                    mark_deleting(&mut marked);
+                }
+            }
+        }
+        meta::set_finalizers(&mut marked, &finalizers);
+        let pending = if marked == *old {
+            old
+        } else {
+            self.store.update(key, resource_version_of(&old), marked).map_err(|e| store_error(info, name, e))?
+        };
+        Ok(Deletion { object: Self::present(info, &pending), immediate: false })
+    }
+
+    /// The admission policies' say on a delete.
+    fn admit_delete(
+        &self,
+        info: &ResourceInfo,
+        name: &str,
+        old: &Value,
+        options: &DeleteOptions,
+    ) -> Result<(), ApiError> {
+        let namespace = meta::str_at(old, "/metadata/namespace");
         admission::admit(
             &self.store,
             &self.registry,
@@ -942,60 +959,14 @@ impl ApiServer {
                 resource: &info.resource,
                 kind: &info.kind,
                 subresource: None,
-                namespace: (!namespace_of.is_empty()).then_some(namespace_of),
+                namespace: (!namespace.is_empty()).then_some(namespace),
                 name,
                 object: None,
-                old_object: Some(&old),
+                old_object: Some(old),
                 dry_run: options.dry_run,
             },
         )?;
-        let needs_wait = !finalizers.is_empty() || strategy.deletion_waits;
-        let graceful = strategy.graceful_deletion.and_then(|graceful| graceful(&old, options.grace_period_seconds));
-        let pending = |object: &Value| Deletion { object: Self::present(info, object), immediate: false };
-        if options.dry_run {
-            let immediate = !needs_wait && graceful.is_none();
-            return Ok(Deletion { object: Self::present(info, &old), immediate });
-        }
-        if let Some(grace) = graceful {
-            // The node stops the pod's processes first and then deletes it with grace 0.
-            let mut marked = (*old).clone();
-            let current = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
-            if old.pointer("/metadata/deletionTimestamp").is_none() || current != Some(grace) {
-                set_meta(&mut marked, "deletionTimestamp", Value::String(crate::runner::deletion_timestamp(grace)));
-                set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
-            }
-            meta::set_finalizers(&mut marked, &finalizers);
-            if marked == *old {
-                return Ok(pending(&old));
-            }
-            let stored = self
-                .store
-                .update(key.clone(), resource_version_of(&old), marked)
-                .map_err(|e| store_error(info, name, e))?;
-            return Ok(pending(&stored));
-        }
-        if !needs_wait {
-            let deleted = self.store.delete(&key, resource_version_of(&old)).map_err(|e| store_error(info, name, e))?;
-            self.after_delete(info, &deleted);
-            return Ok(Deletion { object: Self::present(info, &deleted), immediate: true });
-        }
-        let mut marked = (*old).clone();
-        if marked.pointer("/metadata/deletionTimestamp").is_none() {
-            set_meta(&mut marked, "deletionTimestamp", Value::String(meta::now_rfc3339()));
-            set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
-        }
-        meta::set_finalizers(&mut marked, &finalizers);
-        if let Some(mark_deleting) = strategy.mark_deleting {
-            mark_deleting(&mut marked);
-        }
-        if marked == *old {
-            return Ok(pending(&old));
-        }
-        let stored = self
-            .store
-            .update(key.clone(), resource_version_of(&old), marked)
-            .map_err(|e| store_error(info, name, e))?;
-        Ok(pending(&stored))
+        Ok(())
     }
 
     /// The strategy's hook after a stored write (CRDs become served).
@@ -1011,6 +982,17 @@ impl ApiServer {
         if let Some(after_delete) = Strategy::of(info).after_delete {
             after_delete(self, object);
         }
+    }
+
+    /// Removes from storage an object whose deletion the server's own controllers complete (a
+    /// terminated namespace, the custom resources of a deleted CRD), with its strategy's hook after a
+    /// delete. `expected` is the `resourceVersion` the removal must find (0: any).
+    pub(crate) fn remove_object(&self, key: &ObjectKey, expected: u64) -> Result<(), StoreError> {
+        let deleted = self.store.delete(key, expected)?;
+        if let Some(info) = self.registry.any_version(&key.group, &key.resource) {
+            self.after_delete(&info, &deleted);
+        }
+        Ok(())
     }
 
     /// Removes a finalizer the server's own controllers manage, completing the deletion if it was the last.
@@ -1048,4 +1030,49 @@ fn patch_sets_resource_version(patch_type: PatchType, patch: &Value) -> bool {
         }),
         _ => patch.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()),
     }
+}
+
+/// The UID and `resourceVersion` preconditions of a delete.
+fn check_delete_preconditions(
+    info: &ResourceInfo,
+    name: &str,
+    old: &Value,
+    options: &DeleteOptions,
+) -> Result<(), ApiError> {
+    let conflict = |message: String| ApiError::conflict(&info.group, &info.resource, name, &message);
+    if let Some(uid) = &options.precondition_uid {
+        let actual = meta::str_at(old, "/metadata/uid");
+        if uid != actual {
+            return Err(conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+            )));
+        }
+    }
+    if let Some(rv) = &options.precondition_resource_version {
+        let actual = resource_version_of(old).to_string();
+        if *rv != actual {
+            return Err(conflict(format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The finalizers an object keeps while it is deleted with `propagation`: foreground and orphan
+/// deletion each add theirs, replacing the other's.
+fn finalizers_after_propagation(old: &Value, propagation: Option<Propagation>) -> Vec<String> {
+    let mut finalizers = meta::finalizers(old);
+    match propagation {
+        Some(Propagation::Foreground) if !finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) => {
+            finalizers.retain(|f| f != ORPHAN_FINALIZER);
+            finalizers.push(FOREGROUND_FINALIZER.into());
+        }
+        Some(Propagation::Orphan) if !finalizers.iter().any(|f| f == ORPHAN_FINALIZER) => {
+            finalizers.retain(|f| f != FOREGROUND_FINALIZER);
+            finalizers.push(ORPHAN_FINALIZER.into());
+        }
+        _ => {}
+    }
+    finalizers
 }
