@@ -107,8 +107,8 @@ pub enum ControllerError {
 /// Reconciles are keyed by Reviewer: ReviewRun events map to the Reviewer
 /// their `spec.reviewer` names in the same namespace, pod events to the
 /// Reviewer owning the pod. Runs naming a Reviewer that does not exist are
-/// reconciled by a small side loop, as the runtime only reconciles objects
-/// its store holds.
+/// reconciled from the runtime's not-found reports, as the runtime only
+/// reconciles objects its store holds.
 pub async fn run(
     client: kube::Client,
     settings: ControllerSettings,
@@ -210,6 +210,8 @@ pub async fn run(
             }
         })
         .await;
+    // The last sender of the event queue: the publisher's stream ends with it.
+    drop(context);
     let _ = (&mut retention.0).await;
     if let Some(mut delivery) = delivery {
         let _ = (&mut delivery.0).await;
