@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::error::ApiError;
+use crate::server::strategy::Strategy;
 use serde_json::Value;
 
 /// A label selector operator.
@@ -424,6 +425,7 @@ impl FieldSelector {
     /// As [`FieldSelector::parse`], knowing whether the resource is namespaced: a cluster-scoped
     /// custom resource rejects `metadata.namespace` as the real server does.
     pub fn parse_scoped(group: &str, resource: &str, namespaced: bool, raw: &str) -> Result<Self, ApiError> {
+        let labels = field_labels(group, resource);
         let mut terms = Vec::new();
         for term in split_unescaped(raw, ',') {
             if term.is_empty() {
@@ -433,13 +435,11 @@ impl FieldSelector {
                 ApiError::bad_request(format!("invalid selector: '{raw}'; can't understand '{term}'"))
             })?;
             let value = unescape(&value).map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
-            check_field(group, resource, namespaced, &field).map_err(ApiError::bad_request)?;
-            let field = if group.is_empty() && resource == "pods" && field == "spec.host" {
-                "spec.nodeName".to_string()
-            } else {
-                field
-            };
-            let unset = unset_value(group, resource, &field);
+            check_field(labels, group, namespaced, &field).map_err(ApiError::bad_request)?;
+            let renamed = labels.and_then(|l| l.renamed.iter().find(|(old, _)| *old == field));
+            let field = renamed.map_or(field, |(_, current)| current.to_string());
+            let boolean = labels.is_some_and(|l| l.booleans.contains(&field.as_str()));
+            let unset = if boolean { "false" } else { "" };
             terms.push(FieldTerm { field, value, negated, unset });
         }
         Ok(Self { terms })
@@ -514,53 +514,38 @@ fn unescape(value: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// The field labels a built-in kind registers (`AddFieldLabelConversionFunc`), or `None` when it
-/// uses the generic name/namespace conversion.
-fn builtin_fields(group: &str, resource: &str) -> Option<&'static [&'static str]> {
-    Some(match (group, resource) {
-        ("", "pods") => &[
-            "metadata.name",
-            "metadata.namespace",
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "spec.host",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        ("", "events") => &[
-            "metadata.name",
-            "metadata.namespace",
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        ("", "secrets") => &["metadata.name", "metadata.namespace", "type"],
-        ("", "namespaces") => &["metadata.name", "status.phase"],
-        ("", "nodes") => &["metadata.name", "spec.unschedulable"],
-        ("", "services") => &["metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"],
-        _ => return None,
-    })
+/// The field labels a built-in kind registers (`AddFieldLabelConversionFunc`), kept in its
+/// strategy; kinds without them use the generic name/namespace conversion.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldLabels {
+    /// The fields a selector may name.
+    pub fields: &'static [&'static str],
+    /// Those of Go type `bool`: the real server builds its field set from the typed object,
+    /// where an unset boolean is `false` (`strconv.FormatBool`), so `spec.unschedulable=false`
+    /// selects the nodes that never set it.
+    pub booleans: &'static [&'static str],
+    /// Old names the conversion maps to a current field.
+    pub renamed: &'static [(&'static str, &'static str)],
+}
+
+impl FieldLabels {
+    /// Labels with no boolean and no old name.
+    pub const fn only(fields: &'static [&'static str]) -> Self {
+        Self { fields, booleans: &[], renamed: &[] }
+    }
+}
+
+fn field_labels(group: &str, resource: &str) -> Option<FieldLabels> {
+    Strategy::builtin(group, resource).field_labels
 }
 
 fn is_builtin(group: &str) -> bool {
     group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io")
 }
 
-fn check_field(group: &str, resource: &str, namespaced: bool, field: &str) -> Result<(), String> {
-    let supported = match builtin_fields(group, resource) {
-        Some(fields) => fields.contains(&field),
+fn check_field(labels: Option<FieldLabels>, group: &str, namespaced: bool, field: &str) -> Result<(), String> {
+    let supported = match labels {
+        Some(labels) => labels.fields.contains(&field),
         None if is_builtin(group) => {
             return if matches!(field, "metadata.name" | "metadata.namespace") {
                 Ok(())
@@ -573,15 +558,6 @@ fn check_field(group: &str, resource: &str, namespaced: bool, field: &str) -> Re
         None => field == "metadata.name" || (namespaced && field == "metadata.namespace"),
     };
     if supported { Ok(()) } else { Err(format!("field label not supported: {field}")) }
-}
-
-/// The field labels of Go type `bool`: the real server builds its field set from the typed object,
-/// where an unset boolean is `false` (`strconv.FormatBool`), so `spec.unschedulable=false` selects
-/// the nodes that never set it.
-const BOOLEAN_FIELDS: &[(&str, &str, &str)] = &[("", "pods", "spec.hostNetwork"), ("", "nodes", "spec.unschedulable")];
-
-fn unset_value(group: &str, resource: &str, field: &str) -> &'static str {
-    if BOOLEAN_FIELDS.contains(&(group, resource, field)) { "false" } else { "" }
 }
 
 /// The selectable value of `field` as the server's field set renders it; `None` when the object

@@ -10,6 +10,7 @@ mod jsonpath;
 pub use jsonpath::JsonPath;
 
 use crate::registry::{Origin, PrinterColumn, ResourceInfo};
+use crate::server::strategy::Strategy;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -112,17 +113,23 @@ fn column(name: &str, type_: &str, format: &str, description: &str, priority: i3
     json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority})
 }
 
-/// How one kind's rows are printed.
-enum Printer {
-    /// Name followed by JSONPath columns, as for custom resources.
-    Custom(Vec<(PrinterColumn, Option<JsonPath>)>),
+/// The columns of a built-in kind, as kube-apiserver's printer for it gives them; a resource's
+/// strategy names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Columns {
     Pod,
     Namespace,
     Deployment,
     ConfigMap,
     Secret,
-    /// Name and Age.
-    Default,
+    NameAndAge,
+}
+
+/// How one kind's rows are printed.
+enum Printer {
+    /// Name followed by JSONPath columns, as for custom resources.
+    Custom(Vec<(PrinterColumn, Option<JsonPath>)>),
+    Builtin(Columns),
 }
 
 impl Printer {
@@ -149,14 +156,7 @@ impl Printer {
                 .collect();
             return Self::Custom(parsed);
         }
-        match (info.group.as_str(), info.resource.as_str()) {
-            ("", "pods") => Self::Pod,
-            ("", "namespaces") => Self::Namespace,
-            ("apps", "deployments") => Self::Deployment,
-            ("", "configmaps") => Self::ConfigMap,
-            ("", "secrets") => Self::Secret,
-            _ => Self::Default,
-        }
+        Self::Builtin(Strategy::of(info).columns)
     }
 
     fn definitions(&self) -> Vec<Value> {
@@ -175,7 +175,7 @@ impl Printer {
                     column(&c.name, &c.type_, &c.format, &description, c.priority)
                 }))
                 .collect(),
-            Self::Pod => vec![
+            Self::Builtin(Columns::Pod) => vec![
                 name,
                 s("Ready", "The aggregate readiness state of this pod for accepting traffic."),
                 s("Status", "The aggregate status of the containers in this pod."),
@@ -192,8 +192,8 @@ impl Printer {
                 wide("Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node."),
                 wide("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness."),
             ],
-            Self::Namespace => vec![name, s("Status", "The status of the namespace"), age],
-            Self::Deployment => vec![
+            Self::Builtin(Columns::Namespace) => vec![name, s("Status", "The status of the namespace"), age],
+            Self::Builtin(Columns::Deployment) => vec![
                 name,
                 s("Ready", "Number of the pod with ready state"),
                 column(
@@ -218,16 +218,16 @@ impl Printer {
                     "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
                 ),
             ],
-            Self::ConfigMap => {
+            Self::Builtin(Columns::ConfigMap) => {
                 vec![name, column("Data", "string", "", "Data contains the configuration data.", 0), age]
             }
-            Self::Secret => vec![
+            Self::Builtin(Columns::Secret) => vec![
                 name,
                 s("Type", "Used to facilitate programmatic handling of secret data."),
                 column("Data", "string", "", "Data contains the secret data.", 0),
                 age,
             ],
-            Self::Default => vec![name, age],
+            Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
 
@@ -241,12 +241,16 @@ impl Printer {
                     value.map_or(Value::Null, |v| custom_cell(&c.type_, v, now))
                 }))
                 .collect(),
-            Self::Pod => pod_cells(object, name, age, now),
-            Self::Namespace => vec![name, json!(str_at(object, "/status/phase")), age],
-            Self::Deployment => deployment_cells(object, name, age),
-            Self::ConfigMap => vec![name, json!(count(object, "data") + count(object, "binaryData")), age],
-            Self::Secret => vec![name, json!(str_at(object, "/type")), json!(count(object, "data")), age],
-            Self::Default => vec![name, age],
+            Self::Builtin(Columns::Pod) => pod_cells(object, name, age, now),
+            Self::Builtin(Columns::Namespace) => vec![name, json!(str_at(object, "/status/phase")), age],
+            Self::Builtin(Columns::Deployment) => deployment_cells(object, name, age),
+            Self::Builtin(Columns::ConfigMap) => {
+                vec![name, json!(count(object, "data") + count(object, "binaryData")), age]
+            }
+            Self::Builtin(Columns::Secret) => {
+                vec![name, json!(str_at(object, "/type")), json!(count(object, "data")), age]
+            }
+            Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
 }

@@ -10,7 +10,7 @@ mod handlers;
 mod objects;
 mod quota;
 mod scale;
-mod strategy;
+pub(crate) mod strategy;
 mod tokens;
 mod watch;
 

@@ -1,8 +1,9 @@
 //! A strategy per resource: what the server does for one kind beyond the
 //! generic store, in the places kube-apiserver's registry gives each
 //! resource (`PrepareForCreate`, defaulting, `Validate`, admission, graceful
-//! deletion, `ReturnDeletedObject`, and the hooks after a write or a
-//! delete). The generic paths in `objects.rs` ask the strategy and never
+//! deletion, `ReturnDeletedObject`, the hooks after a write or a delete,
+//! the table printer and the field labels). The generic paths in
+//! `objects.rs`, `table.rs` and `selector.rs` ask the strategy and never
 //! name a kind.
 
 use serde_json::{Map, Value, json};
@@ -11,6 +12,8 @@ use super::ApiServer;
 use crate::builtin::{Defaulter, defaults};
 use crate::error::{ApiError, Cause};
 use crate::registry::{Origin, ResourceInfo};
+use crate::selector::FieldLabels;
+use crate::table::Columns;
 
 /// Validation beyond the schema: the object about to be stored, and the stored one on updates.
 type Validator = fn(&ApiServer, &Value, Option<&Value>) -> Vec<Cause>;
@@ -47,6 +50,11 @@ pub(crate) struct Strategy {
     pub mark_deleting: Option<fn(&mut Value)>,
     pub after_write: Option<AfterWrite>,
     pub after_delete: Option<AfterDelete>,
+    /// The columns of `kubectl get` (the table convertor).
+    pub columns: Columns,
+    /// The fields a field selector may name, when the resource registers more than its name
+    /// and namespace.
+    pub field_labels: Option<FieldLabels>,
 }
 
 impl Default for Strategy {
@@ -63,6 +71,8 @@ impl Default for Strategy {
             mark_deleting: None,
             after_write: None,
             after_delete: None,
+            columns: Columns::NameAndAge,
+            field_labels: None,
         }
     }
 }
@@ -74,8 +84,13 @@ impl Strategy {
         if info.origin != Origin::Builtin {
             return Self::default();
         }
+        Self::builtin(&info.group, &info.resource)
+    }
+
+    /// The strategy of the built-in resource `resource` in `group`.
+    pub(crate) fn builtin(group: &str, resource: &str) -> Self {
         let generic = Self::default();
-        match (info.group.as_str(), info.resource.as_str()) {
+        match (group, resource) {
             ("", "pods") => Self {
                 returns_deleted_object: true,
                 prepare_for_create: |_, object| {
@@ -84,6 +99,24 @@ impl Strategy {
                 defaults: Some(defaults::pod),
                 admit_create: Some(|server, namespace, name| server.admit_pod_quota(namespace, name)),
                 graceful_deletion: Some(crate::runner::graceful_deletion),
+                columns: Columns::Pod,
+                field_labels: Some(FieldLabels {
+                    fields: &[
+                        "metadata.name",
+                        "metadata.namespace",
+                        "spec.nodeName",
+                        "spec.restartPolicy",
+                        "spec.schedulerName",
+                        "spec.serviceAccountName",
+                        "spec.hostNetwork",
+                        "spec.host",
+                        "status.phase",
+                        "status.podIP",
+                        "status.nominatedNodeName",
+                    ],
+                    booleans: &["spec.hostNetwork"],
+                    renamed: &[("spec.host", "spec.nodeName")],
+                }),
                 ..generic
             },
             ("", "namespaces") => Self {
@@ -95,12 +128,58 @@ impl Strategy {
                 undeletable: &["default", "kube-system", "kube-public"],
                 deletion_waits: true,
                 mark_deleting: Some(|object| object["status"] = json!({"phase": "Terminating"})),
+                columns: Columns::Namespace,
+                field_labels: Some(FieldLabels::only(&["metadata.name", "status.phase"])),
                 ..generic
             },
-            ("", "services") => Self { returns_deleted_object: true, defaults: Some(defaults::service), ..generic },
+            ("", "services") => Self {
+                returns_deleted_object: true,
+                defaults: Some(defaults::service),
+                field_labels: Some(FieldLabels::only(&[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "spec.clusterIP",
+                    "spec.type",
+                ])),
+                ..generic
+            },
             ("", "serviceaccounts") => Self { returns_deleted_object: true, ..generic },
-            ("", "secrets") => Self { defaults: Some(defaults::secret), ..generic },
-            ("apps", "deployments") => Self { defaults: Some(defaults::deployment), ..generic },
+            ("", "secrets") => Self {
+                defaults: Some(defaults::secret),
+                columns: Columns::Secret,
+                field_labels: Some(FieldLabels::only(&["metadata.name", "metadata.namespace", "type"])),
+                ..generic
+            },
+            ("", "configmaps") => Self { columns: Columns::ConfigMap, ..generic },
+            ("", "nodes") => Self {
+                field_labels: Some(FieldLabels {
+                    fields: &["metadata.name", "spec.unschedulable"],
+                    booleans: &["spec.unschedulable"],
+                    renamed: &[],
+                }),
+                ..generic
+            },
+            ("", "events") => Self {
+                field_labels: Some(FieldLabels::only(&[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "involvedObject.kind",
+                    "involvedObject.namespace",
+                    "involvedObject.name",
+                    "involvedObject.uid",
+                    "involvedObject.apiVersion",
+                    "involvedObject.resourceVersion",
+                    "involvedObject.fieldPath",
+                    "reason",
+                    "reportingComponent",
+                    "source",
+                    "type",
+                ])),
+                ..generic
+            },
+            ("apps", "deployments") => {
+                Self { defaults: Some(defaults::deployment), columns: Columns::Deployment, ..generic }
+            }
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self {
                 prepare_for_create: |_, object| {
                     object.remove("status");
