@@ -363,10 +363,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         if info.group == "apps" {
             info.categories = vec!["all".into()];
         }
-        if info.group.is_empty() && info.resource == "pods" {
-            // Served by the pod runner's output buffers.
-            info.subresources.push("log".into());
-        }
+        let own_storage = crate::server::strategy::Strategy::builtin(&info.group, &info.resource).subresources;
+        info.subresources.extend(own_storage.iter().map(|(name, _)| name.to_string()));
     }
     all
 }

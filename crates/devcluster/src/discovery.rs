@@ -7,6 +7,7 @@
 //! back to the legacy documents and one `APIResourceList` request per group-version.
 
 use crate::registry::ResourceInfo;
+use crate::server::strategy::{Strategy, Subresource};
 use base64::Engine;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
@@ -115,16 +116,19 @@ pub fn group_list(resources: &[ResourceInfo]) -> Value {
 
 /// The kind, group and version a subresource answers with (`scale` is `autoscaling/v1` `Scale`).
 fn subresource_kind(info: &ResourceInfo, subresource: &str) -> (String, String, String) {
-    match subresource {
-        "scale" => ("autoscaling".into(), "v1".into(), "Scale".into()),
+    let own_storage = Strategy::of(info).subresource(subresource).and_then(Subresource::kind);
+    match (subresource, own_storage) {
+        ("scale", _) => ("autoscaling".into(), "v1".into(), "Scale".into()),
+        (_, Some((group, version, kind))) => (group.into(), version.into(), kind.into()),
         _ => (info.group.clone(), info.version.clone(), info.kind.clone()),
     }
 }
 
 /// The verbs a subresource supports.
-fn subresource_verbs(subresource: &str) -> Vec<&'static str> {
-    match subresource {
-        "status" | "scale" => vec!["get", "patch", "update"],
+fn subresource_verbs(info: &ResourceInfo, subresource: &str) -> Vec<&'static str> {
+    match (subresource, Strategy::of(info).subresource(subresource)) {
+        ("status" | "scale", _) => vec!["get", "patch", "update"],
+        (_, Some(own_storage)) => own_storage.verbs().to_vec(),
         _ => vec!["get"],
     }
 }
@@ -161,7 +165,7 @@ pub fn resource_list(resources: &[ResourceInfo], group: &str, version: &str) -> 
                 "singularName": "",
                 "namespaced": info.namespaced,
                 "kind": kind,
-                "verbs": subresource_verbs(sub),
+                "verbs": subresource_verbs(info, sub),
             });
             if (g.as_str(), v.as_str()) != (group, version) {
                 entry["group"] = json!(g);
@@ -184,7 +188,7 @@ fn resource_discovery(info: &ResourceInfo) -> Value {
             json!({
                 "subresource": sub,
                 "responseKind": {"group": group, "version": version, "kind": kind},
-                "verbs": subresource_verbs(sub),
+                "verbs": subresource_verbs(info, sub),
             })
         })
         .collect();
@@ -383,8 +387,14 @@ mod tests {
             pods["subresources"],
             json!([
                 {"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get", "patch", "update"]},
-                {"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}
+                {"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]},
+                {"subresource": "eviction", "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]}
             ])
+        );
+        let accounts = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "serviceaccounts").unwrap();
+        assert_eq!(
+            accounts["subresources"],
+            json!([{"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}])
         );
         let ns = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "namespaces").unwrap();
         assert_eq!(ns["scope"], "Cluster");

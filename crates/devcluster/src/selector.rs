@@ -524,7 +524,8 @@ pub(crate) struct FieldLabels {
     /// where an unset boolean is `false` (`strconv.FormatBool`), so `spec.unschedulable=false`
     /// selects the nodes that never set it.
     pub booleans: &'static [&'static str],
-    /// Old names the conversion maps to a current field.
+    /// Labels the conversion reads from another path: old names (`spec.host`) and labels that
+    /// name a struct by one of its fields (an event's `source` is `source.component`).
     pub renamed: &'static [(&'static str, &'static str)],
 }
 
@@ -563,9 +564,8 @@ fn check_field(labels: Option<FieldLabels>, group: &str, namespaced: bool, field
 /// The selectable value of `field` as the server's field set renders it; `None` when the object
 /// lacks it (or holds `null`).
 fn field_value(object: &Value, field: &str) -> Option<String> {
-    let path = if field == "source" { "source.component" } else { field };
     let mut current = object;
-    for part in path.split('.') {
+    for part in field.split('.') {
         current = current.get(part)?;
     }
     match current {

@@ -1,6 +1,7 @@
 //! HTTP handlers: turn requests into the object operations of `objects.rs` and render the answers.
 
 use super::objects::{DeleteOptions, FieldValidation, WriteOutcome};
+use super::strategy::{Strategy, Subresource};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
 use crate::accept::Representation;
@@ -201,20 +202,14 @@ async fn resource_request(
     legacy_watch: bool,
 ) -> Result<Response, ApiError> {
     let info = server.resolve(&target.group, &target.version, &target.resource)?;
-    let pod_log = is_pod_log(&info, target.subresource.as_deref());
-    let account_token =
-        info.group.is_empty() && info.resource == "serviceaccounts" && target.subresource.as_deref() == Some("token");
-    let eviction =
-        info.group.is_empty() && info.resource == "pods" && target.subresource.as_deref() == Some("eviction");
+    let own_storage = target.subresource.as_deref().and_then(|sub| Strategy::of(&info).subresource(sub));
     let scale = match target.subresource.as_deref() {
         Some("scale") if info.subresources.iter().any(|s| s == "scale") => server.scale_paths(&info),
         _ => None,
     };
     if let Some(sub) = &target.subresource
         && !(sub == "status" && info.has_status())
-        && !pod_log
-        && !account_token
-        && !eviction
+        && own_storage.is_none()
         && scale.is_none()
     {
         return Err(not_found());
@@ -276,7 +271,7 @@ async fn resource_request(
         };
         return super::scale::serve(&server, &info, paths, ns, name, write);
     }
-    if eviction {
+    if own_storage == Some(Subresource::Eviction) {
         let (true, Some(name), Some(namespace)) = (parts.method == Method::POST, name, ns) else {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -288,7 +283,7 @@ async fn resource_request(
         let answer = super::eviction::evict(&server, &info, namespace, name, &request, options)?;
         return Ok(json_response(StatusCode::CREATED, &answer, &HeaderMap::new()));
     }
-    if account_token {
+    if own_storage == Some(Subresource::Token) {
         let (true, Some(name)) = (parts.method == Method::POST, name) else {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -299,7 +294,7 @@ async fn resource_request(
         let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
         return super::tokens::token_request(&server, &account, &request);
     }
-    if pod_log {
+    if own_storage == Some(Subresource::Log) {
         let (true, Some(name)) = (parts.method == Method::GET, name) else {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -402,11 +397,6 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
     }
-}
-
-/// `pods/log`, served from the pod runner's output buffers.
-fn is_pod_log(info: &ResourceInfo, subresource: Option<&str>) -> bool {
-    info.group.is_empty() && info.resource == "pods" && subresource == Some("log")
 }
 
 /// The `labelSelector` and `fieldSelector` of a list, watch or deletecollection.

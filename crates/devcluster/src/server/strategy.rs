@@ -26,6 +26,37 @@ type AfterWrite = fn(&ApiServer, &Value) -> Result<Option<Value>, ApiError>;
 /// Follows a delete that removed the object.
 type AfterDelete = fn(&ApiServer, &Value);
 
+/// A subresource with its own storage rather than the object's (`pods/log`, `pods/eviction`,
+/// `serviceaccounts/token`); `status` and `scale` come from the resource's definition instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Subresource {
+    /// `GET`: the output of the pod's processes.
+    Log,
+    /// `POST` an `Eviction`: a delete that respects disruption budgets.
+    Eviction,
+    /// `POST` a `TokenRequest`: a token bound to the service account.
+    Token,
+}
+
+impl Subresource {
+    /// The group, version and kind its requests carry, when they are not the resource's own.
+    pub(crate) fn kind(self) -> Option<(&'static str, &'static str, &'static str)> {
+        match self {
+            Self::Log => None,
+            Self::Eviction => Some(("policy", "v1", "Eviction")),
+            Self::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
+        }
+    }
+
+    /// The verbs discovery lists for it.
+    pub(crate) fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Self::Log => &["get"],
+            Self::Eviction | Self::Token => &["create"],
+        }
+    }
+}
+
 /// How the server treats one resource; [`Strategy::of`] says which.
 #[derive(Clone, Copy)]
 pub(crate) struct Strategy {
@@ -55,6 +86,8 @@ pub(crate) struct Strategy {
     /// The fields a field selector may name, when the resource registers more than its name
     /// and namespace.
     pub field_labels: Option<FieldLabels>,
+    /// The subresources with their own storage, by name.
+    pub subresources: &'static [(&'static str, Subresource)],
 }
 
 impl Default for Strategy {
@@ -73,6 +106,7 @@ impl Default for Strategy {
             after_delete: None,
             columns: Columns::NameAndAge,
             field_labels: None,
+            subresources: &[],
         }
     }
 }
@@ -85,6 +119,11 @@ impl Strategy {
             return Self::default();
         }
         Self::builtin(&info.group, &info.resource)
+    }
+
+    /// The subresource named `name` if it has its own storage.
+    pub(crate) fn subresource(&self, name: &str) -> Option<Subresource> {
+        self.subresources.iter().find(|(served, _)| *served == name).map(|(_, subresource)| *subresource)
     }
 
     /// The strategy of the built-in resource `resource` in `group`.
@@ -100,6 +139,7 @@ impl Strategy {
                 admit_create: Some(|server, namespace, name| server.admit_pod_quota(namespace, name)),
                 graceful_deletion: Some(crate::runner::graceful_deletion),
                 columns: Columns::Pod,
+                subresources: &[("log", Subresource::Log), ("eviction", Subresource::Eviction)],
                 field_labels: Some(FieldLabels {
                     fields: &[
                         "metadata.name",
@@ -143,7 +183,9 @@ impl Strategy {
                 ])),
                 ..generic
             },
-            ("", "serviceaccounts") => Self { returns_deleted_object: true, ..generic },
+            ("", "serviceaccounts") => {
+                Self { returns_deleted_object: true, subresources: &[("token", Subresource::Token)], ..generic }
+            }
             ("", "secrets") => Self {
                 defaults: Some(defaults::secret),
                 columns: Columns::Secret,
@@ -160,21 +202,25 @@ impl Strategy {
                 ..generic
             },
             ("", "events") => Self {
-                field_labels: Some(FieldLabels::only(&[
-                    "metadata.name",
-                    "metadata.namespace",
-                    "involvedObject.kind",
-                    "involvedObject.namespace",
-                    "involvedObject.name",
-                    "involvedObject.uid",
-                    "involvedObject.apiVersion",
-                    "involvedObject.resourceVersion",
-                    "involvedObject.fieldPath",
-                    "reason",
-                    "reportingComponent",
-                    "source",
-                    "type",
-                ])),
+                field_labels: Some(FieldLabels {
+                    fields: &[
+                        "metadata.name",
+                        "metadata.namespace",
+                        "involvedObject.kind",
+                        "involvedObject.namespace",
+                        "involvedObject.name",
+                        "involvedObject.uid",
+                        "involvedObject.apiVersion",
+                        "involvedObject.resourceVersion",
+                        "involvedObject.fieldPath",
+                        "reason",
+                        "reportingComponent",
+                        "source",
+                        "type",
+                    ],
+                    booleans: &[],
+                    renamed: &[("source", "source.component")],
+                }),
                 ..generic
             },
             ("apps", "deployments") => {
@@ -245,5 +291,15 @@ mod tests {
         assert!(namespaces.undeletable.contains(&"default") && namespaces.deletion_waits);
         let pods = Strategy::of(&info("", "pods"));
         assert!(pods.undeletable.is_empty() && !pods.deletion_waits && pods.graceful_deletion.is_some());
+    }
+
+    #[test]
+    fn subresources_with_their_own_storage_belong_to_their_resource() {
+        let pods = Strategy::of(&info("", "pods"));
+        assert_eq!(pods.subresource("log"), Some(Subresource::Log));
+        assert_eq!(pods.subresource("eviction"), Some(Subresource::Eviction));
+        assert_eq!(pods.subresource("token"), None);
+        assert_eq!(Strategy::of(&info("", "serviceaccounts")).subresource("token"), Some(Subresource::Token));
+        assert_eq!(Strategy::of(&info("", "secrets")).subresource("log"), None);
     }
 }
