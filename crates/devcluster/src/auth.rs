@@ -1,4 +1,4 @@
-//! Bearer-token authentication: who a request comes from.
+//! Authentication: who a request comes from, by bearer token or by client certificate.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,10 @@ impl UserInfo {
         }
     }
 }
+
+/// Who the verified client certificate of a connection names; requests carry it as an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateIdentity(pub UserInfo);
 
 /// Known bearer tokens.
 #[derive(Debug, Clone, Default)]

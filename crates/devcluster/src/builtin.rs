@@ -4,8 +4,9 @@ use crate::error::{ApiError, Cause};
 use crate::registry::{Origin, ResourceInfo};
 use crate::schema::fields;
 use k8s_openapi::api::{
-    admissionregistration::v1 as admission, apps::v1 as apps, coordination::v1 as coordination, core::v1 as core,
-    events::v1 as events, flowcontrol::v1 as flowcontrol, policy::v1 as policy, rbac::v1 as rbac,
+    admissionregistration::v1 as admission, apps::v1 as apps, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, events::v1 as events, flowcontrol::v1 as flowcontrol,
+    policy::v1 as policy, rbac::v1 as rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -39,6 +40,9 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("events.k8s.io", "Event") => decode_as::<events::Event>(info, &object),
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::Lease>(info, &object),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(info, &object),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            decode_as::<certificates::CertificateSigningRequest>(info, &object)
+        }
         ("policy", "PodDisruptionBudget") => decode_as::<policy::PodDisruptionBudget>(info, &object),
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => decode_as::<flowcontrol::FlowSchema>(info, &object),
         ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::Role>(info, &object),
@@ -283,47 +287,76 @@ pub struct Defaulting<'a> {
     pub allocate_cluster_ip: &'a dyn Fn() -> Result<String, ApiError>,
 }
 
+/// A built-in resource: `short` names, and whether it has a `status` subresource.
+fn info(
+    group: &str,
+    version: &str,
+    resource: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    status: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        group: group.into(),
+        version: version.into(),
+        resource: resource.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: Vec::new(),
+        subresources: if status { vec!["status".into()] } else { Vec::new() },
+        printer_columns: Vec::new(),
+        schema: None,
+        origin: Origin::Builtin,
+    }
+}
+
+/// The reviews: created and answered at once, never stored, so only discovery lists them.
+pub fn review_resources() -> Vec<ResourceInfo> {
+    vec![
+        info("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false, &[], false),
+        info("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, &[], false),
+        info("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, &[], false),
+        info("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, &[], false),
+    ]
+}
+
 /// Every built-in resource with its metadata.
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    let r = |group: &str, version: &str, resource: &str, kind: &str, namespaced: bool, short: &[&str], status: bool| {
-        ResourceInfo {
-            group: group.into(),
-            version: version.into(),
-            resource: resource.into(),
-            singular: kind.to_lowercase(),
-            kind: kind.into(),
-            list_kind: format!("{kind}List"),
-            namespaced,
-            short_names: short.iter().map(|s| s.to_string()).collect(),
-            categories: Vec::new(),
-            subresources: if status { vec!["status".into()] } else { Vec::new() },
-            printer_columns: Vec::new(),
-            schema: None,
-            origin: Origin::Builtin,
-        }
-    };
     let mut all = vec![
-        r("", "v1", "namespaces", "Namespace", false, &["ns"], true),
-        r("", "v1", "nodes", "Node", false, &["no"], true),
-        r("", "v1", "pods", "Pod", true, &["po"], true),
-        r("", "v1", "events", "Event", true, &["ev"], false),
-        r("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false),
-        r("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
-        r("", "v1", "secrets", "Secret", true, &[], false),
-        r("", "v1", "services", "Service", true, &["svc"], true),
+        info("", "v1", "namespaces", "Namespace", false, &["ns"], true),
+        info("", "v1", "nodes", "Node", false, &["no"], true),
+        info("", "v1", "pods", "Pod", true, &["po"], true),
+        info("", "v1", "events", "Event", true, &["ev"], false),
+        info("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false),
+        info("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
+        info("", "v1", "secrets", "Secret", true, &[], false),
+        info("", "v1", "services", "Service", true, &["svc"], true),
         // Pod counts are enforced on pod creation and kept in `status.used` ([`crate::server`]).
-        r("", "v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
-        r("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
-        r("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
-        r("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
-        r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
+        info("", "v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
+        info("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
+        info("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
+        info("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
+        info("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
+        info(
+            "certificates.k8s.io",
+            "v1",
+            "certificatesigningrequests",
+            "CertificateSigningRequest",
+            false,
+            &["csr"],
+            true,
+        ),
         // Stored and served so that manifests carrying one apply; no request is classified by it.
-        r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "FlowSchema", false, &[], true),
-        r("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false),
-        r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false),
-        r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
-        r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false),
-        r(
+        info("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "FlowSchema", false, &[], true),
+        info("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false),
+        info("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false),
+        info("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
+        info("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false),
+        info(
             "admissionregistration.k8s.io",
             "v1",
             "validatingadmissionpolicies",
@@ -332,7 +365,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &[],
             true,
         ),
-        r(
+        info(
             "admissionregistration.k8s.io",
             "v1",
             "validatingadmissionpolicybindings",
@@ -341,7 +374,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &[],
             false,
         ),
-        r(
+        info(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",

@@ -104,6 +104,8 @@ pub struct DevCluster {
     address: SocketAddr,
     ca_der: Vec<u8>,
     ca_pem: String,
+    /// Signs client certificates.
+    authority: tls::KeptAuthority,
     kubeconfig_path: PathBuf,
     admin_token: String,
     shutdown: signal::Sender<bool>,
@@ -147,6 +149,7 @@ impl DevCluster {
             KeptIdentity { authority, admin_token: admin_token.clone() }.write(dir)?;
         }
         server.set_cluster_ca(&certificates.ca_pem);
+        server.set_signing_authority(certificates.authority.clone());
         let contents = kubeconfig::render(&format!("https://{address}"), &certificates.ca_pem, &admin_token, "default");
         kubeconfig::write(&kubeconfig_path, &contents)
             .map_err(|source| DevClusterError::Kubeconfig { path: kubeconfig_path.display().to_string(), source })?;
@@ -170,6 +173,7 @@ impl DevCluster {
             address,
             ca_der: certificates.ca_der,
             ca_pem: certificates.ca_pem,
+            authority: certificates.authority,
             kubeconfig_path,
             admin_token,
             shutdown,
@@ -183,6 +187,14 @@ impl DevCluster {
     /// The server's base URL, e.g. `https://127.0.0.1:40123`.
     pub fn url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// A client certificate signed by the cluster's CA for `user` in `groups` (X.509 client
+    /// authentication), valid for a day.
+    pub fn client_certificate(&self, user: &str, groups: &[&str]) -> Result<tls::ClientCertificate, DevClusterError> {
+        self.authority
+            .sign_client(user, groups, std::time::Duration::from_secs(24 * 3600))
+            .map_err(|e| DevClusterError::Tls(e.to_string()))
     }
 
     /// The PEM certificate of the cluster's own CA, which signed the serving certificate.
@@ -227,6 +239,21 @@ impl DevCluster {
     /// (for running kubectl as another identity).
     pub fn kubeconfig_for_token(&self, token: &str, namespace: &str, path: &Path) -> Result<(), DevClusterError> {
         let contents = kubeconfig::render(&self.url(), &self.ca_pem, token, namespace);
+        kubeconfig::write(path, &contents)
+            .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
+    }
+
+    /// Writes a kubeconfig for this cluster that presents `certificate` (X.509 client
+    /// authentication), with `namespace` as its default.
+    pub fn kubeconfig_for_certificate(
+        &self,
+        certificate: &tls::ClientCertificate,
+        namespace: &str,
+        path: &Path,
+    ) -> Result<(), DevClusterError> {
+        let credential =
+            kubeconfig::Credential::Certificate { cert_pem: &certificate.cert_pem, key_pem: &certificate.key_pem };
+        let contents = kubeconfig::render_with(&self.url(), &self.ca_pem, credential, namespace);
         kubeconfig::write(path, &contents)
             .map_err(|source| DevClusterError::Kubeconfig { path: path.display().to_string(), source })
     }
@@ -300,7 +327,7 @@ async fn serve_tls(
                     tracing::debug!(error = %e, "cannot disable Nagle's algorithm");
                 }
                 let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(app.clone());
+                let app = app.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
@@ -311,6 +338,23 @@ async fn serve_tls(
                             return;
                         }
                     };
+                    // The certificate was verified in the handshake; requests on this connection carry who it names.
+                    let identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| tls::client_identity(leaf))
+                        .map(crate::auth::CertificateIdentity);
+                    let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                        app,
+                        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                            if let Some(identity) = &identity {
+                                request.extensions_mut().insert(identity.clone());
+                            }
+                            request
+                        },
+                    ));
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(error = %e, "connection ended with an error");

@@ -148,7 +148,7 @@ pub fn resource_list(resources: &[ResourceInfo], group: &str, version: &str) -> 
             "singularName": info.singular,
             "namespaced": info.namespaced,
             "kind": info.kind,
-            "verbs": info.verbs(),
+            "verbs": Strategy::of(info).verbs,
             "storageVersionHash": storage_version_hash(&info.group, &info.version, &info.kind),
         });
         if !info.short_names.is_empty() {
@@ -197,7 +197,7 @@ fn resource_discovery(info: &ResourceInfo) -> Value {
         "responseKind": {"group": info.group, "version": info.version, "kind": info.kind},
         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": info.singular,
-        "verbs": info.verbs(),
+        "verbs": Strategy::of(info).verbs,
     });
     if !info.short_names.is_empty() {
         entry["shortNames"] = json!(info.short_names);

@@ -65,6 +65,9 @@ pub fn decode_object(bytes: &[u8]) -> Result<Value, ApiError> {
         ("v1", "ConfigMap") => config_map(core::ConfigMap::decode(raw).map_err(invalid)?),
         ("v1", "Secret") => secret(core::Secret::decode(raw).map_err(invalid)?),
         ("v1", "ServiceAccount") => service_account(core::ServiceAccount::decode(raw).map_err(invalid)?),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest") => certificate_signing_request(
+            k8s_pb::api::certificates::v1::CertificateSigningRequest::decode(raw).map_err(invalid)?,
+        ),
         ("authentication.k8s.io/v1", "TokenRequest") => {
             token_request(k8s_pb::api::authentication::v1::TokenRequest::decode(raw).map_err(invalid)?)
         }
@@ -73,7 +76,7 @@ pub fn decode_object(bytes: &[u8]) -> Result<Value, ApiError> {
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "the dev cluster decodes protobuf bodies of v1 Namespace, ConfigMap, Secret and ServiceAccount and of TokenRequest only, not {api_version} {kind}: send it as application/json"
+                    "the dev cluster decodes protobuf bodies of v1 Namespace, ConfigMap, Secret and ServiceAccount, of CertificateSigningRequest and of TokenRequest only, not {api_version} {kind}: send it as application/json"
                 ),
             ));
         }
@@ -192,6 +195,55 @@ fn token_request(request: k8s_pb::api::authentication::v1::TokenRequest) -> Map<
     out
 }
 
+/// A `metav1.Time` as RFC 3339 in seconds, as the API writes it.
+fn time(time: Option<meta::Time>) -> Value {
+    time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds.unwrap_or_default(), 0))
+        .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}
+
+/// What `kubectl certificate approve` and `deny` send back: the whole request with its conditions.
+fn certificate_signing_request(csr: k8s_pb::api::certificates::v1::CertificateSigningRequest) -> Map<String, Value> {
+    let encode = |bytes: Vec<u8>| json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let mut out = Map::new();
+    out.insert("metadata".into(), object_meta(csr.metadata));
+    if let Some(spec) = csr.spec {
+        let mut s = Map::new();
+        put(&mut s, "request", spec.request.map_or(Value::Null, encode));
+        put(&mut s, "signerName", json!(spec.signer_name));
+        if let Some(seconds) = spec.expiration_seconds {
+            s.insert("expirationSeconds".into(), json!(seconds));
+        }
+        put(&mut s, "usages", json!(spec.usages));
+        put(&mut s, "username", json!(spec.username));
+        put(&mut s, "uid", json!(spec.uid));
+        put(&mut s, "groups", json!(spec.groups));
+        let extra: Map<String, Value> = spec.extra.into_iter().map(|(k, v)| (k, json!(v.items))).collect();
+        put(&mut s, "extra", Value::Object(extra));
+        out.insert("spec".into(), Value::Object(s));
+    }
+    if let Some(status) = csr.status {
+        let mut s = Map::new();
+        let conditions: Vec<Value> = status
+            .conditions
+            .into_iter()
+            .map(|c| {
+                let mut o = Map::new();
+                put(&mut o, "type", json!(c.r#type));
+                put(&mut o, "status", json!(c.status));
+                put(&mut o, "reason", json!(c.reason));
+                put(&mut o, "message", json!(c.message));
+                put(&mut o, "lastUpdateTime", time(c.last_update_time));
+                put(&mut o, "lastTransitionTime", time(c.last_transition_time));
+                Value::Object(o)
+            })
+            .collect();
+        put(&mut s, "conditions", json!(conditions));
+        put(&mut s, "certificate", status.certificate.map_or(Value::Null, encode));
+        put(&mut out, "status", Value::Object(s));
+    }
+    out
+}
+
 fn service_account(account: core::ServiceAccount) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("metadata".into(), object_meta(account.metadata));
@@ -222,6 +274,46 @@ mod tests {
             labels: BTreeMap::from([("a".to_string(), "1".to_string())]),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn certificate_signing_requests_decode_with_their_conditions() {
+        use k8s_pb::api::certificates::v1 as certificates;
+        let csr = certificates::CertificateSigningRequest {
+            metadata: metadata("jane"),
+            spec: Some(certificates::CertificateSigningRequestSpec {
+                request: Some(b"PEM".to_vec()),
+                signer_name: Some("kubernetes.io/kube-apiserver-client".into()),
+                expiration_seconds: Some(3600),
+                usages: vec!["client auth".into()],
+                username: Some("bob".into()),
+                groups: vec!["dev".into()],
+                ..Default::default()
+            }),
+            status: Some(certificates::CertificateSigningRequestStatus {
+                conditions: vec![certificates::CertificateSigningRequestCondition {
+                    r#type: Some("Approved".into()),
+                    status: Some("True".into()),
+                    reason: Some("KubectlApprove".into()),
+                    message: Some("This CSR was approved by kubectl certificate approve.".into()),
+                    last_update_time: Some(meta::Time { seconds: Some(1_700_000_000), nanos: Some(0) }),
+                    last_transition_time: None,
+                }],
+                certificate: None,
+            }),
+        };
+        let decoded =
+            decode_object(&envelope("certificates.k8s.io/v1", "CertificateSigningRequest", csr.encode_to_vec()))
+                .unwrap();
+        assert_eq!(
+            decoded,
+            json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"name": "jane", "labels": {"a": "1"}},
+                "spec": {"request": "UEVN", "signerName": "kubernetes.io/kube-apiserver-client", "expirationSeconds": 3600,
+                    "usages": ["client auth"], "username": "bob", "groups": ["dev"]},
+                "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "KubectlApprove",
+                    "message": "This CSR was approved by kubectl certificate approve.", "lastUpdateTime": "2023-11-14T22:13:20Z"}]}})
+        );
     }
 
     #[test]

@@ -80,11 +80,6 @@ impl ResourceInfo {
             ],
         }
     }
-
-    /// The verbs discovery advertises.
-    pub fn verbs(&self) -> Vec<&'static str> {
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-    }
 }
 
 /// (group, version, resource) of one served resource.

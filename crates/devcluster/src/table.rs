@@ -122,6 +122,7 @@ pub(crate) enum Columns {
     Deployment,
     ConfigMap,
     Secret,
+    CertificateSigningRequest,
     NameAndAge,
 }
 
@@ -227,6 +228,14 @@ impl Printer {
                 column("Data", "string", "", "Data contains the secret data.", 0),
                 age,
             ],
+            Self::Builtin(Columns::CertificateSigningRequest) => vec![
+                name,
+                age,
+                s("SignerName", "Only one of the certificate signers is allowed to sign the certificate."),
+                s("Requestor", "Name of the user who created the request."),
+                s("RequestedDuration", "The requested duration of validity of the issued certificate."),
+                s("Condition", "The status of the certificate signing request."),
+            ],
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
@@ -250,9 +259,47 @@ impl Printer {
             Self::Builtin(Columns::Secret) => {
                 vec![name, json!(str_at(object, "/type")), json!(count(object, "data")), age]
             }
+            Self::Builtin(Columns::CertificateSigningRequest) => {
+                let duration = object
+                    .pointer("/spec/expirationSeconds")
+                    .and_then(Value::as_i64)
+                    .map_or_else(|| "<none>".to_string(), |s| human_duration(chrono::TimeDelta::seconds(s)));
+                vec![
+                    name,
+                    age,
+                    json!(str_at(object, "/spec/signerName")),
+                    json!(str_at(object, "/spec/username")),
+                    json!(duration),
+                    json!(csr_condition(object)),
+                ]
+            }
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
+}
+
+/// A request's condition as kubectl shows it: `Pending`, `Approved` or `Denied`, then `,Failed`
+/// and `,Issued` when they apply.
+fn csr_condition(object: &Value) -> String {
+    let holds = |type_: &str| {
+        object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
+            conditions.iter().any(|c| str_at(c, "/type") == type_ && str_at(c, "/status") == "True")
+        })
+    };
+    let mut condition = if holds("Denied") {
+        "Denied".to_string()
+    } else if holds("Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if holds("Failed") {
+        condition.push_str(",Failed");
+    }
+    if !str_at(object, "/status/certificate").is_empty() {
+        condition.push_str(",Issued");
+    }
+    condition
 }
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {

@@ -95,6 +95,38 @@ async fn api_resources_include_custom_resources_once_their_crd_exists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_resources_list_the_reviews_as_create_only_and_get_on_them_is_not_allowed() {
+    let cluster = support::cluster().await;
+    for (group, reviews) in [
+        ("authentication.k8s.io", ["selfsubjectreviews", "tokenreviews"]),
+        ("authorization.k8s.io", ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+    ] {
+        let wide = kubectl(&cluster, &["api-resources", &format!("--api-group={group}"), "-o", "wide"]).await.ok();
+        let rows = table(&wide);
+        let names: Vec<&str> = rows[1..].iter().map(|row| row[0].as_str()).collect();
+        assert_eq!(names, reviews, "{wide}");
+        for row in &rows[1..] {
+            assert_eq!(row.last().map(String::as_str), Some("create"), "{wide}");
+        }
+    }
+    let denied = kubectl(&cluster, &["get", "tokenreviews"]).await.failed();
+    assert!(denied.contains("MethodNotAllowed"), "{denied}");
+    let pods = kubectl(&cluster, &["get", "--raw", "/api/v1"]).await.ok();
+    let list: serde_json::Value = serde_json::from_str(&pods).expect("an APIResourceList");
+    let eviction = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
+    assert_eq!(
+        (&eviction["group"], &eviction["version"], &eviction["kind"], &eviction["verbs"]),
+        (
+            &serde_json::json!("policy"),
+            &serde_json::json!("v1"),
+            &serde_json::json!("Eviction"),
+            &serde_json::json!(["create"])
+        )
+    );
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_apply_of_a_crd_and_its_objects() {
     let cluster = support::cluster().await;
     install_review_run_crd(&cluster).await;

@@ -54,6 +54,11 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     let path = request.uri().path().to_string();
     // Discovery and OpenAPI documents need the whole registry; resource requests do not (a hot path).
     let resources = || server.registry.all();
+    let discovered = || {
+        let mut all = resources();
+        all.extend(crate::builtin::review_resources());
+        all
+    };
     if path == "/openapi/v2" {
         return Ok(ok(&openapi::v2(&resources())));
     }
@@ -105,17 +110,17 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
     match parse_path(&path).ok_or_else(not_found)? {
         ApiPath::Root { core } => {
             if discovery::wants_aggregated(&accept(request.headers())) {
-                let mut response = ok(&discovery::aggregated(&resources(), core));
+                let mut response = ok(&discovery::aggregated(&discovered(), core));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::aggregated_content_type()));
                 return Ok(response);
             }
             let address = server.server_address();
-            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&resources()) }))
+            Ok(ok(&if core { discovery::core_versions(&address) } else { discovery::group_list(&discovered()) }))
         }
         ApiPath::GroupVersion { group, version } => {
-            discovery::resource_list(&resources(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
+            discovery::resource_list(&discovered(), &group, &version).map(|doc| ok(&doc)).ok_or_else(not_found)
         }
         ApiPath::Resource(target) => {
             let legacy_watch = is_legacy_watch(&path);

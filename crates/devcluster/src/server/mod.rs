@@ -4,6 +4,7 @@ mod access;
 mod admin;
 mod bootstrap;
 mod crd;
+mod csr;
 mod eviction;
 mod gc;
 mod handlers;
@@ -89,6 +90,8 @@ pub struct ApiServer {
     server_address: RwLock<String>,
     /// The cluster CA in PEM, published in every namespace (empty until the embedder sets it).
     cluster_ca: RwLock<String>,
+    /// The authority the certificate signers issue with (none until the embedder sets it).
+    signing_authority: RwLock<Option<crate::tls::KeptAuthority>>,
     ready: std::sync::atomic::AtomicBool,
     /// Held from a pod's quota check to its storage, so that two pods cannot both take the last
     /// place a quota leaves.
@@ -132,6 +135,7 @@ impl ApiServer {
             watch_epoch,
             server_address: RwLock::new(String::new()),
             cluster_ca: RwLock::new(String::new()),
+            signing_authority: RwLock::new(None),
             ready: std::sync::atomic::AtomicBool::new(settings.ready_at_start),
             pod_admission: std::sync::Mutex::new(()),
             settings,
@@ -214,7 +218,11 @@ async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Res
     if is_public(&path) {
         return public_endpoint(&path);
     }
-    let user = server.authenticate(request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    // As kube-apiserver's union authenticator: the client certificate first, then the token.
+    let user = match request.extensions().get::<crate::auth::CertificateIdentity>() {
+        Some(identity) => Some(identity.0.clone()),
+        None => server.authenticate(request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())),
+    };
     let Some(user) = user else {
         return ApiError::unauthorized().into_response();
     };

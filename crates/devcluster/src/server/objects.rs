@@ -3,7 +3,7 @@
 //! finalizers and deletion propagation.
 
 use super::ApiServer;
-use super::strategy::Strategy;
+use super::strategy::{Strategy, Subresource};
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::builtin::{check_builtin, validate_builtin};
@@ -526,7 +526,7 @@ impl ApiServer {
         set_meta(&mut body, "uid", Value::String(uuid::Uuid::new_v4().to_string()));
         set_meta(&mut body, "creationTimestamp", Value::String(meta::now_rfc3339()));
         set_meta(&mut body, "generation", json!(1));
-        self.reset_status_on_create(info, &mut body);
+        self.reset_status_on_create(info, &ctx.user, &mut body);
         // Quota admission counts stored pods: no other pod may be stored between its check and this one.
         let _admitting =
             Strategy::of(info).admit_create.map(|_| self.pod_admission.lock().unwrap_or_else(|e| e.into_inner()));
@@ -558,9 +558,9 @@ impl ApiServer {
     }
 
     /// What a freshly created object's status starts as ([`Strategy::prepare_for_create`]).
-    fn reset_status_on_create(&self, info: &ResourceInfo, body: &mut Value) {
+    fn reset_status_on_create(&self, info: &ResourceInfo, user: &UserInfo, body: &mut Value) {
         if let Some(map) = body.as_object_mut() {
-            (Strategy::of(info).prepare_for_create)(info, map);
+            (Strategy::of(info).prepare_for_create)(info, user, map);
         }
     }
 
@@ -628,11 +628,15 @@ impl ApiServer {
         ctx: &WriteContext,
     ) -> Result<WriteOutcome, ApiError> {
         let name = key.name.clone();
+        let strategy = Strategy::of(info);
         let mut new = match subresource {
             Some("status") => {
                 let mut new = old.clone();
                 copy_field(&body, &mut new, "status");
                 new
+            }
+            Some(other) if strategy.subresource(other) == Some(Subresource::Approval) => {
+                super::csr::approval_update(old, &body)
             }
             Some(other) => return Err(ApiError::not_found(&info.group, &format!("{}/{other}", info.resource), &name)),
             None => {
@@ -644,6 +648,9 @@ impl ApiServer {
                 new
             }
         };
+        if let Some(prepare) = strategy.prepare_for_update {
+            prepare(subresource, old, &mut new);
+        }
         remove_meta(&mut new, "resourceVersion");
         let warnings = self.admit(info, &mut new, Some(old), subresource, ctx)?;
         bump_generation(old, &mut new);
@@ -709,7 +716,10 @@ impl ApiServer {
         if patch_type == PatchType::Strategic && matches!(info.origin, Origin::Custom { .. }) {
             return Err(ApiError::unsupported_media_type(info.patch_types()));
         }
-        if let Some(sub) = subresource.filter(|s| *s != "status" || !info.has_status()) {
+        let approval = |s: &str| {
+            Strategy::of(info).subresource(s) == Some(Subresource::Approval) && patch_type != PatchType::Apply
+        };
+        if let Some(sub) = subresource.filter(|s| (*s != "status" || !info.has_status()) && !approval(s)) {
             return Err(ApiError::not_found(&info.group, &format!("{}/{sub}", info.resource), name));
         }
         let key = Self::key(info, namespace, name);

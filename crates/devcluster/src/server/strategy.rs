@@ -9,6 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::ApiServer;
+use crate::auth::UserInfo;
 use crate::builtin::{Defaulter, defaults};
 use crate::error::{ApiError, Cause};
 use crate::registry::{Origin, ResourceInfo};
@@ -36,13 +37,15 @@ pub(crate) enum Subresource {
     Eviction,
     /// `POST` a `TokenRequest`: a token bound to the service account.
     Token,
+    /// `PUT` or `PATCH` the object: only its approval conditions change (CSRs).
+    Approval,
 }
 
 impl Subresource {
     /// The group, version and kind its requests carry, when they are not the resource's own.
     pub(crate) fn kind(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Self::Log => None,
+            Self::Log | Self::Approval => None,
             Self::Eviction => Some(("policy", "v1", "Eviction")),
             Self::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
         }
@@ -53,6 +56,7 @@ impl Subresource {
         match self {
             Self::Log => &["get"],
             Self::Eviction | Self::Token => &["create"],
+            Self::Approval => &["get", "patch", "update"],
         }
     }
 }
@@ -63,8 +67,11 @@ pub(crate) struct Strategy {
     /// `ReturnDeletedObject`: a delete that removes the object at once answers with the object
     /// instead of a `Status` (pods, services, service accounts and namespaces do so).
     pub returns_deleted_object: bool,
-    /// `PrepareForCreate`: the status (and spec) a new object starts with.
-    pub prepare_for_create: fn(&ResourceInfo, &mut Map<String, Value>),
+    /// `PrepareForCreate`: the status (and spec) a new object starts with, knowing who creates it.
+    pub prepare_for_create: fn(&ResourceInfo, &UserInfo, &mut Map<String, Value>),
+    /// `PrepareForUpdate`: what an update (of the object, or of the named subresource) may not
+    /// change, restored from the stored object.
+    pub prepare_for_update: Option<fn(Option<&str>, &Value, &mut Value)>,
     /// Fills in the fields the real server defaults, on every write.
     pub defaults: Option<Defaulter>,
     /// `Validate` beyond the schema.
@@ -88,6 +95,8 @@ pub(crate) struct Strategy {
     pub field_labels: Option<FieldLabels>,
     /// The subresources with their own storage, by name.
     pub subresources: &'static [(&'static str, Subresource)],
+    /// The verbs its storage serves, as discovery lists them.
+    pub verbs: &'static [&'static str],
 }
 
 impl Default for Strategy {
@@ -95,6 +104,7 @@ impl Default for Strategy {
         Self {
             returns_deleted_object: false,
             prepare_for_create: clear_status,
+            prepare_for_update: None,
             defaults: None,
             validate: None,
             admit_create: None,
@@ -107,6 +117,7 @@ impl Default for Strategy {
             columns: Columns::NameAndAge,
             field_labels: None,
             subresources: &[],
+            verbs: &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
         }
     }
 }
@@ -132,7 +143,7 @@ impl Strategy {
         match (group, resource) {
             ("", "pods") => Self {
                 returns_deleted_object: true,
-                prepare_for_create: |_, object| {
+                prepare_for_create: |_, _, object| {
                     object.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
                 },
                 defaults: Some(defaults::pod),
@@ -161,7 +172,7 @@ impl Strategy {
             },
             ("", "namespaces") => Self {
                 returns_deleted_object: true,
-                prepare_for_create: |_, object| {
+                prepare_for_create: |_, _, object| {
                     object.insert("status".into(), json!({"phase": "Active"}));
                     object.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
                 },
@@ -227,7 +238,7 @@ impl Strategy {
                 Self { defaults: Some(defaults::deployment), columns: Columns::Deployment, ..generic }
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self {
-                prepare_for_create: |_, object| {
+                prepare_for_create: |_, _, object| {
                     object.remove("status");
                 },
                 validate: Some(|server, object, old| server.validate_crd(object, old)),
@@ -235,6 +246,22 @@ impl Strategy {
                 after_delete: Some(|server, object| server.remove_crd(object)),
                 ..generic
             },
+            ("certificates.k8s.io", "certificatesigningrequests") => Self {
+                prepare_for_create: |info, user, object| {
+                    clear_status(info, user, object);
+                    super::csr::record_requester(user, object);
+                },
+                prepare_for_update: Some(super::csr::prepare_for_update),
+                validate: Some(|_, object, old| super::csr::validate(object, old)),
+                after_write: Some(|server, object| server.sign_approved(object)),
+                columns: Columns::CertificateSigningRequest,
+                subresources: &[("approval", Subresource::Approval)],
+                ..generic
+            },
+            ("authentication.k8s.io", "tokenreviews" | "selfsubjectreviews")
+            | ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews") => {
+                Self { verbs: &["create"], ..generic }
+            }
             _ => generic,
         }
     }
@@ -242,7 +269,7 @@ impl Strategy {
 
 /// The generic store's `PrepareForCreate`: a resource with a status subresource starts without
 /// a status, as only that subresource writes it.
-fn clear_status(info: &ResourceInfo, object: &mut Map<String, Value>) {
+fn clear_status(info: &ResourceInfo, _: &UserInfo, object: &mut Map<String, Value>) {
     if info.has_status() {
         object.remove("status");
     }
@@ -274,7 +301,8 @@ mod tests {
         let prepared = |group: &str, resource: &str| {
             let info = info(group, resource);
             let mut object = json!({"status": {"phase": "Running"}, "spec": {}});
-            (Strategy::of(&info).prepare_for_create)(&info, object.as_object_mut().expect("an object"));
+            let user = UserInfo::admin();
+            (Strategy::of(&info).prepare_for_create)(&info, &user, object.as_object_mut().expect("an object"));
             object
         };
         assert_eq!(prepared("", "pods")["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
