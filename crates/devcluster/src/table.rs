@@ -281,11 +281,7 @@ impl Printer {
 /// A request's condition as kubectl shows it: `Pending`, `Approved` or `Denied`, then `,Failed`
 /// and `,Issued` when they apply.
 fn csr_condition(object: &Value) -> String {
-    let holds = |type_: &str| {
-        object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
-            conditions.iter().any(|c| str_at(c, "/type") == type_ && str_at(c, "/status") == "True")
-        })
-    };
+    let holds = |type_: &str| crate::server::csr::condition_is(object, type_);
     let mut condition = if holds("Denied") {
         "Denied".to_string()
     } else if holds("Approved") {

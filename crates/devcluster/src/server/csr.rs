@@ -92,7 +92,8 @@ fn is_approval(condition: &Value) -> bool {
     matches!(meta::str_at(condition, "/type"), "Approved" | "Denied")
 }
 
-fn condition_is(object: &Value, type_: &str) -> bool {
+/// Whether the request holds a condition of `type_` with status `True`.
+pub(crate) fn condition_is(object: &Value, type_: &str) -> bool {
     conditions(object).iter().any(|c| meta::str_at(c, "/type") == type_ && meta::str_at(c, "/status") == "True")
 }
 

@@ -4,7 +4,7 @@ mod access;
 mod admin;
 mod bootstrap;
 mod crd;
-mod csr;
+pub(crate) mod csr;
 mod eviction;
 mod gc;
 mod handlers;
