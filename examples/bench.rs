@@ -332,18 +332,10 @@ async fn populate(client: &kube::Client, args: &Args) -> anyhow::Result<usize> {
                 let name = reviewer_name(index);
                 let reviewer = Reviewer::new(
                     &name,
-                    ReviewerSpec {
-                        worker_id: format!("w{index}"),
-                        agent: AgentSpec {
-                            harness: Some("claude-code".into()),
-                            ..AgentSpec::new("ghcr.io/acme/reviewer:1")
-                        },
-                        service_account_name: "review-agent".into(),
-                        launch_deadline: "5m".into(),
-                        r#match: None,
-                        workspace: None,
-                        transcripts: None,
-                    },
+                    ReviewerSpec::new(
+                        format!("w{index}"),
+                        AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
+                    ),
                 );
                 reviewers.create(&PostParams::default(), &reviewer).await?;
                 for number in 0..args.runs_per_reviewer {

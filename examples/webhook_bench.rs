@@ -81,10 +81,6 @@ async fn main() -> anyhow::Result<()> {
         let mut reviewer = Reviewer::new(
             &format!("review-w{index}"),
             ReviewerSpec {
-                worker_id: format!("w{index}"),
-                agent: AgentSpec::new("img"),
-                service_account_name: "review-agent".into(),
-                launch_deadline: "5m".into(),
                 r#match: Some(PullRequestMatch {
                     repositories: vec![examples::REPOSITORY.into()],
                     head_branch_prefix: Some(format!("agent/w{index}/")),
@@ -92,8 +88,7 @@ async fn main() -> anyhow::Result<()> {
                     drafts: false,
                     skip_labels: vec![],
                 }),
-                workspace: None,
-                transcripts: None,
+                ..ReviewerSpec::new(format!("w{index}"), AgentSpec::new("img"))
             },
         );
         reviewer.metadata.namespace = Some("default".into());

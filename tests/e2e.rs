@@ -139,13 +139,9 @@ impl E2e {
         let mut reviewer = Reviewer::new(
             name,
             ReviewerSpec {
-                worker_id: name.trim_start_matches("review-").into(),
-                agent,
-                service_account_name: "review-agent".into(),
                 launch_deadline: launch_deadline.into(),
-                r#match: None,
                 workspace,
-                transcripts: None,
+                ..ReviewerSpec::new(name.trim_start_matches("review-"), agent)
             },
         );
         reviewer.metadata.namespace = Some(NAMESPACE.into());
@@ -993,13 +989,8 @@ async fn a_replaced_pods_transcript_is_kept_private_to_it_and_pruned_to_the_newe
     let mut reviewer = Reviewer::new(
         "review-w1",
         ReviewerSpec {
-            worker_id: "w1".into(),
-            agent: demo_agent(&["--review-seconds", "30"]),
-            service_account_name: "review-agent".into(),
-            launch_deadline: "5m".into(),
-            r#match: None,
-            workspace: None,
             transcripts: Some(TranscriptRetention { keep: 3 }),
+            ..ReviewerSpec::new("w1", demo_agent(&["--review-seconds", "30"]))
         },
     );
     reviewer.metadata.namespace = Some(NAMESPACE.into());

@@ -386,23 +386,6 @@ impl Soak {
             let mut reviewer = Reviewer::new(
                 &name,
                 ReviewerSpec {
-                    worker_id: format!("w{index}"),
-                    agent: AgentSpec {
-                        image: "review-operator/demo-agent:local".into(),
-                        command: vec![self.binary.display().to_string()],
-                        args: vec!["demo-agent".into(), "--review-seconds".into(), seconds],
-                        env: vec![k8s_openapi::api::core::v1::EnvVar {
-                            name: "REVIEW_SOAK".into(),
-                            value: Some(self.soak_id.clone()),
-                            value_from: None,
-                        }],
-                        resources: None,
-                        harness: Some("demo-agent".into()),
-                        prompt: None,
-                        security_context: None,
-                    },
-                    service_account_name: "review-agent".into(),
-                    launch_deadline: "5m".into(),
                     r#match: Some(PullRequestMatch {
                         repositories: vec![format!("acme/w{index}")],
                         head_branch_prefix: None,
@@ -410,8 +393,23 @@ impl Soak {
                         drafts: false,
                         skip_labels: vec!["review:skip".into()],
                     }),
-                    workspace: None,
-                    transcripts: None,
+                    ..ReviewerSpec::new(
+                        format!("w{index}"),
+                        AgentSpec {
+                            image: "review-operator/demo-agent:local".into(),
+                            command: vec![self.binary.display().to_string()],
+                            args: vec!["demo-agent".into(), "--review-seconds".into(), seconds],
+                            env: vec![k8s_openapi::api::core::v1::EnvVar {
+                                name: "REVIEW_SOAK".into(),
+                                value: Some(self.soak_id.clone()),
+                                value_from: None,
+                            }],
+                            resources: None,
+                            harness: Some("demo-agent".into()),
+                            prompt: None,
+                            security_context: None,
+                        },
+                    )
                 },
             );
             reviewer.metadata.namespace = Some(NAMESPACE.into());

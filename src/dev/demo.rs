@@ -72,21 +72,19 @@ async fn play(client: &Client, binary: &std::path::Path, state_dir: &std::path::
     let mut reviewer = Reviewer::new(
         REVIEWER,
         ReviewerSpec {
-            worker_id: "demo".into(),
-            agent: AgentSpec {
-                command: vec![binary.display().to_string(), "demo-agent".into()],
-                args: vec!["--review-seconds".into(), REVIEW_SECONDS.into()],
-                env: Vec::new(),
-                harness: Some("demo-agent".into()),
-                ..AgentSpec::new("review-operator/demo-agent:local")
-            },
-            service_account_name: "review-agent".into(),
-            launch_deadline: "5m".into(),
-            r#match: None,
             // Runs that name their repository get a checkout; others (such as a
             // `kubectl review trigger` for a made-up pull request) are reviewed without one.
             workspace: Some(WorkspaceSpec { derive_clone_url: Some(false), ..WorkspaceSpec::default() }),
-            transcripts: None,
+            ..ReviewerSpec::new(
+                "demo",
+                AgentSpec {
+                    command: vec![binary.display().to_string(), "demo-agent".into()],
+                    args: vec!["--review-seconds".into(), REVIEW_SECONDS.into()],
+                    env: Vec::new(),
+                    harness: Some("demo-agent".into()),
+                    ..AgentSpec::new("review-operator/demo-agent:local")
+                },
+            )
         },
     );
     reviewer.metadata.namespace = Some(NAMESPACE.into());

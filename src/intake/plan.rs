@@ -185,13 +185,8 @@ mod tests {
         let mut reviewer = Reviewer::new(
             name,
             ReviewerSpec {
-                worker_id: "w1".into(),
-                agent: AgentSpec::new("img"),
-                service_account_name: "review-agent".into(),
-                launch_deadline: "5m".into(),
                 r#match: rules.map(|rules| serde_json::from_value(rules).unwrap()),
-                workspace: None,
-                transcripts: None,
+                ..ReviewerSpec::new("w1", AgentSpec::new("img"))
             },
         );
         reviewer.metadata.namespace = Some(namespace.into());

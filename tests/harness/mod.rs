@@ -183,15 +183,10 @@ impl Harness {
     pub async fn create_reviewer(&self, name: &str) -> Reviewer {
         let reviewer = Reviewer::new(
             name,
-            ReviewerSpec {
-                worker_id: "w1".into(),
-                agent: AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
-                service_account_name: "review-agent".into(),
-                launch_deadline: "5m".into(),
-                r#match: None,
-                workspace: None,
-                transcripts: None,
-            },
+            ReviewerSpec::new(
+                "w1",
+                AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
+            ),
         );
         self.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created")
     }

@@ -83,6 +83,20 @@ fn default_transcripts_kept() -> i64 {
 }
 
 impl ReviewerSpec {
+    /// The reviewer of `worker_id` running `agent`, with every other field at the default the
+    /// schema gives it.
+    pub fn new(worker_id: impl Into<String>, agent: AgentSpec) -> Self {
+        Self {
+            worker_id: worker_id.into(),
+            agent,
+            service_account_name: default_service_account_name(),
+            launch_deadline: default_launch_deadline(),
+            r#match: None,
+            workspace: None,
+            transcripts: None,
+        }
+    }
+
     /// How many transcripts the controller keeps.
     pub fn transcripts_kept(&self) -> usize {
         let keep = self.transcripts.as_ref().map_or(DEFAULT_TRANSCRIPTS_KEPT, |t| t.keep);

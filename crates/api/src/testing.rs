@@ -24,15 +24,10 @@ pub fn at(second: i64) -> Timestamp {
 pub fn reviewer() -> Reviewer {
     let mut reviewer = Reviewer::new(
         NAME,
-        ReviewerSpec {
-            worker_id: "w1".into(),
-            agent: AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
-            service_account_name: "review-agent".into(),
-            launch_deadline: "5m".into(),
-            r#match: None,
-            workspace: None,
-            transcripts: None,
-        },
+        ReviewerSpec::new(
+            "w1",
+            AgentSpec { harness: Some("claude-code".into()), ..AgentSpec::new("ghcr.io/acme/reviewer:1") },
+        ),
     );
     reviewer.metadata.namespace = Some("default".into());
     reviewer.metadata.generation = Some(1);

@@ -241,15 +241,7 @@ mod tests {
     }
 
     fn reviewer(name: &str, namespace: &str) -> Reviewer {
-        let spec = ReviewerSpec {
-            worker_id: "w1".into(),
-            agent: AgentSpec::new("ghcr.io/acme/reviewer:1"),
-            service_account_name: "review-agent".into(),
-            launch_deadline: "5m".into(),
-            r#match: None,
-            workspace: None,
-            transcripts: None,
-        };
+        let spec = ReviewerSpec::new("w1", AgentSpec::new("ghcr.io/acme/reviewer:1"));
         let mut reviewer = Reviewer::new(name, spec);
         reviewer.metadata.namespace = Some(namespace.into());
         reviewer

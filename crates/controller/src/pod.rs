@@ -294,19 +294,14 @@ mod tests {
     fn reviewer() -> Reviewer {
         let mut reviewer = Reviewer::new(
             "review-w1",
-            ReviewerSpec {
-                worker_id: "w1".into(),
-                agent: AgentSpec {
+            ReviewerSpec::new(
+                "w1",
+                AgentSpec {
                     command: vec!["reviewer".into()],
                     env: vec![env_var("MODEL", "large")],
                     ..AgentSpec::new("ghcr.io/acme/reviewer:1")
                 },
-                service_account_name: "review-agent".into(),
-                launch_deadline: "5m".into(),
-                r#match: None,
-                workspace: None,
-                transcripts: None,
-            },
+            ),
         );
         reviewer.metadata.namespace = Some("team".into());
         reviewer.metadata.uid = Some("reviewer-uid".into());
