@@ -4,7 +4,7 @@ use crate::error::{ApiError, Cause};
 use crate::registry::{Origin, ResourceInfo};
 use crate::schema::fields;
 use k8s_openapi::api::{
-    admissionregistration::v1 as admission, apps::v1 as apps, certificates::v1 as certificates,
+    admissionregistration::v1 as admission, apps::v1 as apps, batch::v1 as batch, certificates::v1 as certificates,
     coordination::v1 as coordination, core::v1 as core, events::v1 as events, flowcontrol::v1 as flowcontrol,
     policy::v1 as policy, rbac::v1 as rbac,
 };
@@ -40,6 +40,8 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("events.k8s.io", "Event") => decode_as::<events::Event>(info, &object),
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::Lease>(info, &object),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(info, &object),
+        ("batch", "Job") => decode_as::<batch::Job>(info, &object),
+        ("batch", "CronJob") => decode_as::<batch::CronJob>(info, &object),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             decode_as::<certificates::CertificateSigningRequest>(info, &object)
         }
@@ -285,6 +287,8 @@ pub struct Defaulting<'a> {
     pub old: Option<&'a Value>,
     /// Picks a free ClusterIP from the service range.
     pub allocate_cluster_ip: &'a dyn Fn() -> Result<String, ApiError>,
+    /// Picks a free node port, other than the ones given, from the node port range.
+    pub allocate_node_port: &'a dyn Fn(&[i64]) -> Result<i64, ApiError>,
 }
 
 /// A built-in resource: `short` names, and whether it has a `status` subresource.
@@ -340,6 +344,9 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         info("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
         info("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
         info("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
+        // Served and defaulted; no controller runs their pods.
+        info("batch", "v1", "jobs", "Job", true, &[], true),
+        info("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
         info("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
         info(
             "certificates.k8s.io",
@@ -385,15 +392,10 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         ),
     ];
     for info in &mut all {
-        if info.group.is_empty()
-            && matches!(
-                info.resource.as_str(),
-                "pods" | "serviceaccounts" | "configmaps" | "secrets" | "services" | "events"
-            )
-        {
+        if info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services") {
             info.categories = vec!["all".into()];
         }
-        if info.group == "apps" {
+        if info.group == "apps" || info.group == "batch" {
             info.categories = vec!["all".into()];
         }
         let own_storage = crate::server::strategy::Strategy::builtin(&info.group, &info.resource).subresources;

@@ -157,6 +157,8 @@ fn builtin_schema(generator: Option<&mut SchemaGenerator>, info: &ResourceInfo) 
         "events.k8s.io" "v1" "Event" => api::events::v1::Event,
         "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
         "apps" "v1" "Deployment" => api::apps::v1::Deployment,
+        "batch" "v1" "Job" => api::batch::v1::Job,
+        "batch" "v1" "CronJob" => api::batch::v1::CronJob,
         "policy" "v1" "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget,
         "flowcontrol.apiserver.k8s.io" "v1" "FlowSchema" => api::flowcontrol::v1::FlowSchema,
         "rbac.authorization.k8s.io" "v1" "Role" => api::rbac::v1::Role,

@@ -120,6 +120,9 @@ pub(crate) enum Columns {
     Pod,
     Namespace,
     Deployment,
+    Service,
+    Job,
+    CronJob,
     ConfigMap,
     Secret,
     CertificateSigningRequest,
@@ -219,6 +222,43 @@ impl Printer {
                     "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
                 ),
             ],
+            Self::Builtin(Columns::Service) => vec![
+                name,
+                s("Type", "type determines how the Service is exposed."),
+                s("Cluster-IP", "clusterIP is the IP address of the service and is usually assigned randomly."),
+                s(
+                    "External-IP",
+                    "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+                ),
+                s("Port(s)", "The list of ports that are exposed by this service."),
+                age,
+                wide("Selector", "Route service traffic to pods with label keys and values matching this selector."),
+            ],
+            Self::Builtin(Columns::Job) => vec![
+                name,
+                s("Status", "Status of the job."),
+                s("Completions", "The completion status of the job."),
+                s("Duration", "Time required to complete the job."),
+                age,
+                wide("Containers", "Names of each container in the template."),
+                wide("Images", "Images referenced by each container in the template."),
+                wide("Selector", "Selector of the job."),
+            ],
+            Self::Builtin(Columns::CronJob) => vec![
+                name,
+                s("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+                s(
+                    "Timezone",
+                    "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.",
+                ),
+                column("Suspend", "boolean", "", "This flag tells the controller to suspend subsequent executions.", 0),
+                column("Active", "integer", "", "A list of pointers to currently running jobs.", 0),
+                s("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+                age,
+                wide("Containers", "Names of each container in the template."),
+                wide("Images", "Images referenced by each container in the template."),
+                wide("Selector", "Selector of the job."),
+            ],
             Self::Builtin(Columns::ConfigMap) => {
                 vec![name, column("Data", "string", "", "Data contains the configuration data.", 0), age]
             }
@@ -253,6 +293,9 @@ impl Printer {
             Self::Builtin(Columns::Pod) => pod_cells(object, name, age, now),
             Self::Builtin(Columns::Namespace) => vec![name, json!(str_at(object, "/status/phase")), age],
             Self::Builtin(Columns::Deployment) => deployment_cells(object, name, age),
+            Self::Builtin(Columns::Service) => service_cells(object, name, age),
+            Self::Builtin(Columns::Job) => job_cells(object, name, age, now),
+            Self::Builtin(Columns::CronJob) => cron_job_cells(object, name, age, now),
             Self::Builtin(Columns::ConfigMap) => {
                 vec![name, json!(count(object, "data") + count(object, "binaryData")), age]
             }
@@ -503,23 +546,162 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: DateTime<Utc>) -> Vec<Va
 
 fn deployment_cells(deploy: &Value, name: Value, age: Value) -> Vec<Value> {
     let desired = deploy.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    let containers: Vec<&Value> = deploy
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .map(|c| c.iter().collect())
-        .unwrap_or_default();
-    let join = |field: &str| {
-        containers.iter().map(|c| c.get(field).and_then(Value::as_str).unwrap_or("")).collect::<Vec<_>>().join(",")
-    };
+    let template = deploy.pointer("/spec/template");
     vec![
         name,
         json!(format!("{}/{desired}", int_at(deploy, "/status/readyReplicas"))),
         json!(int_at(deploy, "/status/updatedReplicas")),
         json!(int_at(deploy, "/status/availableReplicas")),
         age,
-        json!(join("name")),
-        json!(join("image")),
+        json!(template_containers(template, "name")),
+        json!(template_containers(template, "image")),
         json!(selector_string(deploy.pointer("/spec/selector"))),
+    ]
+}
+
+/// kubectl's Service row: its type, addresses, and ports as `port[:nodePort]/protocol`.
+fn service_cells(service: &Value, name: Value, age: Value) -> Vec<Value> {
+    let service_type = str_at(service, "/spec/type");
+    let list = |pointer: &str| -> Vec<String> {
+        let items = service.pointer(pointer).and_then(Value::as_array);
+        items.into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
+    };
+    let external_ips = list("/spec/externalIPs");
+    let external = match service_type {
+        "ExternalName" => str_at(service, "/spec/externalName").to_string(),
+        "LoadBalancer" => {
+            let ingress = service.pointer("/status/loadBalancer/ingress").and_then(Value::as_array);
+            let mut addresses: Vec<String> = ingress
+                .into_iter()
+                .flatten()
+                .map(|i| if str_at(i, "/ip").is_empty() { str_at(i, "/hostname") } else { str_at(i, "/ip") })
+                .map(String::from)
+                .collect();
+            addresses.extend(external_ips);
+            if addresses.is_empty() { "<pending>".to_string() } else { addresses.join(",") }
+        }
+        _ if external_ips.is_empty() => "<none>".to_string(),
+        _ => external_ips.join(","),
+    };
+    let ports = service.pointer("/spec/ports").and_then(Value::as_array);
+    let ports: Vec<String> = ports
+        .into_iter()
+        .flatten()
+        .map(|port| {
+            let number = int_at(port, "/port");
+            let protocol = str_at(port, "/protocol");
+            match port.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
+                Some(node_port) => format!("{number}:{node_port}/{protocol}"),
+                None => format!("{number}/{protocol}"),
+            }
+        })
+        .collect();
+    let cluster_ip = match str_at(service, "/spec/clusterIP") {
+        "" => "<none>",
+        ip => ip,
+    };
+    let selector = service.pointer("/spec/selector").and_then(Value::as_object);
+    let selector = match selector.filter(|s| !s.is_empty()) {
+        Some(labels) => {
+            labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+        }
+        None => "<none>".to_string(),
+    };
+    vec![
+        name,
+        json!(service_type),
+        json!(cluster_ip),
+        json!(external),
+        json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+        age,
+        json!(selector),
+    ]
+}
+
+/// The containers of a pod template, by `field`, joined by commas.
+fn template_containers(template: Option<&Value>, field: &str) -> String {
+    let containers = template.and_then(|t| t.pointer("/spec/containers")).and_then(Value::as_array);
+    let values: Vec<&str> =
+        containers.into_iter().flatten().map(|c| c.get(field).and_then(Value::as_str).unwrap_or("")).collect();
+    values.join(",")
+}
+
+/// Whether the Job's condition of `type_` is true.
+fn job_condition(job: &Value, type_: &str) -> bool {
+    let conditions = job.pointer("/status/conditions").and_then(Value::as_array);
+    conditions.into_iter().flatten().any(|c| str_at(c, "/type") == type_ && str_at(c, "/status") == "True")
+}
+
+/// kubectl's Job row: the status from its conditions, `succeeded/completions` (or `succeeded/1 of
+/// parallelism` for a work queue), and the time from start to completion (or to now).
+fn job_cells(job: &Value, name: Value, age: Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = if job_condition(job, "Complete") {
+        "Complete"
+    } else if job_condition(job, "Failed") {
+        "Failed"
+    } else if job_condition(job, "FailureTarget") {
+        "FailureTarget"
+    } else if job_condition(job, "Suspended") {
+        "Suspended"
+    } else if job_condition(job, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let succeeded = int_at(job, "/status/succeeded");
+    let completions = match job.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(completions) => format!("{succeeded}/{completions}"),
+        None => {
+            let parallelism = job.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(0);
+            if parallelism > 1 { format!("{succeeded}/1 of {parallelism}") } else { format!("{succeeded}/1") }
+        }
+    };
+    let time =
+        |pointer: &str| job.pointer(pointer).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let duration = match (time("/status/startTime"), time("/status/completionTime")) {
+        (Some(start), Some(end)) => human_duration(end.signed_duration_since(start)),
+        (Some(start), None) => human_duration(now.signed_duration_since(start)),
+        (None, _) => String::new(),
+    };
+    let template = job.pointer("/spec/template");
+    vec![
+        name,
+        json!(status),
+        json!(completions),
+        json!(duration),
+        age,
+        json!(template_containers(template, "name")),
+        json!(template_containers(template, "image")),
+        json!(selector_string(job.pointer("/spec/selector"))),
+    ]
+}
+
+/// kubectl's CronJob row.
+fn cron_job_cells(cron: &Value, name: Value, age: Value, now: DateTime<Utc>) -> Vec<Value> {
+    let zone = cron.pointer("/spec/timeZone").and_then(Value::as_str).unwrap_or("<none>");
+    // `printBoolPtr`: Go's `%t` capitalised.
+    let suspend = match cron.pointer("/spec/suspend").and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    let active = cron.pointer("/status/active").and_then(Value::as_array).map_or(0, Vec::len);
+    let last = match cron.pointer("/status/lastScheduleTime") {
+        Some(time) => age_since(Some(time), now),
+        None => "<none>".to_string(),
+    };
+    let template = cron.pointer("/spec/jobTemplate/spec/template");
+    vec![
+        name,
+        json!(str_at(cron, "/spec/schedule")),
+        json!(zone),
+        json!(suspend),
+        json!(active),
+        json!(last),
+        age,
+        json!(template_containers(template, "name")),
+        json!(template_containers(template, "image")),
+        json!(selector_string(cron.pointer("/spec/jobTemplate/spec/selector"))),
     ]
 }
 

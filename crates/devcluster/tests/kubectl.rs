@@ -480,6 +480,105 @@ async fn create_generators_send_protobuf_bodies() {
     cluster.shutdown().await.unwrap();
 }
 
+/// Every `kubectl create` generator of a served kind sends protobuf and is read as the real server
+/// reads it: zero values that Go leaves out of JSON stay out, pointers set to zero stay in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_generator_of_a_served_kind_is_read_from_protobuf() {
+    let cluster = support::cluster().await;
+    let created = [
+        (
+            &["create", "deployment", "d", "--image=nginx:1.27", "--replicas=0", "--port=80"][..],
+            "deployment.apps/d created",
+        ),
+        (&["create", "service", "nodeport", "np", "--tcp=80:8080"][..], "service/np created"),
+        (&["create", "service", "clusterip", "headless", "--clusterip=None"][..], "service/headless created"),
+        (&["create", "quota", "q", "--hard=pods=2,cpu=1"][..], "resourcequota/q created"),
+        (&["create", "role", "r", "--verb=get", "--resource=pods"][..], "role.rbac.authorization.k8s.io/r created"),
+        (
+            &["create", "rolebinding", "rb", "--role=r", "--user=u"][..],
+            "rolebinding.rbac.authorization.k8s.io/rb created",
+        ),
+        (
+            &["create", "clusterrole", "cr", "--verb=get", "--resource=nodes"][..],
+            "clusterrole.rbac.authorization.k8s.io/cr created",
+        ),
+        (
+            &["create", "clusterrolebinding", "crb", "--clusterrole=cr", "--group=g"][..],
+            "clusterrolebinding.rbac.authorization.k8s.io/crb created",
+        ),
+        (&["create", "pdb", "p", "--selector=a=b", "--min-available=50%"][..], "poddisruptionbudget.policy/p created"),
+        (&["create", "job", "j", "--image=busybox", "--", "echo", "hi"][..], "job.batch/j created"),
+        (&["create", "cronjob", "c", "--image=busybox", "--schedule=*/5 * * * *"][..], "cronjob.batch/c created"),
+        (&["create", "job", "from-c", "--from=cronjob/c"][..], "job.batch/from-c created"),
+    ];
+    for (args, expected) in created {
+        let out = kubectl(&cluster, args).await.ok();
+        assert_eq!(out.trim(), expected, "kubectl {args:?}");
+    }
+    let json = |args: &'static [&'static str]| {
+        let cluster = &cluster;
+        async move { serde_json::from_str::<serde_json::Value>(&kubectl(cluster, args).await.ok()).unwrap() }
+    };
+    let deployment = json(&["get", "deployment", "d", "-o", "json"]).await;
+    assert_eq!(deployment["spec"]["replicas"], 0, "a pointer set to zero is kept");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"], serde_json::json!([{"containerPort": 80, "protocol": "TCP"}]));
+    for value_field in ["stdin", "tty"] {
+        assert!(container.get(value_field).is_none(), "a Go value field at zero is left out: {container}");
+    }
+    assert!(deployment["spec"].get("paused").is_none() && deployment["spec"].get("minReadySeconds").is_none());
+    assert!(deployment["spec"]["template"]["metadata"].get("creationTimestamp").is_none());
+    let service = json(&["get", "service", "np", "-o", "json"]).await;
+    let port = &service["spec"]["ports"][0];
+    assert_eq!((port["port"].clone(), port["targetPort"].clone()), (serde_json::json!(80), serde_json::json!(8080)));
+    let node_port = port["nodePort"].as_i64().expect("a node port was allocated");
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    let quota = json(&["get", "quota", "q", "-o", "json"]).await;
+    assert_eq!(quota["spec"]["hard"], serde_json::json!({"cpu": "1", "pods": "2"}));
+    let pdb = json(&["get", "pdb", "p", "-o", "json"]).await;
+    assert_eq!(pdb["spec"]["minAvailable"], "50%", "an IntOrString string");
+    let binding = json(&["get", "rolebinding", "rb", "-o", "json"]).await;
+    assert_eq!(binding["subjects"][0]["name"], "u");
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"})
+    );
+    let job = json(&["get", "job", "j", "-o", "json"]).await;
+    let uid = job["metadata"]["uid"].as_str().expect("a uid");
+    assert_eq!(
+        job["spec"]["selector"],
+        serde_json::json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    assert_eq!(job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"], "j");
+    assert_eq!((job["spec"]["backoffLimit"].clone(), job["spec"]["completions"].clone()), (6.into(), 1.into()));
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["command"], serde_json::json!(["echo", "hi"]));
+    let cron = json(&["get", "cronjob", "c", "-o", "json"]).await;
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Allow");
+    assert_eq!(cron["spec"]["successfulJobsHistoryLimit"], 3);
+
+    let rows = table(&kubectl(&cluster, &["get", "services"]).await.ok());
+    assert_eq!(rows[0], ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+    let np = rows.iter().find(|r| r[0] == "np").expect("a row for np");
+    assert_eq!((np[1].as_str(), np[3].as_str()), ("NodePort", "<none>"));
+    assert_eq!(np[4], format!("80:{node_port}/TCP"));
+    let headless = rows.iter().find(|r| r[0] == "headless").expect("a row for headless");
+    assert_eq!(headless[2], "None");
+    let rows = table(&kubectl(&cluster, &["get", "jobs"]).await.ok());
+    assert_eq!(rows[0], ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    assert_eq!(&rows[1][..3], ["from-c", "Running", "0/1"], "no controller runs them: {rows:?}");
+    let rows = table(&kubectl(&cluster, &["get", "cj"]).await.ok());
+    assert_eq!(rows[0], ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]);
+    assert_eq!(rows[1][..7], ["c", "*/5", "*", "*", "*", "*", "<none>"], "{rows:?}");
+    // `all` is pods, services and the workload kinds, not config maps or service accounts.
+    let all = kubectl(&cluster, &["get", "all", "-o", "name"]).await.ok();
+    assert!(all.contains("service/np") && all.contains("job.batch/j") && all.contains("cronjob.batch/c"), "{all}");
+    assert!(!all.contains("configmap/") && !all.contains("serviceaccount/"), "{all}");
+
+    let bad = kubectl(&cluster, &["create", "cronjob", "bad", "--image=busybox", "--schedule=nope"]).await.failed();
+    assert!(bad.contains("spec.schedule: Invalid value: \"nope\""), "{bad}");
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

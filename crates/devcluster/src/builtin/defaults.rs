@@ -11,6 +11,9 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 /// The service range ClusterIPs come from: kubeadm's and kind's default, `10.96.0.0/12`.
+/// The node port range kube-apiserver serves by default (`--service-node-port-range`).
+pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
+
 pub const SERVICE_RANGE: (u32, u32) = (0x0a60_0000, 12);
 
 /// The first address of the service range, held by the `default/kubernetes` Service.
@@ -112,8 +115,12 @@ pub(crate) fn service(object: &mut Value, ctx: &Defaulting<'_>) -> Result<(), Ap
             }
         }
     }
-    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+    let service_type = spec.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+    if service_type == "ExternalName" {
         return Ok(());
+    }
+    if matches!(service_type.as_str(), "NodePort" | "LoadBalancer") {
+        allocate_node_ports(spec, ctx)?;
     }
     if let Some(old) = ctx.old.and_then(|o| o.pointer("/spec/clusterIP")).filter(|v| v.is_string()) {
         default(spec, "clusterIP", old.clone());
@@ -133,6 +140,31 @@ pub(crate) fn service(object: &mut Value, ctx: &Defaulting<'_>) -> Result<(), Ap
     }
     default(spec, "ipFamilyPolicy", json!("SingleStack"));
     default(spec, "internalTrafficPolicy", json!("Cluster"));
+    Ok(())
+}
+
+/// Gives every port of a NodePort or LoadBalancer Service a node port: the one the stored Service
+/// gave the same port and protocol, or a free one.
+fn allocate_node_ports(spec: &mut Map<String, Value>, ctx: &Defaulting<'_>) -> Result<(), ApiError> {
+    let key = |port: &Value| (port.get("port").cloned(), port.get("protocol").cloned());
+    let old_ports: Vec<Value> =
+        ctx.old.and_then(|o| o.pointer("/spec/ports")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let Some(Value::Array(ports)) = spec.get_mut("ports") else { return Ok(()) };
+    let mut assigned: Vec<i64> = ports.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).collect();
+    for port in ports.iter_mut() {
+        if port.get("nodePort").and_then(Value::as_i64).is_some_and(|n| n != 0) {
+            continue;
+        }
+        let kept = old_ports.iter().find(|old| key(old) == key(port)).and_then(|old| old.get("nodePort")).cloned();
+        let node_port = match kept {
+            Some(kept) => kept,
+            None => json!((ctx.allocate_node_port)(&assigned)?),
+        };
+        assigned.extend(node_port.as_i64());
+        if let Some(port) = port.as_object_mut() {
+            port.insert("nodePort".into(), node_port);
+        }
+    }
     Ok(())
 }
 
@@ -159,9 +191,51 @@ pub(crate) fn deployment(object: &mut Value, _: &Defaulting<'_>) -> Result<(), A
     Ok(())
 }
 
+/// Jobs: `parallelism` and `completions` 1 when neither is set, `backoffLimit: 6`,
+/// `completionMode: NonIndexed`, `suspend: false`, `podReplacementPolicy: TerminatingOrFailed`,
+/// and the pod template's spec defaults.
+pub(crate) fn job(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
+    let Some(spec) = object.as_object_mut().and_then(|map| object_at(map, "spec")) else { return Ok(()) };
+    job_spec(spec);
+    Ok(())
+}
+
+fn job_spec(spec: &mut Map<String, Value>) {
+    if !spec.contains_key("completions") && !spec.contains_key("parallelism") {
+        spec.insert("completions".into(), json!(1));
+    }
+    default(spec, "parallelism", json!(1));
+    default(spec, "backoffLimit", json!(6));
+    default(spec, "completionMode", json!("NonIndexed"));
+    default(spec, "suspend", json!(false));
+    default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    if let Some(template_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")).and_then(Value::as_object_mut)
+    {
+        pod_spec(template_spec);
+    }
+}
+
+/// CronJobs: `concurrencyPolicy: Allow`, `suspend: false`, three successful and one failed job
+/// kept, and the job template's defaults.
+pub(crate) fn cron_job(object: &mut Value, _: &Defaulting<'_>) -> Result<(), ApiError> {
+    let Some(spec) = object.as_object_mut().and_then(|map| object_at(map, "spec")) else { return Ok(()) };
+    default(spec, "concurrencyPolicy", json!("Allow"));
+    default(spec, "suspend", json!(false));
+    default(spec, "successfulJobsHistoryLimit", json!(3));
+    default(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(job) = spec.get_mut("jobTemplate").and_then(|t| t.get_mut("spec")).and_then(Value::as_object_mut) {
+        job_spec(job);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_port(_: &[i64]) -> Result<i64, ApiError> {
+        Err(ApiError::internal("no port"))
+    }
 
     fn no_ip() -> Result<String, ApiError> {
         Ok("10.96.0.7".into())
@@ -172,7 +246,7 @@ mod tests {
         mut object: Value,
         old: Option<&Value>,
     ) -> Value {
-        f(&mut object, &Defaulting { old, allocate_cluster_ip: &no_ip }).unwrap();
+        f(&mut object, &Defaulting { old, allocate_cluster_ip: &no_ip, allocate_node_port: &no_port }).unwrap();
         object
     }
 
@@ -183,7 +257,9 @@ mod tests {
         let tls = run(secret, json!({"type": "kubernetes.io/tls", "stringData": {}}), None);
         assert_eq!(tls, json!({"type": "kubernetes.io/tls"}));
         let mut bad = json!({"stringData": {"k": 1}});
-        let err = secret(&mut bad, &Defaulting { old: None, allocate_cluster_ip: &no_ip }).unwrap_err();
+        let err =
+            secret(&mut bad, &Defaulting { old: None, allocate_cluster_ip: &no_ip, allocate_node_port: &no_port })
+                .unwrap_err();
         assert_eq!((err.code, err.message.as_str()), (400, "stringData.k: must be a string"));
     }
 

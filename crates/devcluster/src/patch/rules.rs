@@ -55,6 +55,11 @@ impl MergeRules {
                 rules.map_list("status.conditions", &["type"]);
                 rules.atomic_map("spec.selector");
             }
+            ("batch", "CronJob") => {
+                rules.pod_spec("spec.jobTemplate.spec.template.spec");
+                rules.atomic_map("spec.jobTemplate.spec.selector");
+                rules.atomic("status.active");
+            }
             ("", "Namespace") => {
                 rules.atomic("spec.finalizers");
                 rules.map_list("status.conditions", &["type"]);

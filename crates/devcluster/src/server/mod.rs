@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod batch;
 mod bootstrap;
 mod crd;
 pub(crate) mod csr;

@@ -378,7 +378,13 @@ impl ApiServer {
                 }
                 if let Some(defaults) = Strategy::of(info).defaults {
                     let allocate = || self.allocate_cluster_ip();
-                    defaults(object, &crate::builtin::Defaulting { old, allocate_cluster_ip: &allocate })?;
+                    let allocate_port = |also_taken: &[i64]| self.allocate_node_port(also_taken);
+                    let defaulting = crate::builtin::Defaulting {
+                        old,
+                        allocate_cluster_ip: &allocate,
+                        allocate_node_port: &allocate_port,
+                    };
+                    defaults(object, &defaulting)?;
                 }
                 let causes = validate_builtin(info, object);
                 if !causes.is_empty() {
@@ -465,6 +471,26 @@ impl ApiServer {
             }
         }
         Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
+    }
+
+    /// A random free port of the node port range (30000-32767), as the real allocator picks,
+    /// other than the ones any Service holds and `also_taken`.
+    fn allocate_node_port(&self, also_taken: &[i64]) -> Result<i64, ApiError> {
+        use crate::builtin::defaults::NODE_PORT_RANGE;
+        use rand::Rng;
+        let mut taken: std::collections::HashSet<i64> = also_taken.iter().copied().collect();
+        for service in self.store.list("", "services", None).objects.iter() {
+            let ports = service.pointer("/spec/ports").and_then(Value::as_array);
+            taken.extend(ports.into_iter().flatten().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)));
+        }
+        let mut rng = rand::rng();
+        for _ in 0..1024 {
+            let port = rng.random_range(NODE_PORT_RANGE);
+            if !taken.contains(&port) {
+                return Ok(port);
+            }
+        }
+        Err(ApiError::internal("failed to allocate a nodePort: range is full"))
     }
 
     /// Creates an object (POST, or server-side apply of a missing object).

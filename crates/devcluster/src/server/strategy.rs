@@ -186,6 +186,7 @@ impl Strategy {
             ("", "services") => Self {
                 returns_deleted_object: true,
                 defaults: Some(defaults::service),
+                columns: Columns::Service,
                 field_labels: Some(FieldLabels::only(&[
                     "metadata.name",
                     "metadata.namespace",
@@ -237,6 +238,19 @@ impl Strategy {
             ("apps", "deployments") => {
                 Self { defaults: Some(defaults::deployment), columns: Columns::Deployment, ..generic }
             }
+            ("batch", "jobs") => Self {
+                prepare_for_create: super::batch::prepare_job,
+                defaults: Some(defaults::job),
+                validate: Some(|_, object, old| super::batch::validate_job(object, old)),
+                columns: Columns::Job,
+                ..generic
+            },
+            ("batch", "cronjobs") => Self {
+                defaults: Some(defaults::cron_job),
+                validate: Some(|_, object, old| super::batch::validate_cron_job(object, old)),
+                columns: Columns::CronJob,
+                ..generic
+            },
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self {
                 prepare_for_create: |_, _, object| {
                     object.remove("status");
@@ -269,7 +283,7 @@ impl Strategy {
 
 /// The generic store's `PrepareForCreate`: a resource with a status subresource starts without
 /// a status, as only that subresource writes it.
-fn clear_status(info: &ResourceInfo, _: &UserInfo, object: &mut Map<String, Value>) {
+pub(super) fn clear_status(info: &ResourceInfo, _: &UserInfo, object: &mut Map<String, Value>) {
     if info.has_status() {
         object.remove("status");
     }
