@@ -9,6 +9,7 @@ use k8s_openapi::api::{
     policy::v1 as policy, rbac::v1 as rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -60,6 +61,7 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             decode_as::<apiextensions::CustomResourceDefinition>(info, &object)
         }
+        ("apiregistration.k8s.io", "APIService") => decode_as::<apiregistration::APIService>(info, &object),
         _ => Ok(Vec::new()),
     }
 }
@@ -390,6 +392,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &["crd", "crds"],
             true,
         ),
+        info("apiregistration.k8s.io", "v1", "apiservices", "APIService", false, &[], true),
     ];
     for info in &mut all {
         if info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services") {

@@ -44,7 +44,7 @@ impl NameRule {
     pub fn for_resource(group: &str, resource: &str) -> Self {
         match (group, resource) {
             ("", "namespaces" | "services") => Self::Label,
-            ("rbac.authorization.k8s.io", _) => Self::Path,
+            ("rbac.authorization.k8s.io", _) | ("apiregistration.k8s.io", "apiservices") => Self::Path,
             _ => Self::Subdomain,
         }
     }

@@ -126,6 +126,7 @@ pub(crate) enum Columns {
     ConfigMap,
     Secret,
     CertificateSigningRequest,
+    APIService,
     NameAndAge,
 }
 
@@ -276,6 +277,12 @@ impl Printer {
                 s("RequestedDuration", "The requested duration of validity of the issued certificate."),
                 s("Condition", "The status of the certificate signing request."),
             ],
+            Self::Builtin(Columns::APIService) => vec![
+                name,
+                s("Service", "The reference to the service that hosts this API endpoint."),
+                s("Available", "Whether this service is available."),
+                age,
+            ],
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
@@ -316,8 +323,30 @@ impl Printer {
                     json!(csr_condition(object)),
                 ]
             }
+            Self::Builtin(Columns::APIService) => {
+                vec![name, json!(apiservice_service(object)), json!(apiservice_available(object)), age]
+            }
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
+    }
+}
+
+/// `Local`, or the `namespace/name` of the Service that serves the APIService.
+fn apiservice_service(object: &Value) -> String {
+    match object.pointer("/spec/service").filter(|s| !s.is_null()) {
+        Some(service) => format!("{}/{}", str_at(service, "/namespace"), str_at(service, "/name")),
+        None => "Local".to_string(),
+    }
+}
+
+/// `True`, or `False (Reason)`, from the Available condition; `Unknown` without one.
+fn apiservice_available(object: &Value) -> String {
+    let conditions = object.pointer("/status/conditions").and_then(Value::as_array);
+    let available = conditions.into_iter().flatten().find(|c| str_at(c, "/type") == "Available");
+    match available {
+        Some(c) if str_at(c, "/status") == "True" => "True".to_string(),
+        Some(c) => format!("{} ({})", str_at(c, "/status"), str_at(c, "/reason")),
+        None => "Unknown".to_string(),
     }
 }
 

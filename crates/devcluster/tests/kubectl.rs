@@ -579,6 +579,44 @@ async fn every_create_generator_of_a_served_kind_is_read_from_protobuf() {
     cluster.shutdown().await.unwrap();
 }
 
+/// Every built-in group-version has a local APIService; a CRD's group-version has one while the
+/// CRD serves it; an aggregated APIService is stored but reported unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiservices_list_the_served_group_versions() {
+    let cluster = support::cluster().await;
+    let rows = table(&kubectl(&cluster, &["get", "apiservices"]).await.ok());
+    assert_eq!(rows[0], ["NAME", "SERVICE", "AVAILABLE", "AGE"]);
+    for name in ["v1.", "v1.apps", "v1.batch", "v1.rbac.authorization.k8s.io", "v1.apiregistration.k8s.io"] {
+        let row = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("{name} in {rows:?}"));
+        assert_eq!((row[1].as_str(), row[2].as_str()), ("Local", "True"), "{row:?}");
+    }
+    assert!(!rows.iter().any(|r| r[0] == "v1alpha1.review.ao.dev"), "no CRD yet: {rows:?}");
+    install_review_run_crd(&cluster).await;
+    let apiservice = kubectl(&cluster, &["get", "apiservice", "v1alpha1.review.ao.dev", "-o", "json"]).await.ok();
+    let apiservice: serde_json::Value = serde_json::from_str(&apiservice).unwrap();
+    assert_eq!(apiservice["metadata"]["labels"]["kube-aggregator.kubernetes.io/automanaged"], "true");
+    assert_eq!(apiservice["spec"]["groupPriorityMinimum"], 1000);
+    kubectl(&cluster, &["delete", "crd", REVIEW_RUN_CRD]).await.ok();
+    let gone = kubectl(&cluster, &["get", "apiservice", "v1alpha1.review.ao.dev"]).await.failed();
+    assert!(gone.contains("NotFound") || gone.contains("not found"), "{gone}");
+
+    let remote = r#"{"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100, "versionPriority": 100,
+            "insecureSkipTLSVerify": true, "service": {"namespace": "kube-system", "name": "metrics-server"}}}"#;
+    let out = kubectl_stdin(&cluster, &["create", "-f", "-"], remote).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = table(&kubectl(&cluster, &["get", "apiservice", "v1beta1.metrics.k8s.io"]).await.ok());
+    assert_eq!(
+        rows[1][..4],
+        ["v1beta1.metrics.k8s.io", "kube-system/metrics-server", "False", "(FailedDiscoveryCheck)"]
+    );
+    let misnamed = remote.replace("v1beta1.metrics.k8s.io", "metrics");
+    let out = kubectl_stdin(&cluster, &["create", "-f", "-"], &misnamed).await;
+    assert!(out.stderr.contains("metadata.name: Invalid value: \"metrics\""), "{}", out.stderr);
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

@@ -7,6 +7,7 @@ use super::table::{Field, Kind::*, Message};
 pub(super) const KINDS: &[(&str, &str, &str)] = &[
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "api.admissionregistration.v1.ValidatingAdmissionPolicy"),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding"),
+    ("apiregistration.k8s.io/v1", "APIService", "kube_aggregator.pkg.apis.apiregistration.v1.APIService"),
     ("apps/v1", "Deployment", "api.apps.v1.Deployment"),
     ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
     ("autoscaling/v1", "Scale", "api.autoscaling.v1.Scale"),
@@ -2377,6 +2378,50 @@ pub(super) const MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "uid", kind: Str, list: false, omit_zero: false },
             Field { tag: 2, json: "resourceVersion", kind: Str, list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "kube_aggregator.pkg.apis.apiregistration.v1.APIService",
+        fields: &[
+            Field { tag: 1, json: "metadata", kind: Msg("apimachinery.pkg.apis.meta.v1.ObjectMeta"), list: false, omit_zero: false },
+            Field { tag: 2, json: "spec", kind: Msg("kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec"), list: false, omit_zero: false },
+            Field { tag: 3, json: "status", kind: Msg("kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus"), list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
+        fields: &[
+            Field { tag: 1, json: "type", kind: Str, list: false, omit_zero: false },
+            Field { tag: 2, json: "status", kind: Str, list: false, omit_zero: false },
+            Field { tag: 3, json: "lastTransitionTime", kind: Msg("apimachinery.pkg.apis.meta.v1.Time"), list: false, omit_zero: false },
+            Field { tag: 4, json: "reason", kind: Str, list: false, omit_zero: false },
+            Field { tag: 5, json: "message", kind: Str, list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
+        fields: &[
+            Field { tag: 1, json: "service", kind: Msg("kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference"), list: false, omit_zero: false },
+            Field { tag: 2, json: "group", kind: Str, list: false, omit_zero: false },
+            Field { tag: 3, json: "version", kind: Str, list: false, omit_zero: false },
+            Field { tag: 4, json: "insecureSkipTLSVerify", kind: Bool, list: false, omit_zero: false },
+            Field { tag: 5, json: "caBundle", kind: Bytes, list: false, omit_zero: false },
+            Field { tag: 7, json: "groupPriorityMinimum", kind: I32, list: false, omit_zero: false },
+            Field { tag: 8, json: "versionPriority", kind: I32, list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
+        fields: &[
+            Field { tag: 1, json: "conditions", kind: Msg("kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition"), list: true, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference",
+        fields: &[
+            Field { tag: 1, json: "namespace", kind: Str, list: false, omit_zero: false },
+            Field { tag: 2, json: "name", kind: Str, list: false, omit_zero: false },
+            Field { tag: 3, json: "port", kind: I32, list: false, omit_zero: false },
         ],
     },
 ];

@@ -236,13 +236,14 @@ impl ApiServer {
             .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         let service = std::iter::once(kubernetes_service());
         let rbac = cluster_roles().into_iter().chain(cluster_role_bindings());
-        for object in namespaces.chain(service).chain(rbac) {
+        let apiservices = super::apiservices::builtin_apiservices();
+        for object in namespaces.chain(service).chain(rbac).chain(apiservices) {
             self.create_missing(object, &ctx);
         }
     }
 
     /// Creates `object` unless one of its kind and name exists.
-    fn create_missing(&self, object: Value, ctx: &WriteContext) {
+    pub(super) fn create_missing(&self, object: Value, ctx: &WriteContext) {
         let api_version = meta::str_at(&object, "/apiVersion").to_string();
         let Some(info) = self.registry.by_kind(&api_version, meta::str_at(&object, "/kind")) else { return };
         let namespace = meta::str_at(&object, "/metadata/namespace").to_string();

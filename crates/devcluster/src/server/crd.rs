@@ -189,6 +189,8 @@ impl ApiServer {
         for (info, _) in served {
             self.registry.insert(info);
         }
+        self.register_custom_versions(crd);
+        self.unregister_custom_versions(meta::str_at(crd, "/spec/group"));
         let now = meta::now_rfc3339();
         let condition = |type_: &str, reason: &str, message: &str| json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
         let names = crd.pointer("/spec/names").cloned().unwrap_or(Value::Null);
@@ -253,5 +255,6 @@ impl ApiServer {
         if let Ok(mut schemas) = self.schemas.write() {
             schemas.retain(|_, s| s.crd != name);
         }
+        self.unregister_custom_versions(&group);
     }
 }

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod apiservices;
 mod batch;
 mod bootstrap;
 mod crd;

@@ -238,6 +238,12 @@ impl Strategy {
             ("apps", "deployments") => {
                 Self { defaults: Some(defaults::deployment), columns: Columns::Deployment, ..generic }
             }
+            ("apiregistration.k8s.io", "apiservices") => Self {
+                prepare_for_create: super::apiservices::prepare_for_create,
+                validate: Some(|_, object, old| super::apiservices::validate(object, old)),
+                columns: Columns::APIService,
+                ..generic
+            },
             ("batch", "jobs") => Self {
                 prepare_for_create: super::batch::prepare_job,
                 defaults: Some(defaults::job),
