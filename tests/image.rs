@@ -41,7 +41,11 @@ fn the_image_builds_without_the_dev_cluster() {
         .take_while(|line| !line.starts_with('['))
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .collect();
-    assert_eq!(profile, ["inherits = \"release\"", "strip = \"symbols\""]);
+    assert_eq!(
+        profile,
+        ["inherits = \"release\"", "strip = \"symbols\"", "lto = \"fat\"", "codegen-units = 1"],
+        "the image binary is built stripped and optimized as one unit"
+    );
     assert!(include_str!("../Dockerfile").contains("COPY --from=build /out/review-operator /review-operator"));
     assert_build_has(&["cp \"target/$target/image/review-operator\""]);
 }
