@@ -617,6 +617,48 @@ async fn apiservices_list_the_served_group_versions() {
     cluster.shutdown().await.unwrap();
 }
 
+/// `kubectl debug` adds an ephemeral container through the pod's `ephemeralcontainers`
+/// subresource; once added it can be neither removed nor changed, and writes to the pod keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_adds_an_ephemeral_container() {
+    let cluster = support::cluster().await;
+    kubectl(&cluster, &["run", "web", "--image=nginx:1.27", "-n", "default"]).await.ok();
+    let out = kubectl(&cluster, &["debug", "web", "--image=busybox", "--target=web", "-n", "default"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("Defaulting debug container name to debugger-"), "{said}");
+    let pod = kubectl(&cluster, &["get", "pod", "web", "-n", "default", "-o", "json"]).await.ok();
+    let pod: serde_json::Value = serde_json::from_str(&pod).unwrap();
+    let debugger = &pod["spec"]["ephemeralContainers"][0];
+    assert_eq!((debugger["image"].as_str(), debugger["targetContainerName"].as_str()), (Some("busybox"), Some("web")));
+    assert_eq!(debugger["terminationMessagePath"], "/dev/termination-log", "defaulted as a container is");
+    assert_eq!(pod["spec"]["containers"].as_array().map(Vec::len), Some(1));
+
+    let remove = r#"[{"op": "remove", "path": "/spec/ephemeralContainers/0"}]"#;
+    let args =
+        ["patch", "pod", "web", "-n", "default", "--subresource=ephemeralcontainers", "--type=json", "-p", remove];
+    let refused = kubectl(&cluster, &args).await.failed();
+    assert!(refused.contains("may not be removed"), "{refused}");
+    let with_ports =
+        r#"{"spec": {"ephemeralContainers": [{"name": "d2", "image": "busybox", "ports": [{"containerPort": 80}]}]}}"#;
+    let args = ["patch", "pod", "web", "-n", "default", "--subresource=ephemeralcontainers", "-p", with_ports];
+    let refused = kubectl(&cluster, &args).await.failed();
+    assert!(refused.contains("].ports: Forbidden: cannot be set for an Ephemeral Container"), "{refused}");
+    // A write to the pod itself leaves the ephemeral containers alone.
+    let label = kubectl(&cluster, &["label", "pod", "web", "-n", "default", "debugged=yes"]).await;
+    assert_eq!(label.code, 0, "{}", label.stderr);
+    let replaced = r#"[{"op": "remove", "path": "/spec/ephemeralContainers"}]"#;
+    kubectl(&cluster, &["patch", "pod", "web", "-n", "default", "--type=json", "-p", replaced]).await.ok();
+    let names = kubectl(
+        &cluster,
+        &["get", "pod", "web", "-n", "default", "-o", "jsonpath={.spec.ephemeralContainers[*].name}"],
+    )
+    .await
+    .ok();
+    assert!(names.starts_with("debugger-"), "{names}");
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

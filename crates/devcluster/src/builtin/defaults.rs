@@ -71,7 +71,7 @@ fn pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "securityContext", json!({}));
-    for list in ["initContainers", "containers"] {
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
         let Some(Value::Array(containers)) = spec.get_mut(list) else { continue };
         for container in containers.iter_mut().filter_map(Value::as_object_mut) {
             let policy = image_pull_policy(container.get("image").and_then(Value::as_str).unwrap_or(""));

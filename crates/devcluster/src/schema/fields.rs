@@ -81,6 +81,11 @@ pub fn forbidden(path: &str, detail: &str) -> Cause {
     Cause::new("FieldValueForbidden", field_name(path), format!("Forbidden: {detail}"))
 }
 
+/// `field.NotFound`: `Not found: <value>`.
+pub fn not_found(path: &str, value: &Value) -> Cause {
+    Cause::new("FieldValueNotFound", field_name(path), format!("Not found: {}", go_value(value)))
+}
+
 /// `field.Duplicate`: `Duplicate value: <value>`.
 pub fn duplicate(path: &str, value: &Value) -> Cause {
     Cause::new("FieldValueDuplicate", field_name(path), format!("Duplicate value: {}", go_value(value)))

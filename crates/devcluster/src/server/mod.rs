@@ -7,6 +7,7 @@ mod batch;
 mod bootstrap;
 mod crd;
 pub(crate) mod csr;
+mod ephemeral;
 mod eviction;
 mod gc;
 mod handlers;

@@ -3,7 +3,7 @@
 //! finalizers and deletion propagation.
 
 use super::ApiServer;
-use super::strategy::{Strategy, Subresource};
+use super::strategy::Strategy;
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::builtin::{check_builtin, validate_builtin};
@@ -655,17 +655,18 @@ impl ApiServer {
     ) -> Result<WriteOutcome, ApiError> {
         let name = key.name.clone();
         let strategy = Strategy::of(info);
-        let mut new = match subresource {
-            Some("status") => {
+        let part = subresource.and_then(|s| strategy.subresource(s)).and_then(|s| s.write_part(old, &body));
+        let mut new = match (subresource, part) {
+            (Some("status"), _) => {
                 let mut new = old.clone();
                 copy_field(&body, &mut new, "status");
                 new
             }
-            Some(other) if strategy.subresource(other) == Some(Subresource::Approval) => {
-                super::csr::approval_update(old, &body)
+            (Some(_), Some(part)) => part,
+            (Some(other), None) => {
+                return Err(ApiError::not_found(&info.group, &format!("{}/{other}", info.resource), &name));
             }
-            Some(other) => return Err(ApiError::not_found(&info.group, &format!("{}/{other}", info.resource), &name)),
-            None => {
+            (None, _) => {
                 let mut new = body;
                 if info.has_status() {
                     copy_field(old, &mut new, "status");
@@ -742,10 +743,10 @@ impl ApiServer {
         if patch_type == PatchType::Strategic && matches!(info.origin, Origin::Custom { .. }) {
             return Err(ApiError::unsupported_media_type(info.patch_types()));
         }
-        let approval = |s: &str| {
-            Strategy::of(info).subresource(s) == Some(Subresource::Approval) && patch_type != PatchType::Apply
+        let writes_part = |s: &str| {
+            Strategy::of(info).subresource(s).is_some_and(|s| s.writes_part()) && patch_type != PatchType::Apply
         };
-        if let Some(sub) = subresource.filter(|s| (*s != "status" || !info.has_status()) && !approval(s)) {
+        if let Some(sub) = subresource.filter(|s| (*s != "status" || !info.has_status()) && !writes_part(s)) {
             return Err(ApiError::not_found(&info.group, &format!("{}/{sub}", info.resource), name));
         }
         let key = Self::key(info, namespace, name);

@@ -39,13 +39,15 @@ pub(crate) enum Subresource {
     Token,
     /// `PUT` or `PATCH` the object: only its approval conditions change (CSRs).
     Approval,
+    /// `PUT` or `PATCH` the pod: only ephemeral containers are added (`kubectl debug`).
+    EphemeralContainers,
 }
 
 impl Subresource {
     /// The group, version and kind its requests carry, when they are not the resource's own.
     pub(crate) fn kind(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Self::Log | Self::Approval => None,
+            Self::Log | Self::Approval | Self::EphemeralContainers => None,
             Self::Eviction => Some(("policy", "v1", "Eviction")),
             Self::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
         }
@@ -56,7 +58,22 @@ impl Subresource {
         match self {
             Self::Log => &["get"],
             Self::Eviction | Self::Token => &["create"],
-            Self::Approval => &["get", "patch", "update"],
+            Self::Approval | Self::EphemeralContainers => &["get", "patch", "update"],
+        }
+    }
+
+    /// Whether it writes one part of its object, and reads and patches see the whole object.
+    pub(crate) fn writes_part(self) -> bool {
+        matches!(self, Self::Approval | Self::EphemeralContainers)
+    }
+
+    /// For a subresource that writes one part of its object: the stored object with that part
+    /// taken from `body`.
+    pub(crate) fn write_part(self, old: &Value, body: &Value) -> Option<Value> {
+        match self {
+            Self::Approval => Some(super::csr::approval_update(old, body)),
+            Self::EphemeralContainers => Some(super::ephemeral::update(old, body)),
+            Self::Log | Self::Eviction | Self::Token => None,
         }
     }
 }
@@ -150,7 +167,13 @@ impl Strategy {
                 admit_create: Some(|server, namespace, name| server.admit_pod_quota(namespace, name)),
                 graceful_deletion: Some(crate::runner::graceful_deletion),
                 columns: Columns::Pod,
-                subresources: &[("log", Subresource::Log), ("eviction", Subresource::Eviction)],
+                subresources: &[
+                    ("log", Subresource::Log),
+                    ("eviction", Subresource::Eviction),
+                    ("ephemeralcontainers", Subresource::EphemeralContainers),
+                ],
+                prepare_for_update: Some(super::ephemeral::prepare_for_update),
+                validate: Some(|_, object, old| super::ephemeral::validate(object, old)),
                 field_labels: Some(FieldLabels {
                     fields: &[
                         "metadata.name",
