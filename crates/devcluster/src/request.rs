@@ -73,11 +73,13 @@ pub fn is_legacy_watch(path: &str) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     params: HashMap<String, String>,
+    /// Every pair in order, for parameters given more than once (`command` of an exec).
+    pairs: Vec<(String, String)>,
 }
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
-        let params = raw
+        let pairs: Vec<(String, String)> = raw
             .map(|q| {
                 q.split('&')
                     .filter(|p| !p.is_empty())
@@ -88,7 +90,12 @@ impl Query {
                     .collect()
             })
             .unwrap_or_default();
-        Self { params }
+        Self { params: pairs.iter().cloned().collect(), pairs }
+    }
+
+    /// Every value of a parameter given more than once, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

@@ -552,3 +552,66 @@ async fn evictions_respect_the_pods_disruption_budget() {
     assert!(evict("web-2").await.failed().contains("more than one PodDisruptionBudget"));
     assert!(evict("nobody").await.failed().contains("pods \"nobody\" not found"));
 }
+
+/// `kubectl exec` runs a command as one more process of a running container, over WebSocket:
+/// its output, its input, its exit code and the container's environment and folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_runs_commands_in_a_running_container() {
+    let cluster = fast_cluster().await;
+    let mut pod = shell_pod("shell", "pwd; exec sleep 600");
+    pod["spec"]["containers"][0]["env"] = json!([{"name": "GREETING", "value": "hello"}]);
+    create(&cluster, pod).await;
+    pod_when(&cluster, "shell", "Running", |p| phase(p) == "Running").await;
+
+    let out = support::kubectl(&cluster, &["exec", "shell", "--", "sh", "-c", "echo $GREETING; echo oops >&2"]).await;
+    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "hello\n", "oops\n"), "{out:?}");
+    let failed = support::kubectl(&cluster, &["exec", "shell", "--", "sh", "-c", "exit 3"]).await;
+    assert_eq!(failed.code, 3, "kubectl exits with the command's code: {failed:?}");
+    assert!(failed.stderr.contains("command terminated with exit code 3"), "{}", failed.stderr);
+    let echoed =
+        support::kubectl_with(&cluster, &["exec", "-i", "shell", "--", "tr", "a-z", "A-Z"], Some("piped in\n"), &[])
+            .await;
+    assert_eq!((echoed.code, echoed.stdout.as_str()), (0, "PIPED IN\n"), "{echoed:?}");
+    let cwd = support::kubectl(&cluster, &["exec", "shell", "-c", "main", "--", "pwd"]).await.ok();
+    let own = support::eventually("the container prints its folder", || async {
+        let printed = logs(&cluster, &["shell"]).await;
+        (!printed.is_empty()).then_some(printed)
+    })
+    .await;
+    assert_eq!(cwd, own, "the command runs in the container's folder");
+
+    let missing = support::kubectl(&cluster, &["exec", "shell", "--", "no-such-command"]).await.failed();
+    assert!(missing.contains("no-such-command"), "{missing}");
+    let wrong = support::kubectl(&cluster, &["exec", "shell", "-c", "other", "--", "ls"]).await.failed();
+    assert!(wrong.contains("container other is not valid for pod shell"), "{wrong}");
+
+    // Without a WebSocket upgrade (SPDY, or a plain request) there is no stream; with no command,
+    // no exec.
+    let client = cluster.client().unwrap();
+    let path = "/api/v1/namespaces/default/pods/shell/exec?command=ls&stdout=true";
+    let plain = support::send_raw(&client, "POST", path, &[], Vec::new()).await.unwrap();
+    assert!(plain.status(400, "BadRequest").starts_with("Upgrade request required"));
+    let path = "/api/v1/namespaces/default/pods/shell/exec?stdout=true";
+    let no_command = support::send_raw(&client, "GET", path, &[], Vec::new()).await.unwrap();
+    assert_eq!(no_command.status(400, "BadRequest"), "you must specify at least 1 command");
+
+    // `attach` relays what the container prints from then on.
+    create(&cluster, shell_pod("ticker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done")).await;
+    pod_when(&cluster, "ticker", "Running", |p| phase(p) == "Running").await;
+    let mut attach = tokio::process::Command::new(support::kubectl_path())
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(["attach", "ticker"])
+        .env("HOME", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl attach starts");
+    let mut lines = BufReader::new(attach.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+    let first = first.expect("a line within 30 s").expect("readable").expect("a line");
+    assert!(first.starts_with("tick "), "{first}");
+    let _ = attach.kill().await;
+    cluster.shutdown().await.unwrap();
+}

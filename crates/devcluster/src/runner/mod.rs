@@ -15,6 +15,7 @@
 
 pub mod backoff;
 pub mod env;
+pub mod exec;
 pub mod identity;
 pub mod images;
 pub mod log_request;

@@ -404,13 +404,17 @@ impl ContainerKeeper {
             }
             let started_at = now();
             let started = Instant::now();
+            let target = super::exec::ExecTarget { env: launch.env.clone(), working_dir: launch.working_dir.clone() };
             let exit = match self.shared.spawner.spawn(launch, buffer.clone()).await {
                 Ok(process) => {
+                    self.shared.server.pod_exec.started(&container_id, target);
                     self.record.state =
                         ContainerState::Running { started_at: started_at.clone(), container_id: container_id.clone() };
                     self.publish();
                     tracing::info!(container = %self.record.name, pgid = process.pgid, "container started");
-                    Ok(self.wait_or_terminate(process).await)
+                    let exit = self.wait_or_terminate(process).await;
+                    self.shared.server.pod_exec.ended(&container_id);
+                    Ok(exit)
                 }
                 Err(e) => {
                     buffer.finish();

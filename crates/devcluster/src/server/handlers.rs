@@ -225,13 +225,16 @@ async fn resource_request(
     if info.namespaced && target.name.is_some() && target.namespace.is_none() {
         return Err(not_found());
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query());
-    let headers = parts.headers;
+    let headers = std::mem::take(&mut parts.headers);
     let ns = target.namespace.as_deref();
     let name = target.name.as_deref();
     let sub = target.subresource.as_deref();
-    let verb = verb_of(&parts.method, name.is_some(), legacy_watch || query.flag("watch"));
+    let streams = matches!(own_storage, Some(Subresource::Exec | Subresource::Attach));
+    // A WebSocket upgrade is a GET, but opening a stream into a container needs `create`.
+    let verb =
+        if streams { "create" } else { verb_of(&parts.method, name.is_some(), legacy_watch || query.flag("watch")) };
     crate::rbac::authorize(
         &server.store,
         &crate::rbac::RequestAttributes {
@@ -308,6 +311,29 @@ async fn resource_request(
         let pod = server.get_object(&info, ns, name)?;
         let options = crate::runner::log_request::LogOptions::parse(&query)?;
         return crate::runner::log_request::log_response(&server.pod_logs, &pod, &options);
+    }
+    if let (Some(stream), true, Some(name)) = (own_storage, streams, name) {
+        let exec = stream == Subresource::Exec;
+        let options = super::streams::StreamOptions::parse(&query, exec)?;
+        let pod = server.get_object(&info, ns, name)?;
+        let container = crate::runner::log_request::container_name(&pod, options.container.as_deref())?;
+        let container_id = super::streams::running_container(&pod, &container)?;
+        use axum::extract::FromRequestParts;
+        parts.headers = headers;
+        let upgrade = axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|_| ApiError::bad_request("Upgrade request required: the dev cluster serves exec and attach over WebSocket (v5.channel.k8s.io) only"))?
+            .protocols(super::streams::PROTOCOLS);
+        let gone =
+            || ApiError::bad_request(format!("unable to upgrade connection: container not found (\"{container}\")"));
+        let response = if exec {
+            let target = server.pod_exec.get(&container_id).ok_or_else(gone)?;
+            upgrade.on_upgrade(move |socket| super::streams::exec(socket, target, options))
+        } else {
+            let output = server.pod_logs.get(&container_id).ok_or_else(gone)?;
+            upgrade.on_upgrade(move |socket| super::streams::attach(socket, output, options))
+        };
+        return Ok(response);
     }
     match (parts.method, name) {
         (Method::GET, Some(name)) if !legacy_watch && !query.flag("watch") => {

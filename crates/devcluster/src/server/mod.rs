@@ -15,6 +15,7 @@ mod objects;
 mod quota;
 mod scale;
 pub(crate) mod strategy;
+mod streams;
 mod tokens;
 mod watch;
 
@@ -83,6 +84,8 @@ pub struct ApiServer {
     pub faults: crate::faults::Faults,
     /// Output of pod containers, kept by the pod runner and served at `pods/NAME/log`.
     pub pod_logs: crate::runner::logs::LogBook,
+    /// How each running container's processes run, for `pods/exec`.
+    pub pod_exec: crate::runner::exec::ExecTargets,
     pub settings: ServerSettings,
     /// Compiled schemas of served custom resources, by (group, version, resource).
     schemas: RwLock<HashMap<(String, String, String), Arc<CustomSchema>>>,
@@ -127,6 +130,7 @@ impl ApiServer {
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),
             pod_logs: crate::runner::logs::LogBook::default(),
+            pod_exec: crate::runner::exec::ExecTargets::default(),
             schemas: RwLock::new(HashMap::new()),
             builtin_rules: builtin_resources()
                 .into_iter()

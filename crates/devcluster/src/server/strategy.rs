@@ -41,6 +41,10 @@ pub(crate) enum Subresource {
     Approval,
     /// `PUT` or `PATCH` the pod: only ephemeral containers are added (`kubectl debug`).
     EphemeralContainers,
+    /// A WebSocket upgrade: a command run in a container, its streams relayed.
+    Exec,
+    /// A WebSocket upgrade: a container's output relayed.
+    Attach,
 }
 
 impl Subresource {
@@ -48,6 +52,8 @@ impl Subresource {
     pub(crate) fn kind(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
             Self::Log | Self::Approval | Self::EphemeralContainers => None,
+            Self::Exec => Some(("", "v1", "PodExecOptions")),
+            Self::Attach => Some(("", "v1", "PodAttachOptions")),
             Self::Eviction => Some(("policy", "v1", "Eviction")),
             Self::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
         }
@@ -58,6 +64,7 @@ impl Subresource {
         match self {
             Self::Log => &["get"],
             Self::Eviction | Self::Token => &["create"],
+            Self::Exec | Self::Attach => &["create", "get"],
             Self::Approval | Self::EphemeralContainers => &["get", "patch", "update"],
         }
     }
@@ -73,7 +80,7 @@ impl Subresource {
         match self {
             Self::Approval => Some(super::csr::approval_update(old, body)),
             Self::EphemeralContainers => Some(super::ephemeral::update(old, body)),
-            Self::Log | Self::Eviction | Self::Token => None,
+            Self::Log | Self::Eviction | Self::Token | Self::Exec | Self::Attach => None,
         }
     }
 }
@@ -171,6 +178,8 @@ impl Strategy {
                     ("log", Subresource::Log),
                     ("eviction", Subresource::Eviction),
                     ("ephemeralcontainers", Subresource::EphemeralContainers),
+                    ("exec", Subresource::Exec),
+                    ("attach", Subresource::Attach),
                 ],
                 prepare_for_update: Some(super::ephemeral::prepare_for_update),
                 validate: Some(|_, object, old| super::ephemeral::validate(object, old)),
