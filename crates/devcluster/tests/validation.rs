@@ -176,3 +176,73 @@ async fn event_notes_over_1024_bytes_are_invalid_on_create_and_update() {
     assert!(message.contains("message: Too long: may not be more than 1024 bytes"), "{message}");
     cluster.shutdown().await.unwrap();
 }
+
+/// A CRD whose schema names a type OpenAPI lacks is refused, naming the field and the types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_schema_with_an_unknown_type_is_invalid() {
+    let cluster = support::cluster().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "int"}}}}}}}]}});
+    let client = cluster.client().unwrap();
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let answer = send_raw(&client, "POST", path, &[("content-type", "application/json")], crd.to_string().into_bytes())
+        .await
+        .unwrap();
+    let message = answer.status(422, "Invalid");
+    assert!(
+        message.contains("properties[spec].properties[size].type: Unsupported value: \"int\": supported values: \"array\", \"boolean\", \"integer\", \"number\", \"object\", \"string\""),
+        "{message}"
+    );
+    let listed = send_raw(&client, "GET", path, &[], vec![]).await.unwrap().json();
+    assert!(listed["items"].as_array().is_some_and(Vec::is_empty), "nothing was stored: {listed}");
+    cluster.shutdown().await.unwrap();
+}
+
+/// Moving a CRD's storage to a new version keeps the earlier one in `status.storedVersions`, as
+/// objects may still be stored in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_versions_keep_every_storage_version_a_crd_had() {
+    let cluster = support::cluster().await;
+    let version = |name: &str, storage: bool| {
+        json!({"name": name, "served": true, "storage": storage, "schema": {"openAPIV3Schema": {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+    };
+    let crd = |versions: Value| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "gadgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"}, "versions": versions}})
+    };
+    let client = cluster.client().unwrap();
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let json_type = [("content-type", "application/merge-patch+json")];
+    let created = send_raw(
+        &client,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        crd(json!([version("v1beta1", true)])).to_string().into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201);
+    let named = format!("{path}/gadgets.example.com");
+    let moved = json!({"spec": {"versions": [version("v1beta1", false), version("v1", true)]}});
+    let patched = send_raw(&client, "PATCH", &named, &json_type, moved.to_string().into_bytes()).await.unwrap();
+    assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+    let stored = support::eventually("both storage versions are recorded", || {
+        let (client, named) = (client.clone(), named.clone());
+        async move {
+            let crd = send_raw(&client, "GET", &named, &[], vec![]).await.ok()?.json();
+            let stored = crd.pointer("/status/storedVersions").cloned()?;
+            (stored.as_array()?.len() == 2).then_some(stored)
+        }
+    })
+    .await;
+    assert_eq!(stored, json!(["v1beta1", "v1"]));
+    cluster.shutdown().await.unwrap();
+}

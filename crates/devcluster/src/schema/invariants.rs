@@ -5,6 +5,9 @@ use super::fields::{self, child};
 use crate::error::Cause;
 use serde_json::{Map, Value};
 
+/// The types an OpenAPI v3 schema may name, in the order the apiextensions server lists them.
+const OPENAPI_TYPES: [&str; 6] = ["array", "boolean", "integer", "number", "object", "string"];
+
 /// Where a schema node sits, which decides the wording of a missing `type`.
 #[derive(Clone, Copy, PartialEq)]
 enum Level {
@@ -27,6 +30,10 @@ fn check_node(schema: &Value, level: Level, pointer: &str, causes: &mut Vec<Caus
     let ty = node.get("type").and_then(Value::as_str).unwrap_or_default();
     let embedded = flag(node, "x-kubernetes-embedded-resource");
     let type_field = child(pointer, "type");
+    if !ty.is_empty() && !OPENAPI_TYPES.contains(&ty) {
+        let supported: Vec<String> = OPENAPI_TYPES.iter().map(|t| t.to_string()).collect();
+        causes.push(fields::not_supported(&type_field, &Value::String(ty.into()), &supported));
+    }
     if embedded && ty != "object" {
         let detail = "must be object if x-kubernetes-embedded-resource is true";
         causes.push(if ty.is_empty() {
@@ -238,6 +245,18 @@ mod tests {
                     "Required value: must not be empty for specified object fields"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn types_outside_openapi_are_not_supported() {
+        let errors = run(serde_json::json!({"type": "object", "properties": {"count": {"type": "int"}}}));
+        assert_eq!(
+            errors,
+            vec![pair(
+                "openAPIV3Schema.properties[count].type",
+                "Unsupported value: \"int\": supported values: \"array\", \"boolean\", \"integer\", \"number\", \"object\", \"string\""
+            )]
         );
     }
 

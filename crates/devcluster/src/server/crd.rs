@@ -201,14 +201,28 @@ impl ApiServer {
         if accepted.get("listKind").is_none_or(|s| s.as_str() == Some("")) {
             accepted["listKind"] = json!(format!("{}List", meta::str_at(crd, "/spec/names/kind")));
         }
-        let stored_versions: Vec<String> = crd
+        // Every version objects were ever stored in stays listed until a user removes it (after
+        // migrating them), so the current storage version is appended to the recorded ones.
+        let mut stored_versions: Vec<String> = crd
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let storage = crd
             .pointer("/spec/versions")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-            .map(|v| meta::str_at(v, "/name").to_string())
-            .collect();
+            .map(|v| meta::str_at(v, "/name").to_string());
+        for version in storage {
+            if !stored_versions.contains(&version) {
+                stored_versions.push(version);
+            }
+        }
         let status = json!({
             "conditions": [
                 condition("NamesAccepted", "NoConflicts", "no conflicts found"),
