@@ -272,3 +272,88 @@ impl ApiServer {
         self.unregister_custom_versions(&group);
     }
 }
+
+/// The finalizer that holds a deleted CRD until its custom resources are gone.
+pub(crate) const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Sets a CRD's condition of `type_`, replacing the one it had.
+fn set_condition(crd: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
+    let condition = json!({"type": type_, "status": status, "lastTransitionTime": meta::now_rfc3339(),
+        "reason": reason, "message": message});
+    if !crd.get("status").is_some_and(Value::is_object) {
+        crd["status"] = json!({});
+    }
+    let conditions = crd["status"].get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != type_).collect();
+    conditions.push(condition);
+    crd["status"]["conditions"] = Value::Array(conditions);
+}
+
+/// What deleting a CRD marks, as its REST storage does: the cleanup finalizer and the
+/// `Terminating` condition; the custom resources are deleted next.
+pub(super) fn mark_terminating(crd: &mut Value) {
+    let mut finalizers = meta::finalizers(crd);
+    if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
+        finalizers.push(CLEANUP_FINALIZER.to_string());
+        meta::set_finalizers(crd, &finalizers);
+    }
+    let message = "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon";
+    set_condition(crd, "Terminating", "True", "InstanceDeletionPending", message);
+}
+
+impl ApiServer {
+    /// Deletes a terminating CRD's custom resources (each as a client's delete would, finalizers
+    /// respected, so watchers see every one go), then releases the CRD.
+    pub(super) fn clean_up_crd(&self, key: &ObjectKey, crd: &Value) {
+        if !meta::finalizers(crd).iter().any(|f| f == CLEANUP_FINALIZER) {
+            return;
+        }
+        let group = meta::str_at(crd, "/spec/group").to_string();
+        let plural = meta::str_at(crd, "/spec/names/plural").to_string();
+        let remaining = self.store.list(&group, &plural, None).objects;
+        if let Some(info) = self.registry.any_version(&group, &plural) {
+            let options = super::DeleteOptions::default();
+            for object in remaining.iter().filter(|o| o.pointer("/metadata/deletionTimestamp").is_none()) {
+                let namespace = meta::str_at(object, "/metadata/namespace");
+                let namespace = (!namespace.is_empty()).then_some(namespace);
+                if let Err(e) = self.delete_object(&info, namespace, meta::str_at(object, "/metadata/name"), &options)
+                    && e.code != 404
+                {
+                    tracing::debug!(crd = %key.name, error = %e, "custom resource cleanup will retry");
+                }
+            }
+        }
+        if !remaining.is_empty() {
+            return;
+        }
+        if let Err(e) = self.remove_finalizer(key, CLEANUP_FINALIZER) {
+            tracing::debug!(crd = %key.name, error = %e, "CRD cleanup will retry");
+        }
+    }
+
+    /// After a custom resource is removed: the cleanup of its terminating CRD may go on.
+    pub(super) fn advance_crd_cleanup(&self, removed: &ObjectKey) {
+        let Some(info) = self.registry.any_version(&removed.group, &removed.resource) else { return };
+        let Origin::Custom { crd } = &info.origin else { return };
+        let key = ObjectKey::new("apiextensions.k8s.io", "customresourcedefinitions", "", crd);
+        if let Some(object) = self.store.get(&key)
+            && object.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            self.clean_up_crd(&key, &object);
+        }
+    }
+
+    /// Creating a custom resource of a terminating CRD is refused, as on kube-apiserver.
+    pub(super) fn refuse_while_terminating(&self, info: &ResourceInfo) -> Result<(), ApiError> {
+        let Origin::Custom { crd } = &info.origin else { return Ok(()) };
+        let key = ObjectKey::new("apiextensions.k8s.io", "customresourcedefinitions", "", crd);
+        match self.store.get(&key) {
+            Some(object) if object.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+            )),
+            _ => Ok(()),
+        }
+    }
+}

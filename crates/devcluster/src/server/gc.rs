@@ -4,6 +4,7 @@
 
 use super::ApiServer;
 use super::objects::{DeleteOptions, Propagation};
+use super::strategy::Strategy;
 use crate::meta;
 use crate::store::{Change, EventType, ObjectKey, resource_version_of};
 use serde_json::Value;
@@ -55,6 +56,7 @@ impl ApiServer {
             EventType::Deleted => {
                 let uid = meta::str_at(&change.object, "/metadata/uid").to_string();
                 self.collect_dependents(&uid);
+                self.advance_crd_cleanup(&change.key);
                 if !change.key.namespace.is_empty() {
                     self.advance_namespace(&change.key.namespace);
                     if is_namespace_default(&change.key) {
@@ -130,8 +132,10 @@ impl ApiServer {
                 self.finish(key, FOREGROUND);
             }
         }
-        if key.group.is_empty() && key.resource == "namespaces" {
-            self.terminate_namespace(&key.name);
+        if let Some(info) = self.registry.any_version(&key.group, &key.resource)
+            && let Some(terminate) = Strategy::of(&info).terminate
+        {
+            terminate(self, key, object);
         }
     }
 
@@ -142,7 +146,7 @@ impl ApiServer {
     }
 
     /// Deletes everything in a terminating namespace, then the namespace itself.
-    fn terminate_namespace(&self, namespace: &str) {
+    pub(super) fn terminate_namespace(&self, namespace: &str) {
         let contents = self.store.keys_in_namespace(namespace);
         for key in &contents {
             if self.store.get(key).is_some_and(|o| !is_deleting(&o)) {

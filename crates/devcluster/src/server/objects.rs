@@ -544,6 +544,7 @@ impl ApiServer {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, vec![cause]));
         }
         self.check_namespace(info, namespace, &mut body, true)?;
+        self.refuse_while_terminating(info)?;
         for server_set in
             ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]
         {
@@ -716,7 +717,10 @@ impl ApiServer {
         let finished = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
         let stored = if finished {
             let updated = self.store.update(key.clone(), expected, new).map_err(|e| store_error(info, &key.name, e))?;
-            self.store.delete(key, 0).map(|_| updated).map_err(|e| store_error(info, &key.name, e))?
+            let deleted = self.store.delete(key, 0).map_err(|e| store_error(info, &key.name, e))?;
+            // The last finalizer gone ends the object as a delete would, hooks included.
+            self.after_delete(info, &deleted);
+            updated
         } else {
             self.store.update(key.clone(), expected, new).map_err(|e| store_error(info, &key.name, e))?
         };
@@ -962,12 +966,14 @@ impl ApiServer {
                     set_meta(&mut marked, "deletionTimestamp", Value::String(meta::now_rfc3339()));
                     set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
                 }
-                if let Some(mark_deleting) = strategy.mark_deleting {
-                    mark_deleting(&mut marked);
-                }
             }
         }
         meta::set_finalizers(&mut marked, &finalizers);
+        if graceful.is_none()
+            && let Some(mark_deleting) = strategy.mark_deleting
+        {
+            mark_deleting(&mut marked);
+        }
         let pending = if marked == *old {
             old
         } else {

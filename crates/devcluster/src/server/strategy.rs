@@ -108,8 +108,12 @@ pub(crate) struct Strategy {
     pub undeletable: &'static [&'static str],
     /// Whether a delete always waits for the server's own finalizer (namespaces do).
     pub deletion_waits: bool,
-    /// What marking the object for deletion also changes (a namespace's `Terminating` phase).
+    /// What marking the object for deletion also changes (a namespace's `Terminating` phase, a
+    /// CRD's cleanup finalizer).
     pub mark_deleting: Option<fn(&mut Value)>,
+    /// The server's own finalization of a deleting object (a namespace's contents, a CRD's custom
+    /// resources), run whenever it may have progressed.
+    pub terminate: Option<fn(&ApiServer, &crate::store::ObjectKey, &Value)>,
     pub after_write: Option<AfterWrite>,
     pub after_delete: Option<AfterDelete>,
     /// The columns of `kubectl get` (the table convertor).
@@ -136,6 +140,7 @@ impl Default for Strategy {
             undeletable: &[],
             deletion_waits: false,
             mark_deleting: None,
+            terminate: None,
             after_write: None,
             after_delete: None,
             columns: Columns::NameAndAge,
@@ -211,6 +216,7 @@ impl Strategy {
                 undeletable: &["default", "kube-system", "kube-public"],
                 deletion_waits: true,
                 mark_deleting: Some(|object| object["status"] = json!({"phase": "Terminating"})),
+                terminate: Some(|server, key, _| server.terminate_namespace(&key.name)),
                 columns: Columns::Namespace,
                 field_labels: Some(FieldLabels::only(&["metadata.name", "status.phase"])),
                 ..generic
@@ -294,6 +300,9 @@ impl Strategy {
                     object.remove("status");
                 },
                 validate: Some(|server, object, old| server.validate_crd(object, old)),
+                deletion_waits: true,
+                mark_deleting: Some(super::crd::mark_terminating),
+                terminate: Some(|server, key, crd| server.clean_up_crd(key, crd)),
                 after_write: Some(|server, object| server.establish_crd(object)),
                 after_delete: Some(|server, object| server.remove_crd(object)),
                 ..generic
