@@ -659,6 +659,43 @@ async fn kubectl_debug_adds_an_ephemeral_container() {
     cluster.shutdown().await.unwrap();
 }
 
+/// `kubectl patch --subresource resize` changes a container's CPU and memory in place, and nothing
+/// else; the QoS class the pod was created with stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_changes_cpu_and_memory_in_place() {
+    let cluster = support::cluster().await;
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sized", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27", "command": ["sleep", "600"],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}"#;
+    let out = kubectl_stdin(&cluster, &["create", "-f", "-"], pod).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let qos =
+        kubectl(&cluster, &["get", "pod", "sized", "-n", "default", "-o", "jsonpath={.status.qosClass}"]).await.ok();
+    assert_eq!(qos, "Burstable");
+    let more =
+        r#"{"spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]}}"#;
+    let args = ["patch", "pod", "sized", "-n", "default", "--subresource", "resize", "-p", more];
+    let out = kubectl(&cluster, &args).await.ok();
+    assert_eq!(out.trim(), "pod/sized patched");
+    let cpu = kubectl(
+        &cluster,
+        &["get", "pod", "sized", "-n", "default", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu}"],
+    )
+    .await
+    .ok();
+    assert_eq!(cpu, "250m");
+    let image = r#"{"spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]}}"#;
+    let args = ["patch", "pod", "sized", "-n", "default", "--subresource", "resize", "-p", image];
+    let refused = kubectl(&cluster, &args).await.failed();
+    assert!(refused.contains("only cpu and memory resources are mutable"), "{refused}");
+    let guaranteed =
+        r#"{"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}}}]}}"#;
+    let args = ["patch", "pod", "sized", "-n", "default", "--subresource", "resize", "-p", guaranteed];
+    let refused = kubectl(&cluster, &args).await.failed();
+    assert!(refused.contains("Pod QOS Class may not change as a result of resizing"), "{refused}");
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

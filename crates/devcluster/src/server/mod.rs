@@ -13,6 +13,7 @@ mod gc;
 mod handlers;
 mod objects;
 mod quota;
+mod resize;
 mod scale;
 pub(crate) mod strategy;
 mod streams;

@@ -656,7 +656,8 @@ impl ApiServer {
     ) -> Result<WriteOutcome, ApiError> {
         let name = key.name.clone();
         let strategy = Strategy::of(info);
-        let part = subresource.and_then(|s| strategy.subresource(s)).and_then(|s| s.write_part(old, &body));
+        let part =
+            subresource.and_then(|s| strategy.subresource(s)).and_then(|s| s.write_part(old, &body)).transpose()?;
         let mut new = match (subresource, part) {
             (Some("status"), _) => {
                 let mut new = old.clone();

@@ -41,6 +41,8 @@ pub(crate) enum Subresource {
     Approval,
     /// `PUT` or `PATCH` the pod: only ephemeral containers are added (`kubectl debug`).
     EphemeralContainers,
+    /// `PUT` or `PATCH` the pod: only its containers' CPU and memory change.
+    Resize,
     /// A WebSocket upgrade: a command run in a container, its streams relayed.
     Exec,
     /// A WebSocket upgrade: a container's output relayed.
@@ -51,7 +53,7 @@ impl Subresource {
     /// The group, version and kind its requests carry, when they are not the resource's own.
     pub(crate) fn kind(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Self::Log | Self::Approval | Self::EphemeralContainers => None,
+            Self::Log | Self::Approval | Self::EphemeralContainers | Self::Resize => None,
             Self::Exec => Some(("", "v1", "PodExecOptions")),
             Self::Attach => Some(("", "v1", "PodAttachOptions")),
             Self::Eviction => Some(("policy", "v1", "Eviction")),
@@ -65,21 +67,22 @@ impl Subresource {
             Self::Log => &["get"],
             Self::Eviction | Self::Token => &["create"],
             Self::Exec | Self::Attach => &["create", "get"],
-            Self::Approval | Self::EphemeralContainers => &["get", "patch", "update"],
+            Self::Approval | Self::EphemeralContainers | Self::Resize => &["get", "patch", "update"],
         }
     }
 
     /// Whether it writes one part of its object, and reads and patches see the whole object.
     pub(crate) fn writes_part(self) -> bool {
-        matches!(self, Self::Approval | Self::EphemeralContainers)
+        matches!(self, Self::Approval | Self::EphemeralContainers | Self::Resize)
     }
 
     /// For a subresource that writes one part of its object: the stored object with that part
-    /// taken from `body`.
-    pub(crate) fn write_part(self, old: &Value, body: &Value) -> Option<Value> {
+    /// taken from `body`, or why that part may not become what `body` holds.
+    pub(crate) fn write_part(self, old: &Value, body: &Value) -> Option<Result<Value, ApiError>> {
         match self {
-            Self::Approval => Some(super::csr::approval_update(old, body)),
-            Self::EphemeralContainers => Some(super::ephemeral::update(old, body)),
+            Self::Approval => Some(Ok(super::csr::approval_update(old, body))),
+            Self::EphemeralContainers => Some(Ok(super::ephemeral::update(old, body))),
+            Self::Resize => Some(super::resize::update(old, body)),
             Self::Log | Self::Eviction | Self::Token | Self::Exec | Self::Attach => None,
         }
     }
@@ -173,7 +176,8 @@ impl Strategy {
             ("", "pods") => Self {
                 returns_deleted_object: true,
                 prepare_for_create: |_, _, object| {
-                    object.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+                    let qos = super::resize::qos_class(&Value::Object(object.clone()));
+                    object.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
                 },
                 defaults: Some(defaults::pod),
                 admit_create: Some(|server, namespace, name| server.admit_pod_quota(namespace, name)),
@@ -183,6 +187,7 @@ impl Strategy {
                     ("log", Subresource::Log),
                     ("eviction", Subresource::Eviction),
                     ("ephemeralcontainers", Subresource::EphemeralContainers),
+                    ("resize", Subresource::Resize),
                     ("exec", Subresource::Exec),
                     ("attach", Subresource::Attach),
                 ],
