@@ -246,3 +246,53 @@ async fn stored_versions_keep_every_storage_version_a_crd_had() {
     assert_eq!(stored, json!(["v1beta1", "v1"]));
     cluster.shutdown().await.unwrap();
 }
+
+/// An object is read through each served version of its CRD pruned by that version's schema
+/// (conversion `None`): what the other version's schema does not know is not shown, and not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_read_through_another_version_are_pruned_by_its_schema() {
+    let cluster = support::cluster().await;
+    let schema = |fields: &[&str]| {
+        let properties: serde_json::Map<String, Value> =
+            fields.iter().map(|f| (f.to_string(), json!({"type": "string"}))).collect();
+        json!({"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}}})
+    };
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema(&["color", "size"])},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema(&["color"])}]}});
+    let client = cluster.client().unwrap();
+    let json_body = [("content-type", "application/json")];
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let created = send_raw(&client, "POST", path, &json_body, crd.to_string().into_bytes()).await.unwrap();
+    assert_eq!(created.status, 201);
+    let v1 = "/apis/example.com/v1/namespaces/default/gizmos";
+    support::eventually("gizmos are served", || {
+        let client = client.clone();
+        async move { (send_raw(&client, "GET", v1, &[], vec![]).await.ok()?.status == 200).then_some(()) }
+    })
+    .await;
+    let gizmo = json!({"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g"},
+        "spec": {"color": "red", "size": "L"}});
+    let stored = send_raw(&client, "POST", v1, &json_body, gizmo.to_string().into_bytes()).await.unwrap();
+    assert_eq!(stored.status, 201, "{}", String::from_utf8_lossy(&stored.body));
+    let beta = send_raw(&client, "GET", "/apis/example.com/v1beta1/namespaces/default/gizmos/g", &[], vec![])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (beta["apiVersion"].clone(), beta["spec"].clone()),
+        (json!("example.com/v1beta1"), json!({"color": "red"}))
+    );
+    let listed = send_raw(&client, "GET", "/apis/example.com/v1beta1/namespaces/default/gizmos", &[], vec![])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(listed["items"][0]["spec"], json!({"color": "red"}));
+    let full = send_raw(&client, "GET", &format!("{v1}/g"), &[], vec![]).await.unwrap().json();
+    assert_eq!(full["spec"], json!({"color": "red", "size": "L"}), "the stored object keeps what v1 knows");
+    cluster.shutdown().await.unwrap();
+}

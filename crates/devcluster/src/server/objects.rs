@@ -270,10 +270,19 @@ impl ApiServer {
     }
 
     /// Stored objects carry the version they were written in; readers see the version they asked for.
+    /// An object as served through `info`'s version: with that apiVersion and kind, and, for a
+    /// custom resource stored through another version, without the fields that version's schema
+    /// does not know (the None conversion: pruned, nothing renamed).
     pub(crate) fn present(info: &ResourceInfo, object: &Value) -> Value {
         let mut out = object.clone();
+        let api_version = info.api_version();
+        if let (Origin::Custom { .. }, Some(schema)) = (&info.origin, &info.schema)
+            && meta::str_at(object, "/apiVersion") != api_version
+        {
+            crate::schema::prune::prune(schema, &mut out, "", true, &mut Vec::new());
+        }
         if let Some(map) = out.as_object_mut() {
-            map.insert("apiVersion".into(), Value::String(info.api_version()));
+            map.insert("apiVersion".into(), Value::String(api_version));
             map.insert("kind".into(), Value::String(info.kind.clone()));
         }
         out
