@@ -296,3 +296,40 @@ async fn objects_read_through_another_version_are_pruned_by_its_schema() {
     assert_eq!(full["spec"], json!({"color": "red", "size": "L"}), "the stored object keeps what v1 knows");
     cluster.shutdown().await.unwrap();
 }
+
+/// events.k8s.io Events are selected by the fields kube-apiserver registers for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_k8s_io_field_selectors_select_by_regarding_reason_type_and_controller() {
+    let cluster = support::cluster().await;
+    let client = cluster.client().unwrap();
+    let path = "/apis/events.k8s.io/v1/namespaces/default/events";
+    let event = |name: &str, kind: &str, reason: &str, type_: &str| {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": name},
+            "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "example.com/ctl",
+            "reportingInstance": "ctl-1", "action": "Check", "reason": reason, "type": type_, "note": "n",
+            "regarding": {"kind": kind, "name": "x", "namespace": "default"}})
+    };
+    for (name, kind, reason, type_) in
+        [("a", "Pod", "Started", "Normal"), ("b", "Pod", "Failed", "Warning"), ("c", "Node", "Failed", "Warning")]
+    {
+        let body = event(name, kind, reason, type_).to_string().into_bytes();
+        let created = send_raw(&client, "POST", path, &[("content-type", "application/json")], body).await.unwrap();
+        assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    }
+    let names = |selector: &'static str| {
+        let client = client.clone();
+        async move {
+            let url = format!("{path}?fieldSelector={selector}");
+            let listed = send_raw(&client, "GET", &url, &[], vec![]).await.unwrap().json();
+            let items = listed["items"].as_array().cloned().unwrap_or_default();
+            items.iter().map(|e| e["metadata"]["name"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("regarding.kind%3DPod").await, ["a", "b"]);
+    assert_eq!(names("reason%3DFailed,type%3DWarning").await, ["b", "c"]);
+    assert_eq!(names("reportingController%3Dexample.com%2Fctl,regarding.kind!%3DPod").await, ["c"]);
+    let refused = send_raw(&client, "GET", &format!("{path}?fieldSelector=note%3Dn"), &[], vec![]).await.unwrap();
+    let message = refused.status(400, "BadRequest");
+    assert!(message.contains("note"), "{message}");
+    cluster.shutdown().await.unwrap();
+}

@@ -278,6 +278,23 @@ impl Strategy {
                 }),
                 ..generic
             },
+            ("events.k8s.io", "events") => Self {
+                field_labels: Some(FieldLabels::only(&[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "regarding.kind",
+                    "regarding.namespace",
+                    "regarding.name",
+                    "regarding.uid",
+                    "regarding.apiVersion",
+                    "regarding.resourceVersion",
+                    "regarding.fieldPath",
+                    "reason",
+                    "reportingController",
+                    "type",
+                ])),
+                ..generic
+            },
             ("apps", "deployments") => {
                 Self { defaults: Some(defaults::deployment), columns: Columns::Deployment, ..generic }
             }
