@@ -333,3 +333,50 @@ async fn events_k8s_io_field_selectors_select_by_regarding_reason_type_and_contr
     assert!(message.contains("note"), "{message}");
     cluster.shutdown().await.unwrap();
 }
+
+/// With `optionalOldSelf: true`, `oldSelf` is an optional: empty on create, the old value on
+/// update, and failures name the rule as the CRD wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_old_self_is_an_optional_on_create_and_update() {
+    let cluster = support::cluster().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "dials.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "dials", "singular": "dial", "kind": "Dial"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object",
+                    "properties": {"level": {"type": "integer"}},
+                    "x-kubernetes-validations": [
+                        {"rule": "!oldSelf.hasValue() || self.level >= oldSelf.value().level", "optionalOldSelf": true,
+                            "message": "level may not go down"},
+                        {"rule": "self.level <= oldSelf.orValue({'level': 5}).level + 5", "optionalOldSelf": true}]}}}}}]}});
+    let client = cluster.client().unwrap();
+    let json_body = [("content-type", "application/json")];
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let created = send_raw(&client, "POST", path, &json_body, crd.to_string().into_bytes()).await.unwrap();
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let dials = "/apis/example.com/v1/namespaces/default/dials";
+    support::eventually("dials are served", || {
+        let client = client.clone();
+        async move { (send_raw(&client, "GET", dials, &[], vec![]).await.ok()?.status == 200).then_some(()) }
+    })
+    .await;
+    let dial = |level: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Dial", "metadata": {"name": "d"}, "spec": {"level": level}})
+            .to_string()
+            .into_bytes()
+    };
+    let too_high = send_raw(&client, "POST", dials, &json_body, dial(11)).await.unwrap();
+    let message = too_high.status(422, "Invalid");
+    assert!(message.contains("failed rule: self.level <= oldSelf.orValue({'level': 5}).level + 5"), "{message}");
+    let created = send_raw(&client, "POST", dials, &json_body, dial(3)).await.unwrap();
+    assert_eq!(created.status, 201, "on create oldSelf is empty: {}", String::from_utf8_lossy(&created.body));
+    let merge = [("content-type", "application/merge-patch+json")];
+    let up =
+        send_raw(&client, "PATCH", &format!("{dials}/d"), &merge, br#"{"spec": {"level": 7}}"#.to_vec()).await.unwrap();
+    assert_eq!(up.status, 200, "{}", String::from_utf8_lossy(&up.body));
+    let down =
+        send_raw(&client, "PATCH", &format!("{dials}/d"), &merge, br#"{"spec": {"level": 1}}"#.to_vec()).await.unwrap();
+    assert!(down.status(422, "Invalid").contains("level may not go down"));
+    cluster.shutdown().await.unwrap();
+}

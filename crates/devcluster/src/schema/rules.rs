@@ -22,6 +22,8 @@ pub struct RuleInfo {
     pub field_path: Option<String>,
     /// Whether the rule uses `oldSelf`; such rules are never ratcheted.
     pub transition: bool,
+    /// The rule as written, when the one evaluated was rewritten ([`optional_old_self`]).
+    pub written: Option<String>,
 }
 
 /// Rules by their expression text.
@@ -37,13 +39,15 @@ pub fn index_rules(schema: &Value, pointer: &str, index: &mut RuleIndex, causes:
             let rule_pointer = format!("{pointer}.x-kubernetes-validations[{i}]");
             check_rule(rule, &rule_pointer, causes);
             if let Some(text) = rule.get("rule").and_then(Value::as_str) {
+                let evaluated = evaluated_rule(rule, text);
                 let info = RuleInfo {
                     node_type: node_type.clone(),
                     message: rule.get("message").and_then(Value::as_str).map(str::to_string),
                     field_path: rule.get("fieldPath").and_then(Value::as_str).map(str::to_string),
                     transition: text.contains("oldSelf"),
+                    written: (evaluated != text).then(|| text.to_string()),
                 };
-                index.entry(text.to_string()).or_insert(info);
+                index.entry(evaluated).or_insert(info);
             }
         }
     }
@@ -62,6 +66,51 @@ pub fn index_rules(schema: &Value, pointer: &str, index: &mut RuleIndex, causes:
             }
             _ => {}
         }
+    }
+}
+
+/// What `oldSelf` stands for in a rule with `optionalOldSelf: true`: an optional, empty on create
+/// and where the old object lacks the value. (`kube-cel` binds such an `oldSelf` to `null`, so the
+/// rule is rewritten to wrap it.)
+const OPTIONAL_OLD_SELF: &str = "(oldSelf == null ? optional.none() : optional.of(oldSelf))";
+
+/// The text evaluated for a rule: as written, or with `oldSelf` made an optional.
+fn evaluated_rule(rule: &Value, text: &str) -> String {
+    if rule.get("optionalOldSelf").and_then(Value::as_bool) != Some(true) {
+        return text.to_string();
+    }
+    static OLD_SELF: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\boldSelf\b").expect("a valid pattern"));
+    OLD_SELF.replace_all(text, OPTIONAL_OLD_SELF).into_owned()
+}
+
+/// The schema as evaluated: every rule with `optionalOldSelf: true` rewritten by [`evaluated_rule`].
+pub fn optional_old_self(schema: &Value) -> Value {
+    match schema {
+        Value::Object(node) => {
+            let mut out = serde_json::Map::new();
+            for (key, value) in node {
+                let value = match (key.as_str(), value) {
+                    ("x-kubernetes-validations", Value::Array(rules)) => Value::Array(
+                        rules
+                            .iter()
+                            .map(|rule| {
+                                let mut rule = rule.clone();
+                                if let Some(text) = rule.get("rule").and_then(Value::as_str).map(str::to_string) {
+                                    rule["rule"] = Value::String(evaluated_rule(&rule, &text));
+                                }
+                                rule
+                            })
+                            .collect(),
+                    ),
+                    (_, value) => optional_old_self(value),
+                };
+                out.insert(key.clone(), value);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(optional_old_self).collect()),
+        other => other.clone(),
     }
 }
 
@@ -225,8 +274,13 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 fn rule_error_string(error: &ValidationError, info: Option<&RuleInfo>) -> String {
     match info.and_then(|i| i.message.as_deref()).map(str::trim) {
         Some(m) if !m.is_empty() => m.to_string(),
-        _ => error.rule.trim().to_string(),
+        _ => written_rule(error, info),
     }
+}
+
+/// The rule as the CRD wrote it.
+fn written_rule(error: &ValidationError, info: Option<&RuleInfo>) -> String {
+    info.and_then(|i| i.written.clone()).unwrap_or_else(|| error.rule.clone()).trim().to_string()
 }
 
 fn to_cause(error: &ValidationError, index: &RuleIndex) -> Cause {
@@ -236,9 +290,11 @@ fn to_cause(error: &ValidationError, index: &RuleIndex) -> Cause {
     match error.kind {
         ErrorKind::ValidationFailure => {
             let message = if error.message.trim().is_empty() {
-                format!("failed rule: {}", error.rule.trim())
+                format!("failed rule: {}", written_rule(error, info))
             } else {
-                error.message.clone()
+                // `kube-cel` quotes the rule it evaluated; the user wrote the other one.
+                let written = info.and_then(|i| i.written.as_deref());
+                written.map_or_else(|| error.message.clone(), |w| error.message.replace(error.rule.trim(), w.trim()))
             };
             match error.reason.as_deref() {
                 Some("FieldValueForbidden") => fields::forbidden(path, &message),
