@@ -18,11 +18,24 @@ async fn install_review_run_crd(cluster: &DevCluster) {
     let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
     let answer = send_raw(&client, "POST", path, &[("content-type", "application/yaml")], crd).await.unwrap();
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
-    support::eventually("reviewruns are served", || {
-        let client = client.clone();
-        async move { (send_raw(&client, "GET", RUNS, &[], vec![]).await.ok()?.status == 200).then_some(()) }
+    wait_until_served(&client, RUNS).await;
+}
+
+/// Waits until the list path of a CRD's resources answers.
+async fn wait_until_served(client: &kube::Client, list_path: &str) {
+    support::eventually("the custom resources are served", || async {
+        (send_raw(client, "GET", list_path, &[], vec![]).await.ok()?.status == 200).then_some(())
     })
     .await;
+}
+
+/// Stores a CRD and waits until its resources are served at `list_path`.
+async fn install_crd(client: &kube::Client, crd: &Value, list_path: &str) {
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let body = crd.to_string().into_bytes();
+    let created = send_raw(client, "POST", path, &[("content-type", "application/json")], body).await.unwrap();
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    wait_until_served(client, list_path).await;
 }
 
 fn runs(cluster: &DevCluster) -> Api<DynamicObject> {
@@ -219,20 +232,16 @@ async fn stored_versions_keep_every_storage_version_a_crd_had() {
     };
     let client = cluster.client().unwrap();
     let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-    let json_type = [("content-type", "application/merge-patch+json")];
-    let created = send_raw(
+    let merge = [("content-type", "application/merge-patch+json")];
+    install_crd(
         &client,
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        crd(json!([version("v1beta1", true)])).to_string().into_bytes(),
+        &crd(json!([version("v1beta1", true)])),
+        "/apis/example.com/v1beta1/namespaces/default/gadgets",
     )
-    .await
-    .unwrap();
-    assert_eq!(created.status, 201);
+    .await;
     let named = format!("{path}/gadgets.example.com");
     let moved = json!({"spec": {"versions": [version("v1beta1", false), version("v1", true)]}});
-    let patched = send_raw(&client, "PATCH", &named, &json_type, moved.to_string().into_bytes()).await.unwrap();
+    let patched = send_raw(&client, "PATCH", &named, &merge, moved.to_string().into_bytes()).await.unwrap();
     assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
     let stored = support::eventually("both storage versions are recorded", || {
         let (client, named) = (client.clone(), named.clone());
@@ -266,15 +275,8 @@ async fn objects_read_through_another_version_are_pruned_by_its_schema() {
                 {"name": "v1beta1", "served": true, "storage": false, "schema": schema(&["color"])}]}});
     let client = cluster.client().unwrap();
     let json_body = [("content-type", "application/json")];
-    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-    let created = send_raw(&client, "POST", path, &json_body, crd.to_string().into_bytes()).await.unwrap();
-    assert_eq!(created.status, 201);
     let v1 = "/apis/example.com/v1/namespaces/default/gizmos";
-    support::eventually("gizmos are served", || {
-        let client = client.clone();
-        async move { (send_raw(&client, "GET", v1, &[], vec![]).await.ok()?.status == 200).then_some(()) }
-    })
-    .await;
+    install_crd(&client, &crd, v1).await;
     let gizmo = json!({"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g"},
         "spec": {"color": "red", "size": "L"}});
     let stored = send_raw(&client, "POST", v1, &json_body, gizmo.to_string().into_bytes()).await.unwrap();
@@ -352,15 +354,8 @@ async fn optional_old_self_is_an_optional_on_create_and_update() {
                         {"rule": "self.level <= oldSelf.orValue({'level': 5}).level + 5", "optionalOldSelf": true}]}}}}}]}});
     let client = cluster.client().unwrap();
     let json_body = [("content-type", "application/json")];
-    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-    let created = send_raw(&client, "POST", path, &json_body, crd.to_string().into_bytes()).await.unwrap();
-    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
     let dials = "/apis/example.com/v1/namespaces/default/dials";
-    support::eventually("dials are served", || {
-        let client = client.clone();
-        async move { (send_raw(&client, "GET", dials, &[], vec![]).await.ok()?.status == 200).then_some(()) }
-    })
-    .await;
+    install_crd(&client, &crd, dials).await;
     let dial = |level: i64| {
         json!({"apiVersion": "example.com/v1", "kind": "Dial", "metadata": {"name": "d"}, "spec": {"level": level}})
             .to_string()
