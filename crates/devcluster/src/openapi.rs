@@ -63,6 +63,23 @@ pub fn v3_group_version(resources: &[ResourceInfo], group: &str, version: &str) 
     }))
 }
 
+/// The media type of the protobuf `/openapi/v2` answer (clients ask for it as `...spec.v2@v1.0+protobuf`,
+/// which Go's media type parser refuses in an answer).
+pub const V2_PROTOBUF_MEDIA_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2` as protobuf: a Swagger 2.0 document (`swagger: "2.0"`, field 1 of gnostic's
+/// `Document`) without definitions. kubectl reads it only to validate a kind that `/openapi/v3`
+/// does not describe, and a kind no document describes is left unvalidated, as on a real server:
+/// the request then fails as the server answers it (for example `no matches for kind`).
+pub const V2_PROTOBUF_DOCUMENT: &[u8] = b"\x0a\x032.0";
+
+/// Whether an `Accept` header asks for the protobuf OpenAPI v2 document before JSON.
+pub fn wants_v2_protobuf(accept: &str) -> bool {
+    let first = accept.split(',').next().unwrap_or("").split(';').next().unwrap_or("").trim();
+    first.eq_ignore_ascii_case(V2_PROTOBUF_MEDIA_TYPE)
+        || first.eq_ignore_ascii_case("application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+}
+
 /// `/openapi/v2`: one Swagger 2.0 document with every definition. client-go asks for it as protobuf
 /// only (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`) and cannot decode JSON.
 pub fn v2(resources: &[ResourceInfo]) -> Value {

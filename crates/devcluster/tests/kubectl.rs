@@ -696,6 +696,18 @@ async fn resize_changes_cpu_and_memory_in_place() {
     cluster.shutdown().await.unwrap();
 }
 
+/// Applying a kind nothing serves fails as on a real server: kubectl's validation finds no schema
+/// for it (in `/openapi/v3`, then in the protobuf `/openapi/v2`) and the kind has no mapping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_a_kind_nothing_serves_says_no_matches_for_kind() {
+    let cluster = support::cluster().await;
+    let thing = "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\nspec: {size: 3}\n";
+    let out = kubectl_stdin(&cluster, &["apply", "-f", "-"], thing).await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("no matches for kind \"Thing\" in version \"example.com/v1\""), "{}", out.stderr);
+    cluster.shutdown().await.unwrap();
+}
+
 /// An unset boolean field label reads as `false`, as on a real server: a fresh node is schedulable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_selectors_read_unset_booleans_as_false() {

@@ -238,3 +238,13 @@ fn schema_names() {
     unknown.kind = "Mystery".into();
     assert_eq!(kind_schema_name(&unknown), "io.k8s.apiextensions.v1.Mystery");
 }
+
+#[test]
+fn the_protobuf_v2_document_is_asked_for_first() {
+    assert!(super::wants_v2_protobuf("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+    assert!(super::wants_v2_protobuf("application/com.github.proto-openapi.spec.v2.v1.0+protobuf, application/json"));
+    assert!(!super::wants_v2_protobuf("application/json, application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+    assert!(!super::wants_v2_protobuf(""));
+    // `swagger: "2.0"`, field 1 of the Document, length-delimited.
+    assert_eq!(super::V2_PROTOBUF_DOCUMENT, [0x0a, 3, b'2', b'.', b'0']);
+}

@@ -60,6 +60,12 @@ async fn route(server: Arc<ApiServer>, user: UserInfo, request: Request) -> Resu
         all
     };
     if path == "/openapi/v2" {
+        if openapi::wants_v2_protobuf(&accept(request.headers())) {
+            let mut response = axum::body::Body::from(openapi::V2_PROTOBUF_DOCUMENT).into_response();
+            let media = HeaderValue::from_static(openapi::V2_PROTOBUF_MEDIA_TYPE);
+            response.headers_mut().insert(header::CONTENT_TYPE, media);
+            return Ok(response);
+        }
         return Ok(ok(&openapi::v2(&resources())));
     }
     if path == "/openapi/v3" || path == "/openapi/v3/" {
