@@ -1,7 +1,6 @@
 //! Parsing of resource URLs and their query parameters.
 
 use crate::error::ApiError;
-use std::collections::HashMap;
 
 /// A parsed resource URL: `/api/v1/...` or `/apis/GROUP/VERSION/...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +71,8 @@ pub fn is_legacy_watch(path: &str) -> bool {
 /// Query parameters, decoded.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
-    params: HashMap<String, String>,
-    /// Every pair in order, for parameters given more than once (`command` of an exec).
+    /// Every pair in order: a parameter given more than once (`command` of an exec) has them all,
+    /// and elsewhere the last one counts.
     pairs: Vec<(String, String)>,
 }
 
@@ -90,7 +89,12 @@ impl Query {
                     .collect()
             })
             .unwrap_or_default();
-        Self { params: pairs.iter().cloned().collect(), pairs }
+        Self { pairs }
+    }
+
+    /// The last value given for `key`, empty or not.
+    fn last(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a parameter given more than once, in order.
@@ -99,11 +103,11 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.last(key).filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.params.get(key).map(String::as_str), Some("true" | "1" | "")) && self.params.contains_key(key)
+        matches!(self.last(key), Some("true" | "1" | ""))
     }
 
     /// A non-negative integer parameter; anything else is a 400 naming it.

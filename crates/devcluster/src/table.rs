@@ -629,13 +629,9 @@ fn service_cells(service: &Value, name: Value, age: Value) -> Vec<Value> {
         "" => "<none>",
         ip => ip,
     };
-    let selector = service.pointer("/spec/selector").and_then(Value::as_object);
-    let selector = match selector.filter(|s| !s.is_empty()) {
-        Some(labels) => {
-            labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
-        }
-        None => "<none>".to_string(),
-    };
+    // A Service's selector is a plain label map: printed as a selector of those labels.
+    let selector = service.pointer("/spec/selector").map(|labels| json!({"matchLabels": labels}));
+    let selector = selector_string(selector.as_ref());
     vec![
         name,
         json!(service_type),

@@ -318,7 +318,7 @@ async fn resource_request(
         let options = crate::runner::log_request::LogOptions::parse(&query)?;
         return crate::runner::log_request::log_response(&server.pod_logs, &pod, &options);
     }
-    if let (Some(stream), true, Some(name)) = (own_storage, streams, name) {
+    if let (Some(stream @ (Subresource::Exec | Subresource::Attach)), Some(name)) = (own_storage, name) {
         let exec = stream == Subresource::Exec;
         let options = super::streams::StreamOptions::parse(&query, exec)?;
         let pod = server.get_object(&info, ns, name)?;

@@ -665,8 +665,8 @@ impl ApiServer {
     ) -> Result<WriteOutcome, ApiError> {
         let name = key.name.clone();
         let strategy = Strategy::of(info);
-        let part =
-            subresource.and_then(|s| strategy.subresource(s)).and_then(|s| s.write_part(old, &body)).transpose()?;
+        let writer = subresource.and_then(|s| strategy.subresource(s)).and_then(|s| s.part_writer());
+        let part = writer.map(|write| write(old, &body)).transpose()?;
         let mut new = match (subresource, part) {
             (Some("status"), _) => {
                 let mut new = old.clone();
@@ -758,7 +758,8 @@ impl ApiServer {
             return Err(ApiError::unsupported_media_type(info.patch_types()));
         }
         let writes_part = |s: &str| {
-            Strategy::of(info).subresource(s).is_some_and(|s| s.writes_part()) && patch_type != PatchType::Apply
+            Strategy::of(info).subresource(s).is_some_and(|s| s.part_writer().is_some())
+                && patch_type != PatchType::Apply
         };
         if let Some(sub) = subresource.filter(|s| (*s != "status" || !info.has_status()) && !writes_part(s)) {
             return Err(ApiError::not_found(&info.group, &format!("{}/{sub}", info.resource), name));

@@ -71,22 +71,20 @@ impl Subresource {
         }
     }
 
-    /// Whether it writes one part of its object, and reads and patches see the whole object.
-    pub(crate) fn writes_part(self) -> bool {
-        matches!(self, Self::Approval | Self::EphemeralContainers | Self::Resize)
-    }
-
-    /// For a subresource that writes one part of its object: the stored object with that part
-    /// taken from `body`, or why that part may not become what `body` holds.
-    pub(crate) fn write_part(self, old: &Value, body: &Value) -> Option<Result<Value, ApiError>> {
+    /// For a subresource that writes one part of its object (reads and patches of it see the whole
+    /// object): how the stored object takes that part from a body, or why it may not.
+    pub(crate) fn part_writer(self) -> Option<PartWriter> {
         match self {
-            Self::Approval => Some(Ok(super::csr::approval_update(old, body))),
-            Self::EphemeralContainers => Some(Ok(super::ephemeral::update(old, body))),
-            Self::Resize => Some(super::resize::update(old, body)),
+            Self::Approval => Some(|old, body| Ok(super::csr::approval_update(old, body))),
+            Self::EphemeralContainers => Some(|old, body| Ok(super::ephemeral::update(old, body))),
+            Self::Resize => Some(super::resize::update),
             Self::Log | Self::Eviction | Self::Token | Self::Exec | Self::Attach => None,
         }
     }
 }
+
+/// The stored object with one part taken from a request's body, or why that part may not change so.
+pub(crate) type PartWriter = fn(&Value, &Value) -> Result<Value, ApiError>;
 
 /// How the server treats one resource; [`Strategy::of`] says which.
 #[derive(Clone, Copy)]
