@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
@@ -100,6 +101,8 @@ struct Inner {
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     /// Owner UID → keys of objects naming it in ownerReferences.
     dependents: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Keys of objects with a deletionTimestamp.
+    deleting: BTreeSet<ObjectKey>,
     history: VecDeque<Change>,
     /// The resourceVersion just before the oldest retained change: resuming from it or later is possible.
     history_floor: u64,
@@ -135,6 +138,15 @@ pub struct WatchStart {
     pub revision: u64,
 }
 
+/// One page of a list: its objects, whether more match after them, and the revision it was read at.
+pub struct Page {
+    pub objects: Vec<Arc<Value>>,
+    pub more: bool,
+    /// How many objects follow the page, known only for an unfiltered list.
+    pub remaining: Option<u64>,
+    pub revision: u64,
+}
+
 /// A consistent list: matching objects and the resourceVersion they were read at.
 pub struct Listing {
     pub objects: Vec<Arc<Value>>,
@@ -147,6 +159,11 @@ fn owner_uids(object: &Value) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string)).collect())
         .unwrap_or_default()
+}
+
+/// Whether an object is being deleted.
+pub fn has_deletion_timestamp(object: &Value) -> bool {
+    object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
 }
 
 /// The resourceVersion stored in an object's metadata, or 0.
@@ -163,6 +180,7 @@ impl Store {
                 revision: 1,
                 objects: BTreeMap::new(),
                 dependents: HashMap::new(),
+                deleting: BTreeSet::new(),
                 history: VecDeque::new(),
                 history_floor: 1,
             })),
@@ -189,6 +207,9 @@ impl Store {
                 for uid in owner_uids(&object) {
                     inner.dependents.entry(uid).or_default().insert(key.clone());
                 }
+                if has_deletion_timestamp(&object) {
+                    inner.deleting.insert(key.clone());
+                }
                 inner.objects.insert(key, Arc::new(object));
             }
         }
@@ -214,6 +235,51 @@ impl Store {
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Listing {
         let inner = self.lock();
         Listing { objects: inner.select(group, resource, namespace), revision: inner.revision }
+    }
+
+    /// One page of a list: up to `limit` objects of one group/resource (optionally one namespace)
+    /// that `filter` accepts (all without one), in key order, after the `(namespace, name)` of `after`. The page
+    /// costs the objects it visits, not the collection: a paginated list of n objects visits each
+    /// once however many pages it takes.
+    pub fn list_page(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: Option<usize>,
+        filter: Option<&dyn Fn(&Value) -> bool>,
+    ) -> Page {
+        let filtered = filter.is_some();
+        let matches = |object: &Value| filter.is_none_or(|filter| filter(object));
+        let inner = self.lock();
+        let in_collection =
+            |k: &ObjectKey| k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
+        let first = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded(ObjectKey::new(group, resource, ns, name)),
+            None => Bound::Included(first),
+        };
+        let mut objects = Vec::new();
+        let mut rest = inner.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| in_collection(k));
+        let mut remaining = None;
+        for (_, object) in rest.by_ref() {
+            if !matches(object) {
+                continue;
+            }
+            if limit.is_some_and(|limit| objects.len() >= limit) {
+                remaining = Some(1);
+                break;
+            }
+            objects.push(object.clone());
+        }
+        // Counting what follows visits keys only; with a filter, the count is unknown.
+        let remaining = match (remaining, filtered) {
+            (Some(_), false) => Some(1 + rest.count() as u64),
+            (Some(_), true) => Some(0),
+            (None, _) => None,
+        };
+        Page { objects, more: remaining.is_some(), remaining: remaining.filter(|n| *n > 0), revision: inner.revision }
     }
 
     /// Every object in a namespace, of any resource (for namespace deletion).
@@ -299,6 +365,11 @@ impl Store {
                 inner.dependents.entry(uid).or_default().insert(key.clone());
             }
         }
+        if kind != EventType::Deleted && has_deletion_timestamp(&object) {
+            inner.deleting.insert(key.clone());
+        } else {
+            inner.deleting.remove(&key);
+        }
         inner.history.push_back(change.clone());
         while inner.history.len() > self.history_limit {
             if let Some(dropped) = inner.history.pop_front() {
@@ -342,6 +413,14 @@ impl Store {
         inner.history_floor = inner.revision;
     }
 
+    /// The objects a garbage-collection sweep must look at: those being deleted and those naming an
+    /// owner. The others, most objects of a large cluster, need nothing from it.
+    pub fn deleting_or_owned(&self) -> Vec<(ObjectKey, Arc<Value>)> {
+        let inner = self.lock();
+        let keys: BTreeSet<&ObjectKey> = inner.deleting.iter().chain(inner.dependents.values().flatten()).collect();
+        keys.into_iter().filter_map(|key| Some((key.clone(), inner.objects.get(key)?.clone()))).collect()
+    }
+
     /// Every stored object (for consistency checks).
     pub fn all(&self) -> Vec<(ObjectKey, Arc<Value>)> {
         self.lock().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -363,6 +442,58 @@ mod tests {
 
     fn key(name: &str) -> ObjectKey {
         ObjectKey::new("", "configmaps", "default", name)
+    }
+
+    fn names(page: &Page) -> Vec<String> {
+        page.objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    #[test]
+    fn pages_continue_after_the_last_key_and_count_what_follows() {
+        let s = store(10);
+        for name in ["e", "a", "d", "b", "c"] {
+            s.create(key(name), obj(name)).unwrap();
+        }
+        // Another resource and another namespace sort around the collection and never leak in.
+        s.create(ObjectKey::new("", "secrets", "default", "a"), obj("a")).unwrap();
+        s.create(ObjectKey::new("", "configmaps", "other", "z"), obj("z")).unwrap();
+        let first = s.list_page("", "configmaps", Some("default"), None, Some(2), None);
+        assert_eq!((names(&first), first.more, first.remaining), (vec!["a".into(), "b".into()], true, Some(3)));
+        let second = s.list_page("", "configmaps", Some("default"), Some(("default", "b")), Some(2), None);
+        assert_eq!((names(&second), second.remaining), (vec!["c".into(), "d".into()], Some(1)));
+        let last = s.list_page("", "configmaps", Some("default"), Some(("default", "d")), Some(2), None);
+        assert_eq!((names(&last), last.more, last.remaining), (vec!["e".into()], false, None));
+        let everything = s.list_page("", "configmaps", None, None, None, None);
+        assert_eq!(names(&everything), ["a", "b", "c", "d", "e", "z"]);
+    }
+
+    #[test]
+    fn sweep_candidates_are_the_objects_being_deleted_or_owned() {
+        let s = store(10);
+        s.create(key("plain"), obj("plain")).unwrap();
+        let owned = json!({"metadata": {"name": "owned", "ownerReferences": [{"uid": "u1"}]}});
+        s.create(key("owned"), owned).unwrap();
+        let going = json!({"metadata": {"name": "going", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        s.create(key("going"), going).unwrap();
+        let names = |s: &Store| s.deleting_or_owned().into_iter().map(|(k, _)| k.name).collect::<Vec<_>>();
+        assert_eq!(names(&s), ["going", "owned"]);
+        // An object that stops being deleted or owned leaves the candidates; a deleted one too.
+        s.update(key("owned"), 0, obj("owned")).unwrap();
+        s.delete(&key("going"), 0).unwrap();
+        assert!(names(&s).is_empty());
+    }
+
+    #[test]
+    fn filtered_pages_fill_up_with_matches_and_leave_the_count_unknown() {
+        let s = store(10);
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            s.create(key(name), obj(name)).unwrap();
+        }
+        let vowels = |o: &Value| matches!(o["metadata"]["name"].as_str(), Some("a" | "e"));
+        let first = s.list_page("", "configmaps", Some("default"), None, Some(1), Some(&vowels));
+        assert_eq!((names(&first), first.more, first.remaining), (vec!["a".into()], true, None));
+        let rest = s.list_page("", "configmaps", Some("default"), Some(("default", "a")), Some(1), Some(&vowels));
+        assert_eq!((names(&rest), rest.more), (vec!["e".into()], false));
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn is_namespace_default(key: &ObjectKey) -> bool {
 }
 
 fn is_deleting(object: &Value) -> bool {
-    object.pointer("/metadata/deletionTimestamp").is_some()
+    crate::store::has_deletion_timestamp(object)
 }
 
 impl ApiServer {
@@ -92,7 +92,7 @@ impl ApiServer {
 
     /// Re-checks every object: pending deletions, terminating namespaces, dependents of missing owners.
     fn sweep(&self) {
-        for (key, object) in self.store.all() {
+        for (key, object) in self.store.deleting_or_owned() {
             if is_deleting(&object) {
                 self.advance_deletion(&key, &object);
             }

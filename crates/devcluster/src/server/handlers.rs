@@ -527,24 +527,21 @@ fn list(
     let (labels, fields) = selectors(info, query)?;
     let limit = query.number("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let after = query.get("continue").map(decode_continue).transpose()?;
-    let listing = server.store.list(&info.group, &info.resource, ns);
-    let revision = after.as_ref().map(|(rv, _, _)| *rv).unwrap_or(listing.revision);
-    let selected: Vec<&Arc<Value>> = listing
-        .objects
-        .iter()
-        .filter(|o| match &after {
-            Some((_, ans, aname)) => {
-                (meta::str_at(o, "/metadata/namespace"), meta::str_at(o, "/metadata/name"))
-                    > (ans.as_str(), aname.as_str())
-            }
-            None => true,
-        })
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
-    let take = limit.unwrap_or(selected.len()).min(selected.len());
-    let page: Vec<Value> = selected[..take].iter().map(|o| ApiServer::present(info, o)).collect();
+    let selects = |o: &Value| labels.matches(o) && fields.matches(o);
+    let filter: Option<&dyn Fn(&Value) -> bool> =
+        if labels.is_empty() && fields.is_empty() { None } else { Some(&selects) };
+    let listed = server.store.list_page(
+        &info.group,
+        &info.resource,
+        ns,
+        after.as_ref().map(|(_, ans, aname)| (ans.as_str(), aname.as_str())),
+        limit,
+        filter,
+    );
+    let revision = after.as_ref().map(|(rv, _, _)| *rv).unwrap_or(listed.revision);
+    let page: Vec<Value> = listed.objects.iter().map(|o| ApiServer::present(info, o)).collect();
     let mut metadata = json!({"resourceVersion": revision.to_string()});
-    if take < selected.len()
+    if listed.more
         && let Some(last) = page.last()
     {
         metadata["continue"] = json!(encode_continue(
@@ -552,7 +549,9 @@ fn list(
             meta::str_at(last, "/metadata/namespace"),
             meta::str_at(last, "/metadata/name")
         ));
-        metadata["remainingItemCount"] = json!(selected.len() - take);
+        if let Some(remaining) = listed.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     if crate::accept::negotiate(&accept(headers))? == Representation::Metadata {
         return Ok(ok(&crate::accept::partial_list(metadata, &page)));
