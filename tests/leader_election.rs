@@ -311,3 +311,33 @@ async fn http_endpoints_report_health_readiness_and_leadership() {
     stop_http.trigger();
     server.await.expect("joins").expect("serves until shutdown");
 }
+
+#[tokio::test]
+async fn the_controllers_client_counts_its_requests_by_verb_and_resource() {
+    let cluster = support::cluster().await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let metrics = Arc::new(Metrics::default());
+    let client =
+        review_operator::controller::api_requests::counted_client(config, metrics.clone()).expect("counted client");
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let lease =
+        Lease { metadata: kube::api::ObjectMeta { name: Some("counted".into()), ..Default::default() }, spec: None };
+    leases.create(&kube::api::PostParams::default(), &lease).await.expect("create");
+    leases.get("counted").await.expect("get");
+    leases.list(&kube::api::ListParams::default()).await.expect("list");
+    leases.list(&kube::api::ListParams::default()).await.expect("list again");
+    let renew = serde_json::json!({"spec": {"holderIdentity": "replica-0"}});
+    leases.patch("counted", &PatchParams::default(), &Patch::Merge(&renew)).await.expect("patch");
+    leases.delete("counted", &kube::api::DeleteParams::default()).await.expect("delete");
+    // A refused request is a request too.
+    assert!(leases.get("counted").await.is_err(), "deleted");
+
+    let text = metrics.encode();
+    for (verb, count) in [("create", 1), ("get", 2), ("list", 2), ("patch", 1), ("delete", 1)] {
+        let line = format!("review_operator_api_requests_total{{verb=\"{verb}\",resource=\"leases\"}} {count}\n");
+        assert!(text.contains(&line), "expected {line:?} in\n{text}");
+    }
+}

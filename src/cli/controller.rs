@@ -139,12 +139,14 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ControllerArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
+    let metrics = Arc::new(Metrics::default());
+    let config = kube::Config::infer()
         .await
-        .context("connecting to Kubernetes (in-cluster config or the current kubeconfig context)")?;
+        .context("finding Kubernetes (in-cluster config or the current kubeconfig context)")?;
+    let client =
+        crate::controller::api_requests::counted_client(config, metrics.clone()).context("connecting to Kubernetes")?;
     let lease = args.lease(client.default_namespace());
     let settings = args.settings()?;
-    let metrics = Arc::new(Metrics::default());
     let election = Arc::new(ElectionStatus::new(metrics.leader.clone()));
     let (trigger, shutdown) = shutdown::channel();
 

@@ -1,6 +1,7 @@
 //! The reconciler of Reviewers. Decisions live in [`plan`] as pure functions
 //! of what was observed; executing a plan is I/O at the edge.
 
+pub mod api_requests;
 pub mod delivery;
 pub mod events;
 pub mod executor;
@@ -119,16 +120,18 @@ pub async fn run(
     check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
 
     let index = Arc::new(ObservedIndex::default());
-    let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), {
+    let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), |_| {}, {
         let index = index.clone();
         move |event| index.observe_reviewer(event)
     });
-    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), {
+    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), |_| {}, {
         let index = index.clone();
         move |event| index.observe_run(event)
     });
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
-    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, {
+    // The planner reads a pod's metadata and status, never its spec (the
+    // next pod is built from the Reviewer), so the store keeps no specs.
+    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, |pod| pod.spec = None, {
         let index = index.clone();
         move |event| index.observe_pod(event)
     });
@@ -236,8 +239,9 @@ where
         .map_err(|source| ControllerError::ApiUnavailable { resource, source })
 }
 
-/// A reflector store of `K` and its stream of touched objects;
-/// `applied` sees every event once the store has applied it.
+/// A reflector store of `K` and its stream of touched objects; `trim`
+/// drops what the controller never reads before the store keeps an object,
+/// and `applied` sees every event once the store has applied it.
 ///
 /// Objects are stored without the field sets of `managedFields`, the larger
 /// part of most objects; who wrote an object, and when, stays (the creation
@@ -245,6 +249,7 @@ where
 fn reflect<K>(
     client: &kube::Client,
     config: watcher::Config,
+    trim: impl Fn(&mut K) + Send + Sync + 'static,
     applied: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
@@ -253,10 +258,11 @@ where
     let (store, writer) = reflector::store();
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
-        .modify(|object| {
+        .modify(move |object| {
             for entry in object.meta_mut().managed_fields.iter_mut().flatten() {
                 entry.fields_v1 = None;
             }
+            trim(object)
         })
         .reflect(writer)
         .inspect_ok(applied)

@@ -33,6 +33,13 @@ pub struct ReviewerLabels {
     pub reviewer: String,
 }
 
+/// Labels of a request to the API server: its verb and resource.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    pub verb: String,
+    pub resource: String,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -55,6 +62,8 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     /// GitHub's `x-ratelimit-remaining` on its last answer.
     pub github_rate_limit_remaining: Gauge,
+    /// Requests to the API server, by verb and resource.
+    pub api_requests: Family<ApiRequestLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -106,6 +115,12 @@ impl Default for Metrics {
             "Requests GitHub still allows in its current rate-limit window, from its last answer",
             github_rate_limit_remaining.clone(),
         );
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API server by verb and resource",
+            api_requests.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -121,6 +136,7 @@ impl Default for Metrics {
             leader,
             deliveries,
             github_rate_limit_remaining,
+            api_requests,
         }
     }
 }
