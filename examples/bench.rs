@@ -17,6 +17,10 @@
 //! are reported apart from the other writes, as they are the election's
 //! heartbeat, not reconcile work.
 //!
+//! API requests are the controller's own count (`review_operator_api_requests_total`, read from
+//! its `/metrics` once the cold start converged). `devcluster_rss_mb` is this process once the
+//! Reviewers and runs exist and before the bench's own view of them starts: the dev cluster alone.
+//!
 //! Prints one JSON line; progress goes to stderr.
 
 #[path = "bench_support/kubelet.rs"]
@@ -469,6 +473,42 @@ fn memory_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// A local address nothing listens on, for the controller's metrics.
+fn free_local_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// The controller's `review_operator_api_requests_total`, by verb and resource.
+async fn api_requests(address: &str) -> anyhow::Result<BTreeMap<(String, String), u64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.context("connecting to the controller's metrics")?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let mut counts = BTreeMap::new();
+    for line in text.lines().filter(|line| line.starts_with("review_operator_api_requests_total{")) {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(line[start..].split('"').next()?.to_owned())
+        };
+        let count = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()).unwrap_or_default();
+        if let (Some(verb), Some(resource)) = (label("verb"), label("resource")) {
+            counts.insert((verb, resource), count as u64);
+        }
+    }
+    anyhow::ensure!(!counts.is_empty(), "the controller's metrics count no API requests:\n{text}");
+    Ok(counts)
+}
+
+fn by_verb(requests: &BTreeMap<(String, String), u64>) -> BTreeMap<String, u64> {
+    let mut verbs = BTreeMap::new();
+    for ((verb, _), count) in requests {
+        *verbs.entry(verb.clone()).or_default() += count;
+    }
+    verbs
+}
+
 fn controller_binary(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let path = match flag {
         Some(path) => path,
@@ -499,6 +539,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let current_runs = populate(&client, &args).await?;
     let runs = args.reviewers * args.runs_per_reviewer;
     eprintln!("created {} Reviewers and {runs} runs in {:.1}s", args.reviewers, started.elapsed().as_secs_f64());
+    // This process is the dev cluster alone until the bench's own view starts.
+    let (_, devcluster_rss_populated) = memory_mb(std::process::id())?;
 
     let tally = spawn_tally(&cluster)?;
     let view = View::start(&cluster).await?;
@@ -511,9 +553,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .debounce
         .clone()
         .unwrap_or_else(|| format!("{}ms", review_operator::controller::RECOMMENDED_DEBOUNCE.as_millis()));
+    let metrics_address = free_local_address()?;
     let cold_started = Instant::now();
     let mut controller = tokio::process::Command::new(&binary)
-        .args(["controller", "--agent-binary", "/bin/true", "--listen", "127.0.0.1:0"])
+        .args(["controller", "--agent-binary", "/bin/true", "--listen", &metrics_address])
         .args(["--log-level", &args.controller_log_level])
         .args(["--debounce", &debounce, "--namespace", NAMESPACE])
         .env("KUBECONFIG", cluster.kubeconfig_path())
@@ -525,13 +568,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", binary.display()))?;
     let pid = controller.id().context("controller pid")?;
     let progress = tokio::spawn(report_progress(view.clone(), cold_started));
-    view.until("cold convergence", Duration::from_secs(600), Duration::from_millis(50), |view| {
-        converged(view, args.reviewers)
-    })
-    .await?;
+    // A check walks every run, so it is spaced by the fleet's size: it must not
+    // take the CPU the controller and the server need.
+    let spacing = Duration::from_micros((runs as u64 * 2).max(50_000));
+    view.until("cold convergence", Duration::from_secs(600), spacing, |view| converged(view, args.reviewers)).await?;
     let cold_converge_s = cold_started.elapsed().as_secs_f64();
     progress.abort();
     eprintln!("converged in {cold_converge_s:.2}s");
+    let cold_requests = api_requests(&metrics_address).await?;
+    eprintln!("cold start requests: {cold_requests:?}");
 
     // Idle: nothing changes, so the controller must write nothing.
     let settle_s = tally.settle(Duration::from_secs(2), Duration::from_secs(30)).await.as_secs_f64();
@@ -574,6 +619,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         }
     }
     let (rss_peak, rss_now) = memory_mb(pid)?;
+    let (bench_rss_peak, _) = memory_mb(std::process::id())?;
 
     // The floor: the controller stops, and a plain client issues the same writes back to back.
     // SAFETY: kill(2) on the pid of a child this process owns and has not reaped.
@@ -607,6 +653,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "settle_before_idle_s": round(settle_s, 2),
         "controller_rss_mb": round(rss_peak, 1),
         "controller_rss_now_mb": round(rss_now, 1),
+        "controller_rss_mb_per_1k_runs": round(rss_peak / (runs as f64 / 1000.0), 2),
+        "devcluster_rss_mb": round(devcluster_rss_populated, 1),
+        "bench_process_rss_peak_mb": round(bench_rss_peak, 1),
+        "cold_start_requests_by_verb": by_verb(&cold_requests),
+        "cold_start_requests": cold_requests.iter().map(|((verb, resource), count)| (format!("{verb} {resource}"), *count)).collect::<BTreeMap<_, _>>(),
         "cold_converge_s": round(cold_converge_s, 2),
         "debounce": debounce,
         "watch_events_missed": tally.lagged.load(Ordering::Relaxed) + view.lagged.load(Ordering::Relaxed),

@@ -18,27 +18,46 @@ pub fn is_running_pod(pod: &Pod) -> bool {
 }
 
 /// Plays the kubelet: marks every new reviewer pod Running and Ready, through the API.
+///
+/// The change feed is read apart from the patches, so that a burst of other
+/// changes never makes it fall behind while a patch is in flight; when it
+/// falls behind anyway, it relists the pods, as a kubelet relists after its
+/// watch broke.
 pub fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU64> {
     let writes = Arc::new(AtomicU64::new(0));
     let counter = writes.clone();
     let client = client.clone();
-    let (_, start) = cluster.server().store.list_and_watch("", "pods", None);
+    let store = cluster.server().store.clone();
+    let (_, start) = store.list_and_watch("", "pods", None);
     let mut live = start.live;
+    let (pending, mut to_mark) = tokio::sync::mpsc::unbounded_channel::<Pod>();
     tokio::spawn(async move {
-        let mut marked = BTreeSet::new();
         loop {
-            let change = match live.recv().await {
-                Ok(change) => change,
+            match live.recv().await {
+                Ok(change) => {
+                    if change.key.resource == "pods"
+                        && change.key.group.is_empty()
+                        && change.kind != devcluster::store::EventType::Deleted
+                        && let Ok(pod) = Pod::deserialize(change.object.as_ref())
+                    {
+                        let _ = pending.send(pod);
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    eprintln!("kubelet: missed {missed} changes");
-                    continue;
+                    eprintln!("kubelet: missed {missed} changes; relisting pods");
+                    for object in store.list("", "pods", None).objects {
+                        if let Ok(pod) = Pod::deserialize(object.as_ref()) {
+                            let _ = pending.send(pod);
+                        }
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if change.key.resource != "pods" || change.kind == devcluster::store::EventType::Deleted {
-                continue;
             }
-            let Ok(pod) = Pod::deserialize(change.object.as_ref()) else { continue };
+        }
+    });
+    tokio::spawn(async move {
+        let mut marked = BTreeSet::new();
+        while let Some(pod) = to_mark.recv().await {
             let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else { continue };
             if pod.metadata.deletion_timestamp.is_some() || is_running_pod(&pod) || !marked.insert(uid) {
                 continue;
