@@ -111,14 +111,41 @@ struct Inner {
 impl Inner {
     /// Objects of one group/resource, optionally in one namespace, in key order.
     fn select(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        let start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
-        self.objects
-            .range(start..)
-            .take_while(|(k, _)| {
-                k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.page(group, resource, namespace, None, None, None).objects
+    }
+
+    /// See [`Store::list_page`].
+    fn page(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: Option<usize>,
+        filter: Option<&dyn Fn(&Value) -> bool>,
+    ) -> Page {
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded(ObjectKey::new(group, resource, ns, name)),
+            None => Bound::Included(ObjectKey::new(group, resource, namespace.unwrap_or(""), "")),
+        };
+        let mut rest = self.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| {
+            k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+        });
+        let mut objects = Vec::new();
+        let mut more = false;
+        for (_, object) in rest.by_ref() {
+            if filter.is_some_and(|filter| !filter(object)) {
+                continue;
+            }
+            if limit.is_some_and(|limit| objects.len() >= limit) {
+                more = true;
+                break;
+            }
+            objects.push(object.clone());
+        }
+        // Counting what follows visits keys only; with a filter, the count is unknown.
+        let remaining = (more && filter.is_none()).then(|| 1 + rest.count() as u64);
+        Page { objects, more, remaining, revision: self.revision }
     }
 }
 
@@ -238,9 +265,9 @@ impl Store {
     }
 
     /// One page of a list: up to `limit` objects of one group/resource (optionally one namespace)
-    /// that `filter` accepts (all without one), in key order, after the `(namespace, name)` of `after`. The page
-    /// costs the objects it visits, not the collection: a paginated list of n objects visits each
-    /// once however many pages it takes.
+    /// that `filter` accepts (all without one), in key order, after the `(namespace, name)` of
+    /// `after`. The page costs the objects it visits, not the collection: a paginated list of n
+    /// objects visits each once however many pages it takes.
     pub fn list_page(
         &self,
         group: &str,
@@ -250,36 +277,7 @@ impl Store {
         limit: Option<usize>,
         filter: Option<&dyn Fn(&Value) -> bool>,
     ) -> Page {
-        let filtered = filter.is_some();
-        let matches = |object: &Value| filter.is_none_or(|filter| filter(object));
-        let inner = self.lock();
-        let in_collection =
-            |k: &ObjectKey| k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
-        let first = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
-        let start = match after {
-            Some((ns, name)) => Bound::Excluded(ObjectKey::new(group, resource, ns, name)),
-            None => Bound::Included(first),
-        };
-        let mut objects = Vec::new();
-        let mut rest = inner.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| in_collection(k));
-        let mut remaining = None;
-        for (_, object) in rest.by_ref() {
-            if !matches(object) {
-                continue;
-            }
-            if limit.is_some_and(|limit| objects.len() >= limit) {
-                remaining = Some(1);
-                break;
-            }
-            objects.push(object.clone());
-        }
-        // Counting what follows visits keys only; with a filter, the count is unknown.
-        let remaining = match (remaining, filtered) {
-            (Some(_), false) => Some(1 + rest.count() as u64),
-            (Some(_), true) => Some(0),
-            (None, _) => None,
-        };
-        Page { objects, more: remaining.is_some(), remaining: remaining.filter(|n| *n > 0), revision: inner.revision }
+        self.lock().page(group, resource, namespace, after, limit, filter)
     }
 
     /// Every object in a namespace, of any resource (for namespace deletion).

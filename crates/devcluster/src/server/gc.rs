@@ -6,7 +6,7 @@ use super::ApiServer;
 use super::objects::{DeleteOptions, Propagation};
 use super::strategy::Strategy;
 use crate::meta;
-use crate::store::{Change, EventType, ObjectKey, resource_version_of};
+use crate::store::{Change, EventType, ObjectKey, has_deletion_timestamp, resource_version_of};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -24,10 +24,6 @@ fn is_namespace_default(key: &ObjectKey) -> bool {
     key.group.is_empty()
         && ((key.resource == "serviceaccounts" && key.name == "default")
             || (key.resource == "configmaps" && key.name == super::bootstrap::ROOT_CA_CONFIG_MAP))
-}
-
-fn is_deleting(object: &Value) -> bool {
-    crate::store::has_deletion_timestamp(object)
 }
 
 impl ApiServer {
@@ -65,7 +61,7 @@ impl ApiServer {
                 }
             }
             EventType::Added | EventType::Modified => {
-                if is_deleting(&change.object) {
+                if has_deletion_timestamp(&change.object) {
                     self.advance_deletion(&change.key, &change.object);
                 } else if change.kind == EventType::Added
                     && change.key.group.is_empty()
@@ -80,7 +76,7 @@ impl ApiServer {
         for owner in refs {
             if let Some(key) = self.owner_key(&change.key, &owner)
                 && let Some(object) = self.store.get(&key)
-                && is_deleting(&object)
+                && has_deletion_timestamp(&object)
             {
                 self.advance_deletion(&key, &object);
             }
@@ -90,10 +86,11 @@ impl ApiServer {
         }
     }
 
-    /// Re-checks every object: pending deletions, terminating namespaces, dependents of missing owners.
+    /// Re-checks the objects being deleted (pending deletions, terminating namespaces) and those
+    /// naming an owner (dependents of missing owners); no other object needs a sweep.
     fn sweep(&self) {
         for (key, object) in self.store.deleting_or_owned() {
-            if is_deleting(&object) {
+            if has_deletion_timestamp(&object) {
                 self.advance_deletion(&key, &object);
             }
             let refs = owner_refs(&object);
@@ -115,7 +112,7 @@ impl ApiServer {
         } else if finalizers.iter().any(|f| f == FOREGROUND) {
             for dependent in self.store.dependents_of(&uid) {
                 if let Some(dep) = self.store.get(&dependent)
-                    && !is_deleting(&dep)
+                    && !has_deletion_timestamp(&dep)
                 {
                     self.delete_key(&dependent, Propagation::Foreground);
                 }
@@ -149,14 +146,14 @@ impl ApiServer {
     pub(super) fn terminate_namespace(&self, namespace: &str) {
         let contents = self.store.keys_in_namespace(namespace);
         for key in &contents {
-            if self.store.get(key).is_some_and(|o| !is_deleting(&o)) {
+            if self.store.get(key).is_some_and(|o| !has_deletion_timestamp(&o)) {
                 self.delete_key(key, Propagation::Background);
             }
         }
         if contents.is_empty() {
             let key = ObjectKey::new("", "namespaces", "", namespace);
             if let Some(ns) = self.store.get(&key)
-                && is_deleting(&ns)
+                && has_deletion_timestamp(&ns)
                 && meta::finalizers(&ns).is_empty()
                 && let Err(e) = self.remove_object(&key, resource_version_of(&ns))
             {
@@ -167,7 +164,7 @@ impl ApiServer {
 
     fn advance_namespace(&self, namespace: &str) {
         let key = ObjectKey::new("", "namespaces", "", namespace);
-        if self.store.get(&key).is_some_and(|ns| is_deleting(&ns)) {
+        if self.store.get(&key).is_some_and(|ns| has_deletion_timestamp(&ns)) {
             self.terminate_namespace(namespace);
         }
     }
@@ -203,7 +200,7 @@ impl ApiServer {
             return;
         }
         if dead.len() == refs.len() {
-            if !is_deleting(&object) {
+            if !has_deletion_timestamp(&object) {
                 self.delete_key(key, Propagation::Background);
             }
         } else {
