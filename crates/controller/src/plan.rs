@@ -55,8 +55,11 @@
 //!   a pod assigns nothing, and the first plan that sees it Running and
 //!   Ready assigns the queue to it, so that a run's timeout starts when a
 //!   review can. A run of that queue with no status yet gets no Pending
-//!   status in the creating plan ([`ReviewerPlan::deferred_updates`]): when
-//!   the pod is seen running at once, one write instead of two.
+//!   status in the creating plan ([`ReviewerPlan::deferred_updates`]), nor
+//!   while that pod starts normally, for up to [`FIRST_STATUS_GRACE`] after
+//!   its creation: when the pod runs within it, one write instead of two.
+//!   A pod the kubelet or the scheduler reports as not starting ends the
+//!   wait at once, so that the runs say why they are waiting.
 //! - **Idempotent launch.** Pod names are derived from the incarnation, and
 //!   the incarnation is recorded in the Reviewer status before the pod is
 //!   created, so a launch repeated after a crash creates the same pod.
@@ -711,6 +714,9 @@ struct RunState<'a> {
     standing: Standing,
     /// Why the run's place among same-second runs is uncertain, if it is.
     uncertainty: Option<order::Uncertainty>,
+    /// How its lineage conflicts with another run's, if it does: said with
+    /// its first status.
+    conflict: Option<String>,
 }
 
 impl<'a> RunState<'a> {
@@ -722,6 +728,7 @@ impl<'a> RunState<'a> {
             change: None,
             standing: Standing::Head,
             uncertainty: None,
+            conflict: None,
         }
     }
 
@@ -798,30 +805,25 @@ struct Planner<'a> {
     runs: Vec<RunState<'a>>,
     plan: Decisions,
     deadlines: Vec<i64>,
+    /// The live pod is starting normally and within [`FIRST_STATUS_GRACE`]
+    /// of its creation: runs without a status get their first one when they
+    /// are assigned to it.
+    first_status_waits: bool,
 }
 
 impl<'a> Planner<'a> {
     fn new(observed: &'a ObservedReviewer, now: Timestamp) -> Self {
         let runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
         let (runs, uncertainties, history) = ordered_history(runs);
-        let mut plan = Decisions::default();
-        for conflict in history.conflicts {
-            let run = runs[conflict.index];
-            // Said once, when the controller first plans the run.
-            if run.status.is_none() {
-                plan.events.push(PlannedEvent {
-                    object: EventObject::Run(run.metadata.name.clone().unwrap_or_default()),
-                    kind: EventKind::Warning,
-                    reason: "ConflictingLineage",
-                    note: conflict.message,
-                });
-            }
-        }
+        let plan = Decisions::default();
+        let mut conflicts: BTreeMap<usize, String> =
+            history.conflicts.into_iter().map(|conflict| (conflict.index, conflict.message)).collect();
         let runs = runs
             .into_iter()
             .zip(history.standings)
             .zip(uncertainties)
-            .map(|((run, standing), uncertainty)| {
+            .enumerate()
+            .map(|(index, ((run, standing), uncertainty))| {
                 let mut desired = controller_status(run).unwrap_or_default();
                 desired.phase = Some(desired.phase.unwrap_or(RunPhase::Pending));
                 desired.short_sha = Some(run.spec.pull_request.head_sha.chars().take(7).collect());
@@ -829,10 +831,11 @@ impl<'a> Planner<'a> {
                 if desired.creation_revision.is_none() {
                     desired.creation_revision = order::revision_to_record(run);
                 }
-                RunState { standing, uncertainty, ..RunState::new(run, desired) }
+                let conflict = conflicts.remove(&index);
+                RunState { standing, uncertainty, conflict, ..RunState::new(run, desired) }
             })
             .collect();
-        Self { observed, now, runs, plan, deadlines: Vec::new() }
+        Self { observed, now, runs, plan, deadlines: Vec::new(), first_status_waits: false }
     }
 
     fn now_ms(&self) -> i64 {
@@ -1110,6 +1113,11 @@ impl<'a> Planner<'a> {
         status.queue = Vec::new();
         status.incarnation = pod.incarnation;
         let pod_created = pod.created.map_or(i64::MIN, |t| t.as_millisecond());
+        let grace_ends = pod_created.saturating_add(i64::try_from(FIRST_STATUS_GRACE.as_millis()).unwrap_or(0));
+        if pod.not_starting.is_none() && self.now_ms() < grace_ends {
+            self.first_status_waits = true;
+            self.deadlines.push(grace_ends);
+        }
         let why = pod.not_starting.as_deref().unwrap_or("it is still starting");
         self.fail_runs_waiting_since(reviewer, pod_created, || {
             format!(
@@ -1303,7 +1311,20 @@ impl<'a> Planner<'a> {
             }
             state.set_succeeded_condition(now);
             let queued = self.plan.pod_creation.as_ref().is_some_and(|launch| launch.queue.contains(&state.name));
-            let deferred = queued && state.run.status.is_none() && state.change.is_none();
+            let first_status = state.run.status.is_none() && state.change.is_none();
+            if first_status && self.first_status_waits && state.is_current() && state.unfinished() {
+                continue;
+            }
+            let deferred = queued && first_status;
+            // Said with the run's first status, in the plan that writes it.
+            if let Some(conflict) = state.conflict.take().filter(|_| state.run.status.is_none() && !deferred) {
+                self.plan.events.push(PlannedEvent {
+                    object: EventObject::Run(state.name.clone()),
+                    kind: EventKind::Warning,
+                    reason: "ConflictingLineage",
+                    note: conflict,
+                });
+            }
             // Labels follow the first status, which records the creation's
             // resourceVersion before a label write changes it.
             let desired_labels = run_labels(state.run);
@@ -1403,6 +1424,11 @@ fn run_labels(run: &ReviewRun) -> BTreeMap<String, String> {
 fn has_finalizer(reviewer: &Reviewer) -> bool {
     reviewer.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|name| name == FINALIZER))
 }
+
+/// How long runs without a status wait for a starting pod before they are
+/// written Pending: a pod that runs within it gives each of them one write
+/// (its assignment) instead of two, which halves a cold start's writes.
+pub const FIRST_STATUS_GRACE: Duration = Duration::from_secs(10);
 
 /// A pod that ends within this long of starting counts as crashing.
 pub const CRASH_WINDOW: Duration = Duration::from_secs(60);

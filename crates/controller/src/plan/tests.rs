@@ -756,9 +756,12 @@ fn conflicting_lineage_is_warned_about_once() {
     let mut sibling = new_run("r3", PR1, SHA_C, 20);
     sibling.spec.pull_request.previous_head_sha = Some(SHA_A.into());
     world.add(sibling);
-    let plan = world.step(21);
-    let warnings: Vec<&PlannedEvent> = plan.events().into_iter().filter(|e| e.reason == "ConflictingLineage").collect();
-    assert_eq!(warnings.len(), 1, "{:#?}", plan.events());
+    // r3 replaces a Running run: it gets its first status, and the warning,
+    // with its assignment to the fresh pod in the follow-up plan.
+    let plans = world.converge(21);
+    let events: Vec<&PlannedEvent> = plans.iter().flat_map(ReviewerPlan::events).collect();
+    let warnings: Vec<&PlannedEvent> = events.iter().copied().filter(|e| e.reason == "ConflictingLineage").collect();
+    assert_eq!(warnings.len(), 1, "{events:#?}");
     assert_eq!((warnings[0].object.clone(), warnings[0].kind), (EventObject::Run("r3".into()), EventKind::Warning));
     assert_eq!(world.status("r2").reason, Some(RunReason::Superseded), "the later-created child wins");
     assert_eq!(world.status("r3").phase, Some(RunPhase::Running));
@@ -800,6 +803,67 @@ fn a_pod_that_has_not_started_is_given_nothing_until_it_runs() {
     assert_eq!(changes(&assign), [("r1", RunChange::Assigned)]);
     assert_eq!(world.status("r1").start_time, Some(Time(at(20))), "the timeout starts when the pod runs");
     assert_eq!(world.reviewer_status().pod.map(|p| p.incarnation), Some(1));
+}
+
+#[test]
+fn runs_without_a_status_wait_for_a_starting_pod_for_a_short_grace_only() {
+    let mut world = World::new();
+    world.pods_start = false;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    // Two pushes that both claim to replace SHA_A: the later-created wins,
+    // and its lineage conflict is said once.
+    for (name, sha) in [("r2", SHA_B), ("r3", SHA_C)] {
+        let mut child = new_run(name, PR1, sha, 0);
+        child.spec.pull_request.previous_head_sha = Some(SHA_A.into());
+        world.add(child);
+    }
+    world.add(new_run("r4", PR2, SHA_X, 0));
+    let create = plan_reviewer(&world.observed, at(1));
+    assert_eq!(changes(&create), [("r1", RunChange::Superseded), ("r2", RunChange::Superseded)]);
+    assert!(create.events().iter().all(|e| e.reason != "ConflictingLineage"), "said with the first status");
+    world.apply(&create);
+    world.observed.pods[0].created = Some(at(1));
+    for second in [2, 5] {
+        let wait = plan_reviewer(&world.observed, at(second));
+        assert!(wait.run_updates().is_empty() && wait.run_labels().is_empty(), "no write while it starts: {wait:#?}");
+        assert!(wait.events().iter().all(|e| e.reason != "ConflictingLineage"), "said with the first status");
+        assert_eq!(wait.requeue_after, Some(Duration::from_secs(11 - second as u64)), "the grace's end");
+        world.apply(&wait);
+    }
+    assert!(world.run("r3").status.is_none() && world.run("r4").status.is_none());
+
+    // Started within the grace: each run's first status is its assignment.
+    let mut started = World { observed: world.observed.clone(), ..World::new() };
+    let pod = &mut started.observed.pods[0];
+    (pod.phase, pod.ready) = (PodPhase::Running, true);
+    let assign = started.step(6);
+    let written: Vec<&str> = assign.run_updates().iter().map(|u| u.run.as_str()).collect();
+    assert_eq!(written, ["r3", "r4"], "one write per waiting run: {assign:#?}");
+    assert_eq!(
+        assign.events().iter().filter(|e| e.reason == "ConflictingLineage").count(),
+        1,
+        "said once, with the first status: {:#?}",
+        assign.events()
+    );
+    assert!(started.status("r4").creation_revision.is_some(), "the first status records the creation revision");
+    assert_eq!(started.status("r4").phase, Some(RunPhase::Running));
+
+    // Not started when the grace ends: the runs say they wait.
+    let late = plan_reviewer(&world.observed, at(11));
+    assert_eq!(changes(&late), [("r3", RunChange::Refreshed), ("r4", RunChange::Refreshed)], "{late:#?}");
+    world.apply(&late);
+    assert_eq!(world.status("r3").phase, Some(RunPhase::Pending));
+    assert_eq!(late.events().iter().filter(|e| e.reason == "ConflictingLineage").count(), 1);
+
+    // A pod reported as not starting ends the wait at once.
+    let mut stuck = World::new();
+    stuck.pods_start = false;
+    stuck.add(new_run("r1", PR1, SHA_A, 0));
+    stuck.apply(&plan_reviewer(&stuck.observed, at(1)));
+    stuck.observed.pods[0].created = Some(at(1));
+    stuck.observed.pods[0].not_starting = Some("container agent: ErrImagePull".into());
+    let said = plan_reviewer(&stuck.observed, at(2));
+    assert_eq!(changes(&said), [("r1", RunChange::Refreshed)], "its first status, Pending");
 }
 
 #[test]
