@@ -2,6 +2,7 @@
 //! of what was observed; executing a plan is I/O at the edge.
 
 pub mod api_requests;
+pub mod cache;
 pub mod delivery;
 pub mod events;
 pub mod executor;
@@ -120,18 +121,17 @@ pub async fn run(
     check_api::<ReviewRun>(&client, "reviewruns.review.ao.dev").await?;
 
     let index = Arc::new(ObservedIndex::default());
-    let (reviewers, reviewer_events) = reflect::<Reviewer>(&client, watcher::Config::default(), |_| {}, {
-        let index = index.clone();
-        move |event| index.observe_reviewer(event)
-    });
-    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), |_| {}, {
+    let (reviewers, reviewer_events) =
+        reflect::<Reviewer>(&client, watcher::Config::default(), cache::trim_managed_fields, {
+            let index = index.clone();
+            move |event| index.observe_reviewer(event)
+        });
+    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), cache::trim_run, {
         let index = index.clone();
         move |event| index.observe_run(event)
     });
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
-    // The planner reads a pod's metadata and status, never its spec (the
-    // next pod is built from the Reviewer), so the store keeps no specs.
-    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, |pod| pod.spec = None, {
+    let (pods, pod_events) = reflect::<Pod>(&client, pod_config, cache::trim_pod, {
         let index = index.clone();
         move |event| index.observe_pod(event)
     });
@@ -240,12 +240,9 @@ where
 }
 
 /// A reflector store of `K` and its stream of touched objects; `trim`
-/// drops what the controller never reads before the store keeps an object,
-/// and `applied` sees every event once the store has applied it.
-///
-/// Objects are stored without the field sets of `managedFields`, the larger
-/// part of most objects; who wrote an object, and when, stays (the creation
-/// order of runs reads it, see `plan::order`).
+/// drops what the controller never reads before the store keeps an object
+/// (see [`cache`]), and `applied` sees every event once the store has
+/// applied it.
 fn reflect<K>(
     client: &kube::Client,
     config: watcher::Config,
@@ -258,12 +255,7 @@ where
     let (store, writer) = reflector::store();
     let events = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
-        .modify(move |object| {
-            for entry in object.meta_mut().managed_fields.iter_mut().flatten() {
-                entry.fields_v1 = None;
-            }
-            trim(object)
-        })
+        .modify(trim)
         .reflect(writer)
         .inspect_ok(applied)
         .touched_objects();
