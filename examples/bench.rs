@@ -25,10 +25,11 @@
 
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
+#[path = "bench_support/process.rs"]
+mod process;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,12 @@ use review_operator::api::{
 };
 use serde_json::json;
 use tokio::sync::Notify;
+
+/// The dev cluster stands in for kube-apiserver, which a real cluster runs on machines of its own:
+/// it gets a faster allocator than glibc's, so that the figures are the operator's. The operator's
+/// processes run the shipped binary, with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NAMESPACE: &str = "default";
 const FLOOR_MANAGER: &str = "bench-floor";
@@ -459,44 +466,15 @@ fn round(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// `VmHWM` and `VmRSS` of a process, in MiB.
-fn memory_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the controller's status")?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .with_context(|| format!("{name} missing from /proc/{pid}/status"))
-    };
-    Ok((field("VmHWM:")?, field("VmRSS:")?))
-}
-
-/// A local address nothing listens on, for the controller's metrics.
-fn free_local_address() -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.to_string())
-}
-
 /// The controller's `review_operator_api_requests_total`, by verb and resource.
 async fn api_requests(address: &str) -> anyhow::Result<BTreeMap<(String, String), u64>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.context("connecting to the controller's metrics")?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await?;
-    let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|line| line.starts_with("review_operator_api_requests_total{")) {
-        let label = |name: &str| {
-            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-            Some(line[start..].split('"').next()?.to_owned())
-        };
-        let count = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()).unwrap_or_default();
-        if let (Some(verb), Some(resource)) = (label("verb"), label("resource")) {
-            counts.insert((verb, resource), count as u64);
-        }
-    }
+    let text = process::metrics_text(address).await?;
+    let counts: BTreeMap<(String, String), u64> = process::samples(&text, "review_operator_api_requests_total")
+        .into_iter()
+        .filter_map(|(labels, count)| {
+            Some(((labels.get("verb")?.clone(), labels.get("resource")?.clone()), count as u64))
+        })
+        .collect();
     anyhow::ensure!(!counts.is_empty(), "the controller's metrics count no API requests:\n{text}");
     Ok(counts)
 }
@@ -509,26 +487,8 @@ fn by_verb(requests: &BTreeMap<(String, String), u64>) -> BTreeMap<String, u64> 
     verbs
 }
 
-fn controller_binary(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let path = match flag {
-        Some(path) => path,
-        // target/release/examples/bench → target/release/review-operator
-        None => std::env::current_exe()?
-            .parent()
-            .and_then(|examples| examples.parent())
-            .context("locating target/release")?
-            .join("review-operator"),
-    };
-    anyhow::ensure!(
-        path.exists(),
-        "{} does not exist: build it with `cargo build --release --bin review-operator` or pass --controller",
-        path.display()
-    );
-    Ok(path)
-}
-
 async fn bench(args: Args) -> anyhow::Result<()> {
-    let binary = controller_binary(args.controller.clone())?;
+    let binary = process::operator_binary(args.controller.clone())?;
     let runner = devcluster::runner::RunnerSettings { enabled: false, ..Default::default() };
     let cluster =
         DevCluster::start(Config { runner, ..Config::default() }).await.context("starting the dev cluster")?;
@@ -540,32 +500,40 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let runs = args.reviewers * args.runs_per_reviewer;
     eprintln!("created {} Reviewers and {runs} runs in {:.1}s", args.reviewers, started.elapsed().as_secs_f64());
     // This process is the dev cluster alone until the bench's own view starts.
-    let (_, devcluster_rss_populated) = memory_mb(std::process::id())?;
+    let (_, devcluster_rss_populated) = process::memory_mb(std::process::id())?;
 
     let tally = spawn_tally(&cluster)?;
     let view = View::start(&cluster).await?;
     let kubelet = kubelet::spawn_kubelet(&cluster, &client);
 
     // Cold start: the controller process meets every Reviewer and run at once.
-    let log = std::fs::File::create(&args.controller_log)
-        .with_context(|| format!("creating {}", args.controller_log.display()))?;
     let debounce = args
         .debounce
         .clone()
         .unwrap_or_else(|| format!("{}ms", review_operator::controller::RECOMMENDED_DEBOUNCE.as_millis()));
-    let metrics_address = free_local_address()?;
+    let metrics_address = process::free_local_address()?;
+    // The controller runs as the ServiceAccount it is deployed with, under the RBAC of `deploy/`.
+    let kubeconfig = std::env::temp_dir().join(format!("bench-controller-{}.kubeconfig", std::process::id()));
+    process::deployed_identity(&cluster, &client, "review-system", "review-operator", &kubeconfig).await?;
     let cold_started = Instant::now();
-    let mut controller = tokio::process::Command::new(&binary)
-        .args(["controller", "--agent-binary", "/bin/true", "--listen", &metrics_address])
-        .args(["--log-level", &args.controller_log_level])
-        .args(["--debounce", &debounce, "--namespace", NAMESPACE])
-        .env("KUBECONFIG", cluster.kubeconfig_path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
+    let mut controller = process::spawn_component(
+        &binary,
+        &[
+            "controller",
+            "--agent-binary",
+            "/bin/true",
+            "--listen",
+            &metrics_address,
+            "--log-level",
+            &args.controller_log_level,
+            "--debounce",
+            &debounce,
+            "--namespace",
+            NAMESPACE,
+        ],
+        &kubeconfig,
+        &args.controller_log,
+    )?;
     let pid = controller.id().context("controller pid")?;
     let progress = tokio::spawn(report_progress(view.clone(), cold_started));
     // A check walks every run, so it is spaced by the fleet's size: it must not
@@ -618,8 +586,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             *write_kinds.entry(resource).or_default() += count;
         }
     }
-    let (rss_peak, rss_now) = memory_mb(pid)?;
-    let (bench_rss_peak, _) = memory_mb(std::process::id())?;
+    let (rss_peak, rss_now) = process::memory_mb(pid)?;
+    let (bench_rss_peak, _) = process::memory_mb(std::process::id())?;
 
     // The floor: the controller stops, and a plain client issues the same writes back to back.
     // SAFETY: kill(2) on the pid of a child this process owns and has not reaped.

@@ -1,9 +1,15 @@
 //! Webhook receiver benchmark: signed `pull_request` deliveries over HTTP to
-//! the receiver, against a dev cluster with the controller running in the
-//! same process (two thirds of the deliveries are pushes that supersede a
-//! running review and restart its pod). Prints one JSON line: deliveries per
-//! second, the receiver's answer latency, the time from a delivery to its run
-//! being Running, and the API writes each delivery caused.
+//! the receiver, against a dev cluster with the controller running (two
+//! thirds of the deliveries are pushes that supersede a running review and
+//! restart its pod). Prints one JSON line: deliveries per second, the
+//! receiver's answer latency, the time from a delivery to its run being
+//! Running, and the API writes each delivery caused.
+//!
+//! The receiver and the controller run as they are deployed: the release
+//! `review-operator webhook` and `review-operator controller` binaries, each
+//! in a process of its own (build them with `cargo build --release --bin
+//! review-operator`). The dev cluster, the kubelet the bench plays and the
+//! sender of deliveries share this process.
 //!
 //! `cargo run --release --example webhook_bench -- --deliveries 3000 --concurrency 32`
 //! `cargo run --release --example webhook_bench -- --rate 300` (open loop: the latencies at 300 deliveries/s)
@@ -11,6 +17,8 @@
 
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
+#[path = "bench_support/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,12 +34,16 @@ use hyper_util::rt::TokioExecutor;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use review_operator::api::{AgentSpec, PullRequestMatch, ReviewRun, Reviewer, ReviewerSpec, RunPhase};
-use review_operator::controller::{AgentLaunch, ControllerSettings, RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE};
+use review_operator::controller::{RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE};
 use review_operator::intake::payload::examples;
-use review_operator::intake::server::{Receiver, router};
-use review_operator::intake::signature::{WebhookSecrets, sign};
-use review_operator::metrics::Metrics;
+use review_operator::intake::signature::sign;
 use tokio::sync::Mutex;
+
+/// The dev cluster stands in for kube-apiserver, which a real cluster runs on machines of its own:
+/// it gets a faster allocator than glibc's, so that the figures are the operator's. The operator's
+/// processes run the shipped binary, with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 struct Args {
@@ -47,6 +59,9 @@ struct Args {
     /// Leave the controller out, to measure the receiver and the API server alone.
     #[arg(long)]
     without_controller: bool,
+    /// The review-operator binary [default: target/release/review-operator next to this example].
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
     /// Send at this many deliveries per second (open loop) instead of as fast as the answers
     /// come; latencies then count from when each delivery was due, so a backlog shows.
     #[arg(long)]
@@ -94,40 +109,58 @@ async fn main() -> anyhow::Result<()> {
         reviewer.metadata.namespace = Some("default".into());
         reviewers.create(&PostParams::default(), &reviewer).await?;
     }
-    let settings = ControllerSettings {
-        field_manager: "review-operator".into(),
-        debounce: RECOMMENDED_DEBOUNCE,
-        concurrency: RECOMMENDED_CONCURRENCY,
-        agent: AgentLaunch::LocalBinary { path: "/bin/true".into() },
-        delivery: None,
-    };
-    let controller_metrics = Arc::new(Metrics::default());
     // The dev cluster runs no pods here: the bench plays the kubelet, so runs reach Running.
     let kubelet_writes = kubelet::spawn_kubelet(&cluster, &client);
-    if !args.without_controller {
-        tokio::spawn(review_operator::controller::run(
-            client.clone(),
-            settings,
-            controller_metrics.clone(),
-            std::future::pending(),
-        ));
-    }
-
-    let receiver = Receiver::start(client.clone(), WebhookSecrets::new(vec![SECRET.to_vec()]), "webhook".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    tokio::spawn(review_operator::operations::http::serve(
-        listener,
-        router(receiver, "/github"),
-        std::future::pending(),
-    ));
+    let binary = process::operator_binary(args.binary.clone())?;
+    let logs = std::env::temp_dir().join(format!("webhook-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+    // Each component runs as the ServiceAccount it is deployed with.
+    process::apply_kinds(
+        &client,
+        "deploy/webhook.yaml",
+        include_str!("../deploy/webhook.yaml"),
+        &["ServiceAccount", "ClusterRole", "ClusterRoleBinding"],
+    )
+    .await?;
+    let controller_kubeconfig = logs.join("controller.kubeconfig");
+    process::deployed_identity(&cluster, &client, "review-system", "review-operator", &controller_kubeconfig).await?;
+    let webhook_kubeconfig = logs.join("webhook.kubeconfig");
+    process::deployed_identity(&cluster, &client, "review-system", "review-operator-webhook", &webhook_kubeconfig)
+        .await?;
+    let controller_metrics = process::free_local_address()?;
+    let _controller = if args.without_controller {
+        None
+    } else {
+        let debounce = format!("{}ms", RECOMMENDED_DEBOUNCE.as_millis());
+        let concurrency = RECOMMENDED_CONCURRENCY.to_string();
+        let flags = [
+            "controller",
+            "--agent-binary",
+            "/bin/true",
+            "--listen",
+            &controller_metrics,
+            "--log-level",
+            "warn",
+            "--debounce",
+            &debounce,
+            "--concurrency",
+            &concurrency,
+        ];
+        Some(process::spawn_component(&binary, &flags, &controller_kubeconfig, &logs.join("controller.log"))?)
+    };
+    let secret_file = logs.join("webhook-secret");
+    std::fs::write(&secret_file, SECRET)?;
+    let address = process::free_local_address()?;
+    let secret_path = secret_file.display().to_string();
+    let flags = ["webhook", "--listen", &address, "--secret-file", &secret_path, "--log-level", "warn"];
+    let receiver = process::spawn_component(&binary, &flags, &webhook_kubeconfig, &logs.join("webhook.log"))?;
     let http = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
     let url: hyper::Uri = format!("http://{address}/github").parse()?;
     // Ready: the receiver has listed the Reviewers.
     let ready: hyper::Uri = format!("http://{address}/readyz").parse()?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while http.get(ready.clone()).await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        anyhow::ensure!(Instant::now() < deadline, "the receiver did not become ready");
+        anyhow::ensure!(Instant::now() < deadline, "the receiver did not become ready; see {}", logs.display());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -227,6 +260,13 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|r| r.status.as_ref())
         .map(|s| s.restarts)
         .sum();
+    let reconciles: f64 = if args.without_controller {
+        0.0
+    } else {
+        let text = process::metrics_text(&controller_metrics).await?;
+        process::samples(&text, "review_operator_reconciles_total").iter().map(|(_, value)| value).sum()
+    };
+    let (receiver_rss_peak, _) = process::memory_mb(receiver.id().context("the receiver's pid")?)?;
     let mut latencies = latencies;
     latencies.sort_by(f64::total_cmp);
     to_running.sort_by(f64::total_cmp);
@@ -240,7 +280,8 @@ async fn main() -> anyhow::Result<()> {
         "answer_p50_ms": (percentile(&latencies, 0.5) * 100.0).round() / 100.0,
         "answer_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         "runs_seen_running": to_running.len(),
-        "controller_reconciles": controller_metrics.reconciles.get(),
+        "controller_reconciles": reconciles,
+        "receiver_rss_peak_mb": receiver_rss_peak.round(),
         "reviewer_restarts": restarts,
         "api_writes_per_delivery": (writes as f64 / args.deliveries as f64 * 100.0).round() / 100.0,
         "delivery_to_running_p50_ms": percentile(&to_running, 0.5).round(),
