@@ -59,6 +59,7 @@ mod cluster;
 pub mod discovery;
 pub mod durable;
 pub mod error;
+pub mod events;
 pub mod faults;
 pub mod kubeconfig;
 pub mod meta;

@@ -46,8 +46,9 @@ pub(super) struct WatchRequest {
 
 impl WatchRequest {
     fn in_scope(&self, change: &Change) -> bool {
-        change.key.group == self.info.group
-            && change.key.resource == self.info.resource
+        let (group, resource) = self.info.storage();
+        change.key.group == group
+            && change.key.resource == resource
             && self.namespace.as_deref().is_none_or(|ns| change.key.namespace == ns)
     }
 
@@ -142,8 +143,8 @@ async fn stream_events(server: Arc<ApiServer>, request: WatchRequest, tx: Sink) 
             }
         },
         StartAt::CurrentState | StartAt::InitialEvents => {
-            let (listing, start) =
-                server.store.list_and_watch(&info.group, &info.resource, request.namespace.as_deref());
+            let (group, resource) = info.storage();
+            let (listing, start) = server.store.list_and_watch(group, resource, request.namespace.as_deref());
             for object in listing.objects.iter().filter(|o| request.selects(o)) {
                 if !send(&tx, request.render("ADDED", object)).await {
                     return;
