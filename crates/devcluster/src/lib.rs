@@ -76,6 +76,7 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod wire;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};
