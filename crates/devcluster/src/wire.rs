@@ -86,6 +86,15 @@ const API_VERSIONS: Message = Message {
     fields: &[field("versions", Kind::Str, true), field("serverAddressByClientCIDRs", Kind::Str, true)],
 };
 
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`).
+const API_GROUP_DISCOVERY_LIST: Message = Message {
+    name: "wire.APIGroupDiscoveryList",
+    fields: &[
+        field("metadata", Kind::Msg("wire.ListMeta"), false),
+        field("items", Kind::Msg("wire.APIGroupDiscovery"), true),
+    ],
+};
+
 /// Messages only reached through the ones above.
 const NESTED: &[Message] = &[
     LIST_META,
@@ -150,6 +159,51 @@ const NESTED: &[Message] = &[
         name: "wire.GroupVersionForDiscovery",
         fields: &[field("groupVersion", Kind::Str, false), field("version", Kind::Str, false)],
     },
+    Message {
+        name: "wire.APIGroupDiscovery",
+        fields: &[
+            field("metadata", Kind::Msg(OBJECT_META), false),
+            field("versions", Kind::Msg("wire.APIVersionDiscovery"), true),
+        ],
+    },
+    Message {
+        name: "wire.APIVersionDiscovery",
+        fields: &[
+            field("version", Kind::Str, false),
+            field("resources", Kind::Msg("wire.APIResourceDiscovery"), true),
+            field("freshness", Kind::Str, false),
+        ],
+    },
+    Message {
+        name: "wire.APIResourceDiscovery",
+        fields: &[
+            field("resource", Kind::Str, false),
+            field("responseKind", Kind::Msg("wire.GroupVersionKind"), false),
+            field("scope", Kind::Str, false),
+            field("singularResource", Kind::Str, false),
+            field("verbs", Kind::Str, true),
+            field("shortNames", Kind::Str, true),
+            field("categories", Kind::Str, true),
+            field("subresources", Kind::Msg("wire.APISubresourceDiscovery"), true),
+        ],
+    },
+    Message {
+        name: "wire.APISubresourceDiscovery",
+        fields: &[
+            field("subresource", Kind::Str, false),
+            field("responseKind", Kind::Msg("wire.GroupVersionKind"), false),
+            field("acceptedTypes", Kind::Msg("wire.GroupVersionKind"), true),
+            field("verbs", Kind::Str, true),
+        ],
+    },
+    Message {
+        name: "wire.GroupVersionKind",
+        fields: &[
+            field("group", Kind::Str, false),
+            field("version", Kind::Str, false),
+            field("kind", Kind::Str, false),
+        ],
+    },
 ];
 
 /// How the keys of one JSON object are ordered.
@@ -181,6 +235,7 @@ fn typed_shape(object: &Map<String, Value>) -> Shape {
         "APIResourceList" => &API_RESOURCE_LIST,
         "APIGroupList" => &API_GROUP_LIST,
         "APIVersions" => &API_VERSIONS,
+        "APIGroupDiscoveryList" => &API_GROUP_DISCOVERY_LIST,
         _ => match kind_message(api_version, kind) {
             Some(message) => message,
             None if kind.ends_with("List") && object.contains_key("items") => &LIST,
@@ -195,8 +250,7 @@ fn field_shape(kind: &Kind) -> Shape {
     match kind {
         Kind::Msg(SELF_TYPED) => Shape::SelfTyped,
         Kind::Msg(name) => {
-            let own = NESTED.iter().find(|m| m.name == *name);
-            match own.or_else(|| message(name)) {
+            match message_of(name) {
                 Some(message) => Shape::Struct { message, type_meta: false },
                 // The apimachinery types with a JSON form of their own; a RawExtension's object
                 // names its type.
@@ -215,8 +269,9 @@ fn declares(message: &Message, key: &str) -> bool {
     })
 }
 
+/// A message of this module's tables (named `wire.*`) or of the protobuf table.
 fn message_of(name: &str) -> Option<&'static Message> {
-    NESTED.iter().find(|m| m.name == name).or_else(|| message(name))
+    if name.starts_with("wire.") { NESTED.iter().find(|m| m.name == name) } else { message(name) }
 }
 
 /// A value written in the order its shape gives.
@@ -417,6 +472,32 @@ mod tests {
                 r#""columnDefinitions":[{"name":"Name","type":"string","format":"name","description":"d","priority":0}],"#,
                 r#""rows":[{"cells":["n"],"object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","#,
                 r#""metadata":{"name":"n","uid":"u"}}}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn discovery_documents_follow_their_types() {
+        let aggregated = json!({"items": [{"versions": [{"resources": [{"verbs": ["get"], "singularResource": "pod",
+                "scope": "Namespaced", "responseKind": {"version": "v1", "kind": "Pod", "group": ""}, "resource": "pods"}],
+                "freshness": "Current", "version": "v1"}], "metadata": {"name": ""}}],
+            "metadata": {}, "apiVersion": "apidiscovery.k8s.io/v2", "kind": "APIGroupDiscoveryList"});
+        assert_eq!(
+            text(&aggregated),
+            concat!(
+                r#"{"kind":"APIGroupDiscoveryList","apiVersion":"apidiscovery.k8s.io/v2","metadata":{},"#,
+                r#""items":[{"metadata":{"name":""},"versions":[{"version":"v1","resources":[{"resource":"pods","#,
+                r#""responseKind":{"group":"","version":"v1","kind":"Pod"},"scope":"Namespaced","singularResource":"pod","#,
+                r#""verbs":["get"]}],"freshness":"Current"}]}]}"#
+            )
+        );
+        let resources = json!({"resources": [{"verbs": ["get"], "kind": "Pod", "namespaced": true, "singularName": "pod",
+            "name": "pods"}], "groupVersion": "v1", "apiVersion": "v1", "kind": "APIResourceList"});
+        assert_eq!(
+            text(&resources),
+            concat!(
+                r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"pods","#,
+                r#""singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get"]}]}"#
             )
         );
     }
