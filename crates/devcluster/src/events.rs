@@ -127,17 +127,35 @@ pub fn write_view(info: &ResourceInfo, stored: &Value) -> Option<Value> {
     }
 }
 
+/// The managedFields entries a write view translated, and how to translate them back.
+fn translated_entries(info: &ResourceInfo) -> Option<(&'static str, Direction)> {
+    if is_events_view(info) {
+        Some((CORE_API_VERSION, Direction::EventsToCore))
+    } else if is_core_events(info) {
+        Some((EVENTS_API_VERSION, Direction::CoreToEvents))
+    } else {
+        None
+    }
+}
+
 /// An object written through `info` in its stored form: the inverse of [`write_view`].
 pub fn to_storage(info: &ResourceInfo, mut object: Value) -> Value {
-    if is_events_view(info) {
-        translate_managed_fields(&mut object, CORE_API_VERSION, Direction::EventsToCore);
-        events_to_core(&object)
-    } else if is_core_events(info) {
-        translate_managed_fields(&mut object, EVENTS_API_VERSION, Direction::CoreToEvents);
-        object
-    } else {
-        object
+    if let Some((api_version, direction)) = translated_entries(info) {
+        translate_managed_fields(&mut object, api_version, direction);
     }
+    if is_events_view(info) { events_to_core(&object) } else { object }
+}
+
+/// A write view as answers show it (a no-op or dry-run write answers without storing): with
+/// every managedFields entry as stored, in its own API's terms. `None` when nothing was translated.
+pub fn answer_form(info: &ResourceInfo, view: &Value) -> Option<Value> {
+    let (api_version, direction) = translated_entries(info)?;
+    if !has_entries_of(view, api_version) {
+        return None;
+    }
+    let mut answer = view.clone();
+    translate_managed_fields(&mut answer, api_version, direction);
+    Some(answer)
 }
 
 fn has_entries_of(object: &Value, api_version: &str) -> bool {
@@ -207,6 +225,8 @@ mod tests {
         let entries = &through_events["metadata"]["managedFields"];
         assert_eq!(entries[0]["fieldsV1"], json!({"f:note": {}, "f:reason": {}}));
         assert_eq!(entries[1]["fieldsV1"], json!({"f:note": {}}));
+        let answered = answer_form(&info(GROUP), &through_events).unwrap();
+        assert_eq!(answered["metadata"]["managedFields"], stored["metadata"]["managedFields"]);
         assert_eq!(to_storage(&info(GROUP), through_events), stored);
 
         let through_core = write_view(&info(""), &stored).unwrap();

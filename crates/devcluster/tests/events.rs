@@ -226,7 +226,7 @@ async fn server_side_apply_through_both_apis_shares_field_ownership() {
     let seen = new.get("applied").await.unwrap();
     assert_eq!(seen.note.as_deref(), Some("two"));
     assert_eq!(seen.metadata.resource_version, written.metadata.resource_version);
-    let entries = seen.metadata.managed_fields.unwrap_or_default();
+    let entries = seen.metadata.managed_fields.clone().unwrap_or_default();
     let fields_of = |manager: &str| {
         let entry = entries.iter().find(|e| e.manager.as_deref() == Some(manager)).expect("an entry per manager");
         (entry.api_version.clone().unwrap_or_default(), serde_json::to_value(&entry.fields_v1).unwrap())
@@ -237,6 +237,11 @@ async fn server_side_apply_through_both_apis_shares_field_ownership() {
     let (version, fields) = fields_of("events-writer");
     assert_eq!(version, "events.k8s.io/v1");
     assert!(fields.pointer("/f:note").is_none() && fields.pointer("/f:reason").is_some(), "{fields}");
+
+    // A write that changes nothing answers with the managers' fields as stored, each API's own.
+    let unchanged = new.replace("applied", &PostParams::default(), &seen).await.unwrap();
+    assert_eq!(unchanged.metadata.resource_version, seen.metadata.resource_version);
+    assert_eq!(unchanged.metadata.managed_fields, Some(entries.clone()));
 
     // The events.k8s.io manager applying again without the note gives up nothing else.
     let mut without_note = applied.clone();

@@ -730,11 +730,13 @@ impl ApiServer {
     ) -> Result<WriteOutcome, ApiError> {
         let old_rv = resource_version_of(old);
         set_meta(&mut new, "resourceVersion", Value::String(old_rv.to_string()));
-        if meta::same_content(old, &new) {
-            return Ok(WriteOutcome { object: Self::present(info, old), warnings, created: false });
-        }
-        if ctx.dry_run {
-            return Ok(WriteOutcome { object: Self::present(info, &new), warnings, created: false });
+        let unchanged = meta::same_content(old, &new);
+        if unchanged || ctx.dry_run {
+            // Answered without storing: with every manager's fields as stored.
+            let answer = if unchanged { old } else { &new };
+            let answer = events::answer_form(info, answer)
+                .map_or_else(|| Self::present(info, answer), |a| Self::present(info, &a));
+            return Ok(WriteOutcome { object: answer, warnings, created: false });
         }
         let expected = if expected == 0 { old_rv } else { expected };
         let finished = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
