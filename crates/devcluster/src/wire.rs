@@ -226,9 +226,8 @@ fn typed_shape(object: &Map<String, Value>) -> Shape {
         return Shape::Sorted;
     }
     let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    let builtin = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
     let message = match kind {
-        _ if !builtin => return Shape::Sorted,
+        _ if !crate::builtin::is_builtin_group(group) => return Shape::Sorted,
         "Status" => &STATUS,
         "Table" => &TABLE,
         "PartialObjectMetadata" => &PARTIAL_OBJECT_METADATA,
