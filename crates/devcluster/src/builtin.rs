@@ -66,6 +66,12 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
     }
 }
 
+/// Whether a group is Kubernetes' own (the core group, unqualified names, `*.k8s.io`), whose
+/// kinds are Go types, rather than one a CRD may define.
+pub fn is_builtin_group(group: &str) -> bool {
+    group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io")
+}
+
 /// The longest event note (`message` in core/v1) kube-apiserver accepts, in bytes.
 pub const EVENT_NOTE_LIMIT: usize = 1024;
 

@@ -83,9 +83,40 @@ impl RedbPersistence {
             objects.push((object_key, object));
         }
         drop((table, meta, read));
+        migrate_events_k8s_io(&db, &mut objects).map_err(|e| open_error(&e))?;
         tracing::info!(path = %path.display(), revision, objects = objects.len(), "data directory loaded");
         Ok((Self { db }, Contents { revision, objects }))
     }
+}
+
+/// Data directories written before events.k8s.io Events were stored as core Events kept them apart
+/// under their own group: they move to the core key in the core form. An event whose name a core
+/// Event already holds is dropped, as only one of the two could be served.
+fn migrate_events_k8s_io(db: &Database, objects: &mut Vec<(ObjectKey, Value)>) -> Result<(), redb::Error> {
+    let is_old = |key: &ObjectKey| key.group == crate::events::GROUP && key.resource == "events";
+    if !objects.iter().any(|(key, _)| is_old(key)) {
+        return Ok(());
+    }
+    let (old, mut kept): (Vec<_>, Vec<_>) = std::mem::take(objects).into_iter().partition(|(key, _)| is_old(key));
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(OBJECTS)?;
+        for (key, object) in old {
+            table.remove(encode_key(&key).as_str())?;
+            let core_key = ObjectKey::new("", "events", &key.namespace, &key.name);
+            if kept.iter().any(|(k, _)| *k == core_key) {
+                tracing::warn!(namespace = %key.namespace, name = %key.name, "events.k8s.io Event dropped: a core Event has its name");
+                continue;
+            }
+            let object = crate::events::events_to_core(&object);
+            let bytes = serde_json::to_vec(&object).map_err(|e| redb::Error::Io(e.into()))?;
+            table.insert(encode_key(&core_key).as_str(), bytes.as_slice())?;
+            kept.push((core_key, object));
+        }
+    }
+    txn.commit()?;
+    *objects = kept;
+    Ok(())
 }
 
 impl Persistence for RedbPersistence {
@@ -152,5 +183,30 @@ mod tests {
         assert!(store.watch_from(Some(revision)).is_ok());
         let next = store.create(key("new"), obj("new")).unwrap();
         assert_eq!(crate::store::resource_version_of(&next), revision + 1);
+    }
+
+    #[test]
+    fn events_k8s_io_events_of_older_directories_become_core_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_key = |n: &str| ObjectKey::new("events.k8s.io", "events", "default", n);
+        let core_key = |n: &str| ObjectKey::new("", "events", "default", n);
+        let event = |api_version: &str, n: &str| serde_json::json!({"apiVersion": api_version, "kind": "Event", "metadata": {"name": n, "namespace": "default"}});
+        let (persistence, _) = RedbPersistence::open(dir.path()).unwrap();
+        let store = Store::new(Arc::new(persistence), 10);
+        let mut moved = event("events.k8s.io/v1", "moved");
+        moved["note"] = serde_json::json!("hello");
+        store.create(old_key("moved"), moved).unwrap();
+        store.create(old_key("clash"), event("events.k8s.io/v1", "clash")).unwrap();
+        store.create(core_key("clash"), event("v1", "clash")).unwrap();
+        drop(store);
+
+        for _reopen in 0..2 {
+            let (_, contents) = RedbPersistence::open(dir.path()).unwrap();
+            let mut keys: Vec<_> = contents.objects.iter().map(|(k, _)| k.clone()).collect();
+            keys.sort();
+            assert_eq!(keys, [core_key("clash"), core_key("moved")]);
+            let (_, moved) = contents.objects.iter().find(|(k, _)| *k == core_key("moved")).unwrap();
+            assert_eq!((moved["apiVersion"].as_str(), moved["message"].as_str()), (Some("v1"), Some("hello")));
+        }
     }
 }

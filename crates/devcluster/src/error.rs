@@ -200,7 +200,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], self.to_status().to_string()).into_response()
+        let body = crate::wire::to_vec(&self.to_status());
+        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }
 

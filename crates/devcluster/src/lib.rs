@@ -59,6 +59,7 @@ mod cluster;
 pub mod discovery;
 pub mod durable;
 pub mod error;
+pub mod events;
 pub mod faults;
 pub mod kubeconfig;
 pub mod meta;
@@ -75,6 +76,7 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod wire;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};

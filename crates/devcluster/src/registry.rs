@@ -56,9 +56,10 @@ impl ResourceInfo {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
-    /// The storage identity: versions of one group/resource share objects.
-    pub fn group_resource(&self) -> (String, String) {
-        (self.group.clone(), self.resource.clone())
+    /// The storage identity `(group, resource)`: versions of one group/resource share objects, and
+    /// events.k8s.io Events share the core Events' objects ([`crate::events`]).
+    pub fn storage(&self) -> (&str, &str) {
+        if crate::events::is_events_view(self) { ("", "events") } else { (&self.group, &self.resource) }
     }
 
     pub fn has_status(&self) -> bool {

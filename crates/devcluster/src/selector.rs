@@ -540,14 +540,10 @@ fn field_labels(group: &str, resource: &str) -> Option<FieldLabels> {
     Strategy::builtin(group, resource).field_labels
 }
 
-fn is_builtin(group: &str) -> bool {
-    group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io")
-}
-
 fn check_field(labels: Option<FieldLabels>, group: &str, namespaced: bool, field: &str) -> Result<(), String> {
     let supported = match labels {
         Some(labels) => labels.fields.contains(&field),
-        None if is_builtin(group) => {
+        None if crate::builtin::is_builtin_group(group) => {
             return if matches!(field, "metadata.name" | "metadata.namespace") {
                 Ok(())
             } else {

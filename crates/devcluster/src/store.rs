@@ -55,7 +55,7 @@ pub struct Change {
     pub previous: Option<Arc<Value>>,
     pub resource_version: u64,
     /// The object serialized once for every watcher that presents it in the same apiVersion.
-    pub encoded: Arc<std::sync::OnceLock<(String, String)>>,
+    pub encoded: Arc<std::sync::OnceLock<(String, Vec<u8>)>>,
 }
 
 /// Where committed changes go before they are acknowledged. The in-memory cluster uses [`NoPersistence`].

@@ -127,6 +127,8 @@ pub(crate) enum Columns {
     Secret,
     CertificateSigningRequest,
     APIService,
+    /// Both event APIs: kube-apiserver prints the one internal Event.
+    Event,
     NameAndAge,
 }
 
@@ -283,6 +285,27 @@ impl Printer {
                 s("Available", "Whether this service is available."),
                 age,
             ],
+            Self::Builtin(Columns::Event) => vec![
+                s("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+                s("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+                s(
+                    "Reason",
+                    "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+                ),
+                s("Object", "The object that this event is about."),
+                wide(
+                    "Subobject",
+                    "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.",
+                ),
+                wide("Source", "The component reporting this event. Should be a short machine understandable string."),
+                s("Message", "A human-readable description of the status of this operation."),
+                wide(
+                    "First Seen",
+                    "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+                ),
+                wide("Count", "The number of times this event has occurred."),
+                column("Name", "string", "name", NAME_DESCRIPTION, 1),
+            ],
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
@@ -326,9 +349,57 @@ impl Printer {
             Self::Builtin(Columns::APIService) => {
                 vec![name, json!(apiservice_service(object)), json!(apiservice_available(object)), age]
             }
+            Self::Builtin(Columns::Event) => event_cells(object, name, now),
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
+}
+
+/// `printEvent` of kube-apiserver, on the core form of either API's Event: times fall back from
+/// the deprecated timestamps to `eventTime` and the series, a singleton counts 1, and the source
+/// is the reporting component and instance when the old `source` is empty.
+fn event_cells(object: &Value, name: Value, now: DateTime<Utc>) -> Vec<Value> {
+    let converted;
+    let event = if str_at(object, "/apiVersion") == crate::events::EVENTS_API_VERSION {
+        converted = crate::events::events_to_core(object);
+        &converted
+    } else {
+        object
+    };
+    let since = |pointer: &str| event.pointer(pointer).filter(|t| t.as_str().is_some_and(|t| !t.is_empty()));
+    let first = match since("/firstTimestamp") {
+        Some(t) => age_since(Some(t), now),
+        None => age_since(since("/eventTime"), now),
+    };
+    let mut last = since("/lastTimestamp").map_or_else(|| first.clone(), |t| age_since(Some(t), now));
+    let mut count = int_at(event, "/count");
+    if event.get("series").is_some_and(Value::is_object) {
+        last = age_since(since("/series/lastObservedTime"), now);
+        count = int_at(event, "/series/count");
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = str_at(event, "/involvedObject/kind").to_lowercase();
+    let target = match str_at(event, "/involvedObject/name") {
+        "" => kind,
+        object_name => format!("{kind}/{object_name}"),
+    };
+    let first_non_empty = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { a.to_string() };
+    let component = first_non_empty(str_at(event, "/source/component"), str_at(event, "/reportingComponent"));
+    let instance = first_non_empty(str_at(event, "/source/host"), str_at(event, "/reportingInstance"));
+    let source = if instance.is_empty() { component } else { format!("{component}, {instance}") };
+    vec![
+        json!(last),
+        json!(str_at(event, "/type")),
+        json!(str_at(event, "/reason")),
+        json!(target),
+        json!(str_at(event, "/involvedObject/fieldPath")),
+        json!(source),
+        json!(str_at(event, "/message").trim()),
+        json!(first),
+        json!(count),
+        name,
+    ]
 }
 
 /// `Local`, or the `namespace/name` of the Service that serves the APIService.

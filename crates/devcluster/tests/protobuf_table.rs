@@ -298,7 +298,7 @@ fn generate() -> String {
         out.push_str(&format!("    ({version:?}, {kind:?}, {message:?}),\n"));
     }
     out.push_str(
-        "];\n\n/// Every message those kinds reach, sorted by name.\npub(super) const MESSAGES: &[Message] = &[\n",
+        "];\n\n/// Every message those kinds reach, sorted by name, each with its fields in the Go struct's order.\npub(super) const MESSAGES: &[Message] = &[\n",
     );
     // Go structs embedded inline (`json:",inline"`, as `VolumeSource` in `Volume`) are fields of
     // their own in protobuf and flattened in JSON: a message field without a JSON name of its own
@@ -328,9 +328,8 @@ fn generate() -> String {
         }
         let names = own_names[name].clone().or_else(|| borrowed.get(name).cloned());
         out.push_str(&format!("    Message {{\n        name: {name:?},\n        fields: &[\n"));
-        let mut fields = messages[name].clone();
-        fields.sort_by_key(|f| f.tag);
-        for field in fields {
+        // k8s-pb declares fields in the Go struct's order (not by number), which JSON answers follow.
+        for field in messages[name].clone() {
             let json = if inline.contains(&(name.clone(), field.rust.clone())) {
                 String::new()
             } else {

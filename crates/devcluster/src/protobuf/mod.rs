@@ -5,7 +5,8 @@
 //! apiVersion and kind and whose `raw` holds the object's own protobuf encoding. The object is read
 //! through a table of every message the served kinds reach (generated from `k8s-pb`'s field
 //! numbers and `k8s-openapi`'s JSON names) into the JSON the rest of the server works on. Answers
-//! stay JSON: a client that accepts only protobuf gets a 406 ([`crate::accept`]).
+//! stay JSON: a client that accepts only protobuf gets a 406 ([`crate::accept`]). The table keeps
+//! each message's fields in the Go struct's order, which JSON answers follow ([`crate::wire`]).
 
 #[rustfmt::skip]
 mod messages;
@@ -13,8 +14,16 @@ mod table;
 
 use crate::error::ApiError;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
-use prost::Message;
+use prost::Message as _;
 use serde_json::{Value, json};
+
+pub(crate) use table::{Field, Kind, Message, find as message};
+
+/// The message of a built-in kind the table holds, by apiVersion and kind.
+pub(crate) fn kind_message(api_version: &str, kind: &str) -> Option<&'static Message> {
+    let (_, _, name) = messages::KINDS.iter().find(|(v, k, _)| *v == api_version && *k == kind)?;
+    table::find(name)
+}
 
 /// The Kubernetes protobuf media type.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";

@@ -13,7 +13,7 @@ use prost::encoding::{WireType, decode_key, decode_varint};
 use serde_json::{Map, Value, json};
 
 /// One field of a message.
-pub(super) struct Field {
+pub(crate) struct Field {
     pub tag: u32,
     /// Its JSON name; empty for an embedded struct whose fields the holder takes as its own.
     pub json: &'static str,
@@ -25,7 +25,7 @@ pub(super) struct Field {
 }
 
 /// What a field holds.
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Str,
     Bytes,
     Bool,
@@ -38,7 +38,7 @@ pub(super) enum Kind {
 }
 
 /// A message: its full name (`api.core.v1.Pod`) and fields.
-pub(super) struct Message {
+pub(crate) struct Message {
     pub name: &'static str,
     pub fields: &'static [Field],
 }
@@ -55,11 +55,13 @@ fn fail<T>(message: impl Into<String>) -> Result<T> {
 
 /// The message of `name` in the generated table.
 fn message(name: &str) -> Result<&'static Message> {
+    find(name).map_or_else(|| fail(format!("no protobuf message {name} is known")), Ok)
+}
+
+/// The message of `name` in the generated table, if it has one.
+pub(crate) fn find(name: &str) -> Option<&'static Message> {
     let messages = super::messages::MESSAGES;
-    match messages.binary_search_by(|m| m.name.cmp(name)) {
-        Ok(index) => Ok(&messages[index]),
-        Err(_) => fail(format!("no protobuf message {name} is known")),
-    }
+    messages.binary_search_by(|m| m.name.cmp(name)).ok().map(|index| &messages[index])
 }
 
 /// The message `name` encoded in `bytes`, as a JSON value.

@@ -222,6 +222,7 @@ impl ApiServer {
     fn remove_owner_ref(&self, key: &ObjectKey, owner_uid: &str) {
         let Some(info) = self.registry.any_version(&key.group, &key.resource) else { return };
         let Some(old) = self.store.get(key) else { return };
+        let old = Self::write_view(&info, old);
         let mut new = (*old).clone();
         let kept: Vec<Value> =
             owner_refs(&old).into_iter().filter(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid)).collect();

@@ -413,7 +413,8 @@ async fn resource_request(
             let mut options = delete_options(&bytes, &query)?;
             options.user = user.clone();
             let (labels, fields) = selectors(&info, &query)?;
-            let listing = server.store.list(&info.group, &info.resource, ns);
+            let (group, resource) = info.storage();
+            let listing = server.store.list(group, resource, ns);
             let mut deleted = Vec::new();
             for object in listing.objects.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
                 let obj_ns = meta::str_at(object, "/metadata/namespace");
@@ -530,9 +531,10 @@ fn list(
     let selects = |o: &Value| labels.matches(o) && fields.matches(o);
     let filter: Option<&dyn Fn(&Value) -> bool> =
         if labels.is_empty() && fields.is_empty() { None } else { Some(&selects) };
+    let (group, resource) = info.storage();
     let listed = server.store.list_page(
-        &info.group,
-        &info.resource,
+        group,
+        resource,
         ns,
         after.as_ref().map(|(_, ans, aname)| (ans.as_str(), aname.as_str())),
         limit,

@@ -261,7 +261,7 @@ fn public_endpoint(path: &str) -> Response {
 
 /// A JSON response with extra headers (warnings).
 pub(crate) fn json_response(code: StatusCode, body: &serde_json::Value, extra: &HeaderMap) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
+    let mut response = Response::new(Body::from(crate::wire::to_vec(body)));
     *response.status_mut() = code;
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     for (k, v) in extra {

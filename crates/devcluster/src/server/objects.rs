@@ -8,6 +8,7 @@ use crate::admission::{self, AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::builtin::{check_builtin, validate_builtin};
 use crate::error::{ApiError, Cause};
+use crate::events;
 use crate::meta::{self, NameRule};
 use crate::patch::apply::{ApplyRequest, server_side_apply};
 use crate::patch::managed_fields::{UpdateRecord, record_update};
@@ -266,7 +267,14 @@ impl ApiServer {
 
     pub(super) fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
         let ns = if info.namespaced { namespace.unwrap_or("") } else { "" };
-        ObjectKey::new(&info.group, &info.resource, ns, name)
+        let (group, resource) = info.storage();
+        ObjectKey::new(group, resource, ns, name)
+    }
+
+    /// A stored object in the form writes through `info` work on (see [`events::write_view`]);
+    /// the stored object itself for every resource stored as it is served.
+    pub(crate) fn write_view(info: &ResourceInfo, stored: Arc<Value>) -> Arc<Value> {
+        events::write_view(info, &stored).map_or(stored, Arc::new)
     }
 
     /// Stored objects carry the version they were written in; readers see the version they asked for.
@@ -274,6 +282,10 @@ impl ApiServer {
     /// custom resource stored through another version, without the fields that version's schema
     /// does not know (the None conversion: pruned, nothing renamed).
     pub(crate) fn present(info: &ResourceInfo, object: &Value) -> Value {
+        // Stored core Events read through events.k8s.io; a write's view is converted already.
+        if events::is_events_view(info) && meta::str_at(object, "/apiVersion") != events::EVENTS_API_VERSION {
+            return events::core_to_events(object);
+        }
         let mut out = object.clone();
         let api_version = info.api_version();
         if let (Origin::Custom { .. }, Some(schema)) = (&info.origin, &info.schema)
@@ -585,7 +597,7 @@ impl ApiServer {
             return Ok(WriteOutcome { object: Self::present(info, &body), warnings, created: true });
         }
         let key = Self::key(info, namespace, &name);
-        let stored = self.store.create(key, body).map_err(|e| store_error(info, &name, e))?;
+        let stored = self.store.create(key, events::to_storage(info, body)).map_err(|e| store_error(info, &name, e))?;
         let mut object = Self::present(info, &stored);
         if let Some(updated) = self.after_write(info, &object)? {
             object = updated;
@@ -645,6 +657,7 @@ impl ApiServer {
         };
         let key = Self::key(info, namespace, name);
         let old = self.store.get(&key).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))?;
+        let old = Self::write_view(info, old);
         if expected != 0 && expected != resource_version_of(&old) {
             return Err(ApiError::stale(&info.group, &info.resource, name));
         }
@@ -717,14 +730,17 @@ impl ApiServer {
     ) -> Result<WriteOutcome, ApiError> {
         let old_rv = resource_version_of(old);
         set_meta(&mut new, "resourceVersion", Value::String(old_rv.to_string()));
-        if meta::same_content(old, &new) {
-            return Ok(WriteOutcome { object: Self::present(info, old), warnings, created: false });
-        }
-        if ctx.dry_run {
-            return Ok(WriteOutcome { object: Self::present(info, &new), warnings, created: false });
+        let unchanged = meta::same_content(old, &new);
+        if unchanged || ctx.dry_run {
+            // Answered without storing: with every manager's fields as stored.
+            let answer = if unchanged { old } else { &new };
+            let answer = events::answer_form(info, answer)
+                .map_or_else(|| Self::present(info, answer), |a| Self::present(info, &a));
+            return Ok(WriteOutcome { object: answer, warnings, created: false });
         }
         let expected = if expected == 0 { old_rv } else { expected };
         let finished = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
+        let new = events::to_storage(info, new);
         let stored = if finished {
             let updated = self.store.update(key.clone(), expected, new).map_err(|e| store_error(info, &key.name, e))?;
             let deleted = self.store.delete(key, 0).map_err(|e| store_error(info, &key.name, e))?;
@@ -774,6 +790,7 @@ impl ApiServer {
                 }
                 return Err(ApiError::not_found(&info.group, &info.resource, name));
             };
+            let old = Self::write_view(info, old);
             let current = Self::present(info, &old);
             let patched = match patch_type {
                 PatchType::Merge => merge_patch(&current, patch)?,
@@ -921,7 +938,8 @@ impl ApiServer {
         }
         let name = meta::str_at(&prepared, "/metadata/name").to_string();
         let key = Self::key(info, namespace, &name);
-        let stored = self.store.create(key, prepared).map_err(|e| store_error(info, &name, e))?;
+        let stored =
+            self.store.create(key, events::to_storage(info, prepared)).map_err(|e| store_error(info, &name, e))?;
         let mut object = Self::present(info, &stored);
         if let Some(updated) = self.after_write(info, &object)? {
             object = updated;
@@ -948,7 +966,7 @@ impl ApiServer {
             )));
         }
         let finalizers = finalizers_after_propagation(&old, options.propagation);
-        self.admit_delete(info, name, &old, options)?;
+        self.admit_delete(info, name, &Self::write_view(info, old.clone()), options)?;
         let needs_wait = !finalizers.is_empty() || strategy.deletion_waits;
         let graceful = strategy.graceful_deletion.and_then(|graceful| graceful(&old, options.grace_period_seconds));
         if options.dry_run {
@@ -1053,6 +1071,7 @@ impl ApiServer {
     pub(crate) fn remove_finalizer(&self, key: &ObjectKey, finalizer: &str) -> Result<(), ApiError> {
         let Some(info) = self.registry.any_version(&key.group, &key.resource) else { return Ok(()) };
         let Some(old) = self.store.get(key) else { return Ok(()) };
+        let old = Self::write_view(&info, old);
         let mut finalizers = meta::finalizers(&old);
         let before = finalizers.len();
         finalizers.retain(|f| f != finalizer);

@@ -274,23 +274,39 @@ impl Strategy {
                     booleans: &[],
                     renamed: &[("source", "source.component")],
                 }),
+                columns: Columns::Event,
                 ..generic
             },
+            // Selectors match the stored core Events, as the real conversion maps these labels.
             ("events.k8s.io", "events") => Self {
-                field_labels: Some(FieldLabels::only(&[
-                    "metadata.name",
-                    "metadata.namespace",
-                    "regarding.kind",
-                    "regarding.namespace",
-                    "regarding.name",
-                    "regarding.uid",
-                    "regarding.apiVersion",
-                    "regarding.resourceVersion",
-                    "regarding.fieldPath",
-                    "reason",
-                    "reportingController",
-                    "type",
-                ])),
+                field_labels: Some(FieldLabels {
+                    fields: &[
+                        "metadata.name",
+                        "metadata.namespace",
+                        "regarding.kind",
+                        "regarding.namespace",
+                        "regarding.name",
+                        "regarding.uid",
+                        "regarding.apiVersion",
+                        "regarding.resourceVersion",
+                        "regarding.fieldPath",
+                        "reason",
+                        "reportingController",
+                        "type",
+                    ],
+                    booleans: &[],
+                    renamed: &[
+                        ("regarding.kind", "involvedObject.kind"),
+                        ("regarding.namespace", "involvedObject.namespace"),
+                        ("regarding.name", "involvedObject.name"),
+                        ("regarding.uid", "involvedObject.uid"),
+                        ("regarding.apiVersion", "involvedObject.apiVersion"),
+                        ("regarding.resourceVersion", "involvedObject.resourceVersion"),
+                        ("regarding.fieldPath", "involvedObject.fieldPath"),
+                        ("reportingController", "reportingComponent"),
+                    ],
+                }),
+                columns: Columns::Event,
                 ..generic
             },
             ("apps", "deployments") => {

@@ -46,8 +46,9 @@ pub(super) struct WatchRequest {
 
 impl WatchRequest {
     fn in_scope(&self, change: &Change) -> bool {
-        change.key.group == self.info.group
-            && change.key.resource == self.info.resource
+        let (group, resource) = self.info.storage();
+        change.key.group == group
+            && change.key.resource == resource
             && self.namespace.as_deref().is_none_or(|ns| change.key.namespace == ns)
     }
 
@@ -79,7 +80,7 @@ impl WatchRequest {
             None if self.metadata_only => crate::accept::partial(&object),
             None => object,
         };
-        line(&json!({"type": kind, "object": object}))
+        line(kind, &object)
     }
 
     /// Renders a change; plain watches share one serialization of the object per change.
@@ -88,13 +89,13 @@ impl WatchRequest {
             return self.render(kind, &change.object);
         }
         let api_version = self.info.api_version();
-        let (cached_version, json) = change
-            .encoded
-            .get_or_init(|| (api_version.clone(), ApiServer::present(&self.info, &change.object).to_string()));
+        let (cached_version, json) = change.encoded.get_or_init(|| {
+            (api_version.clone(), crate::wire::to_vec(&ApiServer::present(&self.info, &change.object)))
+        });
         if *cached_version != api_version {
             return self.render(kind, &change.object);
         }
-        Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{json}}}\n"))
+        Bytes::from(crate::wire::watch_event_line_encoded(kind, json))
     }
 
     fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
@@ -103,14 +104,13 @@ impl WatchRequest {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata});
-        line(&json!({"type": "BOOKMARK", "object": object}))
+        line("BOOKMARK", &object)
     }
 }
 
-fn line(value: &Value) -> Bytes {
-    let mut text = value.to_string();
-    text.push('\n');
-    Bytes::from(text)
+/// One watch event line, keys in kube-apiserver's order.
+fn line(event_type: &str, object: &Value) -> Bytes {
+    Bytes::from(crate::wire::watch_event_line(event_type, object))
 }
 
 /// Starts streaming a watch; the stream ends on timeout, client disconnect, `drop_watches` or shutdown.
@@ -137,13 +137,13 @@ async fn stream_events(server: Arc<ApiServer>, request: WatchRequest, tx: Sink) 
             Ok(start) => (start.replay, start.live, start.revision.max(rv)),
             Err(too_old) => {
                 let status = ApiError::expired(too_old.to_string()).to_status();
-                let _ = send(&tx, line(&json!({"type": "ERROR", "object": status}))).await;
+                let _ = send(&tx, line("ERROR", &status)).await;
                 return;
             }
         },
         StartAt::CurrentState | StartAt::InitialEvents => {
-            let (listing, start) =
-                server.store.list_and_watch(&info.group, &info.resource, request.namespace.as_deref());
+            let (group, resource) = info.storage();
+            let (listing, start) = server.store.list_and_watch(group, resource, request.namespace.as_deref());
             for object in listing.objects.iter().filter(|o| request.selects(o)) {
                 if !send(&tx, request.render("ADDED", object)).await {
                     return;
