@@ -195,7 +195,7 @@ fn object_selector_matches(constraints: &Value, request: &AdmissionRequest<'_>) 
 
 /// A `NamedRuleWithOperations`: groups, versions, operations, resources (`res/sub`, `*`, `*/*`),
 /// resourceNames and scope.
-fn rule_matches(rule: &Value, request: &AdmissionRequest<'_>) -> bool {
+pub(crate) fn rule_matches(rule: &Value, request: &AdmissionRequest<'_>) -> bool {
     let has = |field: &str, value: &str| strings(rule.get(field)).iter().any(|v| v == "*" || v == value);
     let resource = strings(rule.get("resources")).iter().any(|pattern| {
         let (res, sub) = pattern.split_once('/').unwrap_or((pattern, ""));
@@ -259,7 +259,7 @@ fn to_cel(value: &Value) -> Cel {
 }
 
 /// The `request` variable: an `admission.k8s.io/v1` `AdmissionRequest` without the objects.
-fn request_variable(request: &AdmissionRequest<'_>) -> Value {
+pub(crate) fn request_variable(request: &AdmissionRequest<'_>) -> Value {
     let kind = json!({"group": request.group, "version": request.version, "kind": request.kind});
     let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
     let subresource = request.subresource.unwrap_or("");
@@ -312,6 +312,34 @@ fn compiled(expression: &str) -> Result<Arc<Program>, EvalError> {
     }
     programs.insert(expression.to_owned(), program.clone());
     Ok(program)
+}
+
+/// Whether `expression` compiles; the compiler's message when it does not, as validation reports it.
+pub(crate) fn compile(expression: &str) -> Result<(), String> {
+    compiled(expression).map(|_| ()).map_err(|EvalError(e)| e)
+}
+
+/// Evaluates match conditions (webhooks' `matchConditions`) over `object`, `oldObject` and
+/// `request`: `Ok(false)` as soon as one is false, the first error as `Err` naming the condition.
+pub(crate) fn conditions_hold(conditions: &[Value], request: &AdmissionRequest<'_>) -> Result<bool, String> {
+    if conditions.is_empty() {
+        return Ok(true);
+    }
+    let mut context = Context::default();
+    context.register_all();
+    context.add_variable_from_value("request", to_cel(&request_variable(request)));
+    context.add_variable_from_value("object", request.object.map(to_cel).unwrap_or(Cel::Null));
+    context.add_variable_from_value("oldObject", request.old_object.map(to_cel).unwrap_or(Cel::Null));
+    for condition in conditions {
+        match evaluate_bool(&context, meta::str_at(condition, "/expression")) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(EvalError(e)) => {
+                return Err(format!("failed to evaluate matchCondition '{}': {e}", meta::str_at(condition, "/name")));
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn evaluate(context: &Context<'_>, expression: &str) -> Result<Cel, EvalError> {

@@ -174,6 +174,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // A webhook's denial may give no reason; Go leaves the field out then.
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
             if !d.name.is_empty() {

@@ -75,6 +75,7 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod webhooks;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};

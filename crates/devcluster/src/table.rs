@@ -127,6 +127,8 @@ pub(crate) enum Columns {
     Secret,
     CertificateSigningRequest,
     APIService,
+    /// Validating and mutating webhook configurations: how many webhooks each holds.
+    WebhookConfiguration,
     NameAndAge,
 }
 
@@ -283,6 +285,17 @@ impl Printer {
                 s("Available", "Whether this service is available."),
                 age,
             ],
+            Self::Builtin(Columns::WebhookConfiguration) => vec![
+                name,
+                column(
+                    "Webhooks",
+                    "integer",
+                    "",
+                    "Webhooks indicates the number of webhooks registered in this configuration",
+                    0,
+                ),
+                age,
+            ],
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
@@ -325,6 +338,10 @@ impl Printer {
             }
             Self::Builtin(Columns::APIService) => {
                 vec![name, json!(apiservice_service(object)), json!(apiservice_available(object)), age]
+            }
+            Self::Builtin(Columns::WebhookConfiguration) => {
+                let webhooks = object.get("webhooks").and_then(Value::as_array).map_or(0, Vec::len);
+                vec![name, json!(webhooks), age]
             }
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }

@@ -15,6 +15,7 @@ use crate::patch::rules::MergeRules;
 use crate::patch::{PatchType, json::json_patch, merge::merge_patch, strategic::strategic_merge_patch};
 use crate::registry::{Origin, ResourceInfo};
 use crate::store::{ObjectKey, StoreError, resource_version_of};
+use crate::webhooks;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -128,6 +129,31 @@ impl Deletion {
 }
 
 impl DeleteOptions {
+    /// The options as a `DeleteOptions` body carries them (webhooks are sent them).
+    pub(crate) fn to_json(&self) -> Value {
+        let mut options = json!({});
+        if let Some(propagation) = self.propagation {
+            options["propagationPolicy"] = json!(format!("{propagation:?}"));
+        }
+        if let Some(seconds) = self.grace_period_seconds {
+            options["gracePeriodSeconds"] = json!(seconds);
+        }
+        let mut preconditions = json!({});
+        if let Some(uid) = &self.precondition_uid {
+            preconditions["uid"] = json!(uid);
+        }
+        if let Some(version) = &self.precondition_resource_version {
+            preconditions["resourceVersion"] = json!(version);
+        }
+        if preconditions != json!({}) {
+            options["preconditions"] = preconditions;
+        }
+        if let Some(orphan) = self.orphan_dependents {
+            options["orphanDependents"] = json!(orphan);
+        }
+        options
+    }
+
     pub fn parse_propagation(value: &str) -> Result<Propagation, ApiError> {
         match value {
             "Background" => Ok(Propagation::Background),
@@ -369,7 +395,9 @@ impl ApiServer {
         Ok(())
     }
 
-    /// Validation and defaulting of the object about to be stored. Returns warnings.
+    /// Admission of the object about to be stored, in kube-apiserver's order: decoding and
+    /// defaulting, mutating webhooks (then decoding and defaulting again), validation, admission
+    /// policies, validating webhooks and the pod quota. Returns warnings.
     fn admit(
         &self,
         info: &ResourceInfo,
@@ -379,7 +407,52 @@ impl ApiServer {
         ctx: &WriteContext,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta::str_at(object, "/metadata/name").to_string();
-        let unknown = match &info.origin {
+        let unknown = self.normalize(info, object, old)?;
+        let namespace = meta::str_at(object, "/metadata/namespace").to_string();
+        let operation = if old.is_some() { Operation::Update } else { Operation::Create };
+        let request = AdmissionRequest {
+            operation,
+            user: &ctx.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource,
+            namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
+            name: &name,
+            object: None,
+            old_object: old,
+            dry_run: ctx.dry_run,
+        };
+        let webhook_options = webhooks::options(operation, ctx.dry_run, &ctx.manager, None);
+        let before = object.get("metadata").cloned();
+        let (webhook_warnings, mutated) = webhooks::mutate(&self.store, &request, Some(object), &webhook_options)?;
+        if mutated {
+            // Webhooks may not rename or re-identify the object: what the server set stays.
+            for field in ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"] {
+                match before.as_ref().and_then(|m| m.get(field)) {
+                    Some(value) => set_meta(object, field, value.clone()),
+                    None => remove_meta(object, field),
+                }
+            }
+            self.normalize(info, object, old)?;
+        }
+        self.validate(info, object, old, &name)?;
+        let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
+        warnings.extend(webhook_warnings);
+        let request = AdmissionRequest { object: Some(object), ..request };
+        warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
+        warnings.extend(webhooks::validate(&self.store, &request, &webhook_options)?);
+        if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
+            admit(self, &namespace, &name)?;
+        }
+        Ok(warnings)
+    }
+
+    /// Decoding and defaulting: drops unknown fields of built-in kinds and applies their defaults, or
+    /// prunes and defaults a custom resource by its schema. Returns the fields dropped.
+    fn normalize(&self, info: &ResourceInfo, object: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ApiError> {
+        match &info.origin {
             Origin::Builtin => {
                 let unknown = check_builtin(info, object)?;
                 for path in &unknown {
@@ -395,25 +468,30 @@ impl ApiServer {
                     };
                     defaults(object, &defaulting)?;
                 }
-                let causes = validate_builtin(info, object);
-                if !causes.is_empty() {
-                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
-                }
-                unknown
+                Ok(unknown)
             }
             Origin::Custom { .. } => {
                 let Some(schema) = self.schema_for(&info.group, &info.version, &info.resource) else {
                     return Err(ApiError::internal(format!("no schema for {}", info.resource)));
                 };
-                let pruned = schema.schema.prepare(object);
-                let causes = schema.schema.validate(object, old);
-                if !causes.is_empty() {
-                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
-                }
-                pruned
+                Ok(schema.schema.prepare(object))
             }
+        }
+    }
+
+    /// Validation: the built-in checks or the custom resource's schema, finalizers of a deleting
+    /// object, and the strategy's own rules.
+    fn validate(&self, info: &ResourceInfo, object: &Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+        let mut causes = match &info.origin {
+            Origin::Builtin => validate_builtin(info, object),
+            Origin::Custom { .. } => match self.schema_for(&info.group, &info.version, &info.resource) {
+                Some(schema) => schema.schema.validate(object, old),
+                None => return Err(ApiError::internal(format!("no schema for {}", info.resource))),
+            },
         };
-        let mut causes = Vec::new();
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
+        }
         if let Some(old) = old {
             let added: Vec<String> =
                 meta::finalizers(object).into_iter().filter(|f| !meta::finalizers(old).contains(f)).collect();
@@ -429,33 +507,9 @@ impl ApiServer {
             causes.extend(validate(self, object, old));
         }
         if !causes.is_empty() {
-            return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
+            return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
         }
-        let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
-        let namespace = meta::str_at(object, "/metadata/namespace");
-        let policy_warnings = admission::admit(
-            &self.store,
-            &self.registry,
-            &AdmissionRequest {
-                operation: if old.is_some() { Operation::Update } else { Operation::Create },
-                user: &ctx.user,
-                group: &info.group,
-                version: &info.version,
-                resource: &info.resource,
-                kind: &info.kind,
-                subresource,
-                namespace: (!namespace.is_empty()).then_some(namespace),
-                name: &name,
-                object: Some(object),
-                old_object: old,
-                dry_run: ctx.dry_run,
-            },
-        )?;
-        warnings.extend(policy_warnings);
-        if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
-            admit(self, namespace, &name)?;
-        }
-        Ok(warnings)
+        Ok(())
     }
 
     /// A random free address of the service range (as the real allocator picks), skipping the
@@ -993,7 +1047,8 @@ impl ApiServer {
         Ok(Deletion { object: Self::present(info, &pending), immediate: false })
     }
 
-    /// The admission policies' say on a delete.
+    /// Admission of a delete: mutating webhooks (which see only the old object), admission
+    /// policies, then validating webhooks.
     fn admit_delete(
         &self,
         info: &ResourceInfo,
@@ -1002,24 +1057,24 @@ impl ApiServer {
         options: &DeleteOptions,
     ) -> Result<(), ApiError> {
         let namespace = meta::str_at(old, "/metadata/namespace");
-        admission::admit(
-            &self.store,
-            &self.registry,
-            &AdmissionRequest {
-                operation: Operation::Delete,
-                user: &options.user,
-                group: &info.group,
-                version: &info.version,
-                resource: &info.resource,
-                kind: &info.kind,
-                subresource: None,
-                namespace: (!namespace.is_empty()).then_some(namespace),
-                name,
-                object: None,
-                old_object: Some(old),
-                dry_run: options.dry_run,
-            },
-        )?;
+        let request = AdmissionRequest {
+            operation: Operation::Delete,
+            user: &options.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource: None,
+            namespace: (!namespace.is_empty()).then_some(namespace),
+            name,
+            object: None,
+            old_object: Some(old),
+            dry_run: options.dry_run,
+        };
+        let webhook_options = webhooks::options(Operation::Delete, options.dry_run, "", Some(options.to_json()));
+        webhooks::mutate(&self.store, &request, None, &webhook_options)?;
+        admission::admit(&self.store, &self.registry, &request)?;
+        webhooks::validate(&self.store, &request, &webhook_options)?;
         Ok(())
     }
 

@@ -1,0 +1,594 @@
+//! Admission webhooks, as `k8s.io/apiserver/pkg/admission/plugin/webhook` calls them: on every
+//! write, the webhooks of the `MutatingWebhookConfiguration`s (configurations by name, webhooks as
+//! listed) that match the request are called one after another and their `JSONPatch` answers
+//! applied, then those of the `ValidatingWebhookConfiguration`s are called all at once.
+//!
+//! A webhook matches by its `rules`, `namespaceSelector`, `objectSelector` and `matchConditions`
+//! (CEL, evaluated as for admission policies). It is sent an `admission.k8s.io` `AdmissionReview`
+//! over HTTPS, verified against its `caBundle`, within its `timeoutSeconds`. A call that fails
+//! follows the webhook's `failurePolicy`; a denial refuses the request with the webhook's message
+//! and code. Mutating webhooks with `reinvocationPolicy: IfNeeded` are called once more when a
+//! later webhook changed the object. `matchPolicy: Equivalent` matches the requested version only
+//! (the server serves each built-in resource in one version). Webhook configurations and the rest
+//! of `admissionregistration.k8s.io` are never sent to webhooks, as on the real server.
+
+pub(crate) mod call;
+pub(crate) mod configuration;
+
+use crate::admission::{self, AdmissionRequest, Operation};
+use crate::error::{ApiError, Details, qualified_resource};
+use crate::meta;
+use crate::store::{ObjectKey, Store};
+use base64::Engine;
+use call::{Answer, Endpoint};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const GROUP: &str = "admissionregistration.k8s.io";
+const MUTATING: &str = "mutatingwebhookconfigurations";
+const VALIDATING: &str = "validatingwebhookconfigurations";
+
+/// One webhook of one configuration.
+#[derive(Debug, Clone)]
+struct Hook {
+    webhook: Value,
+    mutating: bool,
+}
+
+impl Hook {
+    fn name(&self) -> &str {
+        meta::str_at(&self.webhook, "/name")
+    }
+
+    fn fails_closed(&self) -> bool {
+        meta::str_at(&self.webhook, "/failurePolicy") != "Ignore"
+    }
+
+    fn reinvoked_if_needed(&self) -> bool {
+        meta::str_at(&self.webhook, "/reinvocationPolicy") == "IfNeeded"
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.webhook.get("timeoutSeconds").and_then(Value::as_u64).unwrap_or(10).clamp(1, 30))
+    }
+
+    /// The AdmissionReview version to send: the first of the webhook's that the server speaks.
+    fn review_version(&self) -> &'static str {
+        let versions = self.webhook.get("admissionReviewVersions").and_then(Value::as_array);
+        versions
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|v| configuration::REVIEW_VERSIONS.iter().find(|known| **known == v).copied())
+            .unwrap_or("v1")
+    }
+
+    /// Whether a dry-run request may call it: only webhooks without side effects.
+    fn dry_run_safe(&self) -> bool {
+        matches!(meta::str_at(&self.webhook, "/sideEffects"), "None" | "NoneOnDryRun")
+    }
+
+    /// The URL to call: `clientConfig.url`, or the Service's `https://name.namespace.svc:port/path`,
+    /// which the dev cluster resolves through the host's resolver only (it has no cluster DNS).
+    fn endpoint(&self, store: &Store) -> Result<Endpoint, String> {
+        let config = self.webhook.get("clientConfig").cloned().unwrap_or(Value::Null);
+        let ca_bundle = match meta::str_at(&config, "/caBundle") {
+            "" => None,
+            encoded => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| format!("invalid caBundle: {e}"))?,
+            ),
+        };
+        let url = match config.get("service").filter(|s| !s.is_null()) {
+            None => meta::str_at(&config, "/url").to_string(),
+            Some(service) => {
+                let name = meta::str_at(service, "/name");
+                let namespace = meta::str_at(service, "/namespace");
+                if store.get(&ObjectKey::new("", "services", namespace, name)).is_none() {
+                    return Err(format!("service \"{name}\" not found"));
+                }
+                let port = service.get("port").and_then(Value::as_u64).unwrap_or(443);
+                format!("https://{name}.{namespace}.svc:{port}{}", meta::str_at(service, "/path"))
+            }
+        };
+        Endpoint::from_url(&url, ca_bundle, self.timeout())
+    }
+
+    /// `failed calling webhook "NAME": REASON`, refusing the request when the webhook fails closed.
+    fn failed(&self, reason: &str) -> Result<(), ApiError> {
+        let message = format!("failed calling webhook \"{}\": {reason}", self.name());
+        tracing::warn!(webhook = self.name(), failure_policy = if self.fails_closed() { "Fail" } else { "Ignore" }, %message, "webhook call failed");
+        if self.fails_closed() { Err(ApiError::internal(message)) } else { Ok(()) }
+    }
+}
+
+/// The webhooks of every configuration of one kind, in the order the real server calls them:
+/// configurations by name, then each one's webhooks as listed.
+fn hooks(store: &Store, resource: &str) -> Vec<Hook> {
+    let mut configurations = store.list(GROUP, resource, None).objects;
+    configurations.sort_by(|a, b| meta::str_at(a, "/metadata/name").cmp(meta::str_at(b, "/metadata/name")));
+    configurations
+        .iter()
+        .flat_map(|c| c.get("webhooks").and_then(Value::as_array).cloned().unwrap_or_default())
+        .map(|webhook| Hook { webhook, mutating: resource == MUTATING })
+        .collect()
+}
+
+/// Whether the webhook is to be called for the request. A match condition that cannot be evaluated
+/// refuses the request when the webhook fails closed, and skips the webhook otherwise.
+fn applies(hook: &Hook, request: &AdmissionRequest<'_>, namespace: Option<&Value>) -> Result<bool, ApiError> {
+    let rules = hook.webhook.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    if !rules.iter().any(|rule| admission::rule_matches(rule, request)) {
+        return Ok(false);
+    }
+    let empty = json!({});
+    let namespace_selector = hook.webhook.get("namespaceSelector").unwrap_or(&empty);
+    let namespace_matches = if request.group.is_empty() && request.resource == "namespaces" {
+        [request.object, request.old_object]
+            .into_iter()
+            .flatten()
+            .any(|o| admission::selector_matches(namespace_selector, o))
+    } else if request.namespace.is_some() {
+        admission::selector_matches(namespace_selector, namespace.unwrap_or(&empty))
+    } else {
+        true
+    };
+    let object_selector = hook.webhook.get("objectSelector").unwrap_or(&empty);
+    let object_matches = [request.object, request.old_object]
+        .into_iter()
+        .flatten()
+        .any(|o| admission::selector_matches(object_selector, o));
+    if !namespace_matches || !object_matches {
+        return Ok(false);
+    }
+    let conditions = hook.webhook.get("matchConditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    match admission::conditions_hold(&conditions, request) {
+        Ok(holds) => Ok(holds),
+        Err(error) if hook.fails_closed() => {
+            let subject = qualified_resource(request.group, request.resource);
+            let subject = if request.name.is_empty() { subject } else { format!("{subject} \"{}\"", request.name) };
+            Err(ApiError::forbidden(format!(
+                "{subject} is forbidden: failed calling webhook \"{}\": {error}",
+                hook.name()
+            )))
+        }
+        Err(error) => {
+            tracing::warn!(webhook = hook.name(), %error, "match condition failed; webhook skipped");
+            Ok(false)
+        }
+    }
+}
+
+/// The webhooks of `resource` that apply to the request, refusing a dry run that one with side
+/// effects would see.
+fn matching(store: &Store, resource: &str, request: &AdmissionRequest<'_>) -> Result<Vec<Hook>, ApiError> {
+    if request.group == GROUP {
+        return Ok(Vec::new());
+    }
+    let all = hooks(store, resource);
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    let namespace = request.namespace.and_then(|ns| store.get(&ObjectKey::new("", "namespaces", "", ns)));
+    let mut found = Vec::new();
+    for hook in all {
+        if applies(&hook, request, namespace.as_deref())? {
+            if request.dry_run && !hook.dry_run_safe() {
+                return Err(ApiError::bad_request(format!(
+                    "admission webhook \"{}\" does not support dry run",
+                    hook.name()
+                )));
+            }
+            found.push(hook);
+        }
+    }
+    Ok(found)
+}
+
+/// The `AdmissionReview` sent for the request.
+fn review(version: &str, uid: &str, request: &AdmissionRequest<'_>, options: &Value) -> Value {
+    let kind = json!({"group": request.group, "version": request.version, "kind": request.kind});
+    let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
+    let mut body = json!({
+        "uid": uid,
+        "kind": kind,
+        "resource": resource,
+        "requestKind": kind,
+        "requestResource": resource,
+        "operation": request.operation.as_str(),
+        "userInfo": serde_json::to_value(request.user).unwrap_or(Value::Null),
+        "object": request.object.cloned().unwrap_or(Value::Null),
+        "oldObject": request.old_object.cloned().unwrap_or(Value::Null),
+        "dryRun": request.dry_run,
+        "options": options,
+    });
+    if let Some(subresource) = request.subresource {
+        body["subResource"] = json!(subresource);
+        body["requestSubResource"] = json!(subresource);
+    }
+    if !request.name.is_empty() {
+        body["name"] = json!(request.name);
+    }
+    if let Some(namespace) = request.namespace {
+        body["namespace"] = json!(namespace);
+    }
+    json!({"apiVersion": format!("admission.k8s.io/{version}"), "kind": "AdmissionReview", "request": body})
+}
+
+/// A webhook's answer, once read.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Allowed, with the JSON patch to apply (mutating webhooks only) and the warnings.
+    Allowed {
+        patch: Option<Value>,
+        warnings: Vec<String>,
+    },
+    Denied {
+        error: ApiError,
+        warnings: Vec<String>,
+    },
+}
+
+/// Reads a webhook's HTTP answer; `Err` is why the call failed (worded as the real server's).
+fn verdict(hook: &Hook, version: &str, uid: &str, answer: Result<Answer, String>) -> Result<Verdict, String> {
+    let answer = answer.map_err(|e| format!("failed to call webhook: {e}"))?;
+    if answer.status != 200 {
+        let body = String::from_utf8_lossy(&answer.body);
+        return Err(format!(
+            "failed to call webhook: the server responded with status code {} (\"{}\")",
+            answer.status,
+            body.trim()
+        ));
+    }
+    let invalid = |why: String| format!("received invalid webhook response: {why}");
+    let review: Value = serde_json::from_slice(&answer.body).map_err(|e| invalid(e.to_string()))?;
+    let expected = format!("admission.k8s.io/{version}");
+    if meta::str_at(&review, "/apiVersion") != expected || meta::str_at(&review, "/kind") != "AdmissionReview" {
+        return Err(invalid(format!(
+            "expected webhook response of {expected}, Kind=AdmissionReview, got {}, Kind={}",
+            meta::str_at(&review, "/apiVersion"),
+            meta::str_at(&review, "/kind")
+        )));
+    }
+    let Some(response) = review.get("response").filter(|r| r.is_object()) else {
+        return Err(invalid("webhook response was absent".into()));
+    };
+    let answered_uid = meta::str_at(response, "/uid");
+    if answered_uid != uid {
+        return Err(invalid(format!("expected response.uid={uid:?}, got {answered_uid:?}")));
+    }
+    let warnings: Vec<String> = response
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let allowed = response.get("allowed").and_then(Value::as_bool).unwrap_or(false);
+    if !allowed {
+        return Ok(Verdict::Denied { error: denial(hook.name(), response.get("status")), warnings });
+    }
+    let patch = meta::str_at(response, "/patch");
+    let patch_type = meta::str_at(response, "/patchType");
+    if patch.is_empty() {
+        return Ok(Verdict::Allowed { patch: None, warnings });
+    }
+    if !hook.mutating {
+        return Err(invalid("validating webhook may not return response.patch".into()));
+    }
+    match patch_type {
+        "" if version == "v1" => {
+            return Err(invalid("webhook returned response.patch but not response.patchType".into()));
+        }
+        "" | "JSONPatch" => {}
+        other => return Err(invalid(format!("webhook returned invalid response.patchType of {other:?}"))),
+    }
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(patch).map_err(|e| invalid(format!("response.patch: {e}")))?;
+    let operations: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("response.patch: {e}")))?;
+    Ok(Verdict::Allowed { patch: Some(operations), warnings })
+}
+
+/// `admission webhook "NAME" denied the request: MESSAGE`, with the webhook's code (400 when it
+/// gives none below 400) and reason, as `webhookerrors.ToStatusErr` words it.
+fn denial(name: &str, status: Option<&Value>) -> ApiError {
+    let status = status.cloned().unwrap_or(Value::Null);
+    let code = status.get("code").and_then(Value::as_u64).filter(|c| (400..600).contains(c)).unwrap_or(400);
+    let reason = meta::str_at(&status, "/reason");
+    let denied = format!("admission webhook \"{name}\" denied the request");
+    let message = match (meta::str_at(&status, "/message"), reason) {
+        ("", "") => format!("{denied} without explanation"),
+        ("", reason) => format!("{denied}: {reason}"),
+        (message, _) => format!("{denied}: {message}"),
+    };
+    let mut error = ApiError::new(code as u16, reason, message);
+    if let Some(details) = status.get("details").filter(|d| d.is_object()) {
+        error = error.with_details(Details {
+            name: meta::str_at(details, "/name").into(),
+            group: meta::str_at(details, "/group").into(),
+            kind: meta::str_at(details, "/kind").into(),
+            ..Details::default()
+        });
+    }
+    error
+}
+
+/// Calls one webhook and reads its answer.
+async fn invoke(
+    hook: &Hook,
+    endpoint: Result<Endpoint, String>,
+    request: &AdmissionRequest<'_>,
+    options: &Value,
+) -> Result<Verdict, String> {
+    let version = hook.review_version();
+    let uid = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::to_vec(&review(version, &uid, request, options)).map_err(|e| e.to_string())?;
+    let answer = match endpoint {
+        Ok(endpoint) => call::post(&endpoint, body).await,
+        Err(error) => Err(error),
+    };
+    verdict(hook, version, &uid, answer)
+}
+
+/// Calls the matching mutating webhooks in order, applying their patches to `object` (which a
+/// delete lacks: patches then apply to nothing). `request` names no object: `object` is what the
+/// webhooks see. Returns their warnings and whether the object changed, so that the caller
+/// defaults and validates it again.
+pub(crate) fn mutate(
+    store: &Store,
+    request: &AdmissionRequest<'_>,
+    mut object: Option<&mut Value>,
+    options: &Value,
+) -> Result<(Vec<String>, bool), ApiError> {
+    let hooks = matching(store, MUTATING, &AdmissionRequest { object: object.as_deref(), ..*request })?;
+    if hooks.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    let mut warnings = Vec::new();
+    // The number of changes made so far, as each webhook ran.
+    let mut ran: Vec<usize> = Vec::new();
+    let mut changes = 0;
+    for hook in &hooks {
+        if mutate_once(store, hook, request, &mut object, options, &mut warnings)? {
+            changes += 1;
+        }
+        ran.push(changes);
+    }
+    let mut changed = changes > 0;
+    // `IfNeeded` webhooks see the object again when a later webhook changed it.
+    for (hook, changes_then) in hooks.iter().zip(ran) {
+        if hook.reinvoked_if_needed() && changes_then < changes {
+            changed |= mutate_once(store, hook, request, &mut object, options, &mut warnings)?;
+        }
+    }
+    Ok((warnings, changed))
+}
+
+/// One mutating call; whether it changed the object.
+fn mutate_once(
+    store: &Store,
+    hook: &Hook,
+    request: &AdmissionRequest<'_>,
+    object: &mut Option<&mut Value>,
+    options: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<bool, ApiError> {
+    let current = AdmissionRequest { object: object.as_deref(), ..*request };
+    let endpoint = hook.endpoint(store);
+    let outcome = call::blocking(invoke(hook, endpoint, &current, options)).and_then(|verdict| verdict);
+    match outcome {
+        Err(reason) => hook.failed(&reason).map(|()| false),
+        Ok(Verdict::Denied { error, warnings: more }) => {
+            warnings.extend(more);
+            Err(error)
+        }
+        Ok(Verdict::Allowed { patch, warnings: more }) => {
+            warnings.extend(more);
+            let (Some(patch), Some(target)) = (patch, object.as_deref_mut()) else { return Ok(false) };
+            let patched = crate::patch::json::json_patch(target, &patch).map_err(|e| {
+                ApiError::internal(format!("applying the patch of webhook \"{}\": {}", hook.name(), e.message))
+            })?;
+            if !patched.is_object() {
+                return Err(ApiError::internal(format!(
+                    "applying the patch of webhook \"{}\": the result is not an object",
+                    hook.name()
+                )));
+            }
+            let changed = patched != *target;
+            *target = patched;
+            Ok(changed)
+        }
+    }
+}
+
+/// Calls the matching validating webhooks, all at once. Returns their warnings; the first denial
+/// (in webhook order) or failure under `failurePolicy: Fail` is the error.
+pub(crate) fn validate(
+    store: &Store,
+    request: &AdmissionRequest<'_>,
+    options: &Value,
+) -> Result<Vec<String>, ApiError> {
+    let hooks = matching(store, VALIDATING, request)?;
+    if hooks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let endpoints: Vec<_> = hooks.iter().map(|hook| hook.endpoint(store)).collect();
+    let calls = hooks.iter().zip(endpoints).map(|(hook, endpoint)| invoke(hook, endpoint, request, options));
+    let outcomes = call::blocking(futures::future::join_all(calls)).map_err(ApiError::internal)?;
+    let mut warnings = Vec::new();
+    let mut refusal = None;
+    for (hook, outcome) in hooks.iter().zip(outcomes) {
+        match outcome {
+            Ok(Verdict::Allowed { warnings: more, .. }) => warnings.extend(more),
+            Ok(Verdict::Denied { error, warnings: more }) => {
+                warnings.extend(more);
+                refusal.get_or_insert(error);
+            }
+            Err(reason) => {
+                if let Err(error) = hook.failed(&reason) {
+                    refusal.get_or_insert(error);
+                }
+            }
+        }
+    }
+    match refusal {
+        Some(error) => Err(error),
+        None => Ok(warnings),
+    }
+}
+
+/// The `options` of a review: `CreateOptions`, `UpdateOptions` or `DeleteOptions`.
+pub(crate) fn options(operation: Operation, dry_run: bool, field_manager: &str, delete: Option<Value>) -> Value {
+    let kind = match operation {
+        Operation::Create => "CreateOptions",
+        Operation::Update => "UpdateOptions",
+        Operation::Delete => "DeleteOptions",
+    };
+    let mut options = delete.unwrap_or_else(|| json!({}));
+    options["kind"] = json!(kind);
+    options["apiVersion"] = json!("meta.k8s.io/v1");
+    if dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
+    if !field_manager.is_empty() && operation != Operation::Delete {
+        options["fieldManager"] = json!(field_manager);
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::UserInfo;
+
+    fn hook(webhook: Value) -> Hook {
+        Hook { webhook, mutating: false }
+    }
+
+    fn request<'a>(user: &'a UserInfo, object: Option<&'a Value>) -> AdmissionRequest<'a> {
+        AdmissionRequest {
+            operation: Operation::Create,
+            user,
+            group: "",
+            version: "v1",
+            resource: "configmaps",
+            kind: "ConfigMap",
+            subresource: None,
+            namespace: Some("team-a"),
+            name: "c",
+            object,
+            old_object: None,
+            dry_run: false,
+        }
+    }
+
+    fn answer(body: Value) -> Result<Answer, String> {
+        Ok(Answer { status: 200, body: serde_json::to_vec(&body).unwrap() })
+    }
+
+    #[test]
+    fn denials_carry_the_webhooks_message_and_code() {
+        let error = denial("deny.example.com", Some(&json!({"code": 403, "message": "no", "reason": "Forbidden"})));
+        assert_eq!((error.code, error.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(error.message, "admission webhook \"deny.example.com\" denied the request: no");
+        let error = denial("deny.example.com", None);
+        assert_eq!(error.code, 400);
+        assert_eq!(error.message, "admission webhook \"deny.example.com\" denied the request without explanation");
+        assert_eq!(denial("d.e.f", Some(&json!({"code": 200}))).code, 400);
+    }
+
+    #[test]
+    fn answers_must_echo_the_uid_and_speak_the_version_sent() {
+        let h = hook(json!({"name": "v.example.com"}));
+        let ok = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u", "allowed": true, "warnings": ["w"]}});
+        assert_eq!(
+            verdict(&h, "v1", "u", answer(ok.clone())),
+            Ok(Verdict::Allowed { patch: None, warnings: vec!["w".into()] })
+        );
+        assert_eq!(
+            verdict(&h, "v1", "other", answer(ok)).unwrap_err(),
+            "received invalid webhook response: expected response.uid=\"other\", got \"u\""
+        );
+        let wrong = json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "response": {"uid": "u", "allowed": true}});
+        assert!(
+            verdict(&h, "v1", "u", answer(wrong))
+                .unwrap_err()
+                .contains("expected webhook response of admission.k8s.io/v1")
+        );
+        let failed = Ok(Answer { status: 500, body: b"boom".to_vec() });
+        assert_eq!(
+            verdict(&h, "v1", "u", failed).unwrap_err(),
+            "failed to call webhook: the server responded with status code 500 (\"boom\")"
+        );
+        let patch = base64::engine::general_purpose::STANDARD.encode(b"[]");
+        let patched = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u", "allowed": true, "patch": patch, "patchType": "JSONPatch"}});
+        assert_eq!(
+            verdict(&h, "v1", "u", answer(patched)).unwrap_err(),
+            "received invalid webhook response: validating webhook may not return response.patch"
+        );
+    }
+
+    #[test]
+    fn dry_runs_need_webhooks_without_side_effects() {
+        assert!(hook(json!({"sideEffects": "None"})).dry_run_safe());
+        assert!(hook(json!({"sideEffects": "NoneOnDryRun"})).dry_run_safe());
+        assert!(!hook(json!({"sideEffects": "Unknown"})).dry_run_safe());
+        assert!(!hook(json!({"sideEffects": "Some"})).dry_run_safe());
+    }
+
+    #[test]
+    fn namespace_and_object_selectors_decide_who_is_called() {
+        let user = UserInfo::default();
+        let object = json!({"metadata": {"name": "c", "labels": {"app": "web"}}});
+        let req = request(&user, Some(&object));
+        let namespace = json!({"metadata": {"name": "team-a", "labels": {"env": "dev"}}});
+        let base = json!({"name": "v.example.com", "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"], "scope": "*"}]});
+        let with = |field: &str, selector: Value| {
+            let mut webhook = base.clone();
+            webhook[field] = selector;
+            applies(&hook(webhook), &req, Some(&namespace)).unwrap()
+        };
+        assert!(applies(&hook(base.clone()), &req, Some(&namespace)).unwrap());
+        assert!(with("namespaceSelector", json!({"matchLabels": {"env": "dev"}})));
+        assert!(!with("namespaceSelector", json!({"matchLabels": {"env": "prod"}})));
+        assert!(with("objectSelector", json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]})));
+        assert!(!with("objectSelector", json!({"matchLabels": {"app": "db"}})));
+        assert!(!with("matchConditions", json!([{"name": "named-d", "expression": "request.name == 'd'"}])));
+        assert!(with(
+            "matchConditions",
+            json!([{"name": "labelled", "expression": "object.metadata.labels.app == 'web'"}])
+        ));
+        let mut failing = base.clone();
+        failing["matchConditions"] = json!([{"name": "broken", "expression": "object.missing.field == 1"}]);
+        let error = applies(&hook(failing.clone()), &req, Some(&namespace)).unwrap_err();
+        assert_eq!(error.code, 403);
+        assert!(error.message.starts_with("configmaps \"c\" is forbidden: failed calling webhook \"v.example.com\": failed to evaluate matchCondition 'broken'"), "{}", error.message);
+        failing["failurePolicy"] = json!("Ignore");
+        assert!(!applies(&hook(failing), &req, Some(&namespace)).unwrap());
+    }
+
+    #[test]
+    fn reviews_carry_the_request() {
+        let user = UserInfo { username: "alice".into(), groups: vec!["devs".into()], ..UserInfo::default() };
+        let object = json!({"metadata": {"name": "c"}});
+        let mut req = request(&user, Some(&object));
+        req.subresource = Some("status");
+        req.dry_run = true;
+        let review = review("v1", "u-1", &req, &options(Operation::Create, true, "kubectl", None));
+        assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+        let body = &review["request"];
+        assert_eq!(body["uid"], "u-1");
+        assert_eq!(body["kind"], json!({"group": "", "version": "v1", "kind": "ConfigMap"}));
+        assert_eq!(body["subResource"], "status");
+        assert_eq!(body["namespace"], "team-a");
+        assert_eq!(body["userInfo"], json!({"username": "alice", "groups": ["devs"]}));
+        assert_eq!(body["oldObject"], Value::Null);
+        assert_eq!(body["dryRun"], true);
+        assert_eq!(
+            body["options"],
+            json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"], "fieldManager": "kubectl"})
+        );
+    }
+}

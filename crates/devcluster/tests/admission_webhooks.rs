@@ -1,0 +1,532 @@
+//! Admission webhooks through kubectl and `kube::Client`, against a webhook the test serves over
+//! TLS with a CA of its own: denials, JSON patches, the AdmissionReview sent, failurePolicy,
+//! caBundle verification, selectors, timeouts, subresources, dry runs and the validation of the
+//! configurations themselves.
+
+mod support;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use base64::Engine;
+use devcluster::DevCluster;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The reviews the webhook received, with the path each came to.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A webhook server on loopback, with the PEM of the CA that signed its certificate.
+struct Webhook {
+    base_url: String,
+    ca_pem: String,
+    received: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A CA and a serving certificate for 127.0.0.1 signed by it.
+fn certificates() -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(DnType::CommonName, format!("webhook-test-ca-{}", uuid::Uuid::new_v4()));
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .unwrap();
+    (ca_pem, config)
+}
+
+/// The answer of the webhook at `path` to `review`:
+/// - `deny-bad`: denies names starting with `bad`, allows the rest with a warning;
+/// - `deny-all`: denies everything with code 403;
+/// - `label`: adds the label `mutated-by: webhook` through a JSON patch;
+/// - `slow`: answers after five seconds;
+/// - `wrong-uid`: answers for another request;
+/// - anything else: allows.
+async fn answer(State(received): State<Received>, Path(path): Path<String>, Json(review): Json<Value>) -> Json<Value> {
+    received.lock().unwrap().push((path.clone(), review.clone()));
+    let request = &review["request"];
+    let uid = request["uid"].clone();
+    let allow = json!({"uid": uid, "allowed": true});
+    let response = match path.as_str() {
+        "deny-bad" if request["name"].as_str().unwrap_or("").starts_with("bad") => json!({
+            "uid": uid, "allowed": false,
+            "status": {"message": "names starting with bad are not allowed"},
+        }),
+        "deny-bad" => json!({"uid": uid, "allowed": true, "warnings": ["checked by the test webhook"]}),
+        "deny-all" => {
+            json!({"uid": uid, "allowed": false, "status": {"code": 403, "reason": "Forbidden", "message": "nothing passes"}})
+        }
+        "label" => {
+            let patch = if request["object"]["metadata"]["labels"].is_object() {
+                json!([{"op": "add", "path": "/metadata/labels/mutated-by", "value": "webhook"}])
+            } else {
+                json!([{"op": "add", "path": "/metadata/labels", "value": {"mutated-by": "webhook"}}])
+            };
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+        }
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            allow
+        }
+        "wrong-uid" => json!({"uid": "someone-else", "allowed": true}),
+        _ => allow,
+    };
+    Json(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}))
+}
+
+/// Serves the webhook over TLS on a free loopback port.
+async fn serve_webhook() -> Webhook {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (ca_pem, config) = certificates();
+    let received: Received = Arc::default();
+    let app = axum::Router::new().route("/{path}", axum::routing::post(answer)).with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    Webhook { base_url: format!("https://127.0.0.1:{port}"), ca_pem, received, task }
+}
+
+impl Webhook {
+    fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
+    }
+
+    /// The reviews received at `path`.
+    fn reviews(&self, path: &str) -> Vec<Value> {
+        self.received.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+/// One webhook of a configuration: the path it calls and the fields it sets beyond the usual.
+fn webhook(name: &str, url: &str, ca_bundle: &str, resources: Value, extra: Value) -> Value {
+    let mut hook = json!({
+        "name": name,
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+        "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": resources}],
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        hook[key] = value.clone();
+    }
+    hook
+}
+
+/// Stores a configuration of `kind` named `name` holding `webhooks`, through kubectl.
+async fn register(cluster: &DevCluster, kind: &str, name: &str, webhooks: Vec<Value>) {
+    let manifest = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": webhooks,
+    });
+    support::kubectl_with(cluster, &["apply", "-f", "-"], Some(&manifest.to_string()), &[]).await.ok();
+}
+
+fn config_map(name: &str, labels: Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
+}
+
+fn status_of(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// A loopback URL nothing listens on.
+async fn closed_port_url(path: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("https://127.0.0.1:{port}/{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validating_webhook_denies_with_its_message_and_sees_each_operation() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let url = format!("{}/deny-bad", hook.base_url);
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "deny-bad",
+        vec![webhook("deny-bad.webhooks.test", &url, &hook.ca_bundle(), json!(["configmaps"]), json!({}))],
+    )
+    .await;
+    let table = support::kubectl(&cluster, &["get", "validatingwebhookconfigurations"]).await.ok();
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "WEBHOOKS", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().starts_with("deny-bad "), "{table}");
+    assert_eq!(table.lines().nth(1).unwrap().split_whitespace().nth(1), Some("1"), "{table}");
+
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "bad-one", "--from-literal=k=v"]).await.failed();
+    assert!(
+        stderr.contains(
+            "admission webhook \"deny-bad.webhooks.test\" denied the request: names starting with bad are not allowed"
+        ),
+        "{stderr}"
+    );
+    let created = support::kubectl(&cluster, &["create", "configmap", "good-one", "--from-literal=k=v"]).await;
+    assert_eq!(created.code, 0, "{created:?}");
+    assert!(created.stderr.contains("Warning: checked by the test webhook"), "{created:?}");
+    let client = cluster.client().unwrap();
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(client);
+    let status = status_of(config_maps.create(&PostParams::default(), &config_map("bad-two", json!({}))).await);
+    assert_eq!(status.code, 400, "a denial without a code is a 400: {status:?}");
+
+    let creates = hook.reviews("deny-bad");
+    let review = creates.iter().find(|r| r["request"]["name"] == "good-one").expect("the create was reviewed");
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    let request = &review["request"];
+    assert_eq!(request["kind"], json!({"group": "", "version": "v1", "kind": "ConfigMap"}));
+    assert_eq!(request["resource"], json!({"group": "", "version": "v1", "resource": "configmaps"}));
+    assert_eq!(request["requestKind"], request["kind"]);
+    assert_eq!((request["operation"].as_str(), request["namespace"].as_str()), (Some("CREATE"), Some("default")));
+    assert_eq!(request["userInfo"]["username"], "kubernetes-admin");
+    assert!(request["userInfo"]["groups"].as_array().unwrap().contains(&json!("system:masters")));
+    assert_eq!(request["object"]["data"], json!({"k": "v"}));
+    assert_eq!(request["oldObject"], Value::Null);
+    assert_eq!(
+        (request["dryRun"].as_bool(), request["options"]["kind"].as_str()),
+        (Some(false), Some("CreateOptions"))
+    );
+    assert!(!request["uid"].as_str().unwrap().is_empty());
+
+    support::kubectl(&cluster, &["label", "configmap", "good-one", "team=a"]).await.ok();
+    let update =
+        hook.reviews("deny-bad").into_iter().find(|r| r["request"]["operation"] == "UPDATE").expect("the update");
+    assert_eq!(update["request"]["object"]["metadata"]["labels"], json!({"team": "a"}));
+    assert_eq!(update["request"]["oldObject"]["metadata"]["name"], "good-one");
+    assert!(update["request"]["oldObject"]["metadata"].get("labels").is_none(), "{update}");
+    assert_eq!(update["request"]["options"]["kind"], "UpdateOptions");
+
+    support::kubectl(&cluster, &["create", "configmap", "tried", "--from-literal=k=v", "--dry-run=server"]).await.ok();
+    let dry = hook.reviews("deny-bad").into_iter().find(|r| r["request"]["name"] == "tried").expect("the dry run");
+    assert_eq!(dry["request"]["dryRun"], true);
+    assert_eq!(dry["request"]["options"]["dryRun"], json!(["All"]));
+
+    support::kubectl(&cluster, &["delete", "configmap", "good-one"]).await.ok();
+    let delete =
+        hook.reviews("deny-bad").into_iter().find(|r| r["request"]["operation"] == "DELETE").expect("the delete");
+    assert_eq!(delete["request"]["object"], Value::Null);
+    assert_eq!(delete["request"]["oldObject"]["metadata"]["name"], "good-one");
+    assert_eq!(delete["request"]["options"]["kind"], "DeleteOptions");
+    assert!(hook.reviews("deny-bad").iter().all(|r| r["request"]["resource"]["resource"] == "configmaps"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutating_webhook_patches_before_validating_webhooks_see_the_object() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let ca = hook.ca_bundle();
+    let configmaps = json!(["configmaps"]);
+    register(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        "label",
+        vec![webhook("label.webhooks.test", &format!("{}/label", hook.base_url), &ca, configmaps.clone(), json!({}))],
+    )
+    .await;
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "observe",
+        vec![webhook("observe.webhooks.test", &format!("{}/observe", hook.base_url), &ca, configmaps, json!({}))],
+    )
+    .await;
+    let stored = support::kubectl(&cluster, &["get", "mutatingwebhookconfiguration", "label", "-o", "json"]).await.ok();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let defaults = &stored["webhooks"][0];
+    assert_eq!(
+        (defaults["failurePolicy"].as_str(), defaults["matchPolicy"].as_str(), defaults["reinvocationPolicy"].as_str()),
+        (Some("Fail"), Some("Equivalent"), Some("Never"))
+    );
+    assert_eq!((defaults["timeoutSeconds"].as_i64(), defaults["rules"][0]["scope"].as_str()), (Some(10), Some("*")));
+    assert_eq!((&defaults["namespaceSelector"], &defaults["objectSelector"]), (&json!({}), &json!({})));
+
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let created = config_maps.create(&PostParams::default(), &config_map("plain", json!({}))).await.unwrap();
+    assert_eq!(created.metadata.labels.unwrap()["mutated-by"], "webhook");
+    let labelled =
+        config_maps.create(&PostParams::default(), &config_map("labelled", json!({"team": "a"}))).await.unwrap();
+    let labels = labelled.metadata.labels.unwrap();
+    assert_eq!((labels["team"].as_str(), labels["mutated-by"].as_str()), ("a", "webhook"));
+    let stored = config_maps.get("plain").await.unwrap();
+    assert_eq!(stored.metadata.labels.unwrap()["mutated-by"], "webhook");
+    let seen = hook.reviews("observe");
+    let plain = seen.iter().find(|r| r["request"]["name"] == "plain").expect("validated");
+    assert_eq!(plain["request"]["object"]["metadata"]["labels"]["mutated-by"], "webhook", "{plain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_policy_decides_when_the_webhook_is_down() {
+    let cluster = support::cluster().await;
+    let url = closed_port_url("allow").await;
+    let down = |policy: &str| {
+        let mut hook = webhook("down.webhooks.test", &url, "", json!(["*/*"]), json!({"failurePolicy": policy}));
+        hook["rules"][0]["apiGroups"] = json!(["*"]);
+        hook
+    };
+    register(&cluster, "ValidatingWebhookConfiguration", "down", vec![down("Fail")]).await;
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "refused", "--from-literal=k=v"]).await.failed();
+    let port = url.trim_start_matches("https://127.0.0.1:").trim_end_matches("/allow");
+    assert!(
+        stderr.contains(&format!(
+            "Internal error occurred: failed calling webhook \"down.webhooks.test\": failed to call webhook: Post \"{url}?timeout=10s\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+        )),
+        "{stderr}"
+    );
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let status = status_of(config_maps.create(&PostParams::default(), &config_map("refused", json!({}))).await);
+    assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"));
+
+    // Webhook configurations are never sent to webhooks: the broken one can still be replaced.
+    register(&cluster, "ValidatingWebhookConfiguration", "down", vec![down("Ignore")]).await;
+    support::kubectl(&cluster, &["create", "configmap", "let-through", "--from-literal=k=v"]).await.ok();
+    support::kubectl(&cluster, &["delete", "validatingwebhookconfiguration", "down"]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ca_bundle_a_wrong_uid_and_a_slow_webhook_fail_the_call() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let other = serve_webhook().await;
+    let configmaps = json!(["configmaps"]);
+    let object_selector = |value: &str| json!({"objectSelector": {"matchLabels": {"case": value}}});
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "failing",
+        vec![
+            webhook(
+                "untrusted.webhooks.test",
+                &format!("{}/allow", hook.base_url),
+                &other.ca_bundle(),
+                configmaps.clone(),
+                object_selector("tls"),
+            ),
+            webhook(
+                "wrong-uid.webhooks.test",
+                &format!("{}/wrong-uid", hook.base_url),
+                &hook.ca_bundle(),
+                configmaps.clone(),
+                object_selector("uid"),
+            ),
+            webhook("slow.webhooks.test", &format!("{}/slow", hook.base_url), &hook.ca_bundle(), configmaps.clone(), {
+                let mut extra = object_selector("slow");
+                extra["timeoutSeconds"] = json!(1);
+                extra
+            }),
+        ],
+    )
+    .await;
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let refused = |case: &str| {
+        let config_maps = config_maps.clone();
+        let object = config_map(&format!("case-{case}"), json!({"case": case}));
+        async move { status_of(config_maps.create(&PostParams::default(), &object).await) }
+    };
+    let tls = refused("tls").await;
+    assert_eq!(tls.code, 500);
+    assert!(
+        tls.message.contains("failed calling webhook \"untrusted.webhooks.test\": failed to call webhook: Post"),
+        "{tls:?}"
+    );
+    assert!(
+        tls.message.ends_with("tls: failed to verify certificate: x509: certificate signed by unknown authority"),
+        "{tls:?}"
+    );
+    assert!(hook.reviews("allow").is_empty(), "no request passes an untrusted handshake");
+
+    let uid = refused("uid").await;
+    assert!(
+        uid.message.contains("received invalid webhook response: expected response.uid=")
+            && uid.message.ends_with("got \"someone-else\""),
+        "{uid:?}"
+    );
+
+    let started = std::time::Instant::now();
+    let slow = refused("slow").await;
+    assert!(slow.message.contains("/slow?timeout=1s\": context deadline exceeded"), "{slow:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "the timeout cut the call short: {:?}", started.elapsed());
+    config_maps.create(&PostParams::default(), &config_map("unselected", json!({"case": "none"}))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selectors_and_conditions_that_do_not_match_skip_the_webhook() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let deny_all = format!("{}/deny-all", hook.base_url);
+    let ca = hook.ca_bundle();
+    let resources = json!(["configmaps", "namespaces"]);
+    support::kubectl(&cluster, &["create", "namespace", "dev"]).await.ok();
+    support::kubectl(&cluster, &["label", "namespace", "dev", "env=dev"]).await.ok();
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "selective",
+        vec![
+            webhook("prod-only.webhooks.test", &deny_all, &ca, resources.clone(), json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}})),
+            webhook("locked-only.webhooks.test", &deny_all, &ca, resources.clone(), json!({"objectSelector": {"matchLabels": {"locked": "true"}}})),
+            webhook("frozen-only.webhooks.test", &deny_all, &ca, resources, json!({"matchConditions": [{"name": "frozen", "expression": "object != null && object.metadata.name.startsWith('frozen')"}]})),
+        ],
+    )
+    .await;
+    support::kubectl(&cluster, &["create", "configmap", "free", "-n", "dev", "--from-literal=k=v"]).await.ok();
+    assert!(hook.reviews("deny-all").is_empty(), "no webhook matched");
+
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "frozen-1", "-n", "dev"]).await.failed();
+    assert!(
+        stderr.contains("admission webhook \"frozen-only.webhooks.test\" denied the request: nothing passes"),
+        "{stderr}"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "dev");
+    let status =
+        status_of(config_maps.create(&PostParams::default(), &config_map("held", json!({"locked": "true"}))).await);
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (403, "admission webhook \"locked-only.webhooks.test\" denied the request: nothing passes")
+    );
+
+    // A namespace is matched by its own labels.
+    let stderr = support::kubectl(&cluster, &["label", "namespace", "dev", "env=prod", "--overwrite"]).await.failed();
+    assert!(stderr.contains("admission webhook \"prod-only.webhooks.test\" denied the request"), "{stderr}");
+    let names: Vec<String> =
+        hook.reviews("deny-all").iter().map(|r| r["request"]["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["frozen-1", "held", "dev"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_naming_pods_status_sees_status_writes_only() {
+    let cluster = support::cluster_without_pods().await;
+    let hook = serve_webhook().await;
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "pod-status",
+        vec![webhook(
+            "status.webhooks.test",
+            &format!("{}/status", hook.base_url),
+            &hook.ca_bundle(),
+            json!(["pods/status"]),
+            json!({}),
+        )],
+    )
+    .await;
+    let pods = support::pods(&cluster);
+    let pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    assert!(hook.reviews("status").is_empty(), "a pod create is not a status write");
+    let patch = json!({"status": {"phase": "Running"}});
+    pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let reviews = hook.reviews("status");
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let request = &reviews[0]["request"];
+    assert_eq!((request["subResource"].as_str(), request["operation"].as_str()), (Some("status"), Some("UPDATE")));
+    assert_eq!(request["object"]["status"]["phase"], "Running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_configurations_are_refused_with_each_field() {
+    let cluster = support::cluster().await;
+    let bad = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "bad"},
+        "webhooks": [
+            {"name": "short.test", "clientConfig": {"url": "http://u:p@127.0.0.1/x?q=1"},
+             "rules": [{"operations": ["PATCH"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"], "scope": "Anywhere"}],
+             "admissionReviewVersions": ["v2"], "timeoutSeconds": 31},
+            {"name": "twice.webhooks.test", "clientConfig": {}, "sideEffects": "Some", "admissionReviewVersions": ["v1"]},
+            {"name": "twice.webhooks.test", "clientConfig": {"service": {"name": "s", "namespace": "n"}}, "sideEffects": "None", "admissionReviewVersions": ["v1"]},
+        ],
+    });
+    let stderr = support::kubectl_with(&cluster, &["create", "-f", "-"], Some(&bad.to_string()), &[]).await.failed();
+    for expected in [
+        "The ValidatingWebhookConfiguration \"bad\" is invalid:",
+        "webhooks[0].name: Invalid value: \"short.test\": should be a domain with at least three segments separated by dots",
+        "webhooks[0].rules[0].operations[0]: Unsupported value: \"PATCH\": supported values: \"*\", \"CONNECT\", \"CREATE\", \"DELETE\", \"UPDATE\"",
+        "webhooks[0].rules[0].scope: Unsupported value: \"Anywhere\"",
+        "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun",
+        "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds",
+        "webhooks[0].admissionReviewVersions: Invalid value: [\"v2\"]: must include at least one of v1, v1beta1",
+        "webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme",
+        "webhooks[0].clientConfig.url: Invalid value: \"u:p\": user information is not permitted in the URL",
+        "webhooks[0].clientConfig.url: Invalid value: \"q=1\": query parameters are not permitted in the URL",
+        "webhooks[1].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\"",
+        "webhooks[1].clientConfig: Required value: exactly one of url or service is required",
+        "webhooks[2].name: Duplicate value: \"twice.webhooks.test\"",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
+    }
+    let api: Api<DynamicObject> = Api::all_with(
+        cluster.client().unwrap(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration"),
+            "mutatingwebhookconfigurations",
+        ),
+    );
+    let mut object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "bad-policy"},
+        "webhooks": [{"name": "m.webhooks.test", "clientConfig": {"url": "https://127.0.0.1/m"}, "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "reinvocationPolicy": "Always",
+            "matchConditions": [{"name": "c", "expression": "object.metadata.name =="}]}],
+    }))
+    .unwrap();
+    let status = status_of(api.create(&PostParams::default(), &object).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status.message.contains(
+            "webhooks[0].reinvocationPolicy: Unsupported value: \"Always\": supported values: \"IfNeeded\", \"Never\""
+        ),
+        "{status:?}"
+    );
+    assert!(
+        status.message.contains(
+            "webhooks[0].matchConditions[0].expression: Invalid value: \"object.metadata.name ==\": compilation failed"
+        ),
+        "{status:?}"
+    );
+    object.data["webhooks"][0]["reinvocationPolicy"] = json!("IfNeeded");
+    object.data["webhooks"][0]["matchConditions"] = json!([]);
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
