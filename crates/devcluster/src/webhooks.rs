@@ -85,11 +85,13 @@ impl Hook {
             Some(service) => {
                 let name = meta::str_at(service, "/name");
                 let namespace = meta::str_at(service, "/namespace");
-                if store.get(&ObjectKey::new("", "services", namespace, name)).is_none() {
-                    return Err(format!("service \"{name}\" not found"));
-                }
                 let port = service.get("port").and_then(Value::as_u64).unwrap_or(443);
-                format!("https://{name}.{namespace}.svc:{port}{}", meta::str_at(service, "/path"))
+                let url = format!("https://{name}.{namespace}.svc:{port}{}", meta::str_at(service, "/path"));
+                if store.get(&ObjectKey::new("", "services", namespace, name)).is_none() {
+                    let endpoint = Endpoint::from_url(&url, ca_bundle, self.timeout())?;
+                    return Err(format!("Post {:?}: service \"{name}\" not found", endpoint.url));
+                }
+                url
             }
         };
         Endpoint::from_url(&url, ca_bundle, self.timeout())
@@ -536,6 +538,60 @@ mod tests {
         assert!(hook(json!({"sideEffects": "NoneOnDryRun"})).dry_run_safe());
         assert!(!hook(json!({"sideEffects": "Unknown"})).dry_run_safe());
         assert!(!hook(json!({"sideEffects": "Some"})).dry_run_safe());
+    }
+
+    fn store_with(resource: &str, webhook: Value) -> Store {
+        let store = Store::new(std::sync::Arc::new(crate::store::NoPersistence), 10);
+        let configuration = json!({"metadata": {"name": "c"}, "webhooks": [webhook]});
+        store.create(ObjectKey::new(GROUP, resource, "", "c"), configuration).unwrap();
+        store
+    }
+
+    fn all_config_maps(side_effects: &str) -> Value {
+        json!({"name": "v.example.com", "sideEffects": side_effects, "clientConfig": {"url": "https://127.0.0.1:1/"},
+            "rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]})
+    }
+
+    #[test]
+    fn a_dry_run_that_a_webhook_with_side_effects_would_see_is_refused() {
+        let user = UserInfo::default();
+        let object = json!({"metadata": {"name": "c"}});
+        let mut req = request(&user, Some(&object));
+        req.dry_run = true;
+        let store = store_with(VALIDATING, all_config_maps("Some"));
+        let error = validate(&store, &req, &json!({})).unwrap_err();
+        assert_eq!((error.code, error.reason.as_str()), (400, "BadRequest"));
+        assert_eq!(error.message, "admission webhook \"v.example.com\" does not support dry run");
+        let store = store_with(MUTATING, all_config_maps("Unknown"));
+        let mut mutable = object.clone();
+        assert_eq!(mutate(&store, &req, Some(&mut mutable), &json!({})).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn webhook_configurations_are_never_sent_to_webhooks() {
+        let user = UserInfo::default();
+        let object = json!({"metadata": {"name": "c"}});
+        let mut req = request(&user, Some(&object));
+        req.group = GROUP;
+        req.resource = VALIDATING;
+        let store = store_with(VALIDATING, all_config_maps("None"));
+        assert_eq!(validate(&store, &req, &json!({})).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_service_is_called_by_its_cluster_name_once_it_exists() {
+        let hook = Hook {
+            webhook: json!({"name": "s.example.com", "clientConfig": {"service": {"name": "hooks", "namespace": "ops", "port": 8443, "path": "/v"}}}),
+            mutating: false,
+        };
+        let store = Store::new(std::sync::Arc::new(crate::store::NoPersistence), 10);
+        assert_eq!(
+            hook.endpoint(&store).unwrap_err(),
+            "Post \"https://hooks.ops.svc:8443/v?timeout=10s\": service \"hooks\" not found"
+        );
+        store.create(ObjectKey::new("", "services", "ops", "hooks"), json!({"metadata": {"name": "hooks"}})).unwrap();
+        let endpoint = hook.endpoint(&store).unwrap();
+        assert_eq!(endpoint.url, "https://hooks.ops.svc:8443/v?timeout=10s");
     }
 
     #[test]

@@ -62,6 +62,8 @@ fn certificates() -> (String, rustls::ServerConfig) {
 /// - `label`: adds the label `mutated-by: webhook` through a JSON patch;
 /// - `slow`: answers after five seconds;
 /// - `wrong-uid`: answers for another request;
+/// - `annotate`: adds the annotation `annotated-by: webhook` through a JSON patch;
+/// - `bad-patch`: answers with a patch that cannot apply;
 /// - anything else: allows.
 async fn answer(State(received): State<Received>, Path(path): Path<String>, Json(review): Json<Value>) -> Json<Value> {
     received.lock().unwrap().push((path.clone(), review.clone()));
@@ -91,6 +93,20 @@ async fn answer(State(received): State<Received>, Path(path): Path<String>, Json
             allow
         }
         "wrong-uid" => json!({"uid": "someone-else", "allowed": true}),
+        "annotate" => {
+            let patch = if request["object"]["metadata"]["annotations"].is_object() {
+                json!([{"op": "add", "path": "/metadata/annotations/annotated-by", "value": "webhook"}])
+            } else {
+                json!([{"op": "add", "path": "/metadata/annotations", "value": {"annotated-by": "webhook"}}])
+            };
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+        }
+        "bad-patch" => {
+            let patch = json!([{"op": "remove", "path": "/spec/nothing"}]).to_string();
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch);
+            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+        }
         _ => allow,
     };
     Json(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}))
@@ -529,4 +545,90 @@ async fn invalid_configurations_are_refused_with_each_field() {
     object.data["webhooks"][0]["reinvocationPolicy"] = json!("IfNeeded");
     object.data["webhooks"][0]["matchConditions"] = json!([]);
     api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_webhooks_run_in_name_order_and_are_reinvoked_if_needed() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let ca = hook.ca_bundle();
+    let url = |path: &str| format!("{}/{path}", hook.base_url);
+    let configmaps = json!(["configmaps"]);
+    let only = |case: &str| json!({"objectSelector": {"matchLabels": {"case": case}}});
+    register(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        "b-annotate",
+        vec![webhook("annotate.webhooks.test", &url("annotate"), &ca, configmaps.clone(), only("order"))],
+    )
+    .await;
+    let mut first = only("order");
+    first["reinvocationPolicy"] = json!("IfNeeded");
+    register(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        "a-label",
+        vec![
+            webhook("label.webhooks.test", &url("label"), &ca, configmaps.clone(), first),
+            webhook("deny.webhooks.test", &url("deny-bad"), &ca, configmaps.clone(), only("deny")),
+            webhook("broken.webhooks.test", &url("bad-patch"), &ca, configmaps.clone(), only("patch")),
+        ],
+    )
+    .await;
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(cluster.client().unwrap());
+    let created =
+        config_maps.create(&PostParams::default(), &config_map("ordered", json!({"case": "order"}))).await.unwrap();
+    assert_eq!(created.metadata.labels.unwrap()["mutated-by"], "webhook");
+    assert_eq!(created.metadata.annotations.unwrap()["annotated-by"], "webhook");
+    let labels = hook.reviews("label");
+    assert_eq!(labels.len(), 2, "called again after the annotation: {labels:?}");
+    assert!(labels[0]["request"]["object"]["metadata"].get("annotations").is_none(), "a-label runs first");
+    assert_eq!(labels[1]["request"]["object"]["metadata"]["annotations"]["annotated-by"], "webhook");
+    assert_eq!(hook.reviews("annotate").len(), 1, "Never is never reinvoked");
+
+    let denied =
+        status_of(config_maps.create(&PostParams::default(), &config_map("bad-name", json!({"case": "deny"}))).await);
+    assert_eq!(
+        (denied.code, denied.message.as_str()),
+        (400, "admission webhook \"deny.webhooks.test\" denied the request: names starting with bad are not allowed")
+    );
+    let broken =
+        status_of(config_maps.create(&PostParams::default(), &config_map("patched", json!({"case": "patch"}))).await);
+    assert_eq!((broken.code, broken.reason.as_str()), (500, "InternalError"));
+    assert!(
+        broken.message.starts_with("Internal error occurred: applying the patch of webhook \"broken.webhooks.test\": "),
+        "{broken:?}"
+    );
+    assert!(config_maps.get_opt("patched").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_discovered_and_a_missing_service_fails_the_call() {
+    let cluster = support::cluster().await;
+    let resources =
+        support::kubectl(&cluster, &["api-resources", "--api-group=admissionregistration.k8s.io", "--no-headers"])
+            .await
+            .ok();
+    for resource in ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"] {
+        let line =
+            resources.lines().find(|l| l.starts_with(resource)).unwrap_or_else(|| panic!("{resource} in {resources}"));
+        assert!(line.contains("admissionregistration.k8s.io/v1") && line.contains("false"), "{line}");
+    }
+    let mut hook = webhook("svc.webhooks.test", "", "", json!(["configmaps"]), json!({}));
+    hook["clientConfig"] = json!({"service": {"name": "hooks", "namespace": "default", "path": "/check"}});
+    register(&cluster, "ValidatingWebhookConfiguration", "by-service", vec![hook]).await;
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "c", "--from-literal=k=v"]).await.failed();
+    assert!(
+        stderr.contains("Internal error occurred: failed calling webhook \"svc.webhooks.test\": failed to call webhook: Post \"https://hooks.default.svc:443/check?timeout=10s\": service \"hooks\" not found"),
+        "{stderr}"
+    );
+    // The dev cluster has no cluster DNS: an existing Service's name resolves through the host only.
+    support::kubectl(&cluster, &["create", "service", "clusterip", "hooks", "--tcp=443:8443"]).await.ok();
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "c", "--from-literal=k=v"]).await.failed();
+    assert!(
+        stderr.contains(
+            "Post \"https://hooks.default.svc:443/check?timeout=10s\": dial tcp: lookup hooks.default.svc: no such host"
+        ),
+        "{stderr}"
+    );
 }
