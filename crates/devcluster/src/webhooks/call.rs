@@ -175,8 +175,9 @@ fn client_config(ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig, Strin
 }
 
 /// Runs `work` to completion from synchronous code, on a runtime of its own on another thread, so
-/// that a write path that is not async can wait for webhooks without stalling the runtime that
-/// serves it (other requests, and a webhook served in the same process, go on meanwhile).
+/// that a write path that is not async can wait for webhooks. On a multi-threaded runtime the
+/// waiting worker hands its other tasks on, so other requests (and a webhook served in the same
+/// process) go on meanwhile; a current-thread runtime waits.
 pub(crate) fn blocking<T: Send>(work: impl std::future::Future<Output = T> + Send) -> Result<T, String> {
     let run = || {
         std::thread::scope(|scope| {
