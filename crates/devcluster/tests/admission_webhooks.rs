@@ -307,6 +307,23 @@ async fn a_mutating_webhook_patches_before_validating_webhooks_see_the_object() 
     let seen = hook.reviews("observe");
     let plain = seen.iter().find(|r| r["request"]["name"] == "plain").expect("validated");
     assert_eq!(plain["request"]["object"]["metadata"]["labels"]["mutated-by"], "webhook", "{plain}");
+
+    // A server-side apply that creates is admitted once, as the create it is.
+    let manifest =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": "v"}});
+    support::kubectl_with(&cluster, &["apply", "--server-side", "-f", "-"], Some(&manifest.to_string()), &[])
+        .await
+        .ok();
+    let applied = config_maps.get("applied").await.unwrap();
+    assert_eq!(applied.metadata.labels.unwrap()["mutated-by"], "webhook");
+    let managers = applied.metadata.managed_fields.unwrap();
+    assert_eq!(managers.iter().map(|m| m.operation.as_deref()).collect::<Vec<_>>(), [Some("Apply")]);
+    let seen: Vec<Value> = hook.reviews("observe").into_iter().filter(|r| r["request"]["name"] == "applied").collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0]["request"]["operation"].as_str(), seen[0]["request"]["dryRun"].as_bool()),
+        (Some("CREATE"), Some(false))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

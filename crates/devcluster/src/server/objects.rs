@@ -574,7 +574,20 @@ impl ApiServer {
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
+        body: Value,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.create_recording(info, namespace, body, None, ctx)
+    }
+
+    /// Creates an object whose managedFields are `managed` when given (server-side apply has
+    /// recorded its own entry), else the create's Update entry.
+    fn create_recording(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
         mut body: Value,
+        managed: Option<Value>,
         ctx: &WriteContext,
     ) -> Result<WriteOutcome, ApiError> {
         if !body.is_object() {
@@ -635,6 +648,9 @@ impl ApiServer {
                 rules: &rules,
             },
         );
+        if let Some(managed) = managed {
+            set_meta(&mut body, "managedFields", managed);
+        }
         if ctx.dry_run {
             return Ok(WriteOutcome { object: Self::present(info, &body), warnings, created: true });
         }
@@ -949,38 +965,9 @@ impl ApiServer {
             )));
         }
         let managed = object.pointer("/metadata/managedFields").cloned();
-        let mut written = self.create_resolved_with_managed(info, namespace, object, managed, ctx)?;
+        let mut written = self.create_recording(info, namespace, object, managed, ctx)?;
         written.created = true;
         Ok(written)
-    }
-
-    fn create_resolved_with_managed(
-        &self,
-        info: &ResourceInfo,
-        namespace: Option<&str>,
-        object: Value,
-        managed: Option<Value>,
-        ctx: &WriteContext,
-    ) -> Result<WriteOutcome, ApiError> {
-        let Some(managed) = managed else {
-            return self.create_resolved(info, namespace, object, ctx);
-        };
-        // Create normally, then restore the apply's ownership record in place of the create's Update entry.
-        let mut dry = ctx.clone();
-        dry.dry_run = true;
-        let mut prepared = self.create_resolved(info, namespace, object, &dry)?.object;
-        set_meta(&mut prepared, "managedFields", managed);
-        if ctx.dry_run {
-            return Ok(WriteOutcome { object: prepared, warnings: Vec::new(), created: true });
-        }
-        let name = meta::str_at(&prepared, "/metadata/name").to_string();
-        let key = Self::key(info, namespace, &name);
-        let stored = self.store.create(key, prepared).map_err(|e| store_error(info, &name, e))?;
-        let mut object = Self::present(info, &stored);
-        if let Some(updated) = self.after_write(info, &object)? {
-            object = updated;
-        }
-        Ok(WriteOutcome { object, warnings: Vec::new(), created: true })
     }
 
     /// Deletes an object, or marks it for deletion when finalizers (or propagation) must run first.
