@@ -64,6 +64,8 @@ fn certificates() -> (String, rustls::ServerConfig) {
 /// - `wrong-uid`: answers for another request;
 /// - `annotate`: adds the annotation `annotated-by: webhook` through a JSON patch;
 /// - `bad-patch`: answers with a patch that cannot apply;
+/// - `bad-type`: patches a number into a ConfigMap's data;
+/// - `bad-schedule`: patches a CronJob's schedule into one that does not parse;
 /// - anything else: allows.
 async fn answer(State(received): State<Received>, Path(path): Path<String>, Json(review): Json<Value>) -> Json<Value> {
     received.lock().unwrap().push((path.clone(), review.clone()));
@@ -100,6 +102,16 @@ async fn answer(State(received): State<Received>, Path(path): Path<String>, Json
                 json!([{"op": "add", "path": "/metadata/annotations", "value": {"annotated-by": "webhook"}}])
             };
             let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+        }
+        "bad-type" => {
+            let patch = json!([{"op": "add", "path": "/data/number", "value": 5}]).to_string();
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch);
+            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+        }
+        "bad-schedule" => {
+            let patch = json!([{"op": "replace", "path": "/spec/schedule", "value": "every minute"}]).to_string();
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch);
             json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
         }
         "bad-patch" => {
@@ -617,6 +629,51 @@ async fn mutating_webhooks_run_in_name_order_and_are_reinvoked_if_needed() {
         "{broken:?}"
     );
     assert!(config_maps.get_opt("patched").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patched_object_is_decoded_and_validated_again() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let ca = hook.ca_bundle();
+    let mut cron_jobs = webhook(
+        "schedule.webhooks.test",
+        &format!("{}/bad-schedule", hook.base_url),
+        &ca,
+        json!(["cronjobs"]),
+        json!({}),
+    );
+    cron_jobs["rules"][0]["apiGroups"] = json!(["batch"]);
+    register(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        "breaking",
+        vec![
+            webhook(
+                "type.webhooks.test",
+                &format!("{}/bad-type", hook.base_url),
+                &ca,
+                json!(["configmaps"]),
+                json!({}),
+            ),
+            cron_jobs,
+        ],
+    )
+    .await;
+    let stderr = support::kubectl(&cluster, &["create", "configmap", "typed", "--from-literal=k=v"]).await.failed();
+    assert!(
+        stderr.contains("Internal error occurred: ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data.number of type string"),
+        "{stderr}"
+    );
+    let stderr =
+        support::kubectl(&cluster, &["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"])
+            .await
+            .failed();
+    assert!(
+        stderr.contains("CronJob.batch \"nightly\" is invalid: spec.schedule: Invalid value: \"every minute\""),
+        "{stderr}"
+    );
+    assert_eq!(hook.reviews("bad-schedule").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

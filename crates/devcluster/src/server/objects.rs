@@ -435,7 +435,9 @@ impl ApiServer {
                     None => remove_meta(object, field),
                 }
             }
-            self.normalize(info, object, old)?;
+            // An object a patch left undecodable is the server's fault, as kube-apiserver sees it.
+            self.normalize(info, object, old)
+                .map_err(|e| if e.code == 400 { ApiError::internal(e.message) } else { e })?;
         }
         self.validate(info, object, old, &name)?;
         let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
