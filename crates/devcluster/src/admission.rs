@@ -59,6 +59,17 @@ pub struct AdmissionRequest<'a> {
     /// The object before the write (`None` for creates).
     pub old_object: Option<&'a Value>,
     pub dry_run: bool,
+    /// The group, version and kind of the object the request carries when it is not the
+    /// resource's own: a subresource's kind, such as `policy/v1` `Eviction` for `pods/eviction`.
+    pub body_kind: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl AdmissionRequest<'_> {
+    /// `kind` (and `requestKind`) of an AdmissionRequest: `{group, version, kind}`.
+    pub(crate) fn kind_json(&self) -> Value {
+        let (group, version, kind) = self.body_kind.unwrap_or((self.group, self.version, self.kind));
+        json!({"group": group, "version": version, "kind": kind})
+    }
 }
 
 /// Runs every matching policy. Returns the warnings of `Warn` bindings; a `Deny` failure is the error.
@@ -260,7 +271,7 @@ fn to_cel(value: &Value) -> Cel {
 
 /// The `request` variable: an `admission.k8s.io/v1` `AdmissionRequest` without the objects.
 pub(crate) fn request_variable(request: &AdmissionRequest<'_>) -> Value {
-    let kind = json!({"group": request.group, "version": request.version, "kind": request.kind});
+    let kind = request.kind_json();
     let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
     let subresource = request.subresource.unwrap_or("");
     json!({
@@ -585,6 +596,7 @@ mod tests {
             object,
             old_object: object,
             dry_run: false,
+            body_kind: None,
         }
     }
 

@@ -190,7 +190,7 @@ fn matching(store: &Store, resource: &str, request: &AdmissionRequest<'_>) -> Re
 
 /// The `AdmissionReview` sent for the request.
 fn review(version: &str, uid: &str, request: &AdmissionRequest<'_>, options: &Value) -> Value {
-    let kind = json!({"group": request.group, "version": request.version, "kind": request.kind});
+    let kind = request.kind_json();
     let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
     let mut body = json!({
         "uid": uid,
@@ -483,6 +483,7 @@ mod tests {
             object,
             old_object: None,
             dry_run: false,
+            body_kind: None,
         }
     }
 

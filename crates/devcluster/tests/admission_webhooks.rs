@@ -706,3 +706,63 @@ async fn webhooks_are_discovered_and_a_missing_service_fails_the_call() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_and_token_requests_are_sent_with_their_own_kinds() {
+    let cluster = support::cluster_without_pods().await;
+    let hook = serve_webhook().await;
+    let ca = hook.ca_bundle();
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "subresources",
+        vec![
+            webhook(
+                "eviction.webhooks.test",
+                &format!("{}/deny-all", hook.base_url),
+                &ca,
+                json!(["pods/eviction"]),
+                json!({}),
+            ),
+            webhook(
+                "token.webhooks.test",
+                &format!("{}/token", hook.base_url),
+                &ca,
+                json!(["serviceaccounts/token"]),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    let pods = support::pods(&cluster);
+    let pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = status_of(pods.evict("p", &kube::api::EvictParams::default()).await);
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (403, "admission webhook \"eviction.webhooks.test\" denied the request: nothing passes")
+    );
+    assert!(pods.get_opt("p").await.unwrap().is_some(), "the pod stays");
+    let evictions = hook.reviews("deny-all");
+    let request = &evictions[0]["request"];
+    assert_eq!(request["kind"], json!({"group": "policy", "version": "v1", "kind": "Eviction"}));
+    assert_eq!(request["resource"], json!({"group": "", "version": "v1", "resource": "pods"}));
+    assert_eq!(
+        (request["subResource"].as_str(), request["operation"].as_str(), request["name"].as_str()),
+        (Some("eviction"), Some("CREATE"), Some("p"))
+    );
+    assert_eq!(request["object"]["kind"], "Eviction");
+
+    let token = support::kubectl(&cluster, &["create", "token", "default"]).await.ok();
+    assert!(!token.trim().is_empty());
+    let requests = hook.reviews("token");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0]["request"]["kind"],
+        json!({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"})
+    );
+    assert_eq!(requests[0]["request"]["subResource"], "token");
+}

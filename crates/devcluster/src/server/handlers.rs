@@ -292,7 +292,9 @@ async fn resource_request(
             ));
         };
         let bytes = read_body(&server, body).await?;
-        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let mut request =
+            if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        server.admit_subresource_create(&info, "eviction", Some(namespace), name, &mut request, &user, false)?;
         let options = DeleteOptions { user: user.clone(), ..DeleteOptions::default() };
         let answer = super::eviction::evict(&server, &info, namespace, name, &request, options)?;
         return Ok(json_response(StatusCode::CREATED, &answer, &HeaderMap::new()));
@@ -305,7 +307,9 @@ async fn resource_request(
         };
         let account = server.get_object(&info, ns, name)?;
         let bytes = read_body(&server, body).await?;
-        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let mut request =
+            if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        server.admit_subresource_create(&info, "token", ns, name, &mut request, &user, false)?;
         return super::tokens::token_request(&server, &account, &request);
     }
     if own_storage == Some(Subresource::Log) {

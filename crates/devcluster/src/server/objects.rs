@@ -423,6 +423,7 @@ impl ApiServer {
             object: None,
             old_object: old,
             dry_run: ctx.dry_run,
+            body_kind: None,
         };
         let webhook_options = webhooks::options(operation, ctx.dry_run, &ctx.manager, None);
         let before = object.get("metadata").cloned();
@@ -1059,11 +1060,55 @@ impl ApiServer {
             object: None,
             old_object: Some(old),
             dry_run: options.dry_run,
+            body_kind: None,
         };
         let webhook_options = webhooks::options(Operation::Delete, options.dry_run, "", Some(options.to_json()));
         webhooks::mutate(&self.store, &request, None, &webhook_options)?;
         admission::admit(&self.store, &self.registry, &request)?;
         webhooks::validate(&self.store, &request, &webhook_options)?;
+        Ok(())
+    }
+
+    /// Admission of a create on a subresource with storage of its own (`pods/eviction`,
+    /// `serviceaccounts/token`), as kube-apiserver admits any create: mutating webhooks (their
+    /// patches apply to `body`), admission policies, then validating webhooks.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit_subresource_create(
+        &self,
+        info: &ResourceInfo,
+        subresource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        body: &mut Value,
+        user: &UserInfo,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let request = AdmissionRequest {
+            operation: Operation::Create,
+            user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource: Some(subresource),
+            namespace,
+            name,
+            object: None,
+            old_object: None,
+            dry_run,
+            body_kind: Strategy::of(info).subresource(subresource).and_then(|s| s.kind()),
+        };
+        // Decoding gives the body the kind the endpoint takes, as webhooks see it on the real server.
+        if let (Some((group, version, kind)), Some(map)) = (request.body_kind, body.as_object_mut()) {
+            let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+            map.insert("apiVersion".into(), json!(api_version));
+            map.insert("kind".into(), json!(kind));
+        }
+        let options = webhooks::options(Operation::Create, dry_run, "", None);
+        webhooks::mutate(&self.store, &request, Some(body), &options)?;
+        let request = AdmissionRequest { object: Some(body), ..request };
+        admission::admit(&self.store, &self.registry, &request)?;
+        webhooks::validate(&self.store, &request, &options)?;
         Ok(())
     }
 
