@@ -766,3 +766,58 @@ async fn evictions_and_token_requests_are_sent_with_their_own_kinds() {
     );
     assert_eq!(requests[0]["request"]["subResource"], "token");
 }
+
+/// A CRD whose version declares the scale subresource.
+const SCALED_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "widgets.example.com"},
+  "spec": {"group": "example.com", "scope": "Namespaced",
+    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+    "versions": [{"name": "v1", "served": true, "storage": true,
+      "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.ready"}},
+      "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+        "status": {"type": "object", "properties": {"ready": {"type": "integer"}}}}}}}]}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_is_sent_as_a_scale_and_not_as_the_object() {
+    let cluster = support::cluster_without_pods().await;
+    let hook = serve_webhook().await;
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(SCALED_CRD), &[]).await.ok();
+    support::eventually("widgets to be served", || async {
+        cluster.server().registry.all().iter().any(|r| r.resource == "widgets").then_some(())
+    })
+    .await;
+    let widget = r#"{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 1}}"#;
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(widget), &[]).await.ok();
+    let ca = hook.ca_bundle();
+    let for_widgets = |name: &str, path: &str, resource: &str| {
+        let mut hook = webhook(name, &format!("{}/{path}", hook.base_url), &ca, json!([resource]), json!({}));
+        hook["rules"][0]["apiGroups"] = json!(["example.com"]);
+        hook
+    };
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "widgets",
+        vec![
+            for_widgets("scale.webhooks.test", "scale", "widgets/scale"),
+            for_widgets("plain.webhooks.test", "plain", "widgets"),
+        ],
+    )
+    .await;
+    support::kubectl(&cluster, &["scale", "widget/w1", "--replicas", "3"]).await.ok();
+    let size = support::kubectl(&cluster, &["get", "widget", "w1", "-o", "jsonpath={.spec.size}"]).await.ok();
+    assert_eq!(size, "3");
+    assert!(hook.reviews("plain").is_empty(), "the object's own rule does not match a scale");
+    let scales = hook.reviews("scale");
+    assert_eq!(scales.len(), 1, "{scales:?}");
+    let request = &scales[0]["request"];
+    assert_eq!(request["kind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+    assert_eq!(request["resource"], json!({"group": "example.com", "version": "v1", "resource": "widgets"}));
+    assert_eq!((request["subResource"].as_str(), request["operation"].as_str()), (Some("scale"), Some("UPDATE")));
+    assert_eq!(
+        (request["object"]["spec"]["replicas"].as_i64(), request["oldObject"]["spec"]["replicas"].as_i64()),
+        (Some(3), Some(1))
+    );
+}

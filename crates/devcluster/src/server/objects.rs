@@ -50,6 +50,9 @@ pub struct WriteContext {
     pub dry_run: bool,
     /// Fields the request body repeated (reported like unknown fields).
     pub duplicate_fields: Vec<String>,
+    /// Whether webhooks and admission policies have admitted the write already, through a
+    /// subresource of its own kind (`scale`): the object's own write is not sent to them again.
+    pub admitted: bool,
 }
 
 impl WriteContext {
@@ -61,8 +64,24 @@ impl WriteContext {
             field_validation: FieldValidation::Ignore,
             dry_run: false,
             duplicate_fields: Vec::new(),
+            admitted: false,
         }
     }
+}
+
+/// A write through a subresource whose requests carry a kind of their own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubresourceWrite<'a> {
+    pub info: &'a ResourceInfo,
+    pub subresource: &'a str,
+    /// The group, version and kind of the subresource's body (`policy/v1` `Eviction`).
+    pub body_kind: (&'a str, &'a str, &'a str),
+    pub operation: Operation,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    /// The subresource's object before the write, on updates.
+    pub old: Option<&'a Value>,
+    pub ctx: &'a WriteContext,
 }
 
 /// A stored (or dry-run) object and the warnings to send with it.
@@ -427,7 +446,10 @@ impl ApiServer {
         };
         let webhook_options = webhooks::options(operation, ctx.dry_run, &ctx.manager, None);
         let before = object.get("metadata").cloned();
-        let (webhook_warnings, mutated) = webhooks::mutate(&self.store, &request, Some(object), &webhook_options)?;
+        let (webhook_warnings, mutated) = match ctx.admitted {
+            true => (Vec::new(), false),
+            false => webhooks::mutate(&self.store, &request, Some(object), &webhook_options)?,
+        };
         if mutated {
             // Webhooks may not rename or re-identify the object: what the server set stays.
             for field in ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"] {
@@ -443,9 +465,11 @@ impl ApiServer {
         self.validate(info, object, old, &name)?;
         let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
         warnings.extend(webhook_warnings);
-        let request = AdmissionRequest { object: Some(object), ..request };
-        warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
-        warnings.extend(webhooks::validate(&self.store, &request, &webhook_options)?);
+        if !ctx.admitted {
+            let request = AdmissionRequest { object: Some(object), ..request };
+            warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
+            warnings.extend(webhooks::validate(&self.store, &request, &webhook_options)?);
+        }
         if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
             admit(self, &namespace, &name)?;
         }
@@ -1069,47 +1093,46 @@ impl ApiServer {
         Ok(())
     }
 
-    /// Admission of a create on a subresource with storage of its own (`pods/eviction`,
-    /// `serviceaccounts/token`), as kube-apiserver admits any create: mutating webhooks (their
-    /// patches apply to `body`), admission policies, then validating webhooks.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn admit_subresource_create(
+    /// Admission of a write through a subresource with a kind of its own (`pods/eviction`,
+    /// `serviceaccounts/token`, `scale`), as kube-apiserver admits it: mutating webhooks (their
+    /// patches apply to `body`), then `check` (the subresource's own validation), admission
+    /// policies and validating webhooks. Returns the webhooks' warnings.
+    pub(crate) fn admit_subresource(
         &self,
-        info: &ResourceInfo,
-        subresource: &str,
-        namespace: Option<&str>,
-        name: &str,
+        write: &SubresourceWrite<'_>,
         body: &mut Value,
-        user: &UserInfo,
-        dry_run: bool,
-    ) -> Result<(), ApiError> {
-        let request = AdmissionRequest {
-            operation: Operation::Create,
-            user,
-            group: &info.group,
-            version: &info.version,
-            resource: &info.resource,
-            kind: &info.kind,
-            subresource: Some(subresource),
-            namespace,
-            name,
-            object: None,
-            old_object: None,
-            dry_run,
-            body_kind: Strategy::of(info).subresource(subresource).and_then(|s| s.kind()),
-        };
+        check: impl FnOnce(&Value) -> Result<(), ApiError>,
+    ) -> Result<Vec<String>, ApiError> {
+        let info = write.info;
+        let (group, version, kind) = write.body_kind;
         // Decoding gives the body the kind the endpoint takes, as webhooks see it on the real server.
-        if let (Some((group, version, kind)), Some(map)) = (request.body_kind, body.as_object_mut()) {
+        if let Some(map) = body.as_object_mut() {
             let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
             map.insert("apiVersion".into(), json!(api_version));
             map.insert("kind".into(), json!(kind));
         }
-        let options = webhooks::options(Operation::Create, dry_run, "", None);
-        webhooks::mutate(&self.store, &request, Some(body), &options)?;
+        let request = AdmissionRequest {
+            operation: write.operation,
+            user: &write.ctx.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource: Some(write.subresource),
+            namespace: write.namespace,
+            name: write.name,
+            object: None,
+            old_object: write.old,
+            dry_run: write.ctx.dry_run,
+            body_kind: Some(write.body_kind),
+        };
+        let options = webhooks::options(write.operation, write.ctx.dry_run, &write.ctx.manager, None);
+        let (mut warnings, _) = webhooks::mutate(&self.store, &request, Some(body), &options)?;
+        check(body)?;
         let request = AdmissionRequest { object: Some(body), ..request };
-        admission::admit(&self.store, &self.registry, &request)?;
-        webhooks::validate(&self.store, &request, &options)?;
-        Ok(())
+        warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
+        warnings.extend(webhooks::validate(&self.store, &request, &options)?);
+        Ok(warnings)
     }
 
     /// The strategy's hook after a stored write (CRDs become served).
