@@ -573,7 +573,23 @@ async fn invalid_configurations_are_refused_with_each_field() {
     );
     object.data["webhooks"][0]["reinvocationPolicy"] = json!("IfNeeded");
     object.data["webhooks"][0]["matchConditions"] = json!([]);
+    // Watchers see the configuration stored.
+    let stream = api.watch(&kube::api::WatchParams::default(), "0").await.unwrap();
+    let mut stream = Box::pin(stream);
     api.create(&PostParams::default(), &object).await.unwrap();
+    let added = tokio::time::timeout(Duration::from_secs(30), async {
+        use futures::StreamExt;
+        while let Some(event) = stream.next().await {
+            if let kube::api::WatchEvent::Added(added) = event.unwrap() {
+                return added;
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await
+    .expect("an ADDED event within 30 s");
+    assert_eq!(added.metadata.name.as_deref(), Some("bad-policy"));
+    assert_eq!(added.data["webhooks"][0]["timeoutSeconds"], 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
