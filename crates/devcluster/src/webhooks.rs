@@ -8,9 +8,10 @@
 //! over HTTPS, verified against its `caBundle`, within its `timeoutSeconds`. A call that fails
 //! follows the webhook's `failurePolicy`; a denial refuses the request with the webhook's message
 //! and code. Mutating webhooks with `reinvocationPolicy: IfNeeded` are called once more when a
-//! later webhook changed the object. `matchPolicy: Equivalent` matches the requested version only
-//! (the server serves each built-in resource in one version). Webhook configurations and the rest
-//! of `admissionregistration.k8s.io` are never sent to webhooks, as on the real server.
+//! later webhook changed the object. Under `matchPolicy: Equivalent` a rule naming another served
+//! version of the resource (a CRD's) matches too: the webhook is sent the objects in that version
+//! and its patch is read back from it. Webhook configurations and the rest of
+//! `admissionregistration.k8s.io` are never sent to webhooks, as on the real server.
 
 pub(crate) mod call;
 pub(crate) mod configuration;
@@ -18,6 +19,8 @@ pub(crate) mod configuration;
 use crate::admission::{self, AdmissionRequest, Operation};
 use crate::error::{ApiError, Details, qualified_resource};
 use crate::meta;
+use crate::registry::{Registry, ResourceInfo};
+use crate::server::ApiServer;
 use crate::store::{ObjectKey, Store};
 use base64::Engine;
 use call::{Answer, Endpoint};
@@ -33,9 +36,71 @@ const VALIDATING: &str = "validatingwebhookconfigurations";
 struct Hook {
     webhook: Value,
     mutating: bool,
+    /// How its rules matched a request through another version, if they did.
+    equivalent: Option<Equivalent>,
+}
+
+/// A match under `matchPolicy: Equivalent` through another served version of the requested
+/// resource: the webhook is sent the objects in that version, and its patch is read back from it.
+#[derive(Debug, Clone)]
+struct Equivalent {
+    matched: ResourceInfo,
+    requested: ResourceInfo,
 }
 
 impl Hook {
+    /// How the rules match the request: as requested (`Some(None)`), through an equivalent
+    /// version (`Some(Some(..))`), or not at all. A subresource with a kind of its own has no
+    /// equivalent.
+    fn match_rules(&self, registry: &Registry, request: &AdmissionRequest<'_>) -> Option<Option<Equivalent>> {
+        let rules = self.webhook.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+        if rules.iter().any(|rule| admission::rule_matches(rule, request)) {
+            return Some(None);
+        }
+        if meta::str_at(&self.webhook, "/matchPolicy") == "Exact" || request.body_kind.is_some() {
+            return None;
+        }
+        let requested = registry.get(request.group, request.version, request.resource)?;
+        for rule in &rules {
+            let versions = rule.get("apiVersions").and_then(Value::as_array).into_iter().flatten();
+            for version in versions.filter_map(Value::as_str).filter(|v| *v != request.version) {
+                let Some(matched) = registry.get(request.group, version, request.resource) else { continue };
+                if admission::rule_matches(rule, &AdmissionRequest { version, ..*request }) {
+                    return Some(Some(Equivalent { matched, requested }));
+                }
+            }
+        }
+        None
+    }
+
+    /// The request's objects in the version the webhook matched through, when not the requested one.
+    fn converted(&self, request: &AdmissionRequest<'_>) -> (Option<Value>, Option<Value>) {
+        match &self.equivalent {
+            None => (None, None),
+            Some(equivalent) => (
+                request.object.map(|o| ApiServer::present(&equivalent.matched, o)),
+                request.old_object.map(|o| ApiServer::present(&equivalent.matched, o)),
+            ),
+        }
+    }
+
+    /// The request as the webhook sees it, with the objects [`Hook::converted`] gave.
+    fn sees<'a>(
+        &'a self,
+        request: &AdmissionRequest<'a>,
+        converted: &'a (Option<Value>, Option<Value>),
+    ) -> AdmissionRequest<'a> {
+        match &self.equivalent {
+            None => *request,
+            Some(equivalent) => AdmissionRequest {
+                version: &equivalent.matched.version,
+                object: converted.0.as_ref(),
+                old_object: converted.1.as_ref(),
+                ..*request
+            },
+        }
+    }
+
     fn name(&self) -> &str {
         meta::str_at(&self.webhook, "/name")
     }
@@ -113,17 +178,14 @@ fn hooks(store: &Store, resource: &str) -> Vec<Hook> {
     configurations
         .iter()
         .flat_map(|c| c.get("webhooks").and_then(Value::as_array).cloned().unwrap_or_default())
-        .map(|webhook| Hook { webhook, mutating: resource == MUTATING })
+        .map(|webhook| Hook { webhook, mutating: resource == MUTATING, equivalent: None })
         .collect()
 }
 
-/// Whether the webhook is to be called for the request. A match condition that cannot be evaluated
-/// refuses the request when the webhook fails closed, and skips the webhook otherwise.
+/// Whether a webhook whose rules match is to be called for the request (as it sees it), by its
+/// selectors and match conditions. A match condition that cannot be evaluated refuses the request
+/// when the webhook fails closed, and skips the webhook otherwise.
 fn applies(hook: &Hook, request: &AdmissionRequest<'_>, namespace: Option<&Value>) -> Result<bool, ApiError> {
-    let rules = hook.webhook.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
-    if !rules.iter().any(|rule| admission::rule_matches(rule, request)) {
-        return Ok(false);
-    }
     let empty = json!({});
     let namespace_selector = hook.webhook.get("namespaceSelector").unwrap_or(&empty);
     let namespace_matches = if request.group.is_empty() && request.resource == "namespaces" {
@@ -164,7 +226,12 @@ fn applies(hook: &Hook, request: &AdmissionRequest<'_>, namespace: Option<&Value
 
 /// The webhooks of `resource` that apply to the request, refusing a dry run that one with side
 /// effects would see.
-fn matching(store: &Store, resource: &str, request: &AdmissionRequest<'_>) -> Result<Vec<Hook>, ApiError> {
+fn matching(
+    store: &Store,
+    registry: &Registry,
+    resource: &str,
+    request: &AdmissionRequest<'_>,
+) -> Result<Vec<Hook>, ApiError> {
     if request.group == GROUP {
         return Ok(Vec::new());
     }
@@ -174,8 +241,11 @@ fn matching(store: &Store, resource: &str, request: &AdmissionRequest<'_>) -> Re
     }
     let namespace = request.namespace.and_then(|ns| store.get(&ObjectKey::new("", "namespaces", "", ns)));
     let mut found = Vec::new();
-    for hook in all {
-        if applies(&hook, request, namespace.as_deref())? {
+    for mut hook in all {
+        let Some(equivalent) = hook.match_rules(registry, request) else { continue };
+        hook.equivalent = equivalent;
+        let converted = hook.converted(request);
+        if applies(&hook, &hook.sees(request, &converted), namespace.as_deref())? {
             if request.dry_run && !hook.dry_run_safe() {
                 return Err(ApiError::bad_request(format!(
                     "admission webhook \"{}\" does not support dry run",
@@ -188,16 +258,23 @@ fn matching(store: &Store, resource: &str, request: &AdmissionRequest<'_>) -> Re
     Ok(found)
 }
 
-/// The `AdmissionReview` sent for the request.
-fn review(version: &str, uid: &str, request: &AdmissionRequest<'_>, options: &Value) -> Value {
-    let kind = request.kind_json();
-    let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
+/// The `AdmissionReview` sent for the request as the webhook sees it (`seen`), naming the
+/// version asked for (`requested`) in `requestKind` and `requestResource`.
+fn review(
+    version: &str,
+    uid: &str,
+    request: &AdmissionRequest<'_>,
+    requested: &AdmissionRequest<'_>,
+    options: &Value,
+) -> Value {
+    let resource_of =
+        |r: &AdmissionRequest<'_>| json!({"group": r.group, "version": r.version, "resource": r.resource});
     let mut body = json!({
         "uid": uid,
-        "kind": kind,
-        "resource": resource,
-        "requestKind": kind,
-        "requestResource": resource,
+        "kind": request.kind_json(),
+        "resource": resource_of(request),
+        "requestKind": requested.kind_json(),
+        "requestResource": resource_of(requested),
         "operation": request.operation.as_str(),
         "userInfo": serde_json::to_value(request.user).unwrap_or(Value::Null),
         "object": request.object.cloned().unwrap_or(Value::Null),
@@ -321,12 +398,13 @@ fn denial(name: &str, status: Option<&Value>) -> ApiError {
 async fn invoke(
     hook: &Hook,
     endpoint: Result<Endpoint, String>,
-    request: &AdmissionRequest<'_>,
+    seen: &AdmissionRequest<'_>,
+    requested: &AdmissionRequest<'_>,
     options: &Value,
 ) -> Result<Verdict, String> {
     let version = hook.review_version();
     let uid = uuid::Uuid::new_v4().to_string();
-    let body = serde_json::to_vec(&review(version, &uid, request, options)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&review(version, &uid, seen, requested, options)).map_err(|e| e.to_string())?;
     let answer = match endpoint {
         Ok(endpoint) => call::post(&endpoint, body).await,
         Err(error) => Err(error),
@@ -340,11 +418,12 @@ async fn invoke(
 /// defaults and validates it again.
 pub(crate) fn mutate(
     store: &Store,
+    registry: &Registry,
     request: &AdmissionRequest<'_>,
     mut object: Option<&mut Value>,
     options: &Value,
 ) -> Result<(Vec<String>, bool), ApiError> {
-    let hooks = matching(store, MUTATING, &AdmissionRequest { object: object.as_deref(), ..*request })?;
+    let hooks = matching(store, registry, MUTATING, &AdmissionRequest { object: object.as_deref(), ..*request })?;
     if hooks.is_empty() {
         return Ok((Vec::new(), false));
     }
@@ -378,8 +457,10 @@ fn mutate_once(
     warnings: &mut Vec<String>,
 ) -> Result<bool, ApiError> {
     let current = AdmissionRequest { object: object.as_deref(), ..*request };
+    let converted = hook.converted(&current);
     let endpoint = hook.endpoint(store);
-    let outcome = call::blocking(invoke(hook, endpoint, &current, options)).and_then(|verdict| verdict);
+    let outcome = call::blocking(invoke(hook, endpoint, &hook.sees(&current, &converted), &current, options))
+        .and_then(|verdict| verdict);
     match outcome {
         Err(reason) => hook.failed(&reason).map(|()| false),
         Ok(Verdict::Denied { error, warnings: more }) => {
@@ -389,9 +470,15 @@ fn mutate_once(
         Ok(Verdict::Allowed { patch, warnings: more }) => {
             warnings.extend(more);
             let (Some(patch), Some(target)) = (patch, object.as_deref_mut()) else { return Ok(false) };
-            let patched = crate::patch::json::json_patch(target, &patch).map_err(|e| {
-                ApiError::internal(format!("applying the patch of webhook \"{}\": {}", hook.name(), e.message))
-            })?;
+            // The patch is to the object as the webhook saw it, converted back when that was another version.
+            let patched =
+                crate::patch::json::json_patch(converted.0.as_ref().unwrap_or(target), &patch).map_err(|e| {
+                    ApiError::internal(format!("applying the patch of webhook \"{}\": {}", hook.name(), e.message))
+                })?;
+            let patched = match &hook.equivalent {
+                Some(equivalent) if patched.is_object() => ApiServer::present(&equivalent.requested, &patched),
+                _ => patched,
+            };
             if !patched.is_object() {
                 return Err(ApiError::internal(format!(
                     "applying the patch of webhook \"{}\": the result is not an object",
@@ -409,15 +496,22 @@ fn mutate_once(
 /// (in webhook order) or failure under `failurePolicy: Fail` is the error.
 pub(crate) fn validate(
     store: &Store,
+    registry: &Registry,
     request: &AdmissionRequest<'_>,
     options: &Value,
 ) -> Result<Vec<String>, ApiError> {
-    let hooks = matching(store, VALIDATING, request)?;
+    let hooks = matching(store, registry, VALIDATING, request)?;
     if hooks.is_empty() {
         return Ok(Vec::new());
     }
     let endpoints: Vec<_> = hooks.iter().map(|hook| hook.endpoint(store)).collect();
-    let calls = hooks.iter().zip(endpoints).map(|(hook, endpoint)| invoke(hook, endpoint, request, options));
+    let converted: Vec<_> = hooks.iter().map(|hook| hook.converted(request)).collect();
+    let seen: Vec<_> = hooks.iter().zip(&converted).map(|(hook, converted)| hook.sees(request, converted)).collect();
+    let calls = hooks
+        .iter()
+        .zip(endpoints)
+        .zip(&seen)
+        .map(|((hook, endpoint), seen)| invoke(hook, endpoint, seen, request, options));
     let outcomes = call::blocking(futures::future::join_all(calls)).map_err(ApiError::internal)?;
     let mut warnings = Vec::new();
     let mut refusal = None;
@@ -466,7 +560,7 @@ mod tests {
     use crate::auth::UserInfo;
 
     fn hook(webhook: Value) -> Hook {
-        Hook { webhook, mutating: false }
+        Hook { webhook, mutating: false, equivalent: None }
     }
 
     fn request<'a>(user: &'a UserInfo, object: Option<&'a Value>) -> AdmissionRequest<'a> {
@@ -560,12 +654,15 @@ mod tests {
         let mut req = request(&user, Some(&object));
         req.dry_run = true;
         let store = store_with(VALIDATING, all_config_maps("Some"));
-        let error = validate(&store, &req, &json!({})).unwrap_err();
+        let error = validate(&store, &Registry::new(Vec::new()), &req, &json!({})).unwrap_err();
         assert_eq!((error.code, error.reason.as_str()), (400, "BadRequest"));
         assert_eq!(error.message, "admission webhook \"v.example.com\" does not support dry run");
         let store = store_with(MUTATING, all_config_maps("Unknown"));
         let mut mutable = object.clone();
-        assert_eq!(mutate(&store, &req, Some(&mut mutable), &json!({})).unwrap_err().code, 400);
+        assert_eq!(
+            mutate(&store, &Registry::new(Vec::new()), &req, Some(&mut mutable), &json!({})).unwrap_err().code,
+            400
+        );
     }
 
     #[test]
@@ -576,7 +673,7 @@ mod tests {
         req.group = GROUP;
         req.resource = VALIDATING;
         let store = store_with(VALIDATING, all_config_maps("None"));
-        assert_eq!(validate(&store, &req, &json!({})).unwrap(), Vec::<String>::new());
+        assert_eq!(validate(&store, &Registry::new(Vec::new()), &req, &json!({})).unwrap(), Vec::<String>::new());
     }
 
     #[test]
@@ -584,6 +681,7 @@ mod tests {
         let hook = Hook {
             webhook: json!({"name": "s.example.com", "clientConfig": {"service": {"name": "hooks", "namespace": "ops", "port": 8443, "path": "/v"}}}),
             mutating: false,
+            equivalent: None,
         };
         let store = Store::new(std::sync::Arc::new(crate::store::NoPersistence), 10);
         assert_eq!(
@@ -633,7 +731,7 @@ mod tests {
         let mut req = request(&user, Some(&object));
         req.subresource = Some("status");
         req.dry_run = true;
-        let review = review("v1", "u-1", &req, &options(Operation::Create, true, "kubectl", None));
+        let review = review("v1", "u-1", &req, &req, &options(Operation::Create, true, "kubectl", None));
         assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
         let body = &review["request"];
         assert_eq!(body["uid"], "u-1");

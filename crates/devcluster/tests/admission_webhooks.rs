@@ -837,3 +837,70 @@ async fn a_scale_is_sent_as_a_scale_and_not_as_the_object() {
         (Some(3), Some(1))
     );
 }
+
+/// A CRD served in two versions, converted with the `None` strategy.
+const TWO_VERSION_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "gadgets.example.com"},
+  "spec": {"group": "example.com", "scope": "Namespaced",
+    "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+    "versions": [
+      {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}},
+      {"name": "v2", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_policy_equivalent_sends_another_served_version_and_exact_does_not() {
+    let cluster = support::cluster_without_pods().await;
+    let hook = serve_webhook().await;
+    support::kubectl_with(&cluster, &["apply", "-f", "-"], Some(TWO_VERSION_CRD), &[]).await.ok();
+    support::eventually("gadgets to be served in v2", || async {
+        cluster.server().registry.get("example.com", "v2", "gadgets").map(|_| ())
+    })
+    .await;
+    let ca = hook.ca_bundle();
+    let v1_gadgets = |name: &str, path: &str, policy: &str| {
+        let mut hook = webhook(
+            name,
+            &format!("{}/{path}", hook.base_url),
+            &ca,
+            json!(["gadgets"]),
+            json!({"matchPolicy": policy}),
+        );
+        hook["rules"][0]["apiGroups"] = json!(["example.com"]);
+        hook["rules"][0]["apiVersions"] = json!(["v1"]);
+        hook
+    };
+    register(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        "gadgets",
+        vec![v1_gadgets("label.webhooks.test", "label", "Equivalent")],
+    )
+    .await;
+    register(
+        &cluster,
+        "ValidatingWebhookConfiguration",
+        "gadgets",
+        vec![v1_gadgets("exact.webhooks.test", "exact", "Exact")],
+    )
+    .await;
+    let gadget = r#"{"apiVersion": "example.com/v2", "kind": "Gadget", "metadata": {"name": "g1", "namespace": "default"}, "spec": {"size": 2}}"#;
+    support::kubectl_with(&cluster, &["create", "-f", "-"], Some(gadget), &[]).await.ok();
+
+    let labels = hook.reviews("label");
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    let request = &labels[0]["request"];
+    assert_eq!(request["kind"], json!({"group": "example.com", "version": "v1", "kind": "Gadget"}));
+    assert_eq!(request["resource"]["version"], "v1");
+    assert_eq!(request["requestKind"], json!({"group": "example.com", "version": "v2", "kind": "Gadget"}));
+    assert_eq!(request["requestResource"]["version"], "v2");
+    assert_eq!(request["object"]["apiVersion"], "example.com/v1");
+    assert!(hook.reviews("exact").is_empty(), "an Exact rule for v1 does not match a v2 request");
+    let stored = support::kubectl(&cluster, &["get", "gadgets.v2.example.com", "g1", "-o", "json"]).await.ok();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["apiVersion"], "example.com/v2");
+    assert_eq!(stored["metadata"]["labels"]["mutated-by"], "webhook", "{stored}");
+    assert_eq!(stored["spec"]["size"], 2);
+}

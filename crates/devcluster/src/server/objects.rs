@@ -448,7 +448,7 @@ impl ApiServer {
         let before = object.get("metadata").cloned();
         let (webhook_warnings, mutated) = match ctx.admitted {
             true => (Vec::new(), false),
-            false => webhooks::mutate(&self.store, &request, Some(object), &webhook_options)?,
+            false => webhooks::mutate(&self.store, &self.registry, &request, Some(object), &webhook_options)?,
         };
         if mutated {
             // Webhooks may not rename or re-identify the object: what the server set stays.
@@ -468,7 +468,7 @@ impl ApiServer {
         if !ctx.admitted {
             let request = AdmissionRequest { object: Some(object), ..request };
             warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
-            warnings.extend(webhooks::validate(&self.store, &request, &webhook_options)?);
+            warnings.extend(webhooks::validate(&self.store, &self.registry, &request, &webhook_options)?);
         }
         if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
             admit(self, &namespace, &name)?;
@@ -1087,9 +1087,9 @@ impl ApiServer {
             body_kind: None,
         };
         let webhook_options = webhooks::options(Operation::Delete, options.dry_run, "", Some(options.to_json()));
-        webhooks::mutate(&self.store, &request, None, &webhook_options)?;
+        webhooks::mutate(&self.store, &self.registry, &request, None, &webhook_options)?;
         admission::admit(&self.store, &self.registry, &request)?;
-        webhooks::validate(&self.store, &request, &webhook_options)?;
+        webhooks::validate(&self.store, &self.registry, &request, &webhook_options)?;
         Ok(())
     }
 
@@ -1127,11 +1127,11 @@ impl ApiServer {
             body_kind: Some(write.body_kind),
         };
         let options = webhooks::options(write.operation, write.ctx.dry_run, &write.ctx.manager, None);
-        let (mut warnings, _) = webhooks::mutate(&self.store, &request, Some(body), &options)?;
+        let (mut warnings, _) = webhooks::mutate(&self.store, &self.registry, &request, Some(body), &options)?;
         check(body)?;
         let request = AdmissionRequest { object: Some(body), ..request };
         warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
-        warnings.extend(webhooks::validate(&self.store, &request, &options)?);
+        warnings.extend(webhooks::validate(&self.store, &self.registry, &request, &options)?);
         Ok(warnings)
     }
 
