@@ -319,6 +319,10 @@ async fn a_mutating_webhook_patches_before_validating_webhooks_see_the_object() 
     let seen = hook.reviews("observe");
     let plain = seen.iter().find(|r| r["request"]["name"] == "plain").expect("validated");
     assert_eq!(plain["request"]["object"]["metadata"]["labels"]["mutated-by"], "webhook", "{plain}");
+    // Mutating webhooks see a new object before the server gives it a uid; validating ones after.
+    assert!(!plain["request"]["object"]["metadata"]["uid"].as_str().unwrap_or("").is_empty(), "{plain}");
+    let mutated = hook.reviews("label").into_iter().find(|r| r["request"]["name"] == "plain").expect("mutated");
+    assert!(mutated["request"]["object"]["metadata"].get("uid").is_none(), "{mutated}");
 
     // A server-side apply that creates is admitted once, as the create it is.
     let manifest =

@@ -445,19 +445,29 @@ impl ApiServer {
             body_kind: None,
         };
         let webhook_options = webhooks::options(operation, ctx.dry_run, &ctx.manager, None);
-        let before = object.get("metadata").cloned();
+        // Webhooks may not rename or re-identify the object: what the server set stays.
+        let kept: Vec<(&str, Option<Value>)> =
+            ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"]
+                .into_iter()
+                .map(|field| (field, object.get("metadata").and_then(|m| m.get(field)).cloned()))
+                .collect();
+        // A new object gets its uid and creation time after mutating admission on kube-apiserver.
+        if old.is_none() && !ctx.admitted {
+            for field in ["uid", "creationTimestamp", "generation"] {
+                remove_meta(object, field);
+            }
+        }
         let (webhook_warnings, mutated) = match ctx.admitted {
             true => (Vec::new(), false),
             false => webhooks::mutate(&self.store, &self.registry, &request, Some(object), &webhook_options)?,
         };
-        if mutated {
-            // Webhooks may not rename or re-identify the object: what the server set stays.
-            for field in ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"] {
-                match before.as_ref().and_then(|m| m.get(field)) {
-                    Some(value) => set_meta(object, field, value.clone()),
-                    None => remove_meta(object, field),
-                }
+        for (field, value) in kept {
+            match value {
+                Some(value) => set_meta(object, field, value),
+                None => remove_meta(object, field),
             }
+        }
+        if mutated {
             // An object a patch left undecodable is the server's fault, as kube-apiserver sees it.
             self.normalize(info, object, old)
                 .map_err(|e| if e.code == 400 { ApiError::internal(e.message) } else { e })?;
