@@ -330,10 +330,10 @@ fn mutate_once(
     let outcome = call::blocking(invoke(hook, endpoint, &hook.sees(&current, &converted), &current, options))
         .and_then(|verdict| verdict);
     match outcome {
-        Err(reason) => hook.failed(&reason).map(|()| false),
+        Err(reason) => hook.failed(&reason).map(|()| false).map_err(|e| e.with_warnings(warnings.clone())),
         Ok(Verdict::Denied { error, warnings: more }) => {
             warnings.extend(more);
-            Err(error)
+            Err(error.with_warnings(warnings.clone()))
         }
         Ok(Verdict::Allowed { patch, warnings: more }) => {
             warnings.extend(more);
@@ -398,7 +398,7 @@ pub(crate) fn validate(
         }
     }
     match refusal {
-        Some(error) => Err(error),
+        Some(error) => Err(error.with_warnings(warnings)),
         None => Ok(warnings),
     }
 }

@@ -74,7 +74,7 @@ async fn answer(State(received): State<Received>, Path(path): Path<String>, Json
     let allow = json!({"uid": uid, "allowed": true});
     let response = match path.as_str() {
         "deny-bad" if request["name"].as_str().unwrap_or("").starts_with("bad") => json!({
-            "uid": uid, "allowed": false,
+            "uid": uid, "allowed": false, "warnings": ["denied by the test webhook"],
             "status": {"message": "names starting with bad are not allowed"},
         }),
         "deny-bad" => json!({"uid": uid, "allowed": true, "warnings": ["checked by the test webhook"]}),
@@ -229,6 +229,7 @@ async fn a_validating_webhook_denies_with_its_message_and_sees_each_operation() 
         ),
         "{stderr}"
     );
+    assert!(stderr.contains("Warning: denied by the test webhook"), "a denial carries its warnings: {stderr}");
     let created = support::kubectl(&cluster, &["create", "configmap", "good-one", "--from-literal=k=v"]).await;
     assert_eq!(created.code, 0, "{created:?}");
     assert!(created.stderr.contains("Warning: checked by the test webhook"), "{created:?}");

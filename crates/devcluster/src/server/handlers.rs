@@ -179,11 +179,8 @@ fn write_context(user: UserInfo, query: &Query, headers: &HeaderMap, apply: bool
 
 pub(super) fn warning_headers(warnings: &[String]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for w in warnings {
-        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
-        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
-            headers.append("Warning", value);
-        }
+    for value in warnings.iter().filter_map(|w| crate::error::warning_header(w)) {
+        headers.append("Warning", value);
     }
     headers
 }
