@@ -30,6 +30,8 @@ pub enum Operation {
     Create,
     Update,
     Delete,
+    /// A streaming subresource (`pods/exec`, `pods/attach`) is connected to.
+    Connect,
 }
 
 impl Operation {
@@ -38,6 +40,7 @@ impl Operation {
             Self::Create => "CREATE",
             Self::Update => "UPDATE",
             Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
         }
     }
 }

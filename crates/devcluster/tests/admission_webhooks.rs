@@ -909,3 +909,36 @@ async fn match_policy_equivalent_sends_another_served_version_and_exact_does_not
     assert_eq!(stored["metadata"]["labels"]["mutated-by"], "webhook", "{stored}");
     assert_eq!(stored["spec"]["size"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_is_a_connect_a_webhook_may_refuse() {
+    let cluster = support::cluster().await;
+    let hook = serve_webhook().await;
+    let pod = json!({"metadata": {"name": "shell"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "exec sleep 600"]}]}});
+    support::pods(&cluster).create(&PostParams::default(), &serde_json::from_value(pod).unwrap()).await.unwrap();
+    support::pod_when(&cluster, "shell", "Running", |p| support::phase(p) == "Running").await;
+    let mut exec = webhook(
+        "exec.webhooks.test",
+        &format!("{}/deny-all", hook.base_url),
+        &hook.ca_bundle(),
+        json!(["pods/exec"]),
+        json!({}),
+    );
+    exec["rules"][0]["operations"] = json!(["CONNECT"]);
+    register(&cluster, "ValidatingWebhookConfiguration", "no-exec", vec![exec]).await;
+
+    let stderr = support::kubectl(&cluster, &["exec", "shell", "--", "echo", "hi"]).await.failed();
+    assert!(stderr.contains("admission webhook \"exec.webhooks.test\" denied the request: nothing passes"), "{stderr}");
+    // kubectl tries WebSocket, then SPDY: each attempt is admitted.
+    let reviews = hook.reviews("deny-all");
+    assert!(!reviews.is_empty());
+    let request = &reviews[0]["request"];
+    assert_eq!((request["operation"].as_str(), request["subResource"].as_str()), (Some("CONNECT"), Some("exec")));
+    assert_eq!(request["kind"], json!({"group": "", "version": "v1", "kind": "PodExecOptions"}));
+    assert_eq!(request["object"]["command"], json!(["echo", "hi"]));
+    assert_eq!(request["options"], Value::Null);
+    support::kubectl(&cluster, &["delete", "validatingwebhookconfiguration", "no-exec"]).await.ok();
+    let out = support::kubectl(&cluster, &["exec", "shell", "--", "echo", "hi"]).await.ok();
+    assert_eq!(out, "hi\n");
+}

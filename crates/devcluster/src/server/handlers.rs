@@ -347,6 +347,18 @@ async fn resource_request(
         let exec = stream == Subresource::Exec;
         let options = super::streams::StreamOptions::parse(&query, exec)?;
         let pod = server.get_object(&info, ns, name)?;
+        let ctx = write_context(user.clone(), &query, &headers, false)?;
+        let write = SubresourceWrite {
+            info: &info,
+            subresource: if exec { "exec" } else { "attach" },
+            body_kind: stream.kind().unwrap_or_default(),
+            operation: Operation::Connect,
+            namespace: ns,
+            name,
+            old: None,
+            ctx: &ctx,
+        };
+        server.admit_subresource(&write, &mut options.admission_object(exec), |_| Ok(()))?;
         let container = crate::runner::log_request::container_name(&pod, options.container.as_deref())?;
         let container_id = super::streams::running_container(&pod, &container)?;
         use axum::extract::FromRequestParts;

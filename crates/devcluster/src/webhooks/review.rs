@@ -150,12 +150,14 @@ fn denial(name: &str, status: Option<&Value>) -> ApiError {
     error
 }
 
-/// The `options` of a review: `CreateOptions`, `UpdateOptions` or `DeleteOptions`.
+/// The `options` of a review: `CreateOptions`, `UpdateOptions` or `DeleteOptions`; none for a
+/// connection, whose options are its object.
 pub(crate) fn options(operation: Operation, dry_run: bool, field_manager: &str, delete: Option<Value>) -> Value {
     let kind = match operation {
         Operation::Create => "CreateOptions",
         Operation::Update => "UpdateOptions",
         Operation::Delete => "DeleteOptions",
+        Operation::Connect => return Value::Null,
     };
     let mut options = delete.unwrap_or_else(|| json!({}));
     options["kind"] = json!(kind);
