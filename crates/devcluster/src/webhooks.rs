@@ -169,8 +169,13 @@ impl Hook {
     /// `failed calling webhook "NAME": REASON`, refusing the request when the webhook fails closed.
     fn failed(&self, reason: &str) -> Result<(), ApiError> {
         let message = format!("failed calling webhook \"{}\": {reason}", self.name());
-        tracing::warn!(webhook = self.name(), failure_policy = if self.fails_closed() { "Fail" } else { "Ignore" }, %message, "webhook call failed");
-        if self.fails_closed() { Err(ApiError::internal(message)) } else { Ok(()) }
+        if self.fails_closed() {
+            tracing::warn!(webhook = self.name(), %message, "webhook call failed; request refused");
+            Err(ApiError::internal(message))
+        } else {
+            tracing::warn!(webhook = self.name(), %message, "webhook call failed; ignored");
+            Ok(())
+        }
     }
 }
 
