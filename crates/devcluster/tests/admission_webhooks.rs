@@ -709,6 +709,9 @@ async fn webhooks_are_discovered_and_a_missing_service_fails_the_call() {
             resources.lines().find(|l| l.starts_with(resource)).unwrap_or_else(|| panic!("{resource} in {resources}"));
         assert!(line.contains("admissionregistration.k8s.io/v1") && line.contains("false"), "{line}");
     }
+    let explained =
+        support::kubectl(&cluster, &["explain", "validatingwebhookconfiguration.webhooks.timeoutSeconds"]).await.ok();
+    assert!(explained.contains("FIELD: timeoutSeconds <integer>"), "{explained}");
     let mut hook = webhook("svc.webhooks.test", "", "", json!(["configmaps"]), json!({}));
     hook["clientConfig"] = json!({"service": {"name": "hooks", "namespace": "default", "path": "/check"}});
     register(&cluster, "ValidatingWebhookConfiguration", "by-service", vec![hook]).await;
