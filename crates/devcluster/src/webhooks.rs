@@ -5,7 +5,8 @@
 //!
 //! A webhook matches by its `rules`, `namespaceSelector`, `objectSelector` and `matchConditions`
 //! (CEL, evaluated as for admission policies). It is sent an `admission.k8s.io` `AdmissionReview`
-//! over HTTPS, verified against its `caBundle`, within its `timeoutSeconds`. A call that fails
+//! over HTTPS, verified against its `caBundle`, within its `timeoutSeconds`, at its URL or at a
+//! running pod of its Service. A call that fails
 //! follows the webhook's `failurePolicy`; a denial refuses the request with the webhook's message
 //! and code. Mutating webhooks with `reinvocationPolicy: IfNeeded` are called once more when a
 //! later webhook changed the object. Under `matchPolicy: Equivalent` a rule naming another served
@@ -137,8 +138,8 @@ impl Hook {
         matches!(meta::str_at(&self.webhook, "/sideEffects"), "None" | "NoneOnDryRun")
     }
 
-    /// The URL to call: `clientConfig.url`, or the Service's `https://name.namespace.svc:port/path`,
-    /// which the dev cluster resolves through the host's resolver only (it has no cluster DNS).
+    /// Where to call: `clientConfig.url`, or `https://name.namespace.svc:port/path` for a Service,
+    /// connected to one of the pods it selects, as kube-apiserver's service resolver does.
     fn endpoint(&self, store: &Store) -> Result<Endpoint, String> {
         let config = self.webhook.get("clientConfig").cloned().unwrap_or(Value::Null);
         let ca_bundle = match meta::str_at(&config, "/caBundle") {
@@ -149,21 +150,19 @@ impl Hook {
                     .map_err(|e| format!("invalid caBundle: {e}"))?,
             ),
         };
-        let url = match config.get("service").filter(|s| !s.is_null()) {
-            None => meta::str_at(&config, "/url").to_string(),
-            Some(service) => {
-                let name = meta::str_at(service, "/name");
-                let namespace = meta::str_at(service, "/namespace");
-                let port = service.get("port").and_then(Value::as_u64).unwrap_or(443);
-                let url = format!("https://{name}.{namespace}.svc:{port}{}", meta::str_at(service, "/path"));
-                if store.get(&ObjectKey::new("", "services", namespace, name)).is_none() {
-                    let endpoint = Endpoint::from_url(&url, ca_bundle, self.timeout())?;
-                    return Err(format!("Post {:?}: service \"{name}\" not found", endpoint.url));
-                }
-                url
-            }
+        let Some(service) = config.get("service").filter(|s| !s.is_null()) else {
+            return Endpoint::from_url(meta::str_at(&config, "/url"), ca_bundle, self.timeout());
         };
-        Endpoint::from_url(&url, ca_bundle, self.timeout())
+        let name = meta::str_at(service, "/name");
+        let namespace = meta::str_at(service, "/namespace");
+        let port = service.get("port").and_then(Value::as_u64).unwrap_or(443);
+        let url = format!("https://{name}.{namespace}.svc:{port}{}", meta::str_at(service, "/path"));
+        let mut endpoint = Endpoint::from_url(&url, ca_bundle, self.timeout())?;
+        let (host, target_port) = service_backend(store, namespace, name, port)
+            .map_err(|error| format!("Post {:?}: {error}", endpoint.url))?;
+        endpoint.host = host;
+        endpoint.port = target_port;
+        Ok(endpoint)
     }
 
     /// `failed calling webhook "NAME": REASON`, refusing the request when the webhook fails closed.
@@ -177,6 +176,58 @@ impl Hook {
             Ok(())
         }
     }
+}
+
+/// Where a Service sends a connection to its `port`: the address and target port of a running
+/// pod it selects (pods are local processes, so their address is the host's), or the external
+/// name of an `ExternalName` Service. Worded as kube-apiserver's service resolver when there is
+/// none.
+fn service_backend(store: &Store, namespace: &str, name: &str, port: u64) -> Result<(String, u16), String> {
+    let service = store
+        .get(&ObjectKey::new("", "services", namespace, name))
+        .ok_or_else(|| format!("service \"{name}\" not found"))?;
+    if meta::str_at(&service, "/spec/type") == "ExternalName" {
+        let port = u16::try_from(port).map_err(|_| format!("invalid port {port}"))?;
+        return Ok((meta::str_at(&service, "/spec/externalName").to_string(), port));
+    }
+    let ports = service.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let service_port = ports
+        .iter()
+        .find(|p| p.get("port").and_then(Value::as_u64) == Some(port))
+        .ok_or_else(|| format!("no service port {port} found for service \"{name}\""))?;
+    let no_endpoints = || format!("no endpoints available for service \"{name}\"");
+    let selector = service.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
+    let selector = json!({"matchLabels": selector.ok_or_else(no_endpoints)?});
+    let target = service_port.get("targetPort").cloned().unwrap_or_else(|| json!(port));
+    store
+        .list("", "pods", Some(namespace))
+        .objects
+        .iter()
+        .filter(|pod| {
+            meta::str_at(pod, "/status/phase") == "Running"
+                && pod.pointer("/metadata/deletionTimestamp").is_none()
+                && admission::selector_matches(&selector, pod)
+        })
+        .find_map(|pod| {
+            let address = meta::str_at(pod, "/status/podIP");
+            let port = match &target {
+                Value::String(port_name) => container_port(pod, port_name)?,
+                number => number.as_u64().and_then(|p| u16::try_from(p).ok())?,
+            };
+            (!address.is_empty()).then(|| (address.to_string(), port))
+        })
+        .ok_or_else(no_endpoints)
+}
+
+/// The number of the container port named `port_name` in a pod.
+fn container_port(pod: &Value, port_name: &str) -> Option<u16> {
+    let containers = pod.pointer("/spec/containers").and_then(Value::as_array)?;
+    containers
+        .iter()
+        .flat_map(|c| c.get("ports").and_then(Value::as_array).cloned().unwrap_or_default())
+        .find(|p| meta::str_at(p, "/name") == port_name)
+        .and_then(|p| p.get("containerPort").and_then(Value::as_u64))
+        .and_then(|p| u16::try_from(p).ok())
 }
 
 /// The webhooks of every configuration of one kind, in the order the real server calls them:
@@ -486,20 +537,32 @@ mod tests {
     }
 
     #[test]
-    fn a_service_is_called_by_its_cluster_name_once_it_exists() {
+    fn a_service_is_called_through_a_running_pod_it_selects() {
         let hook = Hook {
             webhook: json!({"name": "s.example.com", "clientConfig": {"service": {"name": "hooks", "namespace": "ops", "port": 8443, "path": "/v"}}}),
             mutating: false,
             equivalent: None,
         };
         let store = Store::new(std::sync::Arc::new(crate::store::NoPersistence), 10);
-        assert_eq!(
-            hook.endpoint(&store).unwrap_err(),
-            "Post \"https://hooks.ops.svc:8443/v?timeout=10s\": service \"hooks\" not found"
-        );
-        store.create(ObjectKey::new("", "services", "ops", "hooks"), json!({"metadata": {"name": "hooks"}})).unwrap();
+        let error = |store: &Store| hook.endpoint(store).unwrap_err();
+        let url = "Post \"https://hooks.ops.svc:8443/v?timeout=10s\"";
+        assert_eq!(error(&store), format!("{url}: service \"hooks\" not found"));
+        let service = |ports: Value| json!({"metadata": {"name": "hooks"}, "spec": {"selector": {"app": "hooks"}, "ports": ports}});
+        let key = ObjectKey::new("", "services", "ops", "hooks");
+        store.create(key.clone(), service(json!([{"port": 443}]))).unwrap();
+        assert_eq!(error(&store), format!("{url}: no service port 8443 found for service \"hooks\""));
+        store.update(key, 0, service(json!([{"port": 8443, "targetPort": "https"}]))).unwrap();
+        assert_eq!(error(&store), format!("{url}: no endpoints available for service \"hooks\""));
+        let pod = json!({"metadata": {"name": "p", "namespace": "ops", "labels": {"app": "hooks"}},
+            "spec": {"containers": [{"name": "c", "ports": [{"name": "https", "containerPort": 9443}]}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1"}});
+        store.create(ObjectKey::new("", "pods", "ops", "p"), pod).unwrap();
         let endpoint = hook.endpoint(&store).unwrap();
         assert_eq!(endpoint.url, "https://hooks.ops.svc:8443/v?timeout=10s");
+        assert_eq!(
+            (endpoint.host.as_str(), endpoint.port, endpoint.server_name.as_str()),
+            ("127.0.0.1", 9443, "hooks.ops.svc")
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ fn certificates() -> (String, rustls::ServerConfig) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    // The name a Service-named webhook is verified by.
+    params.subject_alt_names.push(SanType::DnsName("hooks.default.svc".try_into().unwrap()));
     let cert = params.signed_by(&key, &issuer).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -698,8 +700,8 @@ async fn a_patched_object_is_decoded_and_validated_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_are_discovered_and_a_missing_service_fails_the_call() {
-    let cluster = support::cluster().await;
+async fn webhooks_are_discovered_and_a_service_is_called_through_its_pods() {
+    let cluster = support::cluster_without_pods().await;
     let resources =
         support::kubectl(&cluster, &["api-resources", "--api-group=admissionregistration.k8s.io", "--no-headers"])
             .await
@@ -712,23 +714,32 @@ async fn webhooks_are_discovered_and_a_missing_service_fails_the_call() {
     let explained =
         support::kubectl(&cluster, &["explain", "validatingwebhookconfiguration.webhooks.timeoutSeconds"]).await.ok();
     assert!(explained.contains("FIELD: timeoutSeconds <integer>"), "{explained}");
-    let mut hook = webhook("svc.webhooks.test", "", "", json!(["configmaps"]), json!({}));
-    hook["clientConfig"] = json!({"service": {"name": "hooks", "namespace": "default", "path": "/check"}});
+    let served = serve_webhook().await;
+    let mut hook = webhook("svc.webhooks.test", "", &served.ca_bundle(), json!(["configmaps"]), json!({}));
+    hook["clientConfig"] =
+        json!({"service": {"name": "hooks", "namespace": "default", "path": "/check"}, "caBundle": served.ca_bundle()});
     register(&cluster, "ValidatingWebhookConfiguration", "by-service", vec![hook]).await;
+    let url = "Post \"https://hooks.default.svc:443/check?timeout=10s\"";
     let stderr = support::kubectl(&cluster, &["create", "configmap", "c", "--from-literal=k=v"]).await.failed();
     assert!(
-        stderr.contains("Internal error occurred: failed calling webhook \"svc.webhooks.test\": failed to call webhook: Post \"https://hooks.default.svc:443/check?timeout=10s\": service \"hooks\" not found"),
+        stderr.contains(&format!("Internal error occurred: failed calling webhook \"svc.webhooks.test\": failed to call webhook: {url}: service \"hooks\" not found")),
         "{stderr}"
     );
-    // The dev cluster has no cluster DNS: an existing Service's name resolves through the host only.
-    support::kubectl(&cluster, &["create", "service", "clusterip", "hooks", "--tcp=443:8443"]).await.ok();
+    // kubectl's Service selects app=hooks; the webhook's port is its target.
+    let port = served.base_url.rsplit(':').next().unwrap();
+    support::kubectl(&cluster, &["create", "service", "clusterip", "hooks", &format!("--tcp=443:{port}")]).await.ok();
     let stderr = support::kubectl(&cluster, &["create", "configmap", "c", "--from-literal=k=v"]).await.failed();
-    assert!(
-        stderr.contains(
-            "Post \"https://hooks.default.svc:443/check?timeout=10s\": dial tcp: lookup hooks.default.svc: no such host"
-        ),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{url}: no endpoints available for service \"hooks\"")), "{stderr}");
+
+    let pods = support::pods(&cluster);
+    let pod = json!({"metadata": {"name": "hooks-1", "labels": {"app": "hooks"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap()).await.unwrap();
+    let running = json!({"status": {"phase": "Running", "podIP": "127.0.0.1"}});
+    pods.patch_status("hooks-1", &PatchParams::default(), &Patch::Merge(&running)).await.unwrap();
+    support::kubectl(&cluster, &["create", "configmap", "c", "--from-literal=k=v"]).await.ok();
+    let reviews = served.reviews("check");
+    assert_eq!(reviews.len(), 1, "the pod behind the Service answered: {reviews:?}");
+    assert_eq!(reviews[0]["request"]["name"], "c");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

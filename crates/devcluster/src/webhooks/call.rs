@@ -13,8 +13,12 @@ use std::time::Duration;
 pub(crate) struct Endpoint {
     /// The URL as the request names it, with the `timeout` query kube-apiserver's client adds.
     pub url: String,
+    /// Where to connect.
     pub host: String,
     pub port: u16,
+    /// The name the server's certificate must carry: the URL's host, or a Service's DNS name when
+    /// the connection goes to one of its pods.
+    pub server_name: String,
     pub path_and_query: String,
     /// PEM certificates the server's chain must lead to; `None` trusts the system's roots.
     pub ca_bundle: Option<Vec<u8>>,
@@ -33,6 +37,7 @@ impl Endpoint {
         let query = format!("timeout={}s", timeout.as_secs());
         Ok(Self {
             url: format!("{url}?{query}"),
+            server_name: host.clone(),
             host,
             port,
             path_and_query: format!("{path}?{query}"),
@@ -95,7 +100,7 @@ async fn exchange(endpoint: &Endpoint, body: Vec<u8>) -> Result<Answer, String> 
         }
     }
     let tcp = tcp.ok_or(last_error)?;
-    let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|e| format!("invalid host: {e}"))?;
+    let server_name = ServerName::try_from(endpoint.server_name.clone()).map_err(|e| format!("invalid host: {e}"))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
@@ -103,7 +108,7 @@ async fn exchange(endpoint: &Endpoint, body: Vec<u8>) -> Result<Answer, String> 
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
     let driver = tokio::spawn(connection);
-    let host_header = if endpoint.port == 443 { endpoint.host.clone() } else { address.clone() };
+    let host_header = endpoint.url.split('/').nth(2).unwrap_or(&address).to_string();
     let request = hyper::Request::post(&endpoint.path_and_query)
         .header(hyper::header::HOST, host_header)
         .header(hyper::header::CONTENT_TYPE, "application/json")
