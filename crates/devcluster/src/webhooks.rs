@@ -563,6 +563,10 @@ mod tests {
             (endpoint.host.as_str(), endpoint.port, endpoint.server_name.as_str()),
             ("127.0.0.1", 9443, "hooks.ops.svc")
         );
+        let external = json!({"metadata": {"name": "hooks"}, "spec": {"type": "ExternalName", "externalName": "hooks.example.com"}});
+        store.update(ObjectKey::new("", "services", "ops", "hooks"), 0, external).unwrap();
+        let endpoint = hook.endpoint(&store).unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), ("hooks.example.com", 8443));
     }
 
     #[test]
