@@ -511,6 +511,21 @@ async fn a_rule_naming_pods_status_sees_status_writes_only() {
     pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let reviews = hook.reviews("status");
     assert_eq!(reviews.len(), 1, "{reviews:?}");
+    // A mutating webhook's change outside the status of a status write does not stay.
+    let mut label = webhook(
+        "label.webhooks.test",
+        &format!("{}/label", hook.base_url),
+        &hook.ca_bundle(),
+        json!(["pods/status"]),
+        json!({}),
+    );
+    label["rules"][0]["operations"] = json!(["UPDATE"]);
+    register(&cluster, "MutatingWebhookConfiguration", "pod-status", vec![label]).await;
+    let patch = json!({"status": {"phase": "Succeeded"}});
+    let written = pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    assert_eq!(hook.reviews("label").len(), 1);
+    assert_eq!(written.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    assert!(written.metadata.labels.unwrap_or_default().is_empty(), "the label a status write patched in is dropped");
     let request = &reviews[0]["request"];
     assert_eq!((request["subResource"].as_str(), request["operation"].as_str()), (Some("status"), Some("UPDATE")));
     assert_eq!(request["object"]["status"]["phase"], "Running");

@@ -461,6 +461,19 @@ impl ApiServer {
             true => (Vec::new(), false),
             false => webhooks::mutate(&self.store, &self.registry, &request, Some(object), &webhook_options)?,
         };
+        // What an update may change comes after mutating admission: a status write keeps only the
+        // status a webhook left, a write of the object keeps the stored status.
+        if let (true, Some(old)) = (mutated, old) {
+            match subresource {
+                Some("status") => {
+                    let mut status_only = old.clone();
+                    copy_field(object, &mut status_only, "status");
+                    *object = status_only;
+                }
+                None if info.has_status() => copy_field(old, object, "status"),
+                _ => {}
+            }
+        }
         for (field, value) in kept {
             match value {
                 Some(value) => set_meta(object, field, value),
