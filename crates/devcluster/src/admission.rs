@@ -30,6 +30,8 @@ pub enum Operation {
     Create,
     Update,
     Delete,
+    /// A streaming subresource (`pods/exec`, `pods/attach`) is connected to.
+    Connect,
 }
 
 impl Operation {
@@ -38,6 +40,7 @@ impl Operation {
             Self::Create => "CREATE",
             Self::Update => "UPDATE",
             Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
         }
     }
 }
@@ -59,6 +62,17 @@ pub struct AdmissionRequest<'a> {
     /// The object before the write (`None` for creates).
     pub old_object: Option<&'a Value>,
     pub dry_run: bool,
+    /// The group, version and kind of the object the request carries when it is not the
+    /// resource's own: a subresource's kind, such as `policy/v1` `Eviction` for `pods/eviction`.
+    pub body_kind: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl AdmissionRequest<'_> {
+    /// `kind` (and `requestKind`) of an AdmissionRequest: `{group, version, kind}`.
+    pub(crate) fn kind_json(&self) -> Value {
+        let (group, version, kind) = self.body_kind.unwrap_or((self.group, self.version, self.kind));
+        json!({"group": group, "version": version, "kind": kind})
+    }
 }
 
 /// Runs every matching policy. Returns the warnings of `Warn` bindings; a `Deny` failure is the error.
@@ -195,7 +209,7 @@ fn object_selector_matches(constraints: &Value, request: &AdmissionRequest<'_>) 
 
 /// A `NamedRuleWithOperations`: groups, versions, operations, resources (`res/sub`, `*`, `*/*`),
 /// resourceNames and scope.
-fn rule_matches(rule: &Value, request: &AdmissionRequest<'_>) -> bool {
+pub(crate) fn rule_matches(rule: &Value, request: &AdmissionRequest<'_>) -> bool {
     let has = |field: &str, value: &str| strings(rule.get(field)).iter().any(|v| v == "*" || v == value);
     let resource = strings(rule.get("resources")).iter().any(|pattern| {
         let (res, sub) = pattern.split_once('/').unwrap_or((pattern, ""));
@@ -259,8 +273,8 @@ fn to_cel(value: &Value) -> Cel {
 }
 
 /// The `request` variable: an `admission.k8s.io/v1` `AdmissionRequest` without the objects.
-fn request_variable(request: &AdmissionRequest<'_>) -> Value {
-    let kind = json!({"group": request.group, "version": request.version, "kind": request.kind});
+pub(crate) fn request_variable(request: &AdmissionRequest<'_>) -> Value {
+    let kind = request.kind_json();
     let resource = json!({"group": request.group, "version": request.version, "resource": request.resource});
     let subresource = request.subresource.unwrap_or("");
     json!({
@@ -312,6 +326,34 @@ fn compiled(expression: &str) -> Result<Arc<Program>, EvalError> {
     }
     programs.insert(expression.to_owned(), program.clone());
     Ok(program)
+}
+
+/// Whether `expression` compiles; the compiler's message when it does not, as validation reports it.
+pub(crate) fn compile(expression: &str) -> Result<(), String> {
+    compiled(expression).map(|_| ()).map_err(|EvalError(e)| e)
+}
+
+/// Evaluates match conditions (webhooks' `matchConditions`) over `object`, `oldObject` and
+/// `request`: `Ok(false)` as soon as one is false, the first error as `Err` naming the condition.
+pub(crate) fn conditions_hold(conditions: &[Value], request: &AdmissionRequest<'_>) -> Result<bool, String> {
+    if conditions.is_empty() {
+        return Ok(true);
+    }
+    let mut context = Context::default();
+    context.register_all();
+    context.add_variable_from_value("request", to_cel(&request_variable(request)));
+    context.add_variable_from_value("object", request.object.map(to_cel).unwrap_or(Cel::Null));
+    context.add_variable_from_value("oldObject", request.old_object.map(to_cel).unwrap_or(Cel::Null));
+    for condition in conditions {
+        match evaluate_bool(&context, meta::str_at(condition, "/expression")) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(EvalError(e)) => {
+                return Err(format!("failed to evaluate matchCondition '{}': {e}", meta::str_at(condition, "/name")));
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn evaluate(context: &Context<'_>, expression: &str) -> Result<Cel, EvalError> {
@@ -557,6 +599,7 @@ mod tests {
             object,
             old_object: object,
             dry_run: false,
+            body_kind: None,
         }
     }
 

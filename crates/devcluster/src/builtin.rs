@@ -58,6 +58,12 @@ pub fn check_builtin(info: &ResourceInfo, object: &Value) -> Result<Vec<String>,
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
             decode_as::<admission::ValidatingAdmissionPolicyBinding>(info, &object)
         }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            decode_as::<admission::ValidatingWebhookConfiguration>(info, &object)
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            decode_as::<admission::MutatingWebhookConfiguration>(info, &object)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             decode_as::<apiextensions::CustomResourceDefinition>(info, &object)
         }
@@ -385,6 +391,25 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             "v1",
             "validatingadmissionpolicybindings",
             "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+            false,
+        ),
+        // Called on writes by [`crate::webhooks`].
+        info(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            false,
+        ),
+        info(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
             false,
             &[],
             false,

@@ -42,6 +42,16 @@ pub struct ApiError {
     pub reason: String,
     pub message: String,
     pub details: Option<Details>,
+    /// Warnings the request earned before it failed (a denying webhook's), sent as `Warning`
+    /// headers with the error.
+    pub warnings: Vec<String>,
+}
+
+/// A `Warning` header value as kube-apiserver writes one: `299 - "text"`, quotes and backslashes
+/// escaped; `None` for text a header cannot carry.
+pub fn warning_header(warning: &str) -> Option<axum::http::HeaderValue> {
+    let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+    axum::http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")).ok()
 }
 
 /// `pods` for the core group, `reviewruns.review.ao.dev` otherwise: the "qualified resource" in messages.
@@ -56,7 +66,12 @@ pub fn qualified_kind(group: &str, kind: &str) -> String {
 
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        Self { code, reason: reason.to_string(), message: message.into(), details: None }
+        Self { code, reason: reason.to_string(), message: message.into(), details: None, warnings: Vec::new() }
+    }
+
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
     }
 
     pub fn with_details(mut self, details: Details) -> Self {
@@ -174,6 +189,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // A webhook's denial may give no reason; Go leaves the field out then.
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
             if !d.name.is_empty() {
@@ -201,7 +222,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = crate::wire::to_vec(&self.to_status());
-        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut response = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        for warning in &self.warnings {
+            if let Some(value) = warning_header(warning) {
+                response.headers_mut().append("Warning", value);
+            }
+        }
+        response
     }
 }
 

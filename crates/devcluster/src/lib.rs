@@ -46,6 +46,9 @@
 //!   with `ErrImagePull`/`ImagePullBackOff` forever, and `runAsNonRoot` is verified against the
 //!   image users of [`runner::RunnerSettings::images`]; an image the catalog does not know has an
 //!   unknown user and is allowed.
+//! - **Admission webhooks** ([`webhooks`]): mutating webhooks, then validating ones, are called
+//!   on every create, update, delete and connect they match, over HTTPS, after built-in defaulting
+//!   and before validation, as kube-apiserver calls them.
 //! - **JSON patch and field selectors** follow the real server where clients depend on it: a
 //!   `test` of a key its parent object lacks compares with `null`, and unset boolean field labels
 //!   (`spec.unschedulable`, `spec.hostNetwork`) select as `false`.
@@ -77,6 +80,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod wire;
+pub mod webhooks;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};

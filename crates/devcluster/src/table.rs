@@ -129,6 +129,8 @@ pub(crate) enum Columns {
     APIService,
     /// Both event APIs: kube-apiserver prints the one internal Event.
     Event,
+    /// Validating and mutating webhook configurations: how many webhooks each holds.
+    WebhookConfiguration,
     NameAndAge,
 }
 
@@ -306,6 +308,17 @@ impl Printer {
                 wide("Count", "The number of times this event has occurred."),
                 column("Name", "string", "name", NAME_DESCRIPTION, 1),
             ],
+            Self::Builtin(Columns::WebhookConfiguration) => vec![
+                name,
+                column(
+                    "Webhooks",
+                    "integer",
+                    "",
+                    "Webhooks indicates the number of webhooks registered in this configuration",
+                    0,
+                ),
+                age,
+            ],
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }
@@ -350,6 +363,10 @@ impl Printer {
                 vec![name, json!(apiservice_service(object)), json!(apiservice_available(object)), age]
             }
             Self::Builtin(Columns::Event) => event_cells(object, name, now),
+            Self::Builtin(Columns::WebhookConfiguration) => {
+                let webhooks = object.get("webhooks").and_then(Value::as_array).map_or(0, Vec::len);
+                vec![name, json!(webhooks), age]
+            }
             Self::Builtin(Columns::NameAndAge) => vec![name, age],
         }
     }

@@ -509,33 +509,4 @@ mod tests {
             "{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"c\"}}}\n"
         );
     }
-
-    /// The ordered writer against serde_json's own on a large pod list, in the same build; run
-    /// with `--ignored --nocapture` to see the ratio.
-    #[test]
-    #[ignore]
-    fn ordered_writing_costs_about_what_sorted_writing_costs() {
-        let pod = |i: usize| {
-            json!({"kind": "Pod", "apiVersion": "v1",
-                "metadata": {"name": format!("pod-{i}"), "namespace": "default", "uid": "0f1e", "resourceVersion": "12",
-                    "labels": {"app": "web", "tier": "front"}, "creationTimestamp": "2026-01-01T00:00:00Z"},
-                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1d"],
-                    "resources": {}, "imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log"}],
-                    "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler"},
-                "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}})
-        };
-        let list = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": (0..5000).map(pod).collect::<Vec<_>>()});
-        let time = |f: &dyn Fn() -> usize| {
-            let start = std::time::Instant::now();
-            let mut bytes = 0;
-            for _ in 0..5 {
-                bytes += f();
-            }
-            (start.elapsed(), bytes)
-        };
-        let (sorted, sorted_bytes) = time(&|| serde_json::to_vec(&list).unwrap().len());
-        let (ordered, ordered_bytes) = time(&|| to_vec(&list).len());
-        assert_eq!(sorted_bytes, ordered_bytes);
-        println!("serde_json {sorted:?}, ordered {ordered:?}: {:.2}x", ordered.as_secs_f64() / sorted.as_secs_f64());
-    }
 }

@@ -105,6 +105,13 @@ impl MergeRules {
                 rules.atomic("spec.matchResources.resourceRules");
                 rules.atomic("spec.matchResources.excludeResourceRules");
             }
+            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration") => {
+                rules.map_list("webhooks", &["name"]);
+                rules.map_list("webhooks.matchConditions", &["name"]);
+                for list in ["rules", "admissionReviewVersions"] {
+                    rules.atomic(&format!("webhooks.{list}"));
+                }
+            }
             ("apiextensions.k8s.io", "CustomResourceDefinition") => {
                 rules.atomic("spec.versions");
                 rules.atomic("spec.names.shortNames");

@@ -5,8 +5,10 @@ use super::table::{Field, Kind::*, Message};
 
 /// The message of each kind the server reads as protobuf, by apiVersion and kind.
 pub(super) const KINDS: &[(&str, &str, &str)] = &[
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "api.admissionregistration.v1.MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "api.admissionregistration.v1.ValidatingAdmissionPolicy"),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "api.admissionregistration.v1.ValidatingWebhookConfiguration"),
     ("apiregistration.k8s.io/v1", "APIService", "kube_aggregator.pkg.apis.apiregistration.v1.APIService"),
     ("apps/v1", "Deployment", "api.apps.v1.Deployment"),
     ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
@@ -68,6 +70,30 @@ pub(super) const MESSAGES: &[Message] = &[
         ],
     },
     Message {
+        name: "api.admissionregistration.v1.MutatingWebhook",
+        fields: &[
+            Field { tag: 1, json: "name", kind: Str, list: false, omit_zero: false },
+            Field { tag: 2, json: "clientConfig", kind: Msg("api.admissionregistration.v1.WebhookClientConfig"), list: false, omit_zero: false },
+            Field { tag: 3, json: "rules", kind: Msg("api.admissionregistration.v1.RuleWithOperations"), list: true, omit_zero: false },
+            Field { tag: 4, json: "failurePolicy", kind: Str, list: false, omit_zero: false },
+            Field { tag: 9, json: "matchPolicy", kind: Str, list: false, omit_zero: false },
+            Field { tag: 5, json: "namespaceSelector", kind: Msg("apimachinery.pkg.apis.meta.v1.LabelSelector"), list: false, omit_zero: false },
+            Field { tag: 11, json: "objectSelector", kind: Msg("apimachinery.pkg.apis.meta.v1.LabelSelector"), list: false, omit_zero: false },
+            Field { tag: 6, json: "sideEffects", kind: Str, list: false, omit_zero: false },
+            Field { tag: 7, json: "timeoutSeconds", kind: I32, list: false, omit_zero: false },
+            Field { tag: 8, json: "admissionReviewVersions", kind: Str, list: true, omit_zero: false },
+            Field { tag: 10, json: "reinvocationPolicy", kind: Str, list: false, omit_zero: false },
+            Field { tag: 12, json: "matchConditions", kind: Msg("api.admissionregistration.v1.MatchCondition"), list: true, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "api.admissionregistration.v1.MutatingWebhookConfiguration",
+        fields: &[
+            Field { tag: 1, json: "metadata", kind: Msg("apimachinery.pkg.apis.meta.v1.ObjectMeta"), list: false, omit_zero: false },
+            Field { tag: 2, json: "webhooks", kind: Msg("api.admissionregistration.v1.MutatingWebhook"), list: true, omit_zero: false },
+        ],
+    },
+    Message {
         name: "api.admissionregistration.v1.NamedRuleWithOperations",
         fields: &[
             Field { tag: 1, json: "resourceNames", kind: Str, list: true, omit_zero: false },
@@ -104,6 +130,15 @@ pub(super) const MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "operations", kind: Str, list: true, omit_zero: false },
             Field { tag: 2, json: "", kind: Msg("api.admissionregistration.v1.Rule"), list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "api.admissionregistration.v1.ServiceReference",
+        fields: &[
+            Field { tag: 1, json: "namespace", kind: Str, list: false, omit_zero: false },
+            Field { tag: 2, json: "name", kind: Str, list: false, omit_zero: false },
+            Field { tag: 3, json: "path", kind: Str, list: false, omit_zero: false },
+            Field { tag: 4, json: "port", kind: I32, list: false, omit_zero: false },
         ],
     },
     Message {
@@ -157,6 +192,29 @@ pub(super) const MESSAGES: &[Message] = &[
         ],
     },
     Message {
+        name: "api.admissionregistration.v1.ValidatingWebhook",
+        fields: &[
+            Field { tag: 1, json: "name", kind: Str, list: false, omit_zero: false },
+            Field { tag: 2, json: "clientConfig", kind: Msg("api.admissionregistration.v1.WebhookClientConfig"), list: false, omit_zero: false },
+            Field { tag: 3, json: "rules", kind: Msg("api.admissionregistration.v1.RuleWithOperations"), list: true, omit_zero: false },
+            Field { tag: 4, json: "failurePolicy", kind: Str, list: false, omit_zero: false },
+            Field { tag: 9, json: "matchPolicy", kind: Str, list: false, omit_zero: false },
+            Field { tag: 5, json: "namespaceSelector", kind: Msg("apimachinery.pkg.apis.meta.v1.LabelSelector"), list: false, omit_zero: false },
+            Field { tag: 10, json: "objectSelector", kind: Msg("apimachinery.pkg.apis.meta.v1.LabelSelector"), list: false, omit_zero: false },
+            Field { tag: 6, json: "sideEffects", kind: Str, list: false, omit_zero: false },
+            Field { tag: 7, json: "timeoutSeconds", kind: I32, list: false, omit_zero: false },
+            Field { tag: 8, json: "admissionReviewVersions", kind: Str, list: true, omit_zero: false },
+            Field { tag: 11, json: "matchConditions", kind: Msg("api.admissionregistration.v1.MatchCondition"), list: true, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "api.admissionregistration.v1.ValidatingWebhookConfiguration",
+        fields: &[
+            Field { tag: 1, json: "metadata", kind: Msg("apimachinery.pkg.apis.meta.v1.ObjectMeta"), list: false, omit_zero: false },
+            Field { tag: 2, json: "webhooks", kind: Msg("api.admissionregistration.v1.ValidatingWebhook"), list: true, omit_zero: false },
+        ],
+    },
+    Message {
         name: "api.admissionregistration.v1.Validation",
         fields: &[
             Field { tag: 1, json: "expression", kind: Str, list: false, omit_zero: false },
@@ -170,6 +228,14 @@ pub(super) const MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", kind: Str, list: false, omit_zero: false },
             Field { tag: 2, json: "expression", kind: Str, list: false, omit_zero: false },
+        ],
+    },
+    Message {
+        name: "api.admissionregistration.v1.WebhookClientConfig",
+        fields: &[
+            Field { tag: 3, json: "url", kind: Str, list: false, omit_zero: false },
+            Field { tag: 1, json: "service", kind: Msg("api.admissionregistration.v1.ServiceReference"), list: false, omit_zero: false },
+            Field { tag: 2, json: "caBundle", kind: Bytes, list: false, omit_zero: false },
         ],
     },
     Message {

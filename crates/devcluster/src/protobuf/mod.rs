@@ -154,6 +154,50 @@ mod tests {
     }
 
     #[test]
+    fn webhook_configurations_decode_with_their_rules_and_ca_bundle() {
+        use k8s_pb::api::admissionregistration::v1 as admission;
+        let configuration = admission::ValidatingWebhookConfiguration {
+            metadata: metadata("deny"),
+            webhooks: vec![admission::ValidatingWebhook {
+                name: Some("deny.example.com".into()),
+                client_config: Some(admission::WebhookClientConfig {
+                    url: Some("https://127.0.0.1:8443/deny".into()),
+                    ca_bundle: Some(b"PEM".to_vec()),
+                    service: None,
+                }),
+                rules: vec![admission::RuleWithOperations {
+                    operations: vec!["CREATE".into()],
+                    rule: Some(admission::Rule {
+                        api_groups: vec!["".into()],
+                        api_versions: vec!["v1".into()],
+                        resources: vec!["configmaps".into()],
+                        scope: Some("Namespaced".into()),
+                    }),
+                }],
+                side_effects: Some("None".into()),
+                timeout_seconds: Some(5),
+                admission_review_versions: vec!["v1".into()],
+                ..Default::default()
+            }],
+        };
+        let body = envelope(
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            configuration.encode_to_vec(),
+        );
+        assert_eq!(
+            decode_object(&body).unwrap(),
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "deny", "labels": {"a": "1"}},
+                "webhooks": [{"name": "deny.example.com",
+                    "clientConfig": {"url": "https://127.0.0.1:8443/deny", "caBundle": "UEVN"},
+                    "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                        "resources": ["configmaps"], "scope": "Namespaced"}],
+                    "sideEffects": "None", "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]}]})
+        );
+    }
+
+    #[test]
     fn secrets_and_config_maps_decode_to_json() {
         let secret = core::Secret {
             metadata: metadata("s"),

@@ -1,10 +1,11 @@
 //! HTTP handlers: turn requests into the object operations of `objects.rs` and render the answers.
 
-use super::objects::{DeleteOptions, FieldValidation, WriteOutcome};
+use super::objects::{DeleteOptions, FieldValidation, SubresourceWrite, WriteOutcome};
 use super::strategy::{Strategy, Subresource};
 use super::watch::{StartAt, WatchRequest, watch_response};
 use super::{ApiServer, WriteContext, json_response};
 use crate::accept::Representation;
+use crate::admission::Operation;
 use crate::auth::UserInfo;
 use crate::body::{decode_body, decode_object};
 use crate::error::ApiError;
@@ -172,16 +173,14 @@ fn write_context(user: UserInfo, query: &Query, headers: &HeaderMap, apply: bool
         field_validation: FieldValidation::parse(query.get("fieldValidation"))?,
         dry_run: query.dry_run()?,
         duplicate_fields: Vec::new(),
+        admitted: false,
     })
 }
 
-fn warning_headers(warnings: &[String]) -> HeaderMap {
+pub(super) fn warning_headers(warnings: &[String]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for w in warnings {
-        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
-        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
-            headers.append("Warning", value);
-        }
+    for value in warnings.iter().filter_map(|w| crate::error::warning_header(w)) {
+        headers.append("Warning", value);
     }
     headers
 }
@@ -292,7 +291,20 @@ async fn resource_request(
             ));
         };
         let bytes = read_body(&server, body).await?;
-        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let mut request =
+            if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let ctx = write_context(user.clone(), &query, &headers, false)?;
+        let write = SubresourceWrite {
+            info: &info,
+            subresource: "eviction",
+            body_kind: Subresource::Eviction.kind().unwrap_or_default(),
+            operation: Operation::Create,
+            namespace: Some(namespace),
+            name,
+            old: None,
+            ctx: &ctx,
+        };
+        server.admit_subresource(&write, &mut request, |_| Ok(()))?;
         let options = DeleteOptions { user: user.clone(), ..DeleteOptions::default() };
         let answer = super::eviction::evict(&server, &info, namespace, name, &request, options)?;
         return Ok(json_response(StatusCode::CREATED, &answer, &HeaderMap::new()));
@@ -305,7 +317,20 @@ async fn resource_request(
         };
         let account = server.get_object(&info, ns, name)?;
         let bytes = read_body(&server, body).await?;
-        let request = if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let mut request =
+            if bytes.is_empty() { json!({}) } else { decode_object(&bytes, &content_type(&headers))?.value };
+        let ctx = write_context(user.clone(), &query, &headers, false)?;
+        let write = SubresourceWrite {
+            info: &info,
+            subresource: "token",
+            body_kind: Subresource::Token.kind().unwrap_or_default(),
+            operation: Operation::Create,
+            namespace: ns,
+            name,
+            old: None,
+            ctx: &ctx,
+        };
+        server.admit_subresource(&write, &mut request, |_| Ok(()))?;
         return super::tokens::token_request(&server, &account, &request);
     }
     if own_storage == Some(Subresource::Log) {
@@ -322,6 +347,18 @@ async fn resource_request(
         let exec = stream == Subresource::Exec;
         let options = super::streams::StreamOptions::parse(&query, exec)?;
         let pod = server.get_object(&info, ns, name)?;
+        let ctx = write_context(user.clone(), &query, &headers, false)?;
+        let write = SubresourceWrite {
+            info: &info,
+            subresource: if exec { "exec" } else { "attach" },
+            body_kind: stream.kind().unwrap_or_default(),
+            operation: Operation::Connect,
+            namespace: ns,
+            name,
+            old: None,
+            ctx: &ctx,
+        };
+        server.admit_subresource(&write, &mut options.admission_object(exec), |_| Ok(()))?;
         let container = crate::runner::log_request::container_name(&pod, options.container.as_deref())?;
         let container_id = super::streams::running_container(&pod, &container)?;
         use axum::extract::FromRequestParts;

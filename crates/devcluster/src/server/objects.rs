@@ -16,6 +16,7 @@ use crate::patch::rules::MergeRules;
 use crate::patch::{PatchType, json::json_patch, merge::merge_patch, strategic::strategic_merge_patch};
 use crate::registry::{Origin, ResourceInfo};
 use crate::store::{ObjectKey, StoreError, resource_version_of};
+use crate::webhooks;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub struct WriteContext {
     pub dry_run: bool,
     /// Fields the request body repeated (reported like unknown fields).
     pub duplicate_fields: Vec<String>,
+    /// Whether webhooks and admission policies have admitted the write already, through a
+    /// subresource of its own kind (`scale`): the object's own write is not sent to them again.
+    pub admitted: bool,
 }
 
 impl WriteContext {
@@ -61,8 +65,24 @@ impl WriteContext {
             field_validation: FieldValidation::Ignore,
             dry_run: false,
             duplicate_fields: Vec::new(),
+            admitted: false,
         }
     }
+}
+
+/// A write through a subresource whose requests carry a kind of their own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubresourceWrite<'a> {
+    pub info: &'a ResourceInfo,
+    pub subresource: &'a str,
+    /// The group, version and kind of the subresource's body (`policy/v1` `Eviction`).
+    pub body_kind: (&'a str, &'a str, &'a str),
+    pub operation: Operation,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    /// The subresource's object before the write, on updates.
+    pub old: Option<&'a Value>,
+    pub ctx: &'a WriteContext,
 }
 
 /// A stored (or dry-run) object and the warnings to send with it.
@@ -129,6 +149,31 @@ impl Deletion {
 }
 
 impl DeleteOptions {
+    /// The options as a `DeleteOptions` body carries them (webhooks are sent them).
+    pub(crate) fn to_json(&self) -> Value {
+        let mut options = json!({});
+        if let Some(propagation) = self.propagation {
+            options["propagationPolicy"] = json!(format!("{propagation:?}"));
+        }
+        if let Some(seconds) = self.grace_period_seconds {
+            options["gracePeriodSeconds"] = json!(seconds);
+        }
+        let mut preconditions = json!({});
+        if let Some(uid) = &self.precondition_uid {
+            preconditions["uid"] = json!(uid);
+        }
+        if let Some(version) = &self.precondition_resource_version {
+            preconditions["resourceVersion"] = json!(version);
+        }
+        if preconditions != json!({}) {
+            options["preconditions"] = preconditions;
+        }
+        if let Some(orphan) = self.orphan_dependents {
+            options["orphanDependents"] = json!(orphan);
+        }
+        options
+    }
+
     pub fn parse_propagation(value: &str) -> Result<Propagation, ApiError> {
         match value {
             "Background" => Ok(Propagation::Background),
@@ -381,7 +426,9 @@ impl ApiServer {
         Ok(())
     }
 
-    /// Validation and defaulting of the object about to be stored. Returns warnings.
+    /// Admission of the object about to be stored, in kube-apiserver's order: decoding and
+    /// defaulting, mutating webhooks (then decoding and defaulting again), validation, admission
+    /// policies, validating webhooks and the pod quota. Returns warnings.
     fn admit(
         &self,
         info: &ResourceInfo,
@@ -391,7 +438,83 @@ impl ApiServer {
         ctx: &WriteContext,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta::str_at(object, "/metadata/name").to_string();
-        let unknown = match &info.origin {
+        let unknown = self.normalize(info, object, old)?;
+        let namespace = meta::str_at(object, "/metadata/namespace").to_string();
+        let operation = if old.is_some() { Operation::Update } else { Operation::Create };
+        let request = AdmissionRequest {
+            operation,
+            user: &ctx.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource,
+            namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
+            name: &name,
+            object: None,
+            old_object: old,
+            dry_run: ctx.dry_run,
+            body_kind: None,
+        };
+        let webhook_options = webhooks::options(operation, ctx.dry_run, &ctx.manager, None);
+        // Webhooks may not rename or re-identify the object: what the server set stays.
+        let kept: Vec<(&str, Option<Value>)> =
+            ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"]
+                .into_iter()
+                .map(|field| (field, object.get("metadata").and_then(|m| m.get(field)).cloned()))
+                .collect();
+        // A new object gets its uid and creation time after mutating admission on kube-apiserver.
+        if old.is_none() && !ctx.admitted {
+            for field in ["uid", "creationTimestamp", "generation"] {
+                remove_meta(object, field);
+            }
+        }
+        let (webhook_warnings, mutated) = match ctx.admitted {
+            true => (Vec::new(), false),
+            false => webhooks::mutate(&self.store, &self.registry, &request, Some(object), &webhook_options)?,
+        };
+        // What an update may change comes after mutating admission: a status write keeps only the
+        // status a webhook left, a write of the object keeps the stored status.
+        if let (true, Some(old)) = (mutated, old) {
+            match subresource {
+                Some("status") => {
+                    let mut status_only = old.clone();
+                    copy_field(object, &mut status_only, "status");
+                    *object = status_only;
+                }
+                None if info.has_status() => copy_field(old, object, "status"),
+                _ => {}
+            }
+        }
+        for (field, value) in kept {
+            match value {
+                Some(value) => set_meta(object, field, value),
+                None => remove_meta(object, field),
+            }
+        }
+        if mutated {
+            // An object a patch left undecodable is the server's fault, as kube-apiserver sees it.
+            self.normalize(info, object, old)
+                .map_err(|e| if e.code == 400 { ApiError::internal(e.message) } else { e })?;
+        }
+        self.validate(info, object, old, &name)?;
+        let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
+        warnings.extend(webhook_warnings);
+        if !ctx.admitted {
+            let request = AdmissionRequest { object: Some(object), ..request };
+            warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
+            warnings.extend(webhooks::validate(&self.store, &self.registry, &request, &webhook_options)?);
+        }
+        if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
+            admit(self, &namespace, &name)?;
+        }
+        Ok(warnings)
+    }
+
+    /// Decoding and defaulting: drops unknown fields of built-in kinds and applies their defaults, or
+    /// prunes and defaults a custom resource by its schema. Returns the fields dropped.
+    fn normalize(&self, info: &ResourceInfo, object: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ApiError> {
+        match &info.origin {
             Origin::Builtin => {
                 let unknown = check_builtin(info, object)?;
                 for path in &unknown {
@@ -407,25 +530,30 @@ impl ApiServer {
                     };
                     defaults(object, &defaulting)?;
                 }
-                let causes = validate_builtin(info, object);
-                if !causes.is_empty() {
-                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
-                }
-                unknown
+                Ok(unknown)
             }
             Origin::Custom { .. } => {
                 let Some(schema) = self.schema_for(&info.group, &info.version, &info.resource) else {
                     return Err(ApiError::internal(format!("no schema for {}", info.resource)));
                 };
-                let pruned = schema.schema.prepare(object);
-                let causes = schema.schema.validate(object, old);
-                if !causes.is_empty() {
-                    return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
-                }
-                pruned
+                Ok(schema.schema.prepare(object))
             }
+        }
+    }
+
+    /// Validation: the built-in checks or the custom resource's schema, finalizers of a deleting
+    /// object, and the strategy's own rules.
+    fn validate(&self, info: &ResourceInfo, object: &Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+        let mut causes = match &info.origin {
+            Origin::Builtin => validate_builtin(info, object),
+            Origin::Custom { .. } => match self.schema_for(&info.group, &info.version, &info.resource) {
+                Some(schema) => schema.schema.validate(object, old),
+                None => return Err(ApiError::internal(format!("no schema for {}", info.resource))),
+            },
         };
-        let mut causes = Vec::new();
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
+        }
         if let Some(old) = old {
             let added: Vec<String> =
                 meta::finalizers(object).into_iter().filter(|f| !meta::finalizers(old).contains(f)).collect();
@@ -441,33 +569,9 @@ impl ApiServer {
             causes.extend(validate(self, object, old));
         }
         if !causes.is_empty() {
-            return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
+            return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
         }
-        let mut warnings = field_problems(ctx.field_validation, &unknown, &ctx.duplicate_fields)?;
-        let namespace = meta::str_at(object, "/metadata/namespace");
-        let policy_warnings = admission::admit(
-            &self.store,
-            &self.registry,
-            &AdmissionRequest {
-                operation: if old.is_some() { Operation::Update } else { Operation::Create },
-                user: &ctx.user,
-                group: &info.group,
-                version: &info.version,
-                resource: &info.resource,
-                kind: &info.kind,
-                subresource,
-                namespace: (!namespace.is_empty()).then_some(namespace),
-                name: &name,
-                object: Some(object),
-                old_object: old,
-                dry_run: ctx.dry_run,
-            },
-        )?;
-        warnings.extend(policy_warnings);
-        if let (None, None, Some(admit)) = (old, subresource, Strategy::of(info).admit_create) {
-            admit(self, namespace, &name)?;
-        }
-        Ok(warnings)
+        Ok(())
     }
 
     /// A random free address of the service range (as the real allocator picks), skipping the
@@ -532,7 +636,20 @@ impl ApiServer {
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
+        body: Value,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.create_recording(info, namespace, body, None, ctx)
+    }
+
+    /// Creates an object whose managedFields are `managed` when given (server-side apply has
+    /// recorded its own entry), else the create's Update entry.
+    fn create_recording(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
         mut body: Value,
+        managed: Option<Value>,
         ctx: &WriteContext,
     ) -> Result<WriteOutcome, ApiError> {
         if !body.is_object() {
@@ -593,6 +710,9 @@ impl ApiServer {
                 rules: &rules,
             },
         );
+        if let Some(managed) = managed {
+            set_meta(&mut body, "managedFields", managed);
+        }
         if ctx.dry_run {
             return Ok(WriteOutcome { object: Self::present(info, &body), warnings, created: true });
         }
@@ -912,39 +1032,9 @@ impl ApiServer {
             )));
         }
         let managed = object.pointer("/metadata/managedFields").cloned();
-        let mut written = self.create_resolved_with_managed(info, namespace, object, managed, ctx)?;
+        let mut written = self.create_recording(info, namespace, object, managed, ctx)?;
         written.created = true;
         Ok(written)
-    }
-
-    fn create_resolved_with_managed(
-        &self,
-        info: &ResourceInfo,
-        namespace: Option<&str>,
-        object: Value,
-        managed: Option<Value>,
-        ctx: &WriteContext,
-    ) -> Result<WriteOutcome, ApiError> {
-        let Some(managed) = managed else {
-            return self.create_resolved(info, namespace, object, ctx);
-        };
-        // Create normally, then restore the apply's ownership record in place of the create's Update entry.
-        let mut dry = ctx.clone();
-        dry.dry_run = true;
-        let mut prepared = self.create_resolved(info, namespace, object, &dry)?.object;
-        set_meta(&mut prepared, "managedFields", managed);
-        if ctx.dry_run {
-            return Ok(WriteOutcome { object: prepared, warnings: Vec::new(), created: true });
-        }
-        let name = meta::str_at(&prepared, "/metadata/name").to_string();
-        let key = Self::key(info, namespace, &name);
-        let stored =
-            self.store.create(key, events::to_storage(info, prepared)).map_err(|e| store_error(info, &name, e))?;
-        let mut object = Self::present(info, &stored);
-        if let Some(updated) = self.after_write(info, &object)? {
-            object = updated;
-        }
-        Ok(WriteOutcome { object, warnings: Vec::new(), created: true })
     }
 
     /// Deletes an object, or marks it for deletion when finalizers (or propagation) must run first.
@@ -1011,7 +1101,8 @@ impl ApiServer {
         Ok(Deletion { object: Self::present(info, &pending), immediate: false })
     }
 
-    /// The admission policies' say on a delete.
+    /// Admission of a delete: mutating webhooks (which see only the old object), admission
+    /// policies, then validating webhooks.
     fn admit_delete(
         &self,
         info: &ResourceInfo,
@@ -1020,25 +1111,68 @@ impl ApiServer {
         options: &DeleteOptions,
     ) -> Result<(), ApiError> {
         let namespace = meta::str_at(old, "/metadata/namespace");
-        admission::admit(
-            &self.store,
-            &self.registry,
-            &AdmissionRequest {
-                operation: Operation::Delete,
-                user: &options.user,
-                group: &info.group,
-                version: &info.version,
-                resource: &info.resource,
-                kind: &info.kind,
-                subresource: None,
-                namespace: (!namespace.is_empty()).then_some(namespace),
-                name,
-                object: None,
-                old_object: Some(old),
-                dry_run: options.dry_run,
-            },
-        )?;
+        let request = AdmissionRequest {
+            operation: Operation::Delete,
+            user: &options.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource: None,
+            namespace: (!namespace.is_empty()).then_some(namespace),
+            name,
+            object: None,
+            old_object: Some(old),
+            dry_run: options.dry_run,
+            body_kind: None,
+        };
+        let webhook_options = webhooks::options(Operation::Delete, options.dry_run, "", Some(options.to_json()));
+        webhooks::mutate(&self.store, &self.registry, &request, None, &webhook_options)?;
+        admission::admit(&self.store, &self.registry, &request)?;
+        webhooks::validate(&self.store, &self.registry, &request, &webhook_options)?;
         Ok(())
+    }
+
+    /// Admission of a write through a subresource with a kind of its own (`pods/eviction`,
+    /// `serviceaccounts/token`, `scale`), as kube-apiserver admits it: mutating webhooks (their
+    /// patches apply to `body`), then `check` (the subresource's own validation), admission
+    /// policies and validating webhooks. Returns the webhooks' warnings.
+    pub(crate) fn admit_subresource(
+        &self,
+        write: &SubresourceWrite<'_>,
+        body: &mut Value,
+        check: impl FnOnce(&Value) -> Result<(), ApiError>,
+    ) -> Result<Vec<String>, ApiError> {
+        let info = write.info;
+        let (group, version, kind) = write.body_kind;
+        // Decoding gives the body the kind the endpoint takes, as webhooks see it on the real server.
+        if let Some(map) = body.as_object_mut() {
+            let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+            map.insert("apiVersion".into(), json!(api_version));
+            map.insert("kind".into(), json!(kind));
+        }
+        let request = AdmissionRequest {
+            operation: write.operation,
+            user: &write.ctx.user,
+            group: &info.group,
+            version: &info.version,
+            resource: &info.resource,
+            kind: &info.kind,
+            subresource: Some(write.subresource),
+            namespace: write.namespace,
+            name: write.name,
+            object: None,
+            old_object: write.old,
+            dry_run: write.ctx.dry_run,
+            body_kind: Some(write.body_kind),
+        };
+        let options = webhooks::options(write.operation, write.ctx.dry_run, &write.ctx.manager, None);
+        let (mut warnings, _) = webhooks::mutate(&self.store, &self.registry, &request, Some(body), &options)?;
+        check(body)?;
+        let request = AdmissionRequest { object: Some(body), ..request };
+        warnings.extend(admission::admit(&self.store, &self.registry, &request)?);
+        warnings.extend(webhooks::validate(&self.store, &self.registry, &request, &options)?);
+        Ok(warnings)
     }
 
     /// The strategy's hook after a stored write (CRDs become served).

@@ -2,8 +2,9 @@
 //! `subresources.scale`: an `autoscaling/v1` Scale read from, and written to, the paths the CRD
 //! names (what `kubectl scale` and autoscalers use).
 
-use super::objects::WriteContext;
+use super::objects::{SubresourceWrite, WriteContext};
 use super::{ApiServer, json_response};
+use crate::admission::Operation;
 use crate::error::{ApiError, Cause};
 use crate::meta;
 use crate::patch::PatchType;
@@ -80,7 +81,7 @@ pub(super) fn serve(
     let object = server.get_object(info, namespace, name)?;
     let current = scale_of(&object, paths);
     let Some((write, ctx)) = write else { return Ok(json_response(StatusCode::OK, &current, &HeaderMap::new())) };
-    let desired = match write {
+    let mut desired = match write {
         ScaleWrite::Replace(scale) => scale,
         ScaleWrite::Patch(PatchType::Merge, patch) => crate::patch::merge::merge_patch(&current, &patch)?,
         ScaleWrite::Patch(PatchType::Json, patch) => crate::patch::json::json_patch(&current, &patch)?,
@@ -94,13 +95,31 @@ pub(super) fn serve(
     let invalid = |message: String| {
         ApiError::invalid("autoscaling", "Scale", name, vec![Cause::new("FieldValueInvalid", "spec.replicas", message)])
     };
-    let replicas = match desired.pointer("/spec/replicas") {
-        Some(value) => value.as_i64().ok_or_else(|| invalid(format!("Invalid value: {value}: must be an integer")))?,
-        None => 0,
+    let replicas_of = |scale: &Value| -> Result<i64, ApiError> {
+        let replicas = match scale.pointer("/spec/replicas") {
+            Some(value) => {
+                value.as_i64().ok_or_else(|| invalid(format!("Invalid value: {value}: must be an integer")))?
+            }
+            None => 0,
+        };
+        if replicas < 0 {
+            return Err(invalid(format!("Invalid value: {replicas}: must be greater than or equal to 0")));
+        }
+        Ok(replicas)
     };
-    if replicas < 0 {
-        return Err(invalid(format!("Invalid value: {replicas}: must be greater than or equal to 0")));
-    }
+    // Webhooks and policies see the Scale, not the object it scales, as on kube-apiserver.
+    let write = SubresourceWrite {
+        info,
+        subresource: "scale",
+        body_kind: ("autoscaling", "v1", "Scale"),
+        operation: Operation::Update,
+        namespace,
+        name,
+        old: Some(&current),
+        ctx: &ctx,
+    };
+    let warnings = server.admit_subresource(&write, &mut desired, |scale| replicas_of(scale).map(|_| ()))?;
+    let replicas = replicas_of(&desired)?;
     let mut updated = object;
     // A Scale naming a resourceVersion is a precondition on the object it scales.
     let version = meta::str_at(&desired, "/metadata/resourceVersion");
@@ -108,8 +127,10 @@ pub(super) fn serve(
         updated["metadata"]["resourceVersion"] = json!(version);
     }
     set_at(&mut updated, &paths.spec_replicas, json!(replicas));
+    let ctx = WriteContext { admitted: true, ..ctx };
     let outcome = server.update_object(info, namespace, name, None, updated, &ctx)?;
-    Ok(json_response(StatusCode::OK, &scale_of(&outcome.object, paths), &HeaderMap::new()))
+    let warnings = warnings.into_iter().chain(outcome.warnings).collect::<Vec<_>>();
+    Ok(json_response(StatusCode::OK, &scale_of(&outcome.object, paths), &super::handlers::warning_headers(&warnings)))
 }
 
 /// Sets the value at JSON pointer `path`, making the objects on the way.

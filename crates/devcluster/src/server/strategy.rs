@@ -331,6 +331,14 @@ impl Strategy {
                 columns: Columns::CronJob,
                 ..generic
             },
+            ("admissionregistration.k8s.io", "validatingwebhookconfigurations" | "mutatingwebhookconfigurations") => {
+                Self {
+                    defaults: Some(crate::webhooks::configuration::defaults),
+                    validate: Some(|_, object, old| crate::webhooks::configuration::validate(object, old)),
+                    columns: Columns::WebhookConfiguration,
+                    ..generic
+                }
+            }
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self {
                 prepare_for_create: |_, _, object| {
                     object.remove("status");

@@ -57,6 +57,25 @@ impl StreamOptions {
         }
         Ok(options)
     }
+
+    /// The `PodExecOptions` or `PodAttachOptions` admission sees for the connection.
+    pub(super) fn admission_object(&self, exec: bool) -> Value {
+        let mut object = json!({
+            "kind": if exec { "PodExecOptions" } else { "PodAttachOptions" },
+            "apiVersion": "v1",
+            "stdin": self.stdin,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "tty": false,
+        });
+        if let Some(container) = &self.container {
+            object["container"] = json!(container);
+        }
+        if exec {
+            object["command"] = json!(self.command);
+        }
+        object
+    }
 }
 
 /// The container ID a stream goes to: the named (or only) container, which must be running.
