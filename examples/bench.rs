@@ -529,7 +529,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             "--debounce",
             &debounce,
             "--namespace",
-            NAMESPACE,
+            "review-system",
         ],
         &kubeconfig,
         &args.controller_log,
