@@ -79,8 +79,8 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod tls;
-pub mod wire;
 pub mod webhooks;
+pub mod wire;
 
 pub use cluster::{Config, DevCluster};
 pub use error::{ApiError, DevClusterError};
