@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let logs = std::env::temp_dir().join(format!("webhook-bench-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
     // Each component runs as the ServiceAccount it is deployed with.
-    process::apply_kinds(
+    apply_kinds(
         &client,
         "deploy/webhook.yaml",
         include_str!("../deploy/webhook.yaml"),
@@ -288,5 +288,15 @@ async fn main() -> anyhow::Result<()> {
         "delivery_to_running_p99_ms": percentile(&to_running, 0.99).round(),
     });
     println!("{report}");
+    Ok(())
+}
+
+/// Applies the objects of kinds `kinds` from the manifest `text` (a file of `deploy/`).
+async fn apply_kinds(client: &kube::Client, file: &str, text: &str, kinds: &[&str]) -> anyhow::Result<()> {
+    for object in review_operator::dev::manifests::documents(file, text)? {
+        if object.types.as_ref().is_some_and(|types| kinds.contains(&types.kind.as_str())) {
+            review_operator::dev::manifests::apply(client, file, &serde_yaml::to_string(&object)?).await?;
+        }
+    }
     Ok(())
 }

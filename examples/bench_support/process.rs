@@ -124,13 +124,3 @@ pub async fn deployed_identity(
     cluster.kubeconfig_for_token(&token, namespace, path)?;
     Ok(())
 }
-
-/// Applies the objects of kinds `kinds` from the manifest `text` (a file of `deploy/`).
-pub async fn apply_kinds(client: &kube::Client, file: &str, text: &str, kinds: &[&str]) -> anyhow::Result<()> {
-    for object in review_operator::dev::manifests::documents(file, text)? {
-        if object.types.as_ref().is_some_and(|types| kinds.contains(&types.kind.as_str())) {
-            review_operator::dev::manifests::apply(client, file, &serde_yaml::to_string(&object)?).await?;
-        }
-    }
-    Ok(())
-}

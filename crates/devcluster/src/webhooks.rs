@@ -469,7 +469,8 @@ mod tests {
         Hook { webhook, mutating: false, equivalent: None }
     }
 
-    fn request<'a>(user: &'a UserInfo, object: Option<&'a Value>) -> AdmissionRequest<'a> {
+    /// A create of ConfigMap `team-a/c` by `user`, for the tests here and of the reviews.
+    pub(crate) fn request<'a>(user: &'a UserInfo, object: Option<&'a Value>) -> AdmissionRequest<'a> {
         AdmissionRequest {
             operation: Operation::Create,
             user,

@@ -175,24 +175,7 @@ pub(crate) fn options(operation: Operation, dry_run: bool, field_manager: &str, 
 mod tests {
     use super::*;
     use crate::auth::UserInfo;
-
-    fn request<'a>(user: &'a UserInfo, object: Option<&'a Value>) -> AdmissionRequest<'a> {
-        AdmissionRequest {
-            operation: Operation::Create,
-            user,
-            group: "",
-            version: "v1",
-            resource: "configmaps",
-            kind: "ConfigMap",
-            subresource: None,
-            namespace: Some("team-a"),
-            name: "c",
-            object,
-            old_object: None,
-            dry_run: false,
-            body_kind: None,
-        }
-    }
+    use crate::webhooks::tests::request;
 
     fn answer(body: Value) -> Result<Answer, String> {
         Ok(Answer { status: 200, body: serde_json::to_vec(&body).unwrap() })
