@@ -337,7 +337,8 @@ async fn events_k8s_io_field_selectors_select_by_regarding_reason_type_and_contr
 }
 
 /// With `optionalOldSelf: true`, `oldSelf` is an optional: empty on create, the old value on
-/// update, and failures name the rule as the CRD wrote it.
+/// update, and failures name the rule as the CRD wrote it. `optMap`, which the CEL library parses
+/// but cannot evaluate, makes the CRD invalid instead of failing every object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_old_self_is_an_optional_on_create_and_update() {
     let cluster = support::cluster().await;
@@ -355,6 +356,19 @@ async fn optional_old_self_is_an_optional_on_create_and_update() {
     let client = cluster.client().unwrap();
     let json_body = [("content-type", "application/json")];
     let dials = "/apis/example.com/v1/namespaces/default/dials";
+    let mut with_opt_map = crd.clone();
+    with_opt_map["metadata"]["name"] = json!("knobs.example.com");
+    with_opt_map["spec"]["names"] = json!({"plural": "knobs", "singular": "knob", "kind": "Knob"});
+    with_opt_map["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+        json!([{"rule": "oldSelf.optMap(o, o.level).orValue(0) >= 0", "optionalOldSelf": true}]);
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let refused =
+        send_raw(&client, "POST", crds, &[("content-type", "application/json")], with_opt_map.to_string().into_bytes())
+            .await
+            .unwrap();
+    let message = refused.status(422, "Invalid");
+    assert!(message.contains("properties[spec].x-kubernetes-validations[0].rule"), "{message}");
+    assert!(message.contains("does not support optMap"), "{message}");
     install_crd(&client, &crd, dials).await;
     let dial = |level: i64| {
         json!({"apiVersion": "example.com/v1", "kind": "Dial", "metadata": {"name": "d"}, "spec": {"level": level}})

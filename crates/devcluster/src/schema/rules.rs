@@ -130,6 +130,22 @@ fn check_rule(rule: &Value, pointer: &str, causes: &mut Vec<Cause>) {
         let detail = format!("compilation failed: {}", compilation_detail(error));
         causes.push(fields::invalid(&field, &Value::String(bad), &detail));
     }
+    // Macros the CEL library parses but cannot evaluate would fail every object of the CRD: they
+    // are refused when the CRD is stored instead.
+    if let Some(unsupported) = unsupported_macro(text) {
+        let detail = format!("compilation failed: the dev cluster's CEL library does not support {unsupported}");
+        causes.push(fields::invalid(&format!("{pointer}.rule"), &Value::String(text.to_string()), &detail));
+    }
+}
+
+/// The optional-type macro `rule` calls that the CEL library does not evaluate, if any.
+fn unsupported_macro(rule: &str) -> Option<&'static str> {
+    static CALL: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\.(optMap|optFlatMap)\s*\(").expect("a valid pattern"));
+    CALL.captures(rule).and_then(|call| match call.get(1)?.as_str() {
+        "optMap" => Some("optMap"),
+        _ => Some("optFlatMap"),
+    })
 }
 
 fn compilation_detail(error: &kube_cel::CompilationError) -> String {
@@ -370,6 +386,14 @@ mod tests {
         assert_eq!(causes[2].field, "openAPIV3Schema.properties[spec].x-kubernetes-validations[2].rule");
         assert_eq!(causes[2].reason, "FieldValueRequired");
         assert_eq!(index.get("true").map(|i| i.node_type.as_str()), Some("object"));
+    }
+
+    #[test]
+    fn optional_macros_the_library_cannot_evaluate_are_named() {
+        assert_eq!(unsupported_macro("oldSelf.optMap(o, o.level).orValue(0) >= 0"), Some("optMap"));
+        assert_eq!(unsupported_macro("x.optFlatMap (v, optional.of(v))"), Some("optFlatMap"));
+        assert_eq!(unsupported_macro("oldSelf.orValue(self).level >= 0"), None);
+        assert_eq!(unsupported_macro("self.optMapping == 1"), None);
     }
 
     #[test]
