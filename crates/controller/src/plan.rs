@@ -815,7 +815,6 @@ impl<'a> Planner<'a> {
     fn new(observed: &'a ObservedReviewer, now: Timestamp) -> Self {
         let runs: Vec<&ReviewRun> = observed.runs.iter().filter(|run| run.spec.reviewer == observed.name).collect();
         let (runs, uncertainties, history) = ordered_history(runs);
-        let plan = Decisions::default();
         let mut conflicts: BTreeMap<usize, String> =
             history.conflicts.into_iter().map(|conflict| (conflict.index, conflict.message)).collect();
         let runs = runs
@@ -835,7 +834,7 @@ impl<'a> Planner<'a> {
                 RunState { standing, uncertainty, conflict, ..RunState::new(run, desired) }
             })
             .collect();
-        Self { observed, now, runs, plan, deadlines: Vec::new(), first_status_waits: false }
+        Self { observed, now, runs, plan: Decisions::default(), deadlines: Vec::new(), first_status_waits: false }
     }
 
     fn now_ms(&self) -> i64 {

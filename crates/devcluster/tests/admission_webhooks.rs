@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
 use devcluster::DevCluster;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -185,6 +185,14 @@ async fn register(cluster: &DevCluster, kind: &str, name: &str, webhooks: Vec<Va
         "webhooks": webhooks,
     });
     support::kubectl_with(cluster, &["apply", "-f", "-"], Some(&manifest.to_string()), &[]).await.ok();
+}
+
+/// A pod of one busybox container, which the dev cluster runs as a local process.
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(
+        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .unwrap()
 }
 
 fn config_map(name: &str, labels: Value) -> ConfigMap {
@@ -501,11 +509,7 @@ async fn a_rule_naming_pods_status_sees_status_writes_only() {
     )
     .await;
     let pods = support::pods(&cluster);
-    let pod = serde_json::from_value(
-        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
-    )
-    .unwrap();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
+    pods.create(&PostParams::default(), &pod("p")).await.unwrap();
     assert!(hook.reviews("status").is_empty(), "a pod create is not a status write");
     let patch = json!({"status": {"phase": "Running"}});
     pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
@@ -785,11 +789,7 @@ async fn evictions_and_token_requests_are_sent_with_their_own_kinds() {
     )
     .await;
     let pods = support::pods(&cluster);
-    let pod = serde_json::from_value(
-        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
-    )
-    .unwrap();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
+    pods.create(&PostParams::default(), &pod("p")).await.unwrap();
     let status = status_of(pods.evict("p", &kube::api::EvictParams::default()).await);
     assert_eq!(
         (status.code, status.message.as_str()),
