@@ -311,8 +311,9 @@ async fn readyz_waits_for_the_embedder_when_asked_to() {
     assert_eq!(readyz().await.unwrap(), "ok");
 }
 
-/// Patches that do not name a resourceVersion apply to the latest version, however many race:
-/// a real API server retries them on a conflict instead of answering 409.
+/// Patches and server-side applies that do not name a resourceVersion apply to the latest
+/// version, however many race: a real API server retries them on a conflict instead of
+/// answering 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_patches_without_a_resource_version_all_land() {
     let cluster = support::cluster().await;
@@ -321,26 +322,36 @@ async fn concurrent_patches_without_a_resource_version_all_land() {
     let map =
         ConfigMap { metadata: ObjectMeta { name: Some("shared".into()), ..Default::default() }, ..Default::default() };
     maps.create(&PostParams::default(), &map).await.unwrap();
-    let patches = (0..24).map(|i| {
+    let patches = (0..36).map(|i| {
         let maps = maps.clone();
         async move {
-            let patch = match i % 2 {
-                0 => kube::api::Patch::Merge(serde_json::json!({"data": {format!("k{i}"): "v"}})),
-                _ => kube::api::Patch::Json(
-                    serde_json::from_value(
-                        serde_json::json!([{"op": "add", "path": format!("/metadata/labels"), "value": {}}]),
-                    )
-                    .unwrap(),
+            let (patch, params) = match i % 3 {
+                0 => (kube::api::Patch::Merge(serde_json::json!({"data": {format!("k{i}"): "v"}})), Default::default()),
+                1 => (
+                    kube::api::Patch::Json(
+                        serde_json::from_value(
+                            serde_json::json!([{"op": "add", "path": format!("/metadata/labels"), "value": {}}]),
+                        )
+                        .unwrap(),
+                    ),
+                    Default::default(),
+                ),
+                _ => (
+                    kube::api::Patch::Apply(serde_json::json!({
+                        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"},
+                        "data": {format!("k{i}"): "v"},
+                    })),
+                    kube::api::PatchParams::apply(&format!("applier-{i}")),
                 ),
             };
-            maps.patch("shared", &kube::api::PatchParams::default(), &patch).await
+            maps.patch("shared", &params, &patch).await
         }
     });
     for result in futures::future::join_all(patches).await {
         result.expect("a patch without a resourceVersion is not refused for a conflict");
     }
     let data = maps.get("shared").await.unwrap().data.unwrap_or_default();
-    assert_eq!(data.len(), 12, "every merge patch landed: {data:?}");
+    assert_eq!(data.len(), 24, "every merge patch and server-side apply landed: {data:?}");
     // A patch naming a stale resourceVersion is still refused.
     let stale = kube::api::Patch::Merge(serde_json::json!({"metadata": {"resourceVersion": "1"}, "data": {"x": "y"}}));
     let err = maps.patch("shared", &kube::api::PatchParams::default(), &stale).await.unwrap_err();

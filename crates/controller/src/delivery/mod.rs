@@ -20,7 +20,7 @@ pub mod target;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -36,6 +36,8 @@ use tracing::Instrument;
 
 use crate::api::{Delivery, DeliveryState, GROUP, ReviewRun, VERSION};
 use crate::events::EventQueue;
+use crate::executor::numeric;
+use crate::freshness::CACHE_WAIT_LIMIT;
 use crate::metrics::{DeliveryLabels, Metrics};
 use execute::{StepContext, execute};
 use github::{GitHub, GitHubAuth, GitHubError};
@@ -84,6 +86,8 @@ struct Context {
     /// Failed attempts per run UID since this process started, for back-off
     /// and `delivery.attempts`.
     attempts: Mutex<HashMap<String, i64>>,
+    /// The version of each run's last delivery record, per run UID.
+    recorded: RecordedVersions,
 }
 
 impl Context {
@@ -113,6 +117,7 @@ pub async fn run(
         metrics,
         events,
         attempts: Mutex::new(HashMap::new()),
+        recorded: RecordedVersions::default(),
     });
     tracing::info!(api = %settings.api_url, %host, app = context.github.is_app(), "delivery to GitHub starting");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -148,6 +153,11 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
     );
     async move {
         let Some(target) = target::target(&run, &context.host) else { return Ok(Action::await_change()) };
+        let uid = run.uid().unwrap_or_default();
+        if let Some(wait) = context.recorded.unseen(&uid, run.resource_version().as_deref(), Instant::now()) {
+            tracing::debug!(?wait, "the store has not shown the last delivery record yet");
+            return Ok(Action::requeue(wait));
+        }
         let newer_sha = run.status.as_ref().and_then(|s| s.superseded_by.as_deref()).and_then(|newer| {
             let key = ObjectRef::<ReviewRun>::new(newer).within(&run.namespace().unwrap_or_default());
             context.runs.get(&key).map(|newer| newer.spec.pull_request.head_sha.clone())
@@ -156,7 +166,6 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
         if step == DeliveryStep::Wait {
             return Ok(Action::await_change());
         }
-        let uid = run.uid().unwrap_or_default();
         let step_context = StepContext {
             github: &context.github,
             run: &run,
@@ -227,7 +236,7 @@ async fn deliver(run: Arc<ReviewRun>, context: Arc<Context>) -> Result<Action, D
 }
 
 /// Writes `status.delivery` with server-side apply under [`FIELD_MANAGER`],
-/// which owns that field alone.
+/// which owns that field alone, and remembers the version it made.
 async fn record(context: &Context, run: &ReviewRun, delivery: &Delivery) -> Result<(), DeliveryError> {
     let name = run.name_any();
     let api: Api<ReviewRun> = Api::namespaced(context.client.clone(), &run.namespace().unwrap_or_default());
@@ -238,10 +247,48 @@ async fn record(context: &Context, run: &ReviewRun, delivery: &Delivery) -> Resu
         "status": {"delivery": delivery},
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&name, &params, &Patch::Apply(&body))
+    let recorded = api
+        .patch_status(&name, &params, &Patch::Apply(&body))
         .await
-        .map(|_| ())
-        .map_err(|source| DeliveryError::Record { run: name, source })
+        .map_err(|source| DeliveryError::Record { run: name, source })?;
+    context.recorded.written(&run.uid().unwrap_or_default(), recorded.resource_version().as_deref(), Instant::now());
+    Ok(())
+}
+
+/// Keeps delivery from planning on a run older than its own last record.
+///
+/// The patch's answer comes before the watch event that brings the record
+/// into the store, and any change of the run in between (the reconciler's
+/// status writes) triggers a reconcile on a copy without it, which would
+/// post the step again. Versions are compared as numbers, as the
+/// reconciler's cache wait compares them; a version that is not a number
+/// is not waited for, and no wait outlasts [`CACHE_WAIT_LIMIT`].
+#[derive(Debug, Default)]
+struct RecordedVersions(Mutex<HashMap<String, (u64, Instant)>>);
+
+impl RecordedVersions {
+    fn written(&self, uid: &str, version: Option<&str>, now: Instant) {
+        let version = version.map_or(0, numeric);
+        if let Ok(mut all) = self.0.lock() {
+            all.retain(|_, (_, at)| now.duration_since(*at) < CACHE_WAIT_LIMIT);
+            if version > 0 {
+                all.insert(uid.to_owned(), (version, now));
+            }
+        }
+    }
+
+    /// How long to wait when the run in hand is older than its last record;
+    /// forgets the record once it has been seen or waited for long enough.
+    fn unseen(&self, uid: &str, version: Option<&str>, now: Instant) -> Option<Duration> {
+        let mut all = self.0.lock().ok()?;
+        let (written, at) = *all.get(uid)?;
+        let waited = now.duration_since(at);
+        if version.map_or(0, numeric) >= written || waited >= CACHE_WAIT_LIMIT {
+            all.remove(uid);
+            return None;
+        }
+        Some(CACHE_WAIT_LIMIT - waited)
+    }
 }
 
 fn back_off(attempts: i64) -> Duration {
@@ -258,6 +305,24 @@ fn retry_policy(_run: Arc<ReviewRun>, error: &DeliveryError, _context: Arc<Conte
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_older_than_its_last_record_waits_until_the_record_is_seen_or_too_long() {
+        let recorded = RecordedVersions::default();
+        let start = Instant::now();
+        assert_eq!(recorded.unseen("u", Some("5"), start), None, "nothing recorded");
+        recorded.written("u", Some("10"), start);
+        let later = start + Duration::from_secs(3);
+        assert_eq!(recorded.unseen("u", Some("9"), later), Some(CACHE_WAIT_LIMIT - Duration::from_secs(3)));
+        assert_eq!(recorded.unseen("other", Some("9"), later), None, "per run");
+        assert_eq!(recorded.unseen("u", Some("10"), later), None, "seen");
+        assert_eq!(recorded.unseen("u", Some("9"), later), None, "forgotten once seen");
+
+        recorded.written("u", Some("20"), start);
+        assert_eq!(recorded.unseen("u", Some("19"), start + CACHE_WAIT_LIMIT), None, "waited long enough");
+        recorded.written("u", Some("not-a-number"), start);
+        assert_eq!(recorded.unseen("u", Some("1"), start), None, "opaque versions are not waited for");
+    }
 
     #[test]
     fn back_off_doubles_up_to_five_minutes() {

@@ -958,7 +958,7 @@ impl ApiServer {
             self.check_namespace(info, namespace, &mut body, false)?;
             let record_ctx = ctx;
             match self.replace_patched(info, &key, &old, body, subresource, expected, patch_type, record_ctx) {
-                Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned && patch_type != PatchType::Apply => {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned => {
                     last_conflict = Some(e);
                 }
                 other => return other,
