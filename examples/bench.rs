@@ -319,6 +319,7 @@ fn new_run(name: &str, reviewer: &str, pr: &str, head_sha: &str) -> ReviewRun {
             pull_request: PullRequest::new(pr, head_sha),
             cancel_requested: false,
             timeout: "1h".into(),
+            ttl_seconds_after_finished: None,
         },
     );
     run.metadata.labels = Some(labels::run_labels(reviewer, pr));

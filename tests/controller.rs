@@ -700,6 +700,7 @@ impl Harness {
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         );
         self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created")
@@ -898,6 +899,7 @@ async fn lineage_and_the_recorded_revision_are_checked_by_the_api_server() {
             },
             cancel_requested: false,
             timeout: "1h".into(),
+            ttl_seconds_after_finished: None,
         },
     );
     let err = h.runs().create(&PostParams::default(), &run).await.unwrap_err();
@@ -914,4 +916,55 @@ async fn lineage_and_the_recorded_revision_are_checked_by_the_api_server() {
     let remove = json!({"status": {"creationRevision": null}});
     let err = h.runs().patch_status("r1", &params, &Patch::Merge(&remove)).await.unwrap_err();
     assert!(err.to_string().contains("status.creationRevision is final once set"), "{err}");
+}
+
+/// A Reviewer whose finished runs go one second after they finish: the superseded run is
+/// deleted, the run that made the head stays with the superseded commit recorded, and a replay
+/// of the deleted run's push is still late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_past_their_ttl_are_deleted_and_their_pushes_still_count() {
+    let h = Harness::new().await;
+    let controller = RunningController::start(h.client.clone());
+    let mut reviewer = Reviewer::new(
+        REVIEWER,
+        review_operator::api::ReviewerSpec::new("w1", review_operator::api::AgentSpec::new("ghcr.io/acme/reviewer:1")),
+    );
+    reviewer.spec.run_ttl_seconds_after_finished = Some(1);
+    h.reviewers().create(&PostParams::default(), &reviewer).await.expect("Reviewer created");
+
+    h.create_run("pr1-01", PR1, SHA_A).await;
+    h.wait_running("pr1-01", 1).await;
+    let mut push = PullRequest::new(PR1, SHA_B);
+    push.previous_head_sha = Some(SHA_A.into());
+    let spec = ReviewRunSpec {
+        reviewer: REVIEWER.into(),
+        pull_request: push,
+        cancel_requested: false,
+        timeout: "1h".into(),
+        ttl_seconds_after_finished: None,
+    };
+    h.runs().create(&PostParams::default(), &ReviewRun::new("pr1-02", spec)).await.expect("run created");
+    h.wait_failed("pr1-01", RunReason::Superseded).await;
+    h.wait_running("pr1-02", 2).await;
+    h.submit("pr1-02", "Approved").await.expect("verdict accepted");
+
+    let gone = |name: &'static str| {
+        let runs = h.runs();
+        async move { matches!(runs.get_opt(name).await, Ok(None)).then_some(()) }
+    };
+    support::eventually("the superseded run to be deleted after its TTL", || gone("pr1-01")).await;
+    let head = h.runs().get("pr1-02").await.expect("the run that made the head stays");
+    assert_eq!(head.phase(), RunPhase::Succeeded);
+    assert_eq!(head.status.as_ref().unwrap().replaced_shas, [SHA_A]);
+
+    // A replayed webhook for the deleted run's commit.
+    h.create_run("pr1-03", PR1, SHA_A).await;
+    let late = h.wait_failed("pr1-03", RunReason::Superseded).await;
+    assert_eq!(superseded_by(&late), Some("pr1-02"));
+    support::eventually("the late run to be deleted after its TTL", || gone("pr1-03")).await;
+    let head = h.runs().get("pr1-02").await.expect("still kept");
+    assert_eq!(head.status.as_ref().unwrap().replaced_shas, [SHA_A]);
+    let status = status_of(&h.reviewers().get(REVIEWER).await.unwrap());
+    assert_eq!(status.restarts, 1, "deleting finished runs restarts nothing");
+    assert_eq!(controller.metrics.runs_expired.get(), 2);
 }

@@ -156,7 +156,13 @@ impl E2e {
     async fn trigger_pull_request(&self, name: &str, reviewer: &str, pull_request: PullRequest) {
         let run = ReviewRun::new(
             name,
-            ReviewRunSpec { reviewer: reviewer.into(), pull_request, cancel_requested: false, timeout: "10m".into() },
+            ReviewRunSpec {
+                reviewer: reviewer.into(),
+                pull_request,
+                cancel_requested: false,
+                timeout: "10m".into(),
+                ttl_seconds_after_finished: None,
+            },
         );
         self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created");
     }

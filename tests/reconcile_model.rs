@@ -229,6 +229,7 @@ impl<'a> Scenario<'a> {
                 pull_request: spec,
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         );
         self.h.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created");

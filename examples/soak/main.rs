@@ -449,7 +449,13 @@ impl Soak {
         pull_request.previous_head_sha = previous.map(str::to_owned);
         let run = ReviewRun::new(
             &name,
-            ReviewRunSpec { reviewer, pull_request, cancel_requested: false, timeout: "10m".into() },
+            ReviewRunSpec {
+                reviewer,
+                pull_request,
+                cancel_requested: false,
+                timeout: "10m".into(),
+                ttl_seconds_after_finished: None,
+            },
         );
         self.runs_api().create(&PostParams::default(), &run).await.context("creating a run")?;
         self.acknowledged(&name);

@@ -131,6 +131,7 @@ async fn push(
             },
             cancel_requested: false,
             timeout: "10m".into(),
+            ttl_seconds_after_finished: None,
         },
     );
     match runs.create(&PostParams::default(), &run).await {

@@ -104,6 +104,7 @@ mod tests {
                 },
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         );
         run.status = status;

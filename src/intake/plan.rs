@@ -129,6 +129,7 @@ impl Push {
                 },
                 cancel_requested: false,
                 timeout: "1h".to_owned(),
+                ttl_seconds_after_finished: None,
             },
             status: None,
         }

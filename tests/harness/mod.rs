@@ -199,6 +199,7 @@ impl Harness {
                 pull_request: PullRequest::new(pr, sha),
                 cancel_requested: false,
                 timeout: timeout.into(),
+                ttl_seconds_after_finished: None,
             },
         );
         self.runs().create(&PostParams::default(), &run).await.expect("ReviewRun created")

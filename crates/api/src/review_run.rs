@@ -77,6 +77,16 @@ pub struct ReviewRunSpec {
     #[serde(default = "default_timeout")]
     #[schemars(regex(pattern = r"^([0-9]+(h|m|s|ms))+$"), length(max = 32))]
     pub timeout: String,
+    /// Seconds after the run finished (`status.completionTime`) that the
+    /// controller deletes it, as for a Job. Without it the Reviewer's
+    /// `spec.runTtlSecondsAfterFinished` applies, and without that the run is
+    /// kept until deleted. Whatever the TTL, the run that made its pull
+    /// request's head SHA the head is kept, and so is a run whose GitHub
+    /// delivery is still pending; the commits a deleted run knew to be
+    /// replaced are recorded in the kept run's `status.replacedShas` first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i64>,
 }
 
 fn default_timeout() -> String {
@@ -235,6 +245,12 @@ pub struct ReviewRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub creation_revision: Option<String>,
+    /// Commits the pull request's head had moved past before this run made
+    /// its SHA the head, kept from runs the controller deleted after their
+    /// TTL: a later run for one of them is late, as it was while those runs
+    /// existed. Written by the controller; only ever grows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_shas: Vec<String>,
     /// What the operator wrote to GitHub for this run, when delivery is on.
     /// Written by the delivery loop alone (its own field manager).
     #[serde(default, skip_serializing_if = "Option::is_none")]

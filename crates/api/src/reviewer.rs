@@ -62,6 +62,12 @@ pub struct ReviewerSpec {
     /// controller keeps. Default: the last 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcripts: Option<TranscriptRetention>,
+    /// The default `spec.ttlSecondsAfterFinished` of this Reviewer's runs:
+    /// seconds after a run finished that the controller deletes it. Without
+    /// it (and without the run's own), finished runs are kept until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_ttl_seconds_after_finished: Option<i64>,
 }
 
 /// Retention of a Reviewer's transcripts.
@@ -94,6 +100,7 @@ impl ReviewerSpec {
             r#match: None,
             workspace: None,
             transcripts: None,
+            run_ttl_seconds_after_finished: None,
         }
     }
 

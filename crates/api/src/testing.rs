@@ -42,6 +42,7 @@ pub fn new_run(name: &str, pr: &str, sha: &str, created: i64) -> ReviewRun {
             pull_request: PullRequest::new(pr, sha),
             cancel_requested: false,
             timeout: "1h".into(),
+            ttl_seconds_after_finished: None,
         },
     );
     run.metadata = ObjectMeta {

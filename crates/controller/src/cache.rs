@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 
-use crate::api::{ANNOTATION_CANCEL_REASON, ReviewRun};
+use crate::api::{ANNOTATION_CANCEL_REASON, Delivery, ReviewRun};
 
 /// Drops the field sets of `managedFields`, the larger part of most
 /// objects. Who wrote an object, and when, stays where it is read.
@@ -21,12 +21,17 @@ pub fn trim_managed_fields<K: Resource>(object: &mut K) {
 /// has a status they are never read again. Of the annotations only the
 /// cancel reason is read (`kubectl apply`, for one, keeps a whole copy of the
 /// object in another). The delivery record is the delivery loop's, which
-/// watches runs on its own.
+/// watches runs on its own; the planner only asks whether it is still
+/// under way (a finished run is not deleted then), so only that is kept.
 pub fn trim_run(run: &mut ReviewRun) {
     trim_managed_fields(run);
     if let Some(status) = run.status.as_mut() {
         run.metadata.managed_fields = None;
-        status.delivery = None;
+        status.delivery = status
+            .delivery
+            .take()
+            .filter(|delivery| !delivery.state.is_final())
+            .map(|delivery| Delivery::new(delivery.state));
     }
     if let Some(annotations) = run.metadata.annotations.as_mut() {
         annotations.retain(|key, _| key == ANNOTATION_CANCEL_REASON);
@@ -78,18 +83,27 @@ mod tests {
     }
 
     #[test]
-    fn a_run_with_a_status_keeps_no_managed_fields_nor_delivery_record() {
+    fn a_run_with_a_status_keeps_no_managed_fields_and_of_its_delivery_only_that_it_is_under_way() {
         let mut run = new_run("r1", PR1, SHA_A, 0);
         run.metadata.managed_fields = Some(vec![written_by("bot"), written_by("review-operator")]);
+        let delivery =
+            |state| Delivery { check_run_id: Some(7), message: Some("posted".into()), ..Delivery::new(state) };
         run.status = Some(ReviewRunStatus {
             phase: Some(RunPhase::Running),
-            delivery: Some(Delivery::new(DeliveryState::Pending)),
+            delivery: Some(delivery(DeliveryState::Pending)),
             ..ReviewRunStatus::default()
         });
         trim_run(&mut run);
         assert_eq!(run.metadata.managed_fields, None);
-        let status = run.status.unwrap();
-        assert_eq!((status.phase, status.delivery), (Some(RunPhase::Running), None));
+        let status = run.status.clone().unwrap();
+        assert_eq!(
+            (status.phase, status.delivery),
+            (Some(RunPhase::Running), Some(Delivery::new(DeliveryState::Pending)))
+        );
+
+        run.status.as_mut().unwrap().delivery = Some(delivery(DeliveryState::Delivered));
+        trim_run(&mut run);
+        assert_eq!(run.status.unwrap().delivery, None, "a final delivery is not kept");
     }
 
     #[test]

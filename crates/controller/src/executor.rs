@@ -31,7 +31,7 @@ use super::AgentLaunch;
 use super::events::EventQueue;
 use super::plan::{
     ApiErrorClass, EventKind, EventObject, LaunchError, ObservedPod, ObservedReviewer, PlannedEvent, PodDeletion,
-    PodLaunch, PodOperation, ReviewerPlan, RunChange, RunLabels, RunUpdate, Step,
+    PodLaunch, PodOperation, ReviewerPlan, RunChange, RunDeletion, RunLabels, RunUpdate, Step,
 };
 use super::pod::reviewer_pod;
 use crate::api::{FINALIZER, GROUP, ReviewRun, ReviewRunStatus, Reviewer, ReviewerStatus, VERSION};
@@ -101,6 +101,8 @@ impl WriteMarks {
 pub struct Answers {
     /// Every run as its latest write returned it.
     runs: BTreeMap<String, ReviewRun>,
+    /// Runs deleted (or found gone).
+    runs_deleted: Vec<String>,
     /// The Reviewer as its latest write returned it.
     reviewer: Option<Reviewer>,
     /// Pods deleted, with the pod the API returned while it terminates.
@@ -123,6 +125,7 @@ impl Answers {
     /// `observed` with every object written as the API returned it.
     pub fn applied_to(&self, observed: &ObservedReviewer) -> ObservedReviewer {
         let mut after = observed.clone();
+        after.runs.retain(|run| !run.metadata.name.as_ref().is_some_and(|name| self.runs_deleted.contains(name)));
         for run in &mut after.runs {
             if let Some(written) = run.metadata.name.as_ref().and_then(|name| self.runs.get(name)) {
                 *run = written.clone();
@@ -214,6 +217,7 @@ impl Execution<'_> {
             Step::AddFinalizer => self.patch_finalizers(true).await,
             Step::WriteRunStatuses(updates) => self.write_run_statuses(updates).await,
             Step::LabelRuns(labels) => self.write_run_labels(labels).await,
+            Step::DeleteRuns(deletions) => self.delete_runs(deletions).await,
             Step::WriteReviewerStatus(status) => self.write_reviewer_status(status).await,
             Step::DeletePod(deletion) => self.delete_pod(deletion).await.map_err(StepError::Pod),
             Step::CreatePod(launch) => self.create_pod(launch).await.map_err(StepError::Pod),
@@ -289,6 +293,47 @@ impl Execution<'_> {
             .collect();
         let results: Vec<_> = stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).collect().await;
         self.record_runs(results)
+    }
+
+    /// Deletes expired runs with a UID precondition: 404 (already gone) and
+    /// 409 (the name now belongs to a newer run) count as done.
+    async fn delete_runs(&mut self, deletions: &[RunDeletion]) -> Result<(), StepError> {
+        let api = self.runs();
+        let metrics = self.executor.metrics;
+        let deletes: Vec<_> = deletions
+            .iter()
+            .map(|deletion| {
+                let api = &api;
+                async move {
+                    let params = DeleteParams {
+                        preconditions: Some(Preconditions { uid: Some(deletion.uid.clone()), resource_version: None }),
+                        ..DeleteParams::default()
+                    };
+                    match api.delete(&deletion.name, &params).await {
+                        Ok(_) => {
+                            metrics.runs_expired.inc();
+                            tracing::info!(run = %deletion.name, "expired run deleted");
+                            Ok(deletion.name.clone())
+                        }
+                        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 409 => {
+                            Ok(deletion.name.clone())
+                        }
+                        Err(source) => Err(api_error("delete", &format!("ReviewRun {}", deletion.name), source)),
+                    }
+                }
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(deletes).buffer_unordered(CONCURRENT_WRITES).collect().await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(name) => self.answers.runs_deleted.push(name),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Records every run written; the first error, if any.

@@ -221,6 +221,7 @@ mod tests {
                 pull_request: PullRequest::new("https://github.com/o/r/pull/1", "abcdef0"),
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         );
         run.metadata.namespace = Some(namespace.into());

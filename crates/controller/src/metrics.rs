@@ -51,6 +51,8 @@ pub struct Metrics {
     pub restarts: Family<RestartLabels, Counter>,
     pub duplicate_runs: Counter,
     pub late_runs: Counter,
+    /// Finished runs deleted after their TTL.
+    pub runs_expired: Counter,
     /// Seconds from a superseding run's creation to the fresh pod's creation.
     pub supersede_to_restart: Histogram,
     pub queue_depth: Family<ReviewerLabels, Gauge>,
@@ -87,6 +89,8 @@ impl Default for Metrics {
         registry.register("duplicate_runs", "Runs failed as duplicates of a covering run", duplicate_runs.clone());
         let late_runs = Counter::default();
         registry.register("late_runs", "Runs created for an already superseded SHA", late_runs.clone());
+        let runs_expired = Counter::default();
+        registry.register("runs_expired", "Finished runs deleted after their TTL", runs_expired.clone());
         let supersede_to_restart = Histogram::new(latency_buckets());
         registry.register(
             "supersede_to_restart_seconds",
@@ -130,6 +134,7 @@ impl Default for Metrics {
             restarts,
             duplicate_runs,
             late_runs,
+            runs_expired,
             supersede_to_restart,
             queue_depth,
             events_dropped,

@@ -11,14 +11,16 @@
 //! 2. write the run statuses ([`Step::WriteRunStatuses`]), which record
 //!    a new run's creation `resourceVersion` before anything else changes it;
 //! 3. merge the run labels ([`Step::LabelRuns`]);
-//! 4. write the Reviewer status ([`Step::WriteReviewerStatus`]), which
+//! 4. delete expired runs ([`Step::DeleteRuns`]), after the statuses that
+//!    record what they told of their pull requests' histories;
+//! 5. write the Reviewer status ([`Step::WriteReviewerStatus`]), which
 //!    records the incarnation about to be created before creating it;
-//! 5. delete pods with a UID precondition ([`Step::DeletePod`]);
+//! 6. delete pods with a UID precondition ([`Step::DeletePod`]);
 //!    404 means done;
-//! 6. create the pod ([`Step::CreatePod`]); 409 AlreadyExists
+//! 7. create the pod ([`Step::CreatePod`]); 409 AlreadyExists
 //!    means done, because pod names are derived from the incarnation;
-//! 7. remove the finalizer ([`Step::RemoveFinalizer`]);
-//! 8. emit the events ([`Step::EmitEvents`]); the reconcile then requeues
+//! 8. remove the finalizer ([`Step::RemoveFinalizer`]);
+//! 9. emit the events ([`Step::EmitEvents`]); the reconcile then requeues
 //!    after [`ReviewerPlan::requeue_after`].
 //!
 //! The executor runs the steps in order and stops at the first that fails.
@@ -76,6 +78,12 @@
 //!   wait, Pending, with `Succeeded=Unknown` (ReviewerNotFound).
 //! - **Tear down.** A Reviewer being deleted fails its unfinished runs,
 //!   deletes its pods, then removes its finalizer.
+//! - **Expire finished runs.** A run finished for longer than its
+//!   `spec.ttlSecondsAfterFinished` (or its Reviewer's
+//!   `spec.runTtlSecondsAfterFinished`) is deleted, unless its delivery to
+//!   GitHub is under way or its pull request's history needs it
+//!   ([`prune`](crate::api::history::prune)): one run per pull request
+//!   stays, with the commits the deleted ones told of recorded first.
 
 #[cfg(test)]
 mod model;
@@ -93,7 +101,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{self, DesiredCondition};
 use crate::api::history::heads::Standing;
-use crate::api::history::{order, ordered_history};
+use crate::api::history::{order, ordered_history, prune};
 use crate::api::{
     ANNOTATION_CANCEL_REASON, Assignment, CONDITION_CURRENT, CONDITION_DEGRADED, CONDITION_ORDERED, CONDITION_READY,
     CONDITION_SUCCEEDED, CrashBackOff, FINALIZER, LastRestart, PodReference, REASON_REVIEWER_NOT_FOUND, RestartReason,
@@ -302,6 +310,10 @@ pub enum Step {
     WriteRunStatuses(Vec<RunUpdate>),
     /// Merge these labels into the runs' metadata.
     LabelRuns(Vec<RunLabels>),
+    /// Delete these finished runs, each with a UID precondition; 404 means
+    /// done. Only after the run statuses that record what they told of
+    /// their pull requests' histories.
+    DeleteRuns(Vec<RunDeletion>),
     /// Write the Reviewer status (the whole status).
     WriteReviewerStatus(ReviewerStatus),
     /// Delete a pod with a UID precondition; 404 means done.
@@ -322,6 +334,7 @@ impl Step {
             Self::AddFinalizer => "add finalizer",
             Self::WriteRunStatuses(_) => "write run statuses",
             Self::LabelRuns(_) => "label runs",
+            Self::DeleteRuns(_) => "delete expired runs",
             Self::WriteReviewerStatus(_) => "write reviewer status",
             Self::DeletePod(_) => "delete pod",
             Self::CreatePod(_) => "create pod",
@@ -386,6 +399,18 @@ impl ReviewerPlan {
             .collect()
     }
 
+    /// The runs the plan deletes.
+    pub fn run_deletions(&self) -> Vec<&RunDeletion> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::DeleteRuns(deletions) => Some(deletions),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// The pod the plan creates, if any.
     pub fn pod_creation(&self) -> Option<&PodLaunch> {
         self.steps.iter().find_map(|step| match step {
@@ -425,6 +450,7 @@ struct Decisions {
     finalizer: FinalizerChange,
     run_labels: Vec<RunLabels>,
     run_updates: Vec<RunUpdate>,
+    run_deletions: Vec<RunDeletion>,
     deferred_updates: Vec<RunUpdate>,
     reviewer_status: Option<ReviewerStatus>,
     pod_deletions: Vec<PodDeletion>,
@@ -447,6 +473,9 @@ impl Decisions {
         }
         if !self.run_labels.is_empty() {
             steps.push(Step::LabelRuns(self.run_labels));
+        }
+        if !self.run_deletions.is_empty() {
+            steps.push(Step::DeleteRuns(self.run_deletions));
         }
         steps.extend(self.reviewer_status.map(Step::WriteReviewerStatus));
         steps.extend(self.pod_deletions.into_iter().map(Step::DeletePod));
@@ -513,6 +542,14 @@ pub enum RunChange {
     ReviewerNotFound,
     /// Bookkeeping only: conditions, short SHA, completion time, generation.
     Refreshed,
+}
+
+/// A finished run to delete, its TTL after completion passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDeletion {
+    pub name: String,
+    /// Delete only this run, not a newer one with the same name.
+    pub uid: String,
 }
 
 /// A pod to delete.
@@ -1095,6 +1132,47 @@ impl<'a> Planner<'a> {
         if reviewer.status.as_ref() != Some(&status) {
             self.plan.reviewer_status = Some(status);
         }
+        self.expire_finished_runs(reviewer);
+    }
+
+    /// The rule *expire finished runs*.
+    fn expire_finished_runs(&mut self, reviewer: &Reviewer) {
+        let now_ms = self.now_ms();
+        let mut deadlines = Vec::new();
+        let expired: BTreeMap<&str, bool> = self
+            .runs
+            .iter()
+            .map(|state| {
+                let expiry = expiry_ms(state.run, reviewer).filter(|_| state.change.is_none());
+                if let Some(expiry) = expiry.filter(|&expiry| expiry > now_ms) {
+                    deadlines.push(expiry);
+                }
+                (state.name.as_str(), expiry.is_some_and(|expiry| expiry <= now_ms))
+            })
+            .collect();
+        let runs: Vec<&ReviewRun> = self.runs.iter().map(|state| state.run).collect();
+        let standings: Vec<Standing> = self.runs.iter().map(|state| state.standing.clone()).collect();
+        let pruning = prune::plan_pruning(&runs, &standings, |run| {
+            run.metadata.name.as_deref().is_some_and(|name| expired.get(name).copied().unwrap_or(false))
+        });
+        // A record goes with this plan's status writes only to a run that
+        // has a status: a first status may be deferred to the pod's start,
+        // and deleting before the record is written would lose the pushes.
+        let mut waiting: Vec<&str> = Vec::new();
+        for (kept, replaced) in pruning.records {
+            if kept.status.is_none() {
+                waiting.push(&kept.spec.pull_request.url);
+            } else if let Some(state) = self.runs.iter_mut().find(|state| std::ptr::eq(state.run, kept)) {
+                state.desired.replaced_shas = replaced;
+            }
+        }
+        self.plan.run_deletions = pruning
+            .deletions
+            .into_iter()
+            .filter(|run| !waiting.contains(&run.spec.pull_request.url.as_str()))
+            .filter_map(|run| Some(RunDeletion { name: run.metadata.name.clone()?, uid: run.metadata.uid.clone()? }))
+            .collect();
+        self.deadlines.extend(deadlines);
     }
 
     /// The rule *launch deadline* for a live pod that has not started: runs
@@ -1456,6 +1534,20 @@ fn back_off_delay_ms(failures: i64) -> i64 {
 /// When the wait of `back_off` began: its next launch less its delay.
 fn back_off_start(back_off: &CrashBackOff) -> i64 {
     back_off.next_launch.0.as_millisecond().saturating_sub(back_off_delay_ms(back_off.failures))
+}
+
+/// When a finished run may be deleted: its completion time plus its TTL
+/// (its own, else its Reviewer's). `None` while it is unfinished, has no
+/// TTL, or its delivery to GitHub is under way (a run deleted then would
+/// leave its verdict unposted).
+fn expiry_ms(run: &ReviewRun, reviewer: &Reviewer) -> Option<i64> {
+    let status = run.status.as_ref()?;
+    if !status.phase?.is_terminal() || status.delivery.as_ref().is_some_and(|d| !d.state.is_final()) {
+        return None;
+    }
+    let ttl = run.spec.ttl_seconds_after_finished.or(reviewer.spec.run_ttl_seconds_after_finished)?;
+    let completed = status.completion_time.as_ref()?.0.as_millisecond();
+    Some(completed.saturating_add(ttl.max(0).saturating_mul(1000)))
 }
 
 /// `spec.launchDeadline` in milliseconds; the schema enforces the pattern,

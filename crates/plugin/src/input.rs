@@ -132,6 +132,7 @@ pub fn trigger_run(request: &TriggerRequest, plan: &TriggerPlan, namespace: &str
             },
             cancel_requested: false,
             timeout: "1h".to_owned(),
+            ttl_seconds_after_finished: None,
         },
         status: None,
     }

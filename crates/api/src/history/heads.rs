@@ -27,6 +27,11 @@
 //! such a mark is the only trace left of a newer push: the history reads as
 //! if a push of an unknown commit followed the marked run, and a later run
 //! whose previous head is a commit no run shows is taken as a push onto it.
+//!
+//! Runs deleted after their TTL leave their commits in the kept run's
+//! `status.replacedShas` ([`prune`](super::prune)): they count as replaced
+//! before that run, and that run moves the head to its SHA, as it did when
+//! they were there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,14 +147,19 @@ fn walk<'a>(pr: &[&'a ReviewRun], unknown_pushes: &BTreeSet<usize>) -> Walk<'a> 
     let mut successor: BTreeMap<&str, &str> = BTreeMap::new();
     for (position, run) in pr.iter().enumerate() {
         let sha = sha(run);
+        // Pushes told by deleted runs (see `prune`) happened before this
+        // run, which made its SHA the head after them.
+        let recorded = super::prune::replaced_shas(run);
+        passed.extend(recorded.iter().copied().filter(|replaced| *replaced != sha));
         let previous = run.spec.pull_request.previous_head_sha.as_deref().filter(|previous| *previous != sha);
         let head_sha = result.head.as_ref().map(|head| head.sha);
-        let onto_head = previous.is_some_and(|previous| match head_sha {
-            None => true,
-            Some(Some(head)) => head == previous,
-            // The unknown commit: any commit no run shows.
-            Some(None) => !shown.contains(previous) && !passed.contains(previous),
-        });
+        let onto_head = !recorded.is_empty()
+            || previous.is_some_and(|previous| match head_sha {
+                None => true,
+                Some(Some(head)) => head == previous,
+                // The unknown commit: any commit no run shows.
+                Some(None) => !shown.contains(previous) && !passed.contains(previous),
+            });
         let moves = if onto_head {
             true
         } else if head_sha == Some(Some(sha)) {

@@ -5,6 +5,7 @@
 
 pub mod heads;
 pub mod order;
+pub mod prune;
 
 use std::collections::BTreeMap;
 

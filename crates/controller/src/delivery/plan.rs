@@ -159,6 +159,7 @@ mod tests {
                 pull_request: PullRequest::new("https://github.com/acme/widgets/pull/1", "aaaaaaa1111"),
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         );
         run.status = status;

@@ -71,6 +71,7 @@ mod tests {
                 pull_request: PullRequest::new(url, "abcdef1"),
                 cancel_requested: false,
                 timeout: "1h".into(),
+                ttl_seconds_after_finished: None,
             },
         )
     }

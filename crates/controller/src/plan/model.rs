@@ -42,6 +42,10 @@
 //!   submissions by the live pod for its Running runs are accepted (unless a
 //!   ChangesRequested verdict has an empty body).
 //! - A run that was ever Failed/Superseded is never Succeeded.
+//! - Half of the scenarios give the Reviewer a TTL for finished runs (0 to
+//!   60 s): a run is deleted only once finished for longer than its TTL,
+//!   and never while it is the first run the scenario created for its pull
+//!   request's current head; replays of deleted runs' pushes still fail.
 //!
 //! # Restarts: "the times Running work went stale"
 //! Running work on pod U goes stale when a reconcile whose observation shows
@@ -70,7 +74,8 @@
 //!   replayed run failed as Superseded. Runs get random names, pushes carry
 //!   the previous head at random, and runs of one step share their creation
 //!   second, so the oracle is what the scenario did (the order it created
-//!   runs and the history it pushed), never the runs' metadata.
+//!   runs and the history it pushed), never the runs' metadata. A replayed
+//!   run that expired is checked as it was when deleted.
 //! - Exactly one live pod; `Reviewer.status.pod` names it, and
 //!   `Reviewer.status.queue` lists exactly the unfinished current runs, all
 //!   Running and assigned to it.
@@ -185,7 +190,10 @@ impl Scenario {
                 head_since: 0,
             })
             .collect();
-        let truth = World::new();
+        let mut truth = World::new();
+        if let Some(reviewer) = truth.observed.reviewer.as_mut() {
+            reviewer.spec.run_ttl_seconds_after_finished = rng.random_bool(0.5).then(|| rng.random_range(0..=60));
+        }
         let cache = truth.observed.clone();
         Self {
             rng,
@@ -545,6 +553,7 @@ impl Scenario {
                 let objects = match step {
                     Step::WriteRunStatuses(updates) => updates.len(),
                     Step::LabelRuns(labels) => labels.len(),
+                    Step::DeleteRuns(deletions) => deletions.len(),
                     Step::EmitEvents(_) => 0,
                     _ => 1,
                 };
@@ -612,13 +621,18 @@ impl Scenario {
                     true
                 }
                 Step::LabelRuns(labels) => {
+                    let exists = self.truth.find_run(&labels[object].run).is_some();
                     self.truth.label_run(&labels[object]);
                     self.refresh_cached_run(&labels[object].run);
-                    true
+                    exists
                 }
                 Step::AddFinalizer | Step::RemoveFinalizer => {
                     self.truth.apply_step(step);
                     self.cache.reviewer = self.truth.observed.reviewer.clone();
+                    true
+                }
+                Step::DeleteRuns(deletions) => {
+                    self.delete_run(&deletions[object]);
                     true
                 }
                 Step::EmitEvents(_) => true,
@@ -649,8 +663,56 @@ impl Scenario {
         }
     }
 
+    /// Deletes an expired run, checking from what the scenario did that it
+    /// may go: finished for longer than its TTL, and not the run that made
+    /// its pull request's head the head.
+    fn delete_run(&mut self, deletion: &RunDeletion) {
+        if let Some(run) =
+            self.truth.find_run(&deletion.name).filter(|run| run.metadata.uid == Some(deletion.uid.clone()))
+        {
+            let status = run.status.clone().unwrap_or_default();
+            assert!(status.phase.is_some_and(RunPhase::is_terminal), "unfinished run {} deleted", deletion.name);
+            let reviewer_ttl =
+                self.truth.observed.reviewer.as_ref().and_then(|r| r.spec.run_ttl_seconds_after_finished);
+            let ttl = run.spec.ttl_seconds_after_finished.or(reviewer_ttl).expect("a TTL");
+            let completed = status.completion_time.expect("a completion time").0.as_second() - at(0).as_second();
+            assert!(completed + ttl <= self.now, "{} deleted before its TTL", deletion.name);
+            assert_ne!(
+                self.head_maker(&run.spec.pull_request.url),
+                Some(deletion.name.clone()),
+                "the run that made the head was deleted"
+            );
+            self.log(format!("expired run {} deleted", deletion.name));
+        }
+        self.truth.delete_run(deletion);
+        self.cache.runs.retain(|run| run.metadata.uid.as_deref() != Some(deletion.uid.as_str()));
+    }
+
+    /// The first run the scenario created for the pull request's head SHA
+    /// since the head last moved.
+    fn head_maker(&self, url: &str) -> Option<String> {
+        let pr = self.prs.iter().find(|pr| pr.url == url)?;
+        let head = pr.shas.last()?;
+        self.truth
+            .observed
+            .runs
+            .iter()
+            .chain(self.truth.deleted.values())
+            .filter(|run| run.spec.pull_request.url == url && &run.spec.pull_request.head_sha == head)
+            .filter_map(|run| {
+                let name = run.metadata.name.clone()?;
+                let sequence = *self.created.get(&name)?;
+                (sequence >= pr.head_since).then_some((sequence, name))
+            })
+            .min()
+            .map(|(_, name)| name)
+    }
+
     fn refresh_cached_run(&mut self, name: &str) {
-        let fresh = self.truth.run(name).clone();
+        let Some(fresh) = self.truth.find_run(name).cloned() else {
+            self.cache.runs.retain(|r| r.metadata.name.as_deref() != Some(name));
+            return;
+        };
         if let Some(cached) = self.cache.runs.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)) {
             *cached = fresh;
         }
@@ -665,6 +727,11 @@ impl Scenario {
         update: &RunUpdate,
         live: Option<&ObservedPod>,
     ) -> bool {
+        if self.truth.find_run(&update.run).is_none() {
+            assert!(self.truth.deleted.contains_key(&update.run), "a status write for a run never created");
+            self.log(format!("status write for {} rejected: deleted (stale cache)", update.run));
+            return false;
+        }
         let before = self.truth.status(&update.run);
         if let Err(error) = self.truth.try_write_run_status(&update.run, update.status.clone()) {
             let cached = observed.runs.iter().find(|run| run.metadata.name.as_deref() == Some(update.run.as_str()));
@@ -814,7 +881,10 @@ impl Scenario {
             }
         }
         for name in &self.replayed {
-            let status = self.truth.status(name);
+            let status = match self.truth.deleted.get(name) {
+                Some(deleted) => deleted.status.clone().unwrap_or_default(),
+                None => self.truth.status(name),
+            };
             assert_eq!(
                 (status.phase, status.reason),
                 (Some(RunPhase::Failed), Some(RunReason::Superseded)),

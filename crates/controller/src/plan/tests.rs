@@ -12,6 +12,7 @@ use kube::ResourceExt;
 
 use super::world::*;
 use super::*;
+use crate::api::{Delivery, DeliveryState};
 
 fn changes(plan: &ReviewerPlan) -> Vec<(&str, RunChange)> {
     changes_of(&plan.run_updates())
@@ -1061,4 +1062,100 @@ fn a_pod_that_is_not_starting_says_why_from_its_status() {
     assert_eq!(observed.not_starting, None);
     let end = observed.ended.unwrap();
     assert_eq!((end.summary.as_str(), end.ran()), ("OOMKilled, exit code 137", Some(Duration::from_secs(3))));
+}
+
+fn deleted(plan: &ReviewerPlan) -> Vec<&str> {
+    plan.run_deletions().iter().map(|deletion| deletion.name.as_str()).collect()
+}
+
+/// `r1` (A) superseded by `r2` (B onto A), which is approved at 10 s; the
+/// Reviewer keeps finished runs for `ttl` seconds.
+fn superseded_and_approved(ttl: Option<i64>) -> World {
+    let mut world = World::new();
+    world.observed.reviewer.as_mut().unwrap().spec.run_ttl_seconds_after_finished = ttl;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.converge(1);
+    let mut r2 = new_run("r2", PR1, SHA_B, 5);
+    r2.spec.pull_request.previous_head_sha = Some(SHA_A.into());
+    world.add(r2);
+    world.converge(6);
+    world.submit("r2", Verdict::Approved, "LGTM", 10);
+    world.converge(11);
+    assert_eq!(world.status("r1").completion_time, Some(Time(at(6))));
+    world
+}
+
+#[test]
+fn finished_runs_are_kept_until_their_ttl_then_deleted_after_the_kept_run_records_their_commits() {
+    let mut world = superseded_and_approved(Some(60));
+    let plan = plan_reviewer(&world.observed, at(30));
+    assert!(plan.is_noop(), "{plan:#?}");
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(36)), "at r1's expiry, 66 s");
+
+    let plan = world.step(66);
+    assert_eq!(deleted(&plan), ["r1"], "r2 made B the head: it stays, past its TTL too");
+    let writes: Vec<&str> = plan.steps.iter().map(Step::name).collect();
+    assert_eq!(writes, ["write run statuses", "delete expired runs"], "the record before the deletion");
+    assert_eq!(changes(&plan), [("r2", RunChange::Refreshed)]);
+    assert_eq!(world.status("r2").replaced_shas, [SHA_A]);
+    assert!(world.find_run("r1").is_none());
+    assert!(world.step(200).is_noop(), "nothing more to delete or record");
+
+    // A late replay of the deleted run's push is still late.
+    world.add(new_run("r3", PR1, SHA_A, 300));
+    let plan = world.step(301);
+    assert_eq!(changes(&plan), [("r3", RunChange::Late)]);
+    assert!(plan.restart.is_none());
+}
+
+#[test]
+fn a_runs_own_ttl_overrides_its_reviewers_and_without_either_runs_stay() {
+    let mut world = superseded_and_approved(None);
+    assert!(world.step(100_000).is_noop(), "no TTL: kept until deleted");
+    world.run_mut("r1").spec.ttl_seconds_after_finished = Some(0);
+    assert_eq!(deleted(&world.step(100_001)), ["r1"]);
+
+    let mut world = superseded_and_approved(Some(3600));
+    world.run_mut("r1").spec.ttl_seconds_after_finished = Some(10);
+    assert_eq!(plan_reviewer(&world.observed, at(15)).requeue_after, Some(Duration::from_secs(1)));
+    assert_eq!(deleted(&world.step(16)), ["r1"]);
+}
+
+#[test]
+fn unfinished_runs_and_runs_whose_delivery_is_under_way_are_not_deleted() {
+    let mut world = superseded_and_approved(None);
+    world.observed.reviewer.as_mut().unwrap().spec.run_ttl_seconds_after_finished = Some(0);
+    world.run_mut("r1").status.as_mut().unwrap().delivery = Some(Delivery::new(DeliveryState::Pending));
+    assert!(deleted(&world.step(12)).is_empty(), "r1's check run is still open");
+    world.run_mut("r1").status.as_mut().unwrap().delivery = Some(Delivery::new(DeliveryState::Skipped));
+    assert_eq!(deleted(&world.step(13)), ["r1"]);
+
+    let mut world = World::new();
+    world.observed.reviewer.as_mut().unwrap().spec.run_ttl_seconds_after_finished = Some(0);
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    world.add(new_run("r2", PR2, SHA_A, 0));
+    world.converge(1);
+    assert!(deleted(&world.step(100_000)).is_empty(), "Running: not finished");
+}
+
+#[test]
+fn runs_wait_to_be_deleted_until_the_run_that_keeps_their_commits_has_a_status() {
+    let mut world = superseded_and_approved(None);
+    world.observed.pods.clear();
+    world.add(new_run("r3", PR1, SHA_C, 100));
+    world.observed.reviewer.as_mut().unwrap().spec.run_ttl_seconds_after_finished = Some(0);
+    let plan = plan_reviewer(&world.observed, at(101));
+    assert_eq!(plan.pod_creation().map(|launch| launch.queue.clone()), Some(vec!["r3".to_owned()]));
+    assert_eq!(plan.deferred_updates.len(), 1, "r3's first status waits for its pod");
+    assert!(deleted(&plan).is_empty(), "r1 and r2 wait for r3's status: {plan:#?}");
+
+    world.apply(&plan);
+    let plan = plan_reviewer(&world.observed, at(102));
+    assert_eq!(changes(&plan), [("r3", RunChange::Assigned)]);
+    assert!(deleted(&plan).is_empty(), "{plan:#?}");
+    world.apply(&plan);
+    let plan = plan_reviewer(&world.observed, at(103));
+    assert_eq!(deleted(&plan), ["r1", "r2"]);
+    world.apply(&plan);
+    assert_eq!(world.status("r3").replaced_shas, [SHA_A, SHA_B]);
 }

@@ -38,6 +38,8 @@ pub struct World {
     /// The last `resourceVersion` given to a run: one sequence for every
     /// run write, as the API server's.
     pub revision: u64,
+    /// Runs deleted, as they were when deleted.
+    pub deleted: BTreeMap<String, ReviewRun>,
     /// Give runs `resourceVersion`s that are not integers.
     pub opaque_revisions: bool,
 }
@@ -55,6 +57,7 @@ impl World {
             pods_created: BTreeMap::new(),
             pod_uids: BTreeSet::new(),
             revision: 0,
+            deleted: BTreeMap::new(),
             opaque_revisions: false,
         }
     }
@@ -104,7 +107,8 @@ impl World {
     /// Writes a run status the way the API server would: rejected, with the
     /// CEL error, when it breaks a rule of the CRD.
     pub fn try_write_run_status(&mut self, name: &str, status: ReviewRunStatus) -> Result<(), String> {
-        let old = serde_json::to_value(self.run(name)).unwrap();
+        let Some(run) = self.find_run(name) else { return Err(format!("reviewruns {name:?} not found")) };
+        let old = serde_json::to_value(run).unwrap();
         let mut new = self.run(name).clone();
         new.status = Some(status);
         let new_value = serde_json::to_value(&new).unwrap();
@@ -206,6 +210,11 @@ impl World {
                     self.label_run(labels);
                 }
             }
+            Step::DeleteRuns(deletions) => {
+                for deletion in deletions {
+                    self.delete_run(deletion);
+                }
+            }
             Step::WriteRunStatuses(updates) => {
                 for update in updates {
                     self.write_run_status(&update.run, update.status.clone());
@@ -224,8 +233,21 @@ impl World {
         }
     }
 
+    /// Deletes a run if it still has the deletion's UID.
+    pub fn delete_run(&mut self, deletion: &RunDeletion) {
+        let (deleted, kept) = std::mem::take(&mut self.observed.runs)
+            .into_iter()
+            .partition(|run| run.metadata.uid.as_deref() == Some(deletion.uid.as_str()));
+        self.observed.runs = kept;
+        let deleted: Vec<ReviewRun> = deleted;
+        self.deleted.extend(deleted.into_iter().map(|run| (deletion.name.clone(), run)));
+    }
+
     /// Merges labels into a run, which gives it a new `resourceVersion`.
     pub fn label_run(&mut self, labels: &RunLabels) {
+        if self.find_run(&labels.run).is_none() {
+            return;
+        }
         let run = self.run_mut(&labels.run);
         run.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels.labels.clone());
         self.touch(&labels.run);
