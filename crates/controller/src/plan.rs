@@ -1088,13 +1088,16 @@ impl<'a> Planner<'a> {
         status.queue_length = i64::try_from(status.queue.len()).unwrap_or(i64::MAX);
         status.observed_generation = reviewer.metadata.generation;
         let generation = reviewer.metadata.generation;
+        // Said the same way while the pod is created and while it starts, so
+        // that a pod on its way costs no Reviewer status write of its own.
+        let starting = |name: &str| DesiredCondition {
+            type_: CONDITION_READY,
+            status: conditions::FALSE,
+            reason: "PodStarting",
+            message: format!("Reviewer pod {name} is starting"),
+        };
         let ready = match live {
-            _ if self.plan.pod_creation.is_some() => DesiredCondition {
-                type_: CONDITION_READY,
-                status: conditions::FALSE,
-                reason: "PodStarting",
-                message: "A new reviewer pod is being created".to_owned(),
-            },
+            _ if let Some(launch) = &self.plan.pod_creation => starting(&launch.name),
             _ if backing_off => DesiredCondition {
                 type_: CONDITION_READY,
                 status: conditions::FALSE,
@@ -1107,6 +1110,7 @@ impl<'a> Planner<'a> {
                 reason: "PodReady",
                 message: format!("Pod {} is ready", pod.name),
             },
+            Some(pod) if pod.phase == PodPhase::Pending && pod.not_starting.is_none() => starting(&pod.name),
             _ => DesiredCondition {
                 type_: CONDITION_READY,
                 status: conditions::FALSE,

@@ -1159,3 +1159,20 @@ fn runs_wait_to_be_deleted_until_the_run_that_keeps_their_commits_has_a_status()
     world.apply(&plan);
     assert_eq!(world.status("r3").replaced_shas, [SHA_A, SHA_B]);
 }
+
+#[test]
+fn a_pod_on_its_way_costs_no_reviewer_status_write_until_it_runs() {
+    let mut world = World::new();
+    world.pods_start = false;
+    world.add(new_run("r1", PR1, SHA_A, 0));
+    let created = plan_reviewer(&world.observed, at(0));
+    assert!(created.pod_creation().is_some());
+    world.apply(&created);
+    let ready = conditions::find(&world.reviewer_status().conditions, CONDITION_READY).cloned().unwrap();
+    assert_eq!(
+        (ready.reason.as_str(), ready.message.as_str()),
+        ("PodStarting", "Reviewer pod review-w1-1 is starting")
+    );
+    let plan = plan_reviewer(&world.observed, at(2));
+    assert!(plan.reviewer_status().is_none(), "the pod is Pending, starting normally: {plan:#?}");
+}
