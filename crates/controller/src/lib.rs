@@ -126,10 +126,15 @@ pub async fn run(
             let index = index.clone();
             move |event| index.observe_reviewer(event)
         });
-    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), cache::trim_run, {
+    // The index is the run cache (see `cache::CachedRun`): no reflector store.
+    let run_events = {
         let index = index.clone();
-        move |event| index.observe_run(event)
-    });
+        watcher(Api::<ReviewRun>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(cache::trim_run)
+            .inspect_ok(move |event| index.observe_run(event))
+            .touched_objects()
+    };
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
     let (pods, pod_events) = reflect::<Pod>(&client, pod_config, cache::trim_pod, {
         let index = index.clone();
@@ -147,7 +152,6 @@ pub async fn run(
         agent: settings.agent.clone(),
         metrics: metrics.clone(),
         reviewers: reviewers.clone(),
-        runs,
         pods,
         index,
     });
