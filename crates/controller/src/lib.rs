@@ -22,7 +22,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Resource, ResourceExt};
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use review_api as api;
 
 use crate::api::{ReviewRun, Reviewer, labels};
-use events::EventQueue;
+use events::{EventQueue, Publisher};
 use index::ObservedIndex;
 use reconcile::Context;
 use tasks::AbortOnDrop;
@@ -141,8 +141,8 @@ pub async fn run(
         move |event| index.observe_pod(event)
     });
 
-    let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
-    let (events, event_publisher) = EventQueue::start(recorder, metrics.clone());
+    let publisher = Publisher::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
+    let (events, event_publisher) = EventQueue::start(publisher, metrics.clone());
     // Tasks of this run end with it, even when it is aborted (at the Lease's expiry).
     let mut event_publisher = AbortOnDrop(event_publisher);
     let context = Arc::new(Context {
