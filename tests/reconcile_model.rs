@@ -38,13 +38,13 @@ use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use review_operator::api::{PullRequest, ReviewRun, ReviewRunSpec, RunPhase, RunReason, labels};
 use review_operator::controller::AgentLaunch;
-use review_operator::controller::events::EventQueue;
+use review_operator::controller::events::{EventQueue, Publisher};
 use review_operator::controller::executor::Executor;
 use review_operator::controller::plan::{ObservedPod, ObservedReviewer, plan_reviewer};
 use review_operator::controller::reconcile::reconcile_observed;
@@ -130,8 +130,8 @@ impl<'a> Scenario<'a> {
             .collect();
         h.create_reviewer(&reviewer).await;
         let metrics = Metrics::default();
-        let recorder = Recorder::new(h.client.clone(), Reporter::from(FIELD_MANAGER));
-        let (events, _publisher) = EventQueue::start(recorder, std::sync::Arc::new(Metrics::default()));
+        let publisher = Publisher::new(h.client.clone(), Reporter::from(FIELD_MANAGER));
+        let (events, _publisher) = EventQueue::start(publisher, std::sync::Arc::new(Metrics::default()));
         Self {
             h,
             rng,

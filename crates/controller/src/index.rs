@@ -1,21 +1,23 @@
 //! What the controller has observed, indexed for planning one Reviewer at a
-//! time: the names of the runs and pods of each Reviewer, which Reviewers
+//! time: the runs and the names of the pods of each Reviewer, which Reviewers
 //! exist, how far each watch has caught up and, per Reviewer, the versions
 //! the controller's own writes returned (see [`freshness`](super::freshness)).
 //!
-//! The reflector stores hold the objects; the index, fed by the same watch
-//! events once the stores have applied them and by the answers to the
-//! controller's writes, says which of them a reconcile reads. A reconcile
-//! thus costs time proportional to the Reviewer's own runs and pods, not to
-//! the cluster's. `spec.reviewer` is immutable and a pod's Reviewer label is
-//! the controller's, so objects never move between Reviewers.
+//! Reflector stores hold the Reviewers and pods; the index, fed by the same
+//! watch events once the stores have applied them and by the answers to the
+//! controller's writes, says which pods a reconcile reads. Runs, where most
+//! of the controller's memory goes, are held by the index alone, encoded
+//! ([`CachedRun`]). A reconcile thus costs time proportional to the
+//! Reviewer's own runs and pods, not to the cluster's. `spec.reviewer` is
+//! immutable and a pod's Reviewer label is the controller's, so objects
+//! never move between Reviewers.
 //!
 //! Runs naming a Reviewer that does not exist are waiting for it
 //! ([`ObservedIndex::waits_for_reviewer`]): the controller runtime reports
 //! their triggers as objects it cannot find, and the controller reconciles
 //! them from there.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -24,6 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::watcher;
 
+use super::cache::CachedRun;
 use super::executor::WriteMarks;
 use super::freshness::{Entry, StoreProgress};
 use crate::api::{ReviewRun, Reviewer, labels};
@@ -45,14 +48,15 @@ impl<T: Default> Default for Listed<T> {
     }
 }
 
-/// Object names grouped by the Reviewer they belong to.
-type Grouped = HashMap<ReviewerKey, BTreeSet<String>>;
+/// Objects grouped by the Reviewer they belong to, by name, with what is
+/// kept of each.
+type Grouped<V> = HashMap<ReviewerKey, BTreeMap<String, V>>;
 
-fn insert(groups: &mut Grouped, key: ReviewerKey, name: String) {
-    groups.entry(key).or_default().insert(name);
+fn insert<V>(groups: &mut Grouped<V>, key: ReviewerKey, name: String, value: V) {
+    groups.entry(key).or_default().insert(name, value);
 }
 
-fn remove(groups: &mut Grouped, key: &ReviewerKey, name: &str) {
+fn remove<V>(groups: &mut Grouped<V>, key: &ReviewerKey, name: &str) {
     if let Some(names) = groups.get_mut(key) {
         names.remove(name);
         if names.is_empty() {
@@ -61,14 +65,20 @@ fn remove(groups: &mut Grouped, key: &ReviewerKey, name: &str) {
     }
 }
 
-impl Listed<Grouped> {
+impl<V> Listed<Grouped<V>> {
     /// Applies a watch event of an object belonging to the Reviewer `key`
-    /// (`None`: to no Reviewer).
-    fn observe<K: kube::Resource>(&mut self, event: &watcher::Event<K>, key: impl Fn(&K) -> Option<ReviewerKey>) {
+    /// (`None`: to no Reviewer), keeping `value` of it (`None`: keeping the
+    /// version held before, if any).
+    fn observe<K: kube::Resource>(
+        &mut self,
+        event: &watcher::Event<K>,
+        key: impl Fn(&K) -> Option<ReviewerKey>,
+        value: impl Fn(&K) -> Option<V>,
+    ) {
         match event {
             watcher::Event::Apply(object) => {
-                if let Some(key) = key(object) {
-                    insert(&mut self.live, key, object.name_any());
+                if let (Some(key), Some(value)) = (key(object), value(object)) {
+                    insert(&mut self.live, key, object.name_any(), value);
                 }
             }
             watcher::Event::Delete(object) => {
@@ -78,16 +88,24 @@ impl Listed<Grouped> {
             }
             watcher::Event::Init => self.relisting = Grouped::new(),
             watcher::Event::InitApply(object) => {
-                if let Some(key) = key(object) {
-                    insert(&mut self.relisting, key, object.name_any());
+                if let (Some(key), Some(value)) = (key(object), value(object)) {
+                    insert(&mut self.relisting, key, object.name_any(), value);
                 }
             }
             watcher::Event::InitDone => self.live = std::mem::take(&mut self.relisting),
         }
     }
+}
 
+impl<V: Clone> Listed<Grouped<V>> {
+    fn values(&self, key: &ReviewerKey) -> Vec<V> {
+        self.live.get(key).map(|values| values.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl Listed<Grouped<()>> {
     fn names(&self, key: &ReviewerKey) -> Vec<String> {
-        self.live.get(key).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+        self.live.get(key).map(|names| names.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -112,8 +130,8 @@ impl<T: Eq + Hash + Clone> Listed<HashSet<T>> {
 #[derive(Debug, Default)]
 struct Groups {
     reviewers: Listed<HashSet<ReviewerKey>>,
-    runs: Listed<Grouped>,
-    pods: Listed<Grouped>,
+    runs: Listed<Grouped<CachedRun>>,
+    pods: Listed<Grouped<()>>,
 }
 
 /// The controller's index of what it observed; see the module documentation.
@@ -136,6 +154,15 @@ fn pod_reviewer(pod: &Pod) -> Option<ReviewerKey> {
     Some((pod.namespace().unwrap_or_default(), pod.labels().get(labels::REVIEWER)?.clone()))
 }
 
+/// A run encoded for the cache; never fails for runs the API server sent.
+fn cache_run(run: &ReviewRun) -> Option<CachedRun> {
+    CachedRun::encode(run)
+        .inspect_err(
+            |error| tracing::error!(run = %run.name_any(), %error, "cannot cache a run; keeping its last version"),
+        )
+        .ok()
+}
+
 fn reviewer_key(reviewer: &Reviewer) -> ReviewerKey {
     (reviewer.namespace().unwrap_or_default(), reviewer.name_any())
 }
@@ -151,15 +178,16 @@ impl ObservedIndex {
         self.progress.observe(|p| &p.reviewers, event);
     }
 
-    /// Records a watch event the run store has applied.
+    /// Keeps the run of a watch event, already trimmed (see
+    /// [`cache::trim_run`](super::cache::trim_run)).
     pub fn observe_run(&self, event: &watcher::Event<ReviewRun>) {
-        self.groups().runs.observe(event, run_reviewer);
+        self.groups().runs.observe(event, run_reviewer, cache_run);
         self.progress.observe(|p| &p.runs, event);
     }
 
     /// Records a watch event the pod store has applied.
     pub fn observe_pod(&self, event: &watcher::Event<Pod>) {
-        self.groups().pods.observe(event, pod_reviewer);
+        self.groups().pods.observe(event, pod_reviewer, |_| Some(()));
         self.progress.observe(|p| &p.pods, event);
     }
 
@@ -170,9 +198,16 @@ impl ObservedIndex {
         self.entry(namespace, name).record(marks);
     }
 
-    /// Names of the runs in `namespace` naming the Reviewer `name`.
-    pub fn runs_of(&self, namespace: &str, name: &str) -> Vec<String> {
-        self.groups().runs.names(&key(namespace, name))
+    /// The runs in `namespace` naming the Reviewer `name`, by name.
+    pub fn runs_of(&self, namespace: &str, name: &str) -> Vec<ReviewRun> {
+        // Decoded outside the lock, which every watch event takes.
+        let cached = self.groups().runs.values(&key(namespace, name));
+        cached
+            .iter()
+            .filter_map(|run| {
+                run.decode().inspect_err(|error| tracing::error!(%error, "cannot decode a cached run")).ok()
+            })
+            .collect()
     }
 
     /// Names of the reviewer pods of the Reviewer `name`.
@@ -228,6 +263,10 @@ mod tests {
         run
     }
 
+    fn run_names(index: &ObservedIndex, namespace: &str, reviewer: &str) -> Vec<String> {
+        index.runs_of(namespace, reviewer).iter().map(ResourceExt::name_any).collect()
+    }
+
     fn pod(name: &str, namespace: &str, reviewer: Option<&str>) -> Pod {
         let labels = reviewer.map(|reviewer| [(labels::REVIEWER.to_owned(), reviewer.to_owned())].into());
         Pod {
@@ -257,15 +296,28 @@ mod tests {
         index.observe_run(&watcher::Event::Apply(run("d", "other", "review-w1")));
         // A second event for the same run keeps one entry.
         index.observe_run(&watcher::Event::Apply(run("a", "ns", "review-w1")));
-        assert_eq!(index.runs_of("ns", "review-w1"), ["a", "b"]);
-        assert_eq!(index.runs_of("ns", "review-w2"), ["c"]);
-        assert_eq!(index.runs_of("other", "review-w1"), ["d"]);
+        assert_eq!(run_names(&index, "ns", "review-w1"), ["a", "b"]);
+        assert_eq!(run_names(&index, "ns", "review-w2"), ["c"]);
+        assert_eq!(run_names(&index, "other", "review-w1"), ["d"]);
         assert!(index.runs_of("ns", "review-w3").is_empty());
 
         index.observe_run(&watcher::Event::Delete(run("b", "ns", "review-w1")));
         index.observe_run(&watcher::Event::Delete(run("c", "ns", "review-w2")));
-        assert_eq!(index.runs_of("ns", "review-w1"), ["a"]);
+        assert_eq!(run_names(&index, "ns", "review-w1"), ["a"]);
         assert!(index.runs_of("ns", "review-w2").is_empty());
+    }
+
+    #[test]
+    fn a_reconcile_reads_the_latest_version_of_each_run() {
+        let index = ObservedIndex::default();
+        let mut first = run("a", "ns", "review-w1");
+        first.metadata.resource_version = Some("1".into());
+        let mut second = first.clone();
+        second.metadata.resource_version = Some("2".into());
+        second.spec.cancel_requested = true;
+        index.observe_run(&watcher::Event::Apply(first));
+        index.observe_run(&watcher::Event::Apply(second.clone()));
+        assert_eq!(index.runs_of("ns", "review-w1"), [second]);
     }
 
     #[test]
@@ -288,9 +340,9 @@ mod tests {
         index.observe_run(&watcher::Event::Init);
         index.observe_run(&watcher::Event::InitApply(run("kept", "ns", "review-w1")));
         // Until the relist is done, the index answers as the store does: from the old list.
-        assert_eq!(index.runs_of("ns", "review-w1"), ["gone"]);
+        assert_eq!(run_names(&index, "ns", "review-w1"), ["gone"]);
         index.observe_run(&watcher::Event::InitDone);
-        assert_eq!(index.runs_of("ns", "review-w1"), ["kept"]);
+        assert_eq!(run_names(&index, "ns", "review-w1"), ["kept"]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Resource, ResourceExt};
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use review_api as api;
 
 use crate::api::{ReviewRun, Reviewer, labels};
-use events::EventQueue;
+use events::{EventQueue, Publisher};
 use index::ObservedIndex;
 use reconcile::Context;
 use tasks::AbortOnDrop;
@@ -126,18 +126,23 @@ pub async fn run(
             let index = index.clone();
             move |event| index.observe_reviewer(event)
         });
-    let (runs, run_events) = reflect::<ReviewRun>(&client, watcher::Config::default(), cache::trim_run, {
+    // The index is the run cache (see `cache::CachedRun`): no reflector store.
+    let run_events = {
         let index = index.clone();
-        move |event| index.observe_run(event)
-    });
+        watcher(Api::<ReviewRun>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(cache::trim_run)
+            .inspect_ok(move |event| index.observe_run(event))
+            .touched_objects()
+    };
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
     let (pods, pod_events) = reflect::<Pod>(&client, pod_config, cache::trim_pod, {
         let index = index.clone();
         move |event| index.observe_pod(event)
     });
 
-    let recorder = Recorder::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
-    let (events, event_publisher) = EventQueue::start(recorder, metrics.clone());
+    let publisher = Publisher::new(client.clone(), Reporter::from(settings.field_manager.as_str()));
+    let (events, event_publisher) = EventQueue::start(publisher, metrics.clone());
     // Tasks of this run end with it, even when it is aborted (at the Lease's expiry).
     let mut event_publisher = AbortOnDrop(event_publisher);
     let context = Arc::new(Context {
@@ -147,7 +152,6 @@ pub async fn run(
         agent: settings.agent.clone(),
         metrics: metrics.clone(),
         reviewers: reviewers.clone(),
-        runs,
         pods,
         index,
     });

@@ -19,7 +19,7 @@ use super::events::EventQueue;
 use super::executor::{Answers, Executor, StepError, StepFailed, WriteMarks};
 use super::index::ObservedIndex;
 use super::plan::{ObservedPod, ObservedReviewer, Step, plan_launch_failure, plan_reviewer};
-use crate::api::{ReviewRun, Reviewer};
+use crate::api::Reviewer;
 use crate::metrics::{ErrorLabels, Metrics};
 
 /// How soon to look again when the stores lag behind the controller's own
@@ -41,10 +41,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub events: EventQueue,
     pub reviewers: Store<Reviewer>,
-    pub runs: Store<ReviewRun>,
     pub pods: Store<Pod>,
-    /// Which runs and pods each Reviewer has, and the controller's own
-    /// writes the stores have yet to show.
+    /// The runs of each Reviewer, which pods it has, and the controller's
+    /// own writes the caches have yet to show.
     pub index: Arc<ObservedIndex>,
 }
 
@@ -250,13 +249,7 @@ async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Ob
             None
         }
     };
-    let runs = ctx
-        .index
-        .runs_of(namespace, name)
-        .into_iter()
-        .filter_map(|run| ctx.runs.get(&ObjectRef::new(&run).within(namespace)))
-        .map(Arc::unwrap_or_clone)
-        .collect();
+    let runs = ctx.index.runs_of(namespace, name);
     let pods = ctx
         .index
         .pods_of(namespace, name)

@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -35,7 +35,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::api::{Delivery, DeliveryState, GROUP, ReviewRun, VERSION};
-use crate::events::EventQueue;
+use crate::events::{EventQueue, Publisher};
 use crate::executor::numeric;
 use crate::freshness::CACHE_WAIT_LIMIT;
 use crate::metrics::{DeliveryLabels, Metrics};
@@ -106,8 +106,8 @@ pub async fn run(
 ) -> Result<(), DeliveryError> {
     let host = target::web_host(&settings.api_url).ok_or_else(|| DeliveryError::ApiUrl(settings.api_url.clone()))?;
     let github = GitHub::new(&settings.api_url, &settings.auth, metrics.github_rate_limit_remaining.clone())?;
-    let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
-    let (events, publisher) = EventQueue::start(recorder, metrics.clone());
+    let (events, publisher) =
+        EventQueue::start(Publisher::new(client.clone(), Reporter::from(FIELD_MANAGER)), metrics.clone());
     let controller = Controller::new(Api::<ReviewRun>::all(client.clone()), watcher::Config::default());
     let context = Arc::new(Context {
         client,
