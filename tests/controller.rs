@@ -968,3 +968,32 @@ async fn finished_runs_past_their_ttl_are_deleted_and_their_pushes_still_count()
     assert_eq!(status.restarts, 1, "deleting finished runs restarts nothing");
     assert_eq!(controller.metrics.runs_expired.get(), 2);
 }
+
+/// An event repeated within the series window is one Event whose `series` counts the repeats, as
+/// client-go and kube publish them; the API server takes the merge patch that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_event_is_one_event_with_a_series() {
+    use kube::runtime::events::{Event as Said, EventType, Reporter};
+    use review_operator::controller::events::Publisher;
+
+    let h = Harness::new().await;
+    let reviewer = h.create_reviewer(REVIEWER).await;
+    let publisher = Publisher::new(h.client.clone(), Reporter::from("review-operator"));
+    let said = Said {
+        type_: EventType::Warning,
+        reason: "PodNotStarting".into(),
+        note: Some("image cannot be pulled".into()),
+        action: "Launch".into(),
+        secondary: None,
+    };
+    let reference = kube::Resource::object_ref(&reviewer, &());
+    publisher.publish(&said, &reference).await.expect("first event created");
+    publisher.publish(&said, &reference).await.expect("repeat patched");
+    publisher.publish(&said, &reference).await.expect("repeat patched");
+    let events: Api<Event> = Api::default_namespaced(h.client.clone());
+    let listed = events.list(&ListParams::default()).await.expect("events listed");
+    let ours: Vec<&Event> = listed.items.iter().filter(|e| e.reason.as_deref() == Some("PodNotStarting")).collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0].series.as_ref().map(|series| series.count), Some(3));
+    assert_eq!(ours[0].regarding.as_ref().and_then(|r| r.name.as_deref()), Some(REVIEWER));
+}
