@@ -44,8 +44,8 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease [default: the pod name, else hostname-pid].
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Quiet time after the last event before a reconcile, so runs created together restart a reviewer once.
-    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "20ms", value_parser = parse_duration)]
+    /// Quiet time after a Reviewer's last event before it is reconciled; batches bursts of events.
+    #[arg(long, env = "REVIEW_OPERATOR_DEBOUNCE", default_value = "2ms", value_parser = parse_duration)]
     pub debounce: Duration,
     /// Reviewers reconciled at once; bounds the controller's API requests in flight.
     #[arg(long, env = "REVIEW_OPERATOR_CONCURRENCY", default_value_t = RECOMMENDED_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]

@@ -41,16 +41,16 @@ use tasks::AbortOnDrop;
 /// One trigger (a CI bot's loop over PRs) creates several ReviewRuns a few
 /// milliseconds apart. The runtime's debounce is trailing-edge: each event
 /// for a Reviewer pushes its reconcile back by this much, so a burst whose
-/// events are closer together than this lands in one reconcile, and a
-/// restart caused by it happens once. Events arriving while a reconcile runs
-/// are batched into the next one anyway. Restarts are level-based, so runs
-/// arriving later still restart at most once per stale pod; the debounce
-/// only decides how often a burst is batched. It adds directly to supersede
-/// latency, hence 20 ms: longer than the gaps of a client creating runs in
-/// a loop, short next to the tens of milliseconds a supersede's writes take.
-/// Bots whose runs of one trigger are further apart (one `kubectl` process
-/// per run takes about 100 ms) should raise `--debounce` to cover the gap.
-pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(20);
+/// events are closer together than this lands in one reconcile. Events
+/// arriving while a reconcile runs are batched into the next one anyway.
+/// Restarting once does not rest on the debounce: the runs of the replaced
+/// pod are assigned to the fresh one only once it runs, so a run of the same
+/// trigger that arrives while it starts supersedes work no live pod holds,
+/// and restarts nothing. The debounce only saves reconciles, and it adds
+/// directly to supersede latency, hence 2 ms: it merges the events a watch
+/// delivers together, and a supersede costs the API server's round trips,
+/// not a wait.
+pub const RECOMMENDED_DEBOUNCE: Duration = Duration::from_millis(2);
 
 /// Reviewers reconciled at once (`kube::runtime::controller::Config::concurrency`).
 ///
