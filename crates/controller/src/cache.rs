@@ -183,6 +183,20 @@ fn unpack(packed: &[u8]) -> Vec<u8> {
     json
 }
 
+/// A run as the delivery loop reads it: its spec, and its status but for the
+/// review's body once the delivery is final (a final delivery is never
+/// planned again). Who wrote it and its annotations are never read.
+pub fn trim_for_delivery(run: &mut ReviewRun) {
+    run.metadata.managed_fields = None;
+    run.metadata.annotations = None;
+    if let Some(status) = run.status.as_mut()
+        && status.delivery.as_ref().is_some_and(|delivery| delivery.state.is_final())
+        && let Some(result) = status.result.as_mut()
+    {
+        result.body = String::new();
+    }
+}
+
 /// A reviewer pod as the planner reads it: its metadata and status. The
 /// next pod is built from the Reviewer, so no spec is kept.
 pub fn trim_pod(pod: &mut Pod) {
@@ -422,5 +436,26 @@ mod tests {
         trim_pod(&mut pod);
         assert!(pod.spec.is_none() && pod.status.is_some());
         assert_eq!(pod.metadata.managed_fields.unwrap()[0].fields_v1, None);
+    }
+
+    #[test]
+    fn delivery_keeps_the_review_body_until_its_delivery_is_final() {
+        let mut run = reviewed_run();
+        run.metadata.annotations = Some(BTreeMap::from([("note".to_owned(), "x".to_owned())]));
+        run.metadata.managed_fields = Some(vec![written_by("bot")]);
+        run.status.as_mut().unwrap().delivery = Some(Delivery::new(DeliveryState::Pending));
+        let body = run.status.as_ref().unwrap().result.as_ref().unwrap().body.clone();
+        trim_for_delivery(&mut run);
+        assert_eq!((run.metadata.managed_fields.as_ref(), run.metadata.annotations.as_ref()), (None, None));
+        assert_eq!(run.status.as_ref().unwrap().result.as_ref().unwrap().body, body, "still to be posted");
+
+        run.status.as_mut().unwrap().delivery = Some(Delivery::new(DeliveryState::Delivered));
+        trim_for_delivery(&mut run);
+        let status = run.status.unwrap();
+        assert_eq!(
+            status.result.map(|result| (result.verdict, result.body)),
+            Some((Verdict::ChangesRequested, String::new()))
+        );
+        assert_eq!(status.delivery.map(|delivery| delivery.state), Some(DeliveryState::Delivered));
     }
 }

@@ -30,11 +30,13 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::api::{Delivery, DeliveryState, GROUP, ReviewRun, VERSION};
+use crate::cache::trim_for_delivery;
 use crate::events::{EventQueue, Publisher};
 use crate::executor::numeric;
 use crate::freshness::CACHE_WAIT_LIMIT;
@@ -108,12 +110,20 @@ pub async fn run(
     let github = GitHub::new(&settings.api_url, &settings.auth, metrics.github_rate_limit_remaining.clone())?;
     let (events, publisher) =
         EventQueue::start(Publisher::new(client.clone(), Reporter::from(FIELD_MANAGER)), metrics.clone());
-    let controller = Controller::new(Api::<ReviewRun>::all(client.clone()), watcher::Config::default());
+    // Its own watch, trimmed to what delivery reads: at 200,000 runs a
+    // store of whole runs would outweigh the reconciler's cache.
+    let (runs, writer) = reflector::store();
+    let watch = watcher::watcher(Api::<ReviewRun>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(trim_for_delivery)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(watch, runs.clone());
     let context = Arc::new(Context {
         client,
         github,
         host: host.clone(),
-        runs: controller.store(),
+        runs,
         metrics,
         events,
         attempts: Mutex::new(HashMap::new()),
