@@ -163,6 +163,29 @@ impl Answers {
     }
 }
 
+/// Records every success of a step's concurrent writes, so that later
+/// writes find what the API answered; the first error, if any.
+fn record_each<T>(results: Vec<Result<T, StepError>>, mut record: impl FnMut(T)) -> Result<(), StepError> {
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(answer) => record(answer),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Deletes only the object with this UID, never a newer one of the same name.
+fn only_uid(uid: &str) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
+        ..DeleteParams::default()
+    }
+}
+
 /// Executes plans against the API server.
 pub struct Executor<'a> {
     pub client: &'a kube::Client,
@@ -305,11 +328,7 @@ impl Execution<'_> {
             .map(|deletion| {
                 let api = &api;
                 async move {
-                    let params = DeleteParams {
-                        preconditions: Some(Preconditions { uid: Some(deletion.uid.clone()), resource_version: None }),
-                        ..DeleteParams::default()
-                    };
-                    match api.delete(&deletion.name, &params).await {
+                    match api.delete(&deletion.name, &only_uid(&deletion.uid)).await {
                         Ok(_) => {
                             metrics.runs_expired.inc();
                             tracing::info!(run = %deletion.name, "expired run deleted");
@@ -324,30 +343,12 @@ impl Execution<'_> {
             })
             .collect();
         let results: Vec<_> = stream::iter(deletes).buffer_unordered(CONCURRENT_WRITES).collect().await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(name) => self.answers.runs_deleted.push(name),
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        record_each(results, |name| self.answers.runs_deleted.push(name))
     }
 
     /// Records every run written; the first error, if any.
     fn record_runs(&mut self, results: Vec<Result<ReviewRun, StepError>>) -> Result<(), StepError> {
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(run) => self.answers.record_run(run),
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        record_each(results, |run| self.answers.record_run(run))
     }
 
     async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), StepError> {
@@ -422,11 +423,7 @@ impl Execution<'_> {
     /// Deletes a pod with a UID precondition, so that a newer pod of the
     /// same name is never deleted.
     async fn delete_pod(&mut self, deletion: &PodDeletion) -> Result<(), LaunchError> {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(deletion.uid.clone()), resource_version: None }),
-            ..DeleteParams::default()
-        };
-        match self.pods().delete(&deletion.name, &params).await {
+        match self.pods().delete(&deletion.name, &only_uid(&deletion.uid)).await {
             Ok(either) => {
                 let terminating = either.left();
                 if let Some(pod) = &terminating {

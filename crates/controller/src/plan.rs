@@ -92,7 +92,7 @@ mod tests;
 #[cfg(test)]
 mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -1143,21 +1143,20 @@ impl<'a> Planner<'a> {
     fn expire_finished_runs(&mut self, reviewer: &Reviewer) {
         let now_ms = self.now_ms();
         let mut deadlines = Vec::new();
-        let expired: BTreeMap<&str, bool> = self
-            .runs
-            .iter()
-            .map(|state| {
-                let expiry = expiry_ms(state.run, reviewer).filter(|_| state.change.is_none());
-                if let Some(expiry) = expiry.filter(|&expiry| expiry > now_ms) {
-                    deadlines.push(expiry);
+        let mut expired: BTreeSet<&str> = BTreeSet::new();
+        for state in &self.runs {
+            match expiry_ms(state.run, reviewer).filter(|_| state.change.is_none()) {
+                Some(expiry) if expiry <= now_ms => {
+                    expired.insert(state.name.as_str());
                 }
-                (state.name.as_str(), expiry.is_some_and(|expiry| expiry <= now_ms))
-            })
-            .collect();
+                Some(expiry) => deadlines.push(expiry),
+                None => {}
+            }
+        }
         let runs: Vec<&ReviewRun> = self.runs.iter().map(|state| state.run).collect();
         let standings: Vec<Standing> = self.runs.iter().map(|state| state.standing.clone()).collect();
         let pruning = prune::plan_pruning(&runs, &standings, |run| {
-            run.metadata.name.as_deref().is_some_and(|name| expired.get(name).copied().unwrap_or(false))
+            run.metadata.name.as_deref().is_some_and(|name| expired.contains(name))
         });
         // A record goes with this plan's status writes only to a run that
         // has a status: a first status may be deferred to the pod's start,
