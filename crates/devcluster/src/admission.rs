@@ -333,27 +333,44 @@ pub(crate) fn compile(expression: &str) -> Result<(), String> {
     compiled(expression).map(|_| ()).map_err(|EvalError(e)| e)
 }
 
+thread_local! {
+    /// The CEL functions, standard and Kubernetes': registering them is costlier than most
+    /// evaluations, so each thread does it once and every evaluation runs in a scope of its own
+    /// below them, holding just its variables.
+    static FUNCTIONS: Context<'static> = {
+        let mut context = Context::default();
+        context.register_all();
+        context
+    };
+}
+
+/// Runs `evaluate` with a fresh scope over the CEL functions.
+fn with_scope<T>(evaluate: impl FnOnce(Context<'_>) -> T) -> T {
+    FUNCTIONS.with(|functions| evaluate(functions.new_inner_scope()))
+}
+
 /// Evaluates match conditions (webhooks' `matchConditions`) over `object`, `oldObject` and
 /// `request`: `Ok(false)` as soon as one is false, the first error as `Err` naming the condition.
 pub(crate) fn conditions_hold(conditions: &[Value], request: &AdmissionRequest<'_>) -> Result<bool, String> {
     if conditions.is_empty() {
         return Ok(true);
     }
-    let mut context = Context::default();
-    context.register_all();
-    context.add_variable_from_value("request", to_cel(&request_variable(request)));
-    context.add_variable_from_value("object", request.object.map(to_cel).unwrap_or(Cel::Null));
-    context.add_variable_from_value("oldObject", request.old_object.map(to_cel).unwrap_or(Cel::Null));
-    for condition in conditions {
-        match evaluate_bool(&context, meta::str_at(condition, "/expression")) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(EvalError(e)) => {
-                return Err(format!("failed to evaluate matchCondition '{}': {e}", meta::str_at(condition, "/name")));
+    with_scope(|mut context| {
+        context.add_variable_from_value("request", to_cel(&request_variable(request)));
+        context.add_variable_from_value("object", request.object.map(to_cel).unwrap_or(Cel::Null));
+        context.add_variable_from_value("oldObject", request.old_object.map(to_cel).unwrap_or(Cel::Null));
+        for condition in conditions {
+            match evaluate_bool(&context, meta::str_at(condition, "/expression")) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(EvalError(e)) => {
+                    let name = meta::str_at(condition, "/name");
+                    return Err(format!("failed to evaluate matchCondition '{name}': {e}"));
+                }
             }
         }
-    }
-    Ok(true)
+        Ok(true)
+    })
 }
 
 fn evaluate(context: &Context<'_>, expression: &str) -> Result<Cel, EvalError> {
@@ -454,34 +471,37 @@ impl PolicyEvaluation<'_> {
         }))
     }
 
-    /// A context holding the `request` and `params` variables, not yet the objects.
-    fn request_context(&self, params: Option<&Value>) -> Context<'static> {
-        let mut context = Context::default();
-        context.register_all();
+    /// Adds the `request` and `params` variables, not yet the objects.
+    fn add_request(&self, context: &mut Context<'_>, params: Option<&Value>) {
         context.add_variable_from_value("request", to_cel(&request_variable(self.request)));
         context.add_variable_from_value("params", params.map(to_cel).unwrap_or(Cel::Null));
-        context
     }
 
-    fn add_objects(&self, context: &mut Context<'static>) {
+    fn add_objects(&self, context: &mut Context<'_>) {
         context.add_variable_from_value("object", self.request.object.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("oldObject", self.request.old_object.map(to_cel).unwrap_or(Cel::Null));
         context.add_variable_from_value("namespaceObject", self.namespace_object.map(to_cel).unwrap_or(Cel::Null));
     }
 
     #[cfg(test)]
-    fn context(&self, params: Option<&Value>) -> Context<'static> {
-        let mut context = self.request_context(params);
-        self.add_objects(&mut context);
-        context
+    fn with_context<T>(&self, params: Option<&Value>, evaluate: impl FnOnce(&Context<'_>) -> T) -> T {
+        with_scope(|mut context| {
+            self.add_request(&mut context, params);
+            self.add_objects(&mut context);
+            evaluate(&context)
+        })
     }
 
     fn run_with(&self, params: Option<&Value>) -> Vec<Failure> {
+        with_scope(|context| self.run_in(context, params))
+    }
+
+    fn run_in(&self, mut context: Context<'_>, params: Option<&Value>) -> Vec<Failure> {
         let spec = self.policy.get("spec").cloned().unwrap_or(Value::Null);
         let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
         let conditions = list("matchConditions");
         let objects_first = conditions.iter().any(|c| may_read_objects(meta::str_at(c, "/expression")));
-        let mut context = self.request_context(params);
+        self.add_request(&mut context, params);
         if objects_first {
             self.add_objects(&mut context);
         }
@@ -676,17 +696,20 @@ mod tests {
         let policy = json!({"metadata": {"name": "p"}, "spec": {}});
         let binding = json!({"metadata": {"name": "b"}});
         let evaluation = PolicyEvaluation { policy: &policy, binding: &binding, request: &req, namespace_object: None };
-        let context = evaluation.context(None);
-        for expression in [
-            "request.userInfo.extra['authentication.kubernetes.io/pod-uid'][0] == object.status.assignment.podUID",
-            "request.subResource == 'status' && request.operation == 'UPDATE'",
-            "object.spec.replicas >= 0 && params == null && oldObject.spec.replicas == 3",
-            "request.resource.resource == 'reviewruns' && request.kind.kind == 'ReviewRun'",
-        ] {
-            assert!(evaluate_bool(&context, expression).unwrap(), "{expression}");
-        }
-        assert!(evaluate_bool(&context, "object.spec.missing == 1").is_err());
-        assert!(evaluate_bool(&context, "'not a bool'").is_err());
+        evaluation.with_context(None, |context| {
+            for expression in [
+                "request.userInfo.extra['authentication.kubernetes.io/pod-uid'][0] == object.status.assignment.podUID",
+                "request.subResource == 'status' && request.operation == 'UPDATE'",
+                "object.spec.replicas >= 0 && params == null && oldObject.spec.replicas == 3",
+                "request.resource.resource == 'reviewruns' && request.kind.kind == 'ReviewRun'",
+            ] {
+                assert!(evaluate_bool(context, expression).unwrap(), "{expression}");
+            }
+            assert!(evaluate_bool(context, "object.spec.missing == 1").is_err());
+            assert!(evaluate_bool(context, "'not a bool'").is_err());
+        });
+        // Variables of one evaluation are not seen by the next on the same thread.
+        with_scope(|context| assert!(evaluate(&context, "request").is_err()));
     }
 
     #[test]
@@ -697,15 +720,14 @@ mod tests {
         let policy = json!({"metadata": {"name": "p"}, "spec": {}});
         let binding = json!({"metadata": {"name": "b"}});
         let evaluation = PolicyEvaluation { policy: &policy, binding: &binding, request: &req, namespace_object: None };
-        let context = evaluation.context(None);
-        let v = |v: Value| evaluation.message(&context, &v);
-        assert_eq!(
-            v(
-                json!({"expression": "false", "message": "m", "messageExpression": "'n=' + string(object.spec.replicas)"})
-            ),
-            "n=3"
-        );
-        assert_eq!(v(json!({"expression": "false", "message": "m", "messageExpression": "''"})), "m");
-        assert_eq!(v(json!({"expression": " false "})), "failed expression: false");
+        evaluation.with_context(None, |context| {
+            let v = |v: Value| evaluation.message(context, &v);
+            assert_eq!(
+                v(json!({"expression": "false", "message": "m", "messageExpression": "'n=' + string(object.spec.replicas)"})),
+                "n=3"
+            );
+            assert_eq!(v(json!({"expression": "false", "message": "m", "messageExpression": "''"})), "m");
+            assert_eq!(v(json!({"expression": " false "})), "failed expression: false");
+        });
     }
 }

@@ -13,6 +13,8 @@ use crate::meta;
 use crate::store::{ObjectKey, Store};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// The group whose members bypass RBAC, as the real server's privileged-group authorizer does.
@@ -137,6 +139,7 @@ fn describe(binding: &Value, binding_ns: &str, role_kind: &str, role_name: &str,
 }
 
 /// A binding that applies to a user, and the rules of the role it grants.
+#[derive(Debug)]
 struct Grant {
     description: String,
     rules: Vec<PolicyRule>,
@@ -195,56 +198,141 @@ fn basic_user_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// Grants by user and namespace, computed at `revision` of the RBAC group.
+#[derive(Debug, Default)]
+struct GrantCache {
+    revision: u64,
+    grants: HashMap<GrantKey, Arc<Vec<Grant>>>,
+}
+
+/// Whom grants are for: the user's name and groups (what subjects match), and the namespace.
+type GrantKey = (String, Vec<String>, Option<String>);
+
+/// Users and namespaces whose grants are kept; past it the cache starts over.
+const GRANT_CACHE_LIMIT: usize = 4096;
+
+/// Decides requests from the RBAC objects of a store. Every request is decided, and finding a
+/// user's grants walks every binding and role, so grants are kept per user and namespace until an
+/// RBAC object changes, as the real server's authorizer reads them from its informers' caches.
+#[derive(Debug)]
+pub struct Authorizer {
+    store: Store,
+    cache: Mutex<GrantCache>,
+}
+
+impl Authorizer {
+    pub fn new(store: Store) -> Self {
+        Self { store, cache: Mutex::default() }
+    }
+
+    /// The user's grants in `namespace`, as of the latest RBAC change.
+    fn grants(&self, user: &UserInfo, namespace: Option<&str>) -> Arc<Vec<Grant>> {
+        // Read before the grants are: a change while they are computed makes them stale at once.
+        let revision = self.store.group_revision(RBAC_GROUP);
+        let key: GrantKey = (user.username.clone(), user.groups.clone(), namespace.map(str::to_owned));
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.revision != revision {
+                *cache = GrantCache { revision, grants: HashMap::new() };
+            }
+            if let Some(grants) = cache.grants.get(&key) {
+                return grants.clone();
+            }
+        }
+        let grants = Arc::new(grants(&self.store, user, namespace));
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.revision == revision {
+            if cache.grants.len() >= GRANT_CACHE_LIMIT {
+                cache.grants.clear();
+            }
+            cache.grants.insert(key, grants.clone());
+        }
+        grants
+    }
+
+    /// Decides a request without rendering an error (for `SelfSubjectAccessReview`).
+    pub fn decide(&self, attributes: &RequestAttributes) -> Decision {
+        if attributes.user.groups.iter().any(|g| g == MASTERS_GROUP) {
+            return Decision { allowed: true, reason: String::new() };
+        }
+        let basic = basic_user_rules().iter().any(|r| {
+            r.allows(&attributes.verb, &attributes.group, &attributes.resource, attributes.subresource.as_deref(), None)
+        });
+        if basic {
+            return Decision {
+                allowed: true,
+                reason: "RBAC: allowed by ClusterRoleBinding \"system:basic-user\" of ClusterRole \"system:basic-user\" to Group \"system:authenticated\"".into(),
+            };
+        }
+        let grants = self.grants(&attributes.user, attributes.namespace.as_deref());
+        let grant = grants.iter().find(|g| {
+            g.rules.iter().any(|r| {
+                r.allows(
+                    &attributes.verb,
+                    &attributes.group,
+                    &attributes.resource,
+                    attributes.subresource.as_deref(),
+                    attributes.name.as_deref(),
+                )
+            })
+        });
+        match grant {
+            Some(grant) => Decision { allowed: true, reason: grant.description.clone() },
+            None => Decision { allowed: false, reason: String::new() },
+        }
+    }
+
+    /// The resource rules that apply to a user in a namespace (for `SelfSubjectRulesReview`).
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+        if user.groups.iter().any(|g| g == MASTERS_GROUP) {
+            return vec![PolicyRule {
+                verbs: vec!["*".into()],
+                api_groups: vec!["*".into()],
+                resources: vec!["*".into()],
+                resource_names: Vec::new(),
+            }];
+        }
+        let ns = (!namespace.is_empty()).then_some(namespace);
+        let grants = self.grants(user, ns);
+        basic_user_rules().into_iter().chain(grants.iter().flat_map(|g| g.rules.iter().cloned())).collect()
+    }
+
+    /// Allows or denies a request. A denial is a 403 `Forbidden` worded like the real server's.
+    pub fn authorize(&self, attributes: &RequestAttributes) -> Result<(), ApiError> {
+        if self.decide(attributes).allowed {
+            return Ok(());
+        }
+        let qualified = qualified_resource(&attributes.group, &attributes.resource);
+        let subject = match &attributes.name {
+            Some(name) => format!("{qualified} \"{name}\""),
+            None => qualified,
+        };
+        tracing::debug!(
+            user = %attributes.user.username,
+            verb = %attributes.verb,
+            group = %attributes.group,
+            resource = %attributes.resource,
+            subresource = ?attributes.subresource,
+            namespace = ?attributes.namespace,
+            name = ?attributes.name,
+            "request denied by RBAC"
+        );
+        Err(ApiError::forbidden(format!("{subject} is forbidden: {}", forbidden_message(attributes))).with_details(
+            Details {
+                name: attributes.name.clone().unwrap_or_default(),
+                group: attributes.group.clone(),
+                kind: attributes.resource.clone(),
+                ..Details::default()
+            },
+        ))
+    }
+}
+
 /// The outcome of an authorization check: whether it is allowed and why (as `SubjectAccessReviewStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     pub reason: String,
-}
-
-/// Decides a request without rendering an error (for `SelfSubjectAccessReview`).
-pub fn decide(store: &Store, attributes: &RequestAttributes) -> Decision {
-    if attributes.user.groups.iter().any(|g| g == MASTERS_GROUP) {
-        return Decision { allowed: true, reason: String::new() };
-    }
-    let basic = basic_user_rules().iter().any(|r| {
-        r.allows(&attributes.verb, &attributes.group, &attributes.resource, attributes.subresource.as_deref(), None)
-    });
-    if basic {
-        return Decision {
-            allowed: true,
-            reason: "RBAC: allowed by ClusterRoleBinding \"system:basic-user\" of ClusterRole \"system:basic-user\" to Group \"system:authenticated\"".into(),
-        };
-    }
-    let grant = grants(store, &attributes.user, attributes.namespace.as_deref()).into_iter().find(|g| {
-        g.rules.iter().any(|r| {
-            r.allows(
-                &attributes.verb,
-                &attributes.group,
-                &attributes.resource,
-                attributes.subresource.as_deref(),
-                attributes.name.as_deref(),
-            )
-        })
-    });
-    match grant {
-        Some(grant) => Decision { allowed: true, reason: grant.description },
-        None => Decision { allowed: false, reason: String::new() },
-    }
-}
-
-/// The resource rules that apply to a user in a namespace (for `SelfSubjectRulesReview`).
-pub fn rules_for(store: &Store, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
-    if user.groups.iter().any(|g| g == MASTERS_GROUP) {
-        return vec![PolicyRule {
-            verbs: vec!["*".into()],
-            api_groups: vec!["*".into()],
-            resources: vec!["*".into()],
-            resource_names: Vec::new(),
-        }];
-    }
-    let ns = (!namespace.is_empty()).then_some(namespace);
-    basic_user_rules().into_iter().chain(grants(store, user, ns).into_iter().flat_map(|g| g.rules)).collect()
 }
 
 /// The real server's denial text: `User "u" cannot VERB resource "R[/SUB]" in API group "G" in the
@@ -262,36 +350,6 @@ pub fn forbidden_message(attributes: &RequestAttributes) -> String {
         "User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
         attributes.user.username, attributes.verb, attributes.group
     )
-}
-
-/// Allows or denies a request. A denial is a 403 `Forbidden` worded like the real server's.
-pub fn authorize(store: &Store, attributes: &RequestAttributes) -> Result<(), ApiError> {
-    if decide(store, attributes).allowed {
-        return Ok(());
-    }
-    let qualified = qualified_resource(&attributes.group, &attributes.resource);
-    let subject = match &attributes.name {
-        Some(name) => format!("{qualified} \"{name}\""),
-        None => qualified,
-    };
-    tracing::debug!(
-        user = %attributes.user.username,
-        verb = %attributes.verb,
-        group = %attributes.group,
-        resource = %attributes.resource,
-        subresource = ?attributes.subresource,
-        namespace = ?attributes.namespace,
-        name = ?attributes.name,
-        "request denied by RBAC"
-    );
-    Err(ApiError::forbidden(format!("{subject} is forbidden: {}", forbidden_message(attributes))).with_details(
-        Details {
-            name: attributes.name.clone().unwrap_or_default(),
-            group: attributes.group.clone(),
-            kind: attributes.resource.clone(),
-            ..Details::default()
-        },
-    ))
 }
 
 #[cfg(test)]
@@ -348,6 +406,10 @@ mod tests {
         assert!(!subject_matches(&json!({"kind": "User", "name": "someone"}), &user, ""));
     }
 
+    fn authorizer_with_binding() -> Authorizer {
+        Authorizer::new(store_with_binding())
+    }
+
     fn store_with_binding() -> Store {
         let store = Store::new(Arc::new(crate::store::NoPersistence), 100);
         let role = json!({"metadata": {"name": "status-writer", "namespace": "ns"},
@@ -380,8 +442,8 @@ mod tests {
 
     #[test]
     fn bindings_grant_their_roles_in_their_namespace_only() {
-        let store = store_with_binding();
-        let allowed = decide(&store, &attributes("patch", "reviewruns", Some("status"), Some("ns"), Some("x")));
+        let authorizer = authorizer_with_binding();
+        let allowed = authorizer.decide(&attributes("patch", "reviewruns", Some("status"), Some("ns"), Some("x")));
         assert_eq!(
             allowed,
             Decision {
@@ -390,19 +452,21 @@ mod tests {
                     .into()
             }
         );
-        assert!(!decide(&store, &attributes("patch", "reviewruns", Some("status"), Some("other"), Some("x"))).allowed);
+        assert!(
+            !authorizer.decide(&attributes("patch", "reviewruns", Some("status"), Some("other"), Some("x"))).allowed
+        );
         let mut admin = attributes("delete", "pods", None, Some("ns"), Some("p"));
         admin.user = UserInfo::admin();
-        assert!(decide(&store, &admin).allowed);
+        assert!(authorizer.decide(&admin).allowed);
         let user = attributes("get", "pods", None, None, None).user;
-        assert_eq!(rules_for(&store, &user, "ns").len(), basic_user_rules().len() + 1);
-        assert_eq!(rules_for(&store, &user, "other"), basic_user_rules());
+        assert_eq!(authorizer.rules_for(&user, "ns").len(), basic_user_rules().len() + 1);
+        assert_eq!(authorizer.rules_for(&user, "other"), basic_user_rules());
     }
 
     #[test]
     fn denials_are_worded_like_the_real_server() {
-        let store = store_with_binding();
-        let err = authorize(&store, &attributes("patch", "reviewruns", None, Some("ns"), Some("x"))).unwrap_err();
+        let authorizer = authorizer_with_binding();
+        let err = authorizer.authorize(&attributes("patch", "reviewruns", None, Some("ns"), Some("x"))).unwrap_err();
         assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
         assert_eq!(
             err.message,
@@ -413,13 +477,41 @@ mod tests {
             (details.name.as_str(), details.group.as_str(), details.kind.as_str()),
             ("x", "review.ao.dev", "reviewruns")
         );
-        let err = authorize(&store, &attributes("list", "pods", None, None, None)).unwrap_err();
+        let err = authorizer.authorize(&attributes("list", "pods", None, None, None)).unwrap_err();
         assert_eq!(
             err.message,
             "pods is forbidden: User \"system:serviceaccount:ns:sa\" cannot list resource \"pods\" in API group \"\" at the cluster scope"
         );
-        let err =
-            authorize(&store, &attributes("update", "reviewruns", Some("status"), Some("ns"), Some("x"))).unwrap_err();
+        let err = authorizer
+            .authorize(&attributes("update", "reviewruns", Some("status"), Some("ns"), Some("x")))
+            .unwrap_err();
         assert!(err.message.contains("cannot update resource \"reviewruns/status\""), "{}", err.message);
+    }
+
+    #[test]
+    fn kept_grants_follow_every_change_of_a_binding_or_role() {
+        let store = store_with_binding();
+        let authorizer = Authorizer::new(store.clone());
+        let patch = attributes("patch", "reviewruns", Some("status"), Some("ns"), Some("x"));
+        let get = attributes("get", "reviewruns", None, Some("ns"), Some("x"));
+        assert!(authorizer.decide(&patch).allowed);
+        assert!(!authorizer.decide(&get).allowed);
+
+        // The role gains a verb: the kept grants are read again.
+        let role = json!({"metadata": {"name": "status-writer", "namespace": "ns"},
+            "rules": [{"verbs": ["patch", "get"], "apiGroups": ["review.ao.dev"], "resources": ["reviewruns", "reviewruns/status"]}]});
+        let key = ObjectKey::new(RBAC_GROUP, "roles", "ns", "status-writer");
+        store.update(key.clone(), 0, role).unwrap();
+        assert!(authorizer.decide(&get).allowed);
+
+        // A change outside RBAC keeps them; deleting the binding ends them.
+        store
+            .create(ObjectKey::new("", "configmaps", "ns", "c"), json!({"metadata": {"name": "c", "namespace": "ns"}}))
+            .unwrap();
+        assert!(authorizer.decide(&get).allowed);
+        store.delete(&ObjectKey::new(RBAC_GROUP, "rolebindings", "ns", "b"), 0).unwrap();
+        assert!(!authorizer.decide(&patch).allowed);
+        assert!(!authorizer.decide(&get).allowed);
+        assert_eq!(authorizer.rules_for(&patch.user, "ns"), basic_user_rules());
     }
 }

@@ -106,6 +106,8 @@ struct Inner {
     history: VecDeque<Change>,
     /// The resourceVersion just before the oldest retained change: resuming from it or later is possible.
     history_floor: u64,
+    /// The resourceVersion of the last change in each API group, for caches derived from a group.
+    group_revisions: HashMap<String, u64>,
 }
 
 impl Inner {
@@ -210,6 +212,7 @@ impl Store {
                 deleting: BTreeSet::new(),
                 history: VecDeque::new(),
                 history_floor: 1,
+                group_revisions: HashMap::new(),
             })),
             events,
             persistence,
@@ -368,6 +371,12 @@ impl Store {
         } else {
             inner.deleting.remove(&key);
         }
+        match inner.group_revisions.get_mut(&key.group) {
+            Some(last) => *last = revision,
+            None => {
+                inner.group_revisions.insert(key.group.clone(), revision);
+            }
+        }
         inner.history.push_back(change.clone());
         while inner.history.len() > self.history_limit {
             if let Some(dropped) = inner.history.pop_front() {
@@ -377,6 +386,12 @@ impl Store {
         // Sent under the lock so every receiver sees changes in resourceVersion order.
         let _ = self.events.send(change);
         Ok(object)
+    }
+
+    /// The resourceVersion of the last change to an object of `group` since the store started, or 0:
+    /// what was derived from the group's objects at that revision or later is still current.
+    pub fn group_revision(&self, group: &str) -> u64 {
+        self.lock().group_revisions.get(group).copied().unwrap_or(0)
     }
 
     /// Starts a watch after `from` (exclusive). `None` means "now": only future changes.

@@ -50,18 +50,15 @@ pub(super) fn access_review(server: &ApiServer, user: &UserInfo, body: &Value) -
             if verb.is_empty() {
                 return Err(invalid("SelfSubjectAccessReview", "spec.resourceAttributes.verb", "Required value"));
             }
-            let decision = rbac::decide(
-                &server.store,
-                &RequestAttributes {
-                    user: user.clone(),
-                    verb,
-                    group: text("group"),
-                    resource: text("resource"),
-                    subresource: optional("subresource"),
-                    namespace: optional("namespace"),
-                    name: optional("name"),
-                },
-            );
+            let decision = server.authorizer.decide(&RequestAttributes {
+                user: user.clone(),
+                verb,
+                group: text("group"),
+                resource: text("resource"),
+                subresource: optional("subresource"),
+                namespace: optional("namespace"),
+                name: optional("name"),
+            });
             json!({"allowed": decision.allowed, "reason": decision.reason})
         }
         (None, Some(attributes)) => {
@@ -92,7 +89,7 @@ pub(super) fn access_review(server: &ApiServer, user: &UserInfo, body: &Value) -
 /// Answers a `SelfSubjectRulesReview` body: the user's resource rules in `spec.namespace`.
 pub(super) fn rules_review(server: &ApiServer, user: &UserInfo, body: &Value) -> Result<Response, ApiError> {
     let namespace = meta::str_at(body, "/spec/namespace");
-    let rules = rbac::rules_for(&server.store, user, namespace);
+    let rules = server.authorizer.rules_for(user, namespace);
     let review = json!({
         "kind": "SelfSubjectRulesReview",
         "apiVersion": "authorization.k8s.io/v1",

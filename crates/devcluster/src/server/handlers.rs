@@ -240,18 +240,15 @@ async fn resource_request(
     // A WebSocket upgrade is a GET, but opening a stream into a container needs `create`.
     let verb =
         if streams { "create" } else { verb_of(&parts.method, name.is_some(), legacy_watch || query.flag("watch")) };
-    crate::rbac::authorize(
-        &server.store,
-        &crate::rbac::RequestAttributes {
-            user: user.clone(),
-            verb: verb.to_string(),
-            group: info.group.clone(),
-            resource: info.resource.clone(),
-            subresource: target.subresource.clone(),
-            namespace: target.namespace.clone(),
-            name: target.name.clone(),
-        },
-    )?;
+    server.authorizer.authorize(&crate::rbac::RequestAttributes {
+        user: user.clone(),
+        verb: verb.to_string(),
+        group: info.group.clone(),
+        resource: info.resource.clone(),
+        subresource: target.subresource.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+    })?;
     // Answers are JSON only: a client that accepts nothing the server can produce gets a 406.
     let metadata_only = crate::accept::negotiate(&accept(&headers))? == Representation::Metadata;
     match server.faults.intercept(verb, &info.resource, sub, name) {

@@ -82,6 +82,8 @@ pub struct ApiServer {
     pub registry: Registry,
     pub store: Store,
     pub auth: Authenticator,
+    /// RBAC decisions on `store`'s roles and bindings.
+    pub authorizer: crate::rbac::Authorizer,
     pub faults: crate::faults::Faults,
     /// Output of pod containers, kept by the pod runner and served at `pods/NAME/log`.
     pub pod_logs: crate::runner::logs::LogBook,
@@ -127,6 +129,7 @@ impl ApiServer {
         let (watch_epoch, _) = signal::channel(0);
         let server = Arc::new(Self {
             registry: Registry::new(builtin_resources()),
+            authorizer: crate::rbac::Authorizer::new(store.clone()),
             store,
             auth: Authenticator::default(),
             faults: crate::faults::Faults::default(),

@@ -6,25 +6,22 @@ use super::{ApiServer, json_response};
 use crate::auth::{BoundPod, UserInfo, generate_token};
 use crate::error::ApiError;
 use crate::meta;
-use crate::rbac::{self, RequestAttributes};
+use crate::rbac::RequestAttributes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 /// Reviews `body`'s `spec.token` for `user`, who needs `create` on `tokenreviews`.
 pub(super) fn token_review(server: &ApiServer, user: &UserInfo, body: &Value) -> Result<Response, ApiError> {
-    rbac::authorize(
-        &server.store,
-        &RequestAttributes {
-            user: user.clone(),
-            verb: "create".into(),
-            group: "authentication.k8s.io".into(),
-            resource: "tokenreviews".into(),
-            subresource: None,
-            namespace: None,
-            name: None,
-        },
-    )?;
+    server.authorizer.authorize(&RequestAttributes {
+        user: user.clone(),
+        verb: "create".into(),
+        group: "authentication.k8s.io".into(),
+        resource: "tokenreviews".into(),
+        subresource: None,
+        namespace: None,
+        name: None,
+    })?;
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let token = meta::str_at(&spec, "/token");
     if token.is_empty() {
