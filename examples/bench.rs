@@ -21,6 +21,9 @@
 //! its `/metrics` once the cold start converged). `devcluster_rss_mb` is this process once the
 //! Reviewers and runs exist and before the bench's own view of them starts: the dev cluster alone.
 //!
+//! `cold_controller_cpu_s` and `cold_bench_process_cpu_s` are the CPU seconds the controller and
+//! this process (the dev cluster with the bench's kubelet and view) used during the cold start.
+//!
 //! Prints one JSON line; progress goes to stderr.
 
 #[path = "bench_support/kubelet.rs"]
@@ -517,6 +520,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let kubeconfig = std::env::temp_dir().join(format!("bench-controller-{}.kubeconfig", std::process::id()));
     process::deployed_identity(&cluster, &client, "review-system", "review-operator", &kubeconfig).await?;
     let cold_started = Instant::now();
+    let bench_cpu_before = process::cpu_seconds(std::process::id())?;
     let mut controller = process::spawn_component(
         &binary,
         &[
@@ -542,6 +546,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let spacing = Duration::from_micros((runs as u64 * 2).max(50_000));
     view.until("cold convergence", Duration::from_secs(600), spacing, |view| converged(view, args.reviewers)).await?;
     let cold_converge_s = cold_started.elapsed().as_secs_f64();
+    let cold_controller_cpu_s = process::cpu_seconds(pid)?;
+    let cold_bench_process_cpu_s = process::cpu_seconds(std::process::id())? - bench_cpu_before;
     progress.abort();
     eprintln!("converged in {cold_converge_s:.2}s");
     let cold_requests = api_requests(&metrics_address).await?;
@@ -628,6 +634,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "cold_start_requests_by_verb": by_verb(&cold_requests),
         "cold_start_requests": cold_requests.iter().map(|((verb, resource), count)| (format!("{verb} {resource}"), *count)).collect::<BTreeMap<_, _>>(),
         "cold_converge_s": round(cold_converge_s, 2),
+        "cold_controller_cpu_s": round(cold_controller_cpu_s, 1),
+        "cold_bench_process_cpu_s": round(cold_bench_process_cpu_s, 1),
         "debounce": debounce,
         "watch_events_missed": tally.lagged.load(Ordering::Relaxed) + view.lagged.load(Ordering::Relaxed),
     });

@@ -3,7 +3,9 @@
 //! thirds of the deliveries are pushes that supersede a running review and
 //! restart its pod). Prints one JSON line: deliveries per second, the
 //! receiver's answer latency, the time from a delivery to its run being
-//! Running, and the API writes each delivery caused.
+//! Running, and the API writes each delivery caused. CPU seconds are each
+//! process's whole run: the receiver, the controller, and this process (the
+//! dev cluster, the kubelet and the sender).
 //!
 //! The receiver and the controller run as they are deployed: the release
 //! `review-operator webhook` and `review-operator controller` binaries, each
@@ -128,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     process::deployed_identity(&cluster, &client, "review-system", "review-operator-webhook", &webhook_kubeconfig)
         .await?;
     let controller_metrics = process::free_local_address()?;
-    let _controller = if args.without_controller {
+    let controller = if args.without_controller {
         None
     } else {
         let debounce = format!("{}ms", RECOMMENDED_DEBOUNCE.as_millis());
@@ -266,7 +268,14 @@ async fn main() -> anyhow::Result<()> {
         let text = process::metrics_text(&controller_metrics).await?;
         process::samples(&text, "review_operator_reconciles_total").iter().map(|(_, value)| value).sum()
     };
-    let (receiver_rss_peak, _) = process::memory_mb(receiver.id().context("the receiver's pid")?)?;
+    let receiver_pid = receiver.id().context("the receiver's pid")?;
+    let (receiver_rss_peak, _) = process::memory_mb(receiver_pid)?;
+    let receiver_cpu = process::cpu_seconds(receiver_pid)?;
+    let controller_cpu = match controller.as_ref().and_then(|c| c.id()) {
+        Some(pid) => Some(process::cpu_seconds(pid)?),
+        None => None,
+    };
+    let bench_cpu = process::cpu_seconds(std::process::id())?;
     let mut latencies = latencies;
     latencies.sort_by(f64::total_cmp);
     to_running.sort_by(f64::total_cmp);
@@ -282,6 +291,9 @@ async fn main() -> anyhow::Result<()> {
         "runs_seen_running": to_running.len(),
         "controller_reconciles": reconciles,
         "receiver_rss_peak_mb": receiver_rss_peak.round(),
+        "receiver_cpu_s": receiver_cpu,
+        "controller_cpu_s": controller_cpu,
+        "bench_process_cpu_s": bench_cpu,
         "reviewer_restarts": restarts,
         "api_writes_per_delivery": (writes as f64 / args.deliveries as f64 * 100.0).round() / 100.0,
         "delivery_to_running_p50_ms": percentile(&to_running, 0.5).round(),

@@ -13,6 +13,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize as _;
 use serde_json::json;
 
+/// Pod status patches in flight at once.
+const KUBELETS: usize = 16;
+
 pub fn is_running_pod(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
@@ -55,6 +58,9 @@ pub fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU
             }
         }
     });
+    // A cluster's pods start on many nodes at once: marks go out concurrently, as many kubelets'
+    // would send them, so that the pace at which pods start is not one client's round trips.
+    let marks = Arc::new(tokio::sync::Semaphore::new(KUBELETS));
     tokio::spawn(async move {
         let mut marked = BTreeSet::new();
         while let Some(pod) = to_mark.recv().await {
@@ -62,13 +68,19 @@ pub fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU
             if pod.metadata.deletion_timestamp.is_some() || is_running_pod(&pod) || !marked.insert(uid) {
                 continue;
             }
-            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&kubelet_status())).await {
-                Ok(_) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
+            let Ok(permit) = marks.clone().acquire_owned().await else { return };
+            let (client, counter) = (client.clone(), counter.clone());
+            tokio::spawn(async move {
+                let api: Api<Pod> = Api::namespaced(client, &namespace);
+                match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&kubelet_status())).await
+                {
+                    Ok(_) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => eprintln!("kubelet: cannot mark {} Running: {error}", pod.name_any()),
                 }
-                Err(error) => eprintln!("kubelet: cannot mark {} Running: {error}", pod.name_any()),
-            }
+                drop(permit);
+            });
         }
     });
     writes

@@ -99,6 +99,18 @@ pub fn memory_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// User and system CPU time a process has used, in seconds (`/proc/PID/stat`, in clock ticks of
+/// 1/100 s, the tick Linux reports on every architecture it runs on).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading a process's stat")?;
+    // The command name may hold spaces and parentheses: fields are counted after its closing one.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("no command name in stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("no CPU time in stat");
+    // utime and stime are fields 14 and 15 of stat(5); the state (field 3) is index 0 here.
+    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 /// A kubeconfig at `path` for the ServiceAccount `account` of `namespace`, with a token from the
 /// TokenRequest API: the identity the component is deployed with, so that it gets the RBAC of
 /// `deploy/` and its own flow in the API server's fair queuing.
