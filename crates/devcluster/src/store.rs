@@ -126,13 +126,26 @@ impl Inner {
         limit: Option<usize>,
         filter: Option<&dyn Fn(&Value) -> bool>,
     ) -> Page {
-        let start = match after {
-            Some((ns, name)) => Bound::Excluded(ObjectKey::new(group, resource, ns, name)),
-            None => Bound::Included(ObjectKey::new(group, resource, namespace.unwrap_or(""), "")),
+        let scope_start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
+        let (start, first) = match after {
+            Some((ns, name)) if ObjectKey::new(group, resource, ns, name) >= scope_start => {
+                let key = ObjectKey::new(group, resource, ns, name);
+                (Bound::Excluded(key.clone()), key)
+            }
+            // A position before the scope starts at its beginning.
+            _ => (Bound::Included(scope_start.clone()), scope_start),
         };
-        let mut rest = self.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| {
-            k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-        });
+        // The first key past the scope: names hold no NUL, so appending one orders just after them.
+        // A range with both ends walks the scope without comparing every key to it, which counting
+        // what follows a page of a large list would otherwise do for each page.
+        let end = match namespace {
+            Some(ns) => ObjectKey::new(group, resource, &format!("{ns}\0"), ""),
+            None => ObjectKey::new(group, &format!("{resource}\0"), "", ""),
+        };
+        if first >= end {
+            return Page { objects: Vec::new(), more: false, remaining: None, revision: self.revision };
+        }
+        let mut rest = self.objects.range((start, Bound::Excluded(end)));
         let mut objects = Vec::new();
         let mut more = false;
         for (_, object) in rest.by_ref() {
@@ -470,6 +483,9 @@ mod tests {
         // Another resource and another namespace sort around the collection and never leak in.
         s.create(ObjectKey::new("", "secrets", "default", "a"), obj("a")).unwrap();
         s.create(ObjectKey::new("", "configmaps", "other", "z"), obj("z")).unwrap();
+        // So do the neighbours that sort right after the scope: a longer namespace or resource name.
+        s.create(ObjectKey::new("", "configmaps", "defaults", "a"), obj("a")).unwrap();
+        s.create(ObjectKey::new("", "configmapsx", "default", "a"), obj("a")).unwrap();
         let first = s.list_page("", "configmaps", Some("default"), None, Some(2), None);
         assert_eq!((names(&first), first.more, first.remaining), (vec!["a".into(), "b".into()], true, Some(3)));
         let second = s.list_page("", "configmaps", Some("default"), Some(("default", "b")), Some(2), None);
@@ -477,7 +493,14 @@ mod tests {
         let last = s.list_page("", "configmaps", Some("default"), Some(("default", "d")), Some(2), None);
         assert_eq!((names(&last), last.more, last.remaining), (vec!["e".into()], false, None));
         let everything = s.list_page("", "configmaps", None, None, None, None);
-        assert_eq!(names(&everything), ["a", "b", "c", "d", "e", "z"]);
+        assert_eq!(names(&everything), ["a", "b", "c", "d", "e", "a", "z"]);
+        let across = s.list_page("", "configmaps", None, Some(("default", "c")), Some(2), None);
+        assert_eq!((names(&across), across.remaining), (vec!["d".into(), "e".into()], Some(2)));
+        // A token from another namespace than the one listed continues nowhere.
+        let elsewhere = s.list_page("", "configmaps", Some("default"), Some(("other", "a")), Some(2), None);
+        assert_eq!((names(&elsewhere), elsewhere.more), (Vec::<String>::new(), false));
+        let before = s.list_page("", "configmaps", Some("other"), Some(("default", "e")), None, None);
+        assert_eq!(names(&before), ["z"]);
     }
 
     #[test]
