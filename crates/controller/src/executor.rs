@@ -29,6 +29,7 @@ use serde_json::json;
 
 use super::AgentLaunch;
 use super::events::EventQueue;
+use super::lean::LeanRun;
 use super::plan::{
     ApiErrorClass, EventKind, EventObject, LaunchError, ObservedPod, ObservedReviewer, PlannedEvent, PodDeletion,
     PodLaunch, PodOperation, ReviewerPlan, RunChange, RunDeletion, RunLabels, RunUpdate, Step,
@@ -352,7 +353,8 @@ impl Execution<'_> {
     }
 
     async fn write_run_statuses(&mut self, updates: &[RunUpdate]) -> Result<(), StepError> {
-        let api = self.runs();
+        // Each answer is a whole run: read without the field sets the controller never keeps.
+        let api: Api<LeanRun> = Api::namespaced(self.executor.client.clone(), self.namespace);
         let params = self.apply_params();
         let metrics = self.executor.metrics;
         let writes: Vec<_> = updates
@@ -373,10 +375,11 @@ impl Execution<'_> {
                         "metadata": { "name": update.run, "resourceVersion": version },
                         "status": status,
                     });
-                    let updated = api
+                    let updated: ReviewRun = api
                         .patch_status(&update.run, params, &Patch::Apply(&body))
                         .await
-                        .map_err(|source| api_error("write status of", &format!("ReviewRun {}", update.run), source))?;
+                        .map_err(|source| api_error("write status of", &format!("ReviewRun {}", update.run), source))?
+                        .into();
                     let sha = &updated.spec.pull_request.head_sha;
                     tracing::debug!(run = %update.run, %sha, change = ?update.change, "run status written");
                     let counter = match update.change {

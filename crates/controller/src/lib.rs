@@ -8,6 +8,7 @@ pub mod events;
 pub mod executor;
 pub mod freshness;
 pub mod index;
+pub mod lean;
 pub mod metrics;
 pub mod plan;
 pub mod pod;
@@ -129,8 +130,9 @@ pub async fn run(
     // The index is the run cache (see `cache::CachedRun`): no reflector store.
     let run_events = {
         let index = index.clone();
-        watcher(Api::<ReviewRun>::all(client.clone()), watcher::Config::default())
+        watcher(Api::<lean::LeanRun>::all(client.clone()), watcher::Config::default())
             .default_backoff()
+            .map_ok(lean::into_run_event)
             .modify(cache::trim_run)
             .inspect_ok(move |event| index.observe_run(event))
             .touched_objects()
