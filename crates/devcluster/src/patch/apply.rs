@@ -55,11 +55,15 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
     };
     let previous = entries.iter().position(|e| e.same_manager(&applier)).map(|at| entries.remove(at));
 
+    let created;
     let base = match req.live {
-        Some(live) => live.clone(),
-        None => identity_of(req.config),
+        Some(live) => live,
+        None => {
+            created = identity_of(req.config);
+            &created
+        }
     };
-    let mut merged = structured::merge(&base, &applied, req.rules);
+    let mut merged = structured::merge(base, &applied, req.rules);
     if let Some(previous) = &previous {
         prune_abandoned(&mut merged, &previous.fields, &applier.fields, &entries);
     }

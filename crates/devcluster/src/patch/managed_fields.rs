@@ -231,17 +231,23 @@ fn entry_order(a: &ManagedFieldsEntry, b: &ManagedFieldsEntry) -> Ordering {
 /// The object without what nobody owns: `apiVersion`, `kind` and the identity and bookkeeping fields of
 /// `metadata`.
 pub(crate) fn owned_view(object: &Value) -> Value {
-    let mut view = object.clone();
-    if let Some(map) = view.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
-        if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            for name in UNOWNED_METADATA {
-                metadata.remove(name);
-            }
-        }
-    }
-    view
+    let Value::Object(map) = object else { return object.clone() };
+    // Built from the kept fields only: the managed fields are often the larger part of an object,
+    // and every apply takes this view of the live object and of the merged one.
+    let view = map.iter().filter(|(name, _)| !matches!(name.as_str(), "apiVersion" | "kind")).map(|(name, value)| {
+        let value = match (name.as_str(), value) {
+            ("metadata", Value::Object(metadata)) => Value::Object(
+                metadata
+                    .iter()
+                    .filter(|(field, _)| !UNOWNED_METADATA.contains(&field.as_str()))
+                    .map(|(field, value)| (field.clone(), value.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        (name.clone(), value)
+    });
+    Value::Object(view.collect())
 }
 
 /// Removes `metadata` itself, which is never owned (only fields inside it are).
