@@ -58,8 +58,8 @@ pub fn spawn_kubelet(cluster: &DevCluster, client: &kube::Client) -> Arc<AtomicU
             }
         }
     });
-    // A cluster's pods start on many nodes at once: marks go out concurrently, as many kubelets'
-    // would send them, so that the pace at which pods start is not one client's round trips.
+    // A cluster's pods start on many nodes at once: marks go out concurrently, as the kubelets
+    // of many nodes would send them, so that the pace at which pods start is not one client's round trips.
     let marks = Arc::new(tokio::sync::Semaphore::new(KUBELETS));
     tokio::spawn(async move {
         let mut marked = BTreeSet::new();

@@ -127,11 +127,8 @@ impl Inner {
         filter: Option<&dyn Fn(&Value) -> bool>,
     ) -> Page {
         let scope_start = ObjectKey::new(group, resource, namespace.unwrap_or(""), "");
-        let (start, first) = match after {
-            Some((ns, name)) if ObjectKey::new(group, resource, ns, name) >= scope_start => {
-                let key = ObjectKey::new(group, resource, ns, name);
-                (Bound::Excluded(key.clone()), key)
-            }
+        let (start, first) = match after.map(|(ns, name)| ObjectKey::new(group, resource, ns, name)) {
+            Some(key) if key >= scope_start => (Bound::Excluded(key.clone()), key),
             // A position before the scope starts at its beginning.
             _ => (Bound::Included(scope_start.clone()), scope_start),
         };
