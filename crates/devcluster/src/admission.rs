@@ -497,15 +497,20 @@ impl PolicyEvaluation<'_> {
     }
 
     fn run_in(&self, mut context: Context<'_>, params: Option<&Value>) -> Vec<Failure> {
-        let spec = self.policy.get("spec").cloned().unwrap_or(Value::Null);
-        let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |field: &str| {
+            self.policy
+                .get("spec")
+                .and_then(|spec| spec.get(field))
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+        };
         let conditions = list("matchConditions");
         let objects_first = conditions.iter().any(|c| may_read_objects(meta::str_at(c, "/expression")));
         self.add_request(&mut context, params);
         if objects_first {
             self.add_objects(&mut context);
         }
-        for condition in &conditions {
+        for condition in conditions {
             let expression = meta::str_at(condition, "/expression");
             match evaluate_bool(&context, expression) {
                 Ok(true) => {}
@@ -524,8 +529,8 @@ impl PolicyEvaluation<'_> {
         }
         let mut variables = HashMap::new();
         for variable in list("variables") {
-            let name = meta::str_at(&variable, "/name").to_string();
-            match evaluate(&context, meta::str_at(&variable, "/expression")) {
+            let name = meta::str_at(variable, "/name").to_string();
+            match evaluate(&context, meta::str_at(variable, "/expression")) {
                 Ok(value) => {
                     variables.insert(Key::String(Arc::new(name)), value);
                     context.add_variable_from_value("variables", Cel::Map(Map { map: Arc::new(variables.clone()) }));
@@ -537,14 +542,14 @@ impl PolicyEvaluation<'_> {
         }
         let mut failures = Vec::new();
         for validation in list("validations") {
-            let expression = meta::str_at(&validation, "/expression");
-            let reason = match meta::str_at(&validation, "/reason") {
+            let expression = meta::str_at(validation, "/expression");
+            let reason = match meta::str_at(validation, "/reason") {
                 "" => "Invalid".to_string(),
                 r => r.to_string(),
             };
             match evaluate_bool(&context, expression) {
                 Ok(true) => {}
-                Ok(false) => failures.push(Failure { message: self.message(&context, &validation), reason }),
+                Ok(false) => failures.push(Failure { message: self.message(&context, validation), reason }),
                 Err(EvalError(e)) => {
                     failures.extend(self.on_error(format!("expression '{expression}' resulted in error: {e}")));
                 }
