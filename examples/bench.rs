@@ -26,6 +26,8 @@
 //!
 //! Prints one JSON line; progress goes to stderr.
 
+#[path = "bench_support/allocator.rs"]
+mod allocator;
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
 #[path = "bench_support/process.rs"]
@@ -54,13 +56,6 @@ use review_operator::api::{
 };
 use serde_json::json;
 use tokio::sync::Notify;
-
-/// The dev cluster stands in for kube-apiserver, which a real cluster runs on machines of its own.
-/// It gets the allocator the operator ships with, which spends a tenth less CPU on its churn of
-/// short-lived JSON than mimalloc did, so that the figures are the operator's more than the stand-in's.
-#[cfg(all(unix, not(target_env = "musl")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const NAMESPACE: &str = "default";
 const FLOOR_MANAGER: &str = "bench-floor";

@@ -17,6 +17,8 @@
 //! `cargo run --release --example webhook_bench -- --rate 300` (open loop: the latencies at 300 deliveries/s)
 //! `cargo run --release --example webhook_bench -- --without-controller` (the receiver and API server alone)
 
+#[path = "bench_support/allocator.rs"]
+mod allocator;
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
 #[path = "bench_support/process.rs"]
@@ -40,13 +42,6 @@ use review_operator::controller::{RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE}
 use review_operator::intake::payload::examples;
 use review_operator::intake::signature::sign;
 use tokio::sync::Mutex;
-
-/// The dev cluster stands in for kube-apiserver, which a real cluster runs on machines of its own.
-/// It gets the allocator the operator ships with, which spends a tenth less CPU on its churn of
-/// short-lived JSON than mimalloc did, so that the figures are the operator's more than the stand-in's.
-#[cfg(all(unix, not(target_env = "musl")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 struct Args {
