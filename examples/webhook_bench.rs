@@ -36,8 +36,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use kube::api::{Api, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use review_operator::api::{AgentSpec, PullRequestMatch, ReviewRun, Reviewer, ReviewerSpec, RunPhase};
+use review_operator::api::{AgentSpec, GROUP, PullRequestMatch, Reviewer, ReviewerSpec};
 use review_operator::controller::{RECOMMENDED_CONCURRENCY, RECOMMENDED_DEBOUNCE};
 use review_operator::intake::payload::examples;
 use review_operator::intake::signature::sign;
@@ -165,65 +164,34 @@ async fn main() -> anyhow::Result<()> {
     // When each run was asked for, and when it was seen Running.
     let asked: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
     let running: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
-    let runs: Api<ReviewRun> = Api::namespaced(client.clone(), "default");
+    // Seen in the dev cluster's own change feed in this process, the moment each change is
+    // committed, rather than through a watch that would cost the machine under test.
     let seen = running.clone();
+    let missed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (_, feed) = cluster.server().store.list_and_watch(GROUP, "reviewruns", None);
+    let mut feed = feed.live;
+    let missed_by_feed = missed.clone();
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(watcher(runs, watcher::Config::default()).applied_objects());
-        while let Ok(Some(run)) = stream.try_next().await {
-            if run.phase() == RunPhase::Running {
-                seen.lock().await.entry(run.metadata.name.clone().unwrap_or_default()).or_insert_with(Instant::now);
+        loop {
+            let change = match feed.recv().await {
+                Ok(change) => change,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(count)) => {
+                    missed_by_feed.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let running = change.key.resource == "reviewruns"
+                && change.object.pointer("/status/phase").and_then(|phase| phase.as_str()) == Some("Running");
+            if running {
+                seen.lock().await.entry(change.key.name.clone()).or_insert_with(Instant::now);
             }
         }
     });
 
-    // Each pull request is opened, then pushed to twice, in rounds over all pull requests: a push
-    // comes a round after the one it replaces, when that run is being reviewed, so it supersedes
-    // a Running run and restarts its reviewer.
-    let started = Instant::now();
     let revision_before = cluster.server().store.revision();
     let kubelet_before = kubelet_writes.load(std::sync::atomic::Ordering::Relaxed);
-    let latencies: Vec<f64> = futures::stream::iter(0..args.deliveries)
-        .map(|n| {
-            let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
-            let reviewers = args.reviewers;
-            let due = args.rate.map(|rate| started + Duration::from_secs_f64(n as f64 / rate));
-            let pull_requests = args.deliveries.div_ceil(3);
-            async move {
-                let pr = n % pull_requests + 1;
-                let mut payload = match n / pull_requests {
-                    0 => examples::pull_request("opened", pr as i64, &sha(n)),
-                    _ => examples::synchronize(pr as i64, &sha(n - pull_requests), &sha(n)),
-                };
-                payload["pull_request"]["head"]["ref"] = format!("agent/w{}/change-{pr}", pr % reviewers).into();
-                let body = payload.to_string();
-                let request = hyper::Request::post(url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "pull_request")
-                    .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
-                    .body(Full::new(bytes::Bytes::from(body)))?;
-                let sent = match due {
-                    Some(due) => {
-                        tokio::time::sleep_until(due.into()).await;
-                        due
-                    }
-                    None => Instant::now(),
-                };
-                let response = http.request(request).await?;
-                let status = response.status();
-                let bytes = response.into_body().collect().await?.to_bytes();
-                let latency = sent.elapsed().as_secs_f64() * 1000.0;
-                anyhow::ensure!(status.is_success(), "delivery {n}: {status} {}", String::from_utf8_lossy(&bytes));
-                let answer: serde_json::Value = serde_json::from_slice(&bytes)?;
-                for name in answer["created"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
-                    let name = name.split_once('/').map_or(name, |(_, name)| name);
-                    asked.lock().await.insert(name.to_owned(), sent);
-                }
-                Ok::<f64, anyhow::Error>(latency)
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .try_collect()
-        .await?;
+    let (started, mut latencies) = send_deliveries(&args, url, asked.clone()).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let writes = cluster.server().store.revision() - revision_before;
     let writes = writes.saturating_sub(kubelet_writes.load(std::sync::atomic::Ordering::Relaxed) - kubelet_before);
@@ -241,6 +209,8 @@ async fn main() -> anyhow::Result<()> {
         drop((asked, running));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let missed = missed.load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(missed == 0, "the bench's view of runs fell behind the change feed by {missed} changes");
     let mut to_running: Vec<f64> = {
         let asked = asked.lock().await;
         let running = running.lock().await;
@@ -272,7 +242,6 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let bench_cpu = process::cpu_seconds(std::process::id())?;
-    let mut latencies = latencies;
     latencies.sort_by(f64::total_cmp);
     to_running.sort_by(f64::total_cmp);
     let report = serde_json::json!({
@@ -297,6 +266,78 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{report}");
     Ok(())
+}
+
+/// Sends the deliveries from a thread and runtime of their own, as GitHub sends from its own
+/// machines: the dev cluster's work in this process then never delays a sent delivery or the
+/// reading of its answer, and the latencies are the receiver's.
+///
+/// Each pull request is opened, then pushed to twice, in rounds over all pull requests: a push
+/// comes a round after the one it replaces, when that run is being reviewed, so it supersedes a
+/// Running run and restarts its reviewer.
+async fn send_deliveries(
+    args: &Args,
+    url: hyper::Uri,
+    asked: Arc<Mutex<BTreeMap<String, Instant>>>,
+) -> anyhow::Result<(Instant, Vec<f64>)> {
+    let (deliveries, reviewers, rate, concurrency) = (args.deliveries, args.reviewers, args.rate, args.concurrency);
+    let sender = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            let http = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+            let started = Instant::now();
+            let pull_requests = deliveries.div_ceil(3);
+            let latencies = futures::stream::iter(0..deliveries)
+                .map(|n| {
+                    let (http, url, asked) = (http.clone(), url.clone(), asked.clone());
+                    let due = rate.map(|rate| started + Duration::from_secs_f64(n as f64 / rate));
+                    async move {
+                        let pr = n % pull_requests + 1;
+                        let mut payload = match n / pull_requests {
+                            0 => examples::pull_request("opened", pr as i64, &sha(n)),
+                            _ => examples::synchronize(pr as i64, &sha(n - pull_requests), &sha(n)),
+                        };
+                        payload["pull_request"]["head"]["ref"] =
+                            format!("agent/w{}/change-{pr}", pr % reviewers).into();
+                        let body = payload.to_string();
+                        let request = hyper::Request::post(url)
+                            .header("content-type", "application/json")
+                            .header("x-github-event", "pull_request")
+                            .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
+                            .body(Full::new(bytes::Bytes::from(body)))?;
+                        let sent = match due {
+                            Some(due) => {
+                                tokio::time::sleep_until(due.into()).await;
+                                due
+                            }
+                            None => Instant::now(),
+                        };
+                        let response = http.request(request).await?;
+                        let status = response.status();
+                        let bytes = response.into_body().collect().await?.to_bytes();
+                        let latency = sent.elapsed().as_secs_f64() * 1000.0;
+                        anyhow::ensure!(
+                            status.is_success(),
+                            "delivery {n}: {status} {}",
+                            String::from_utf8_lossy(&bytes)
+                        );
+                        let answer: serde_json::Value = serde_json::from_slice(&bytes)?;
+                        for name in answer["created"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
+                            let name = name.split_once('/').map_or(name, |(_, name)| name);
+                            asked.lock().await.insert(name.to_owned(), sent);
+                        }
+                        Ok::<f64, anyhow::Error>(latency)
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .try_collect()
+                .await?;
+            Ok::<_, anyhow::Error>((started, latencies))
+        })
+    });
+    tokio::task::spawn_blocking(move || sender.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the sender of deliveries panicked"))?
 }
 
 /// Applies the objects of kinds `kinds` from the manifest `text` (a file of `deploy/`).
