@@ -100,39 +100,37 @@ pub fn set_finalizers(object: &mut Value, finalizers: &[String]) {
 
 /// Whether anything outside `metadata` and `status` differs: such a change bumps `generation`.
 pub fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(map) = v.as_object_mut() {
-            map.remove("metadata");
-            map.remove("status");
-            map.remove("apiVersion");
-            map.remove("kind");
-        }
-        v
-    };
-    strip(old) != strip(new)
+    !equal_except(old, new, |key| matches!(key, "metadata" | "status" | "apiVersion" | "kind"))
 }
 
 /// Equality that ignores `resourceVersion` and managers' timestamps, to recognise no-op writes.
 pub fn same_content(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            // Ownership changes (a manager sharing a field by applying the same value) are changes;
-            // a manager's new timestamp alone is not.
-            if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
-                    entry.remove("time");
-                }
-            }
-            if meta.get("managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty) {
-                meta.remove("managedFields");
-            }
-        }
-        v
+    if !equal_except(old, new, |key| key == "metadata") {
+        return false;
+    }
+    let (Some(old), Some(new)) = (old.get("metadata"), new.get("metadata")) else {
+        return old.get("metadata") == new.get("metadata");
     };
-    strip(old) == strip(new)
+    if !equal_except(old, new, |key| matches!(key, "resourceVersion" | "managedFields")) {
+        return false;
+    }
+    // Ownership changes (a manager sharing a field by applying the same value) are changes;
+    // a manager's new timestamp alone is not. No entries and an empty list are the same.
+    let entries = |meta: &Value| meta.get("managedFields").cloned().unwrap_or_else(|| Value::Array(Vec::new()));
+    match (old.get("managedFields"), new.get("managedFields")) {
+        (Some(Value::Array(old)), Some(Value::Array(new))) => {
+            old.len() == new.len() && old.iter().zip(new).all(|(old, new)| equal_except(old, new, |key| key == "time"))
+        }
+        _ => entries(old) == entries(new),
+    }
+}
+
+/// Whether two values are equal but for the keys `skip` names, when both are objects; compared
+/// in place, as these checks run on every write and objects can be large.
+fn equal_except(a: &Value, b: &Value, skip: impl Fn(&str) -> bool) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
+    let kept = |map: &serde_json::Map<String, Value>| map.keys().filter(|key| !skip(key)).count();
+    kept(a) == kept(b) && a.iter().filter(|(key, _)| !skip(key)).all(|(key, value)| b.get(key) == Some(value))
 }
 
 /// Removes the field at a dotted path such as `spec.containers[1].foo` (the form unknown-field
@@ -223,6 +221,16 @@ mod tests {
         assert!(same_content(&c, &d), "a new timestamp alone is no change");
         d["metadata"]["managedFields"][0]["manager"] = json!("n");
         assert!(!same_content(&c, &d), "new ownership is a change");
+        let mut e = c.clone();
+        e["metadata"]["managedFields"].as_array_mut().unwrap().push(json!({"manager": "n"}));
+        assert!(!same_content(&c, &e), "a new manager is a change");
+        assert!(!same_content(&c, &a), "entries where there were none are a change");
+        let mut f = a.clone();
+        f["metadata"]["labels"]["a"] = json!("2");
+        assert!(!same_content(&a, &f), "metadata besides the version and managers counts");
+        let bare = json!({"spec": {"x": 1}, "status": {"s": 1}});
+        assert!(!same_content(&a, &bare) && !same_content(&bare, &a), "metadata where there was none");
+        assert!(same_content(&bare, &bare.clone()));
     }
 
     #[test]

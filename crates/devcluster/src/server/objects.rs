@@ -327,6 +327,26 @@ impl ApiServer {
     /// custom resource stored through another version, without the fields that version's schema
     /// does not know (the None conversion: pruned, nothing renamed).
     pub(crate) fn present(info: &ResourceInfo, object: &Value) -> Value {
+        Self::present_view(info, object).into_owned()
+    }
+
+    /// [`Self::present`] without a copy when the stored object is already as served, as nearly
+    /// every object is: its own version's apiVersion and kind.
+    pub(crate) fn present_view<'a>(info: &ResourceInfo, object: &'a Value) -> std::borrow::Cow<'a, Value> {
+        let as_served = meta::str_at(object, "/kind") == info.kind && {
+            let api_version = meta::str_at(object, "/apiVersion");
+            match api_version.split_once('/') {
+                Some((group, version)) => group == info.group && version == info.version,
+                None => info.group.is_empty() && api_version == info.version,
+            }
+        };
+        if as_served {
+            return std::borrow::Cow::Borrowed(object);
+        }
+        std::borrow::Cow::Owned(Self::present_copy(info, object))
+    }
+
+    fn present_copy(info: &ResourceInfo, object: &Value) -> Value {
         // Stored core Events read through events.k8s.io; a write's view is converted already.
         if events::is_events_view(info) && meta::str_at(object, "/apiVersion") != events::EVENTS_API_VERSION {
             return events::core_to_events(object);
@@ -911,7 +931,7 @@ impl ApiServer {
                 return Err(ApiError::not_found(&info.group, &info.resource, name));
             };
             let old = Self::write_view(info, old);
-            let current = Self::present(info, &old);
+            let current = Self::present_view(info, &old);
             let patched = match patch_type {
                 PatchType::Merge => merge_patch(&current, patch)?,
                 PatchType::Json => json_patch(&current, patch)?,
@@ -1282,4 +1302,46 @@ fn finalizers_after_propagation(old: &Value, propagation: Option<Propagation>) -
         _ => {}
     }
     finalizers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn pods() -> ResourceInfo {
+        crate::builtin::builtin_resources()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.resource == "pods")
+            .expect("pods are served")
+    }
+
+    #[test]
+    fn objects_stored_as_served_are_presented_without_a_copy() {
+        let info = pods();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
+        assert!(matches!(ApiServer::present_view(&info, &pod), Cow::Borrowed(_)));
+        let grouped = ResourceInfo { group: "example.com".into(), kind: "Widget".into(), ..info.clone() };
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 1}});
+        assert!(matches!(ApiServer::present_view(&grouped, &widget), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn objects_stored_otherwise_are_presented_as_served() {
+        let grouped = ResourceInfo { group: "example.com".into(), kind: "Widget".into(), ..pods() };
+        for stored in [
+            json!({"apiVersion": "example.com/v2", "kind": "Widget", "spec": {"size": 1}}),
+            json!({"apiVersion": "v1", "kind": "Widget", "spec": {"size": 1}}),
+            json!({"apiVersion": "other.com/v1", "kind": "Widget", "spec": {"size": 1}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Gadget", "spec": {"size": 1}}),
+        ] {
+            let shown = ApiServer::present_view(&grouped, &stored);
+            assert!(matches!(shown, Cow::Owned(_)), "{stored}");
+            assert_eq!(
+                *shown,
+                json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 1}}),
+                "{stored}"
+            );
+        }
+    }
 }

@@ -90,7 +90,7 @@ impl WatchRequest {
         }
         let api_version = self.info.api_version();
         let (cached_version, json) = change.encoded.get_or_init(|| {
-            (api_version.clone(), crate::wire::to_vec(&ApiServer::present(&self.info, &change.object)))
+            (api_version.clone(), crate::wire::to_vec(&ApiServer::present_view(&self.info, &change.object)))
         });
         if *cached_version != api_version {
             return self.render(kind, &change.object);
