@@ -377,6 +377,33 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     serde_json::to_vec(&Ordered::new(value, Shape::SelfTyped)).unwrap_or_else(|_| value.to_string().into_bytes())
 }
 
+/// A list as [`to_vec`] writes it with `items` in place of the envelope's empty `items`, without
+/// first copying every item into one value (a page of a large list is hundreds of objects).
+///
+/// The envelope is written first; its `"items":[]` is the key itself, as a string value holding
+/// those characters is written with its quotes escaped. Each item is written as in a list: by its
+/// own kind, or sorted like the whole list when the list is a custom resource's.
+pub fn list_to_vec<'a>(envelope: &Value, items: impl Iterator<Item = &'a Value>) -> Vec<u8> {
+    const EMPTY_ITEMS: &[u8] = br#""items":[]"#;
+    let head = to_vec(envelope);
+    let Some(at) = head.windows(EMPTY_ITEMS.len()).position(|window| window == EMPTY_ITEMS) else {
+        return head;
+    };
+    let split = at + EMPTY_ITEMS.len() - 1;
+    let mut out = Vec::with_capacity(head.len() * 2);
+    out.extend_from_slice(&head[..split]);
+    for (index, item) in items.enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        if serde_json::to_writer(&mut out, &Ordered::new(item, Shape::SelfTyped)).is_err() {
+            out.extend_from_slice(item.to_string().as_bytes());
+        }
+    }
+    out.extend_from_slice(&head[split..]);
+    out
+}
+
 /// One watch event line: `{"type":...,"object":...}` and a newline, the object in order.
 pub fn watch_event_line(event_type: &str, object: &Value) -> Vec<u8> {
     watch_event_line_encoded(event_type, &to_vec(object))
@@ -400,6 +427,32 @@ mod tests {
 
     fn text(value: &Value) -> String {
         String::from_utf8(to_vec(value)).unwrap()
+    }
+
+    #[test]
+    fn a_list_written_around_its_items_is_the_list_written_whole() {
+        let pod = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"b": "1", "a": "2"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})
+        };
+        let run = |name: &str| {
+            json!({"apiVersion": "example.com/v1", "kind": "Run", "metadata": {"name": name},
+                "spec": {"z": 1, "a": {"y": 2, "b": 3}}, "status": {"phase": "Running"}})
+        };
+        let cases = [
+            ("PodList", "v1", vec![pod("a"), pod("b")]),
+            ("RunList", "example.com/v1", vec![run("a"), run("b"), run("c")]),
+            ("PodList", "v1", vec![]),
+            ("RunList", "example.com/v1", vec![]),
+        ];
+        // A continue token is a string: characters like `"items":[]` inside it are escaped.
+        let metadata = json!({"resourceVersion": "7", "continue": r#""items":[]"#, "remainingItemCount": 3});
+        for (kind, api_version, items) in cases {
+            let envelope = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": []});
+            let whole = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items});
+            let written = String::from_utf8(list_to_vec(&envelope, items.iter())).unwrap();
+            assert_eq!(written, text(&whole), "{kind} of {}", items.len());
+        }
     }
 
     #[test]

@@ -575,7 +575,8 @@ fn list(
         filter,
     );
     let revision = after.as_ref().map(|(rv, _, _)| *rv).unwrap_or(listed.revision);
-    let page: Vec<Value> = listed.objects.iter().map(|o| ApiServer::present(info, o)).collect();
+    let page: Vec<std::borrow::Cow<'_, Value>> =
+        listed.objects.iter().map(|o| ApiServer::present_view(info, o)).collect();
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if listed.more
         && let Some(last) = page.last()
@@ -590,13 +591,17 @@ fn list(
         }
     }
     if crate::accept::negotiate(&accept(headers))? == Representation::Metadata {
+        let page: Vec<Value> = page.into_iter().map(std::borrow::Cow::into_owned).collect();
         return Ok(ok(&crate::accept::partial_list(metadata, &page)));
     }
     if let Some(include) = table_request(headers, query)? {
+        let page: Vec<Value> = page.into_iter().map(std::borrow::Cow::into_owned).collect();
         let token = metadata.get("continue").and_then(Value::as_str).map(str::to_string);
         return Ok(ok(&to_table(info, &page, include, &revision.to_string(), token.as_deref())));
     }
-    Ok(ok(&json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": page})))
+    let envelope = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": []});
+    let body = crate::wire::list_to_vec(&envelope, page.iter().map(|object| &**object));
+    Ok(super::json_bytes_response(StatusCode::OK, body, &HeaderMap::new()))
 }
 
 fn delete_options(bytes: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {

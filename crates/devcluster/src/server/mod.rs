@@ -264,7 +264,12 @@ fn public_endpoint(path: &str) -> Response {
 
 /// A JSON response with extra headers (warnings).
 pub(crate) fn json_response(code: StatusCode, body: &serde_json::Value, extra: &HeaderMap) -> Response {
-    let mut response = Response::new(Body::from(crate::wire::to_vec(body)));
+    json_bytes_response(code, crate::wire::to_vec(body), extra)
+}
+
+/// An answer whose JSON body is written already.
+pub(crate) fn json_bytes_response(code: StatusCode, body: Vec<u8>, extra: &HeaderMap) -> Response {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = code;
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     for (k, v) in extra {
