@@ -28,6 +28,8 @@
 
 #[path = "bench_support/allocator.rs"]
 mod allocator;
+#[path = "bench_support/feed.rs"]
+mod feed;
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
 #[path = "bench_support/process.rs"]
@@ -264,31 +266,19 @@ where
         writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
-    let (changed, lagged) = (changed.clone(), lagged.clone());
-    let mut live = start.live;
-    tokio::spawn(async move {
-        loop {
-            let change = match live.recv().await {
-                Ok(change) => change,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    lagged.fetch_add(missed, Ordering::Relaxed);
-                    changed.notify_one();
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if change.key.group != group || change.key.resource != resource {
-                continue;
-            }
-            let Some(object) = decode(&change.object) else { continue };
+    let changed = changed.clone();
+    let follower = feed::follow(start.live, group, resource, lagged.clone(), move |followed| {
+        if let feed::Followed::Change(change) = followed {
+            let Some(object) = decode(&change.object) else { return };
             let event = match change.kind {
                 devcluster::store::EventType::Deleted => watcher::Event::Delete(object),
                 _ => watcher::Event::Apply(object),
             };
             writer.apply_watcher_event(&event);
-            changed.notify_one();
         }
+        changed.notify_one();
     });
+    tokio::spawn(follower);
     store
 }
 

@@ -19,13 +19,15 @@
 
 #[path = "bench_support/allocator.rs"]
 mod allocator;
+#[path = "bench_support/feed.rs"]
+mod feed;
 #[path = "bench_support/kubelet.rs"]
 mod kubelet;
 #[path = "bench_support/process.rs"]
 mod process;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -163,31 +165,20 @@ async fn main() -> anyhow::Result<()> {
 
     // When each run was asked for, and when it was seen Running.
     let asked: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
-    let running: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
-    // Seen in the dev cluster's own change feed in this process, the moment each change is
-    // committed, rather than through a watch that would cost the machine under test.
+    let running: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Arc::default();
     let seen = running.clone();
     let missed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (_, feed) = cluster.server().store.list_and_watch(GROUP, "reviewruns", None);
-    let mut feed = feed.live;
-    let missed_by_feed = missed.clone();
-    tokio::spawn(async move {
-        loop {
-            let change = match feed.recv().await {
-                Ok(change) => change,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(count)) => {
-                    missed_by_feed.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            let running = change.key.resource == "reviewruns"
-                && change.object.pointer("/status/phase").and_then(|phase| phase.as_str()) == Some("Running");
-            if running {
-                seen.lock().await.entry(change.key.name.clone()).or_insert_with(Instant::now);
-            }
+    let (_, start) = cluster.server().store.list_and_watch(GROUP, "reviewruns", None);
+    tokio::spawn(feed::follow(start.live, GROUP, "reviewruns", missed.clone(), move |followed| {
+        if let feed::Followed::Change(change) = followed
+            && change.object.pointer("/status/phase").and_then(|phase| phase.as_str()) == Some("Running")
+        {
+            seen.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(change.key.name.clone())
+                .or_insert_with(Instant::now);
         }
-    });
+    }));
 
     let revision_before = cluster.server().store.revision();
     let kubelet_before = kubelet_writes.load(std::sync::atomic::Ordering::Relaxed);
@@ -200,20 +191,21 @@ async fn main() -> anyhow::Result<()> {
     let expected = if args.without_controller { 0 } else { args.deliveries.div_ceil(3) };
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let asked = asked.lock().await;
-        let running = running.lock().await;
-        let current = asked.keys().filter(|name| running.contains_key(*name)).count();
+        let current = {
+            let asked = asked.lock().await;
+            let running = running.lock().unwrap_or_else(PoisonError::into_inner);
+            asked.keys().filter(|name| running.contains_key(*name)).count()
+        };
         if current >= expected || Instant::now() > deadline {
             break;
         }
-        drop((asked, running));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missed = missed.load(std::sync::atomic::Ordering::Relaxed);
     anyhow::ensure!(missed == 0, "the bench's view of runs fell behind the change feed by {missed} changes");
     let mut to_running: Vec<f64> = {
         let asked = asked.lock().await;
-        let running = running.lock().await;
+        let running = running.lock().unwrap_or_else(PoisonError::into_inner);
         asked
             .iter()
             .filter_map(|(name, at)| running.get(name).map(|seen| seen.duration_since(*at).as_secs_f64() * 1000.0))

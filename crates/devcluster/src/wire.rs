@@ -377,22 +377,25 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     serde_json::to_vec(&Ordered::new(value, Shape::SelfTyped)).unwrap_or_else(|_| value.to_string().into_bytes())
 }
 
-/// A list as [`to_vec`] writes it with `items` in place of the envelope's empty `items`, without
-/// first copying every item into one value (a page of a large list is hundreds of objects).
+/// A list as [`to_vec`] writes it, without first copying every item into one value (a page of a
+/// large list is hundreds of objects).
 ///
-/// The envelope is written first; its `"items":[]` is the key itself, as a string value holding
-/// those characters is written with its quotes escaped. Each item is written as in a list: by its
-/// own kind, or sorted like the whole list when the list is a custom resource's.
-pub fn list_to_vec<'a>(envelope: &Value, items: impl Iterator<Item = &'a Value>) -> Vec<u8> {
+/// The envelope is written with empty `items`, and the items are written into it: its
+/// `"items":[]` is the key itself, as a string value holding those characters is written with its
+/// quotes escaped. Each item is written as in a list: by its own kind, or sorted like the whole
+/// list when the list is a custom resource's.
+pub fn list_to_vec(kind: &str, api_version: &str, metadata: &Value, items: &[&Value]) -> Vec<u8> {
     const EMPTY_ITEMS: &[u8] = br#""items":[]"#;
-    let head = to_vec(envelope);
+    let envelope = |items: Vec<Value>| serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items});
+    let head = to_vec(&envelope(Vec::new()));
     let Some(at) = head.windows(EMPTY_ITEMS.len()).position(|window| window == EMPTY_ITEMS) else {
-        return head;
+        // Not reached: the envelope has its `items`. Written whole, the list is still right.
+        return to_vec(&envelope(items.iter().map(|item| (*item).clone()).collect()));
     };
     let split = at + EMPTY_ITEMS.len() - 1;
     let mut out = Vec::with_capacity(head.len() * 2);
     out.extend_from_slice(&head[..split]);
-    for (index, item) in items.enumerate() {
+    for (index, item) in items.iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
@@ -448,9 +451,9 @@ mod tests {
         // A continue token is a string: characters like `"items":[]` inside it are escaped.
         let metadata = json!({"resourceVersion": "7", "continue": r#""items":[]"#, "remainingItemCount": 3});
         for (kind, api_version, items) in cases {
-            let envelope = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": []});
             let whole = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items});
-            let written = String::from_utf8(list_to_vec(&envelope, items.iter())).unwrap();
+            let items: Vec<&Value> = items.iter().collect();
+            let written = String::from_utf8(list_to_vec(kind, api_version, &metadata, &items)).unwrap();
             assert_eq!(written, text(&whole), "{kind} of {}", items.len());
         }
     }

@@ -599,8 +599,8 @@ fn list(
         let token = metadata.get("continue").and_then(Value::as_str).map(str::to_string);
         return Ok(ok(&to_table(info, &page, include, &revision.to_string(), token.as_deref())));
     }
-    let envelope = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": []});
-    let body = crate::wire::list_to_vec(&envelope, page.iter().map(|object| &**object));
+    let items: Vec<&Value> = page.iter().map(|object| &**object).collect();
+    let body = crate::wire::list_to_vec(&info.list_kind, &info.api_version(), &metadata, &items);
     Ok(super::json_bytes_response(StatusCode::OK, body, &HeaderMap::new()))
 }
 
