@@ -62,7 +62,7 @@ impl CrdSchema {
             schema: Arc::new(schema.clone()),
             root: rules::root_context(&context.group, &context.version, &context.kind),
             context,
-            compiled: Arc::new(kube_cel::compile_schema(&rules::optional_old_self(schema))),
+            compiled: Arc::new(rules::walked_schema(kube_cel::compile_schema(&rules::optional_old_self(schema)))),
             rules: Arc::new(index),
             patterns: Arc::new(patterns),
         })

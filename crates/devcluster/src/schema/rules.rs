@@ -114,6 +114,51 @@ pub fn optional_old_self(schema: &Value) -> Value {
     }
 }
 
+/// The compiled rules as evaluated: without the subtrees that hold no rule and whose values
+/// convert to CEL as they would without a schema. `kube-cel` converts the value of every node it
+/// walks into CEL (and binds it as `self`) whether or not the node has rules, so walking such a
+/// subtree only costs time; its values still reach the rules above it, converted alike. The
+/// errors are the same, since no rule is dropped.
+pub fn walked_schema(mut compiled: CompiledSchema) -> CompiledSchema {
+    drop_rule_free_subtrees(&mut compiled);
+    compiled
+}
+
+/// Drops the rule-free children of `node`; whether `node` itself is rule-free and converts as
+/// plain JSON does (no rule, format, default, map keys or embedded resource).
+fn drop_rule_free_subtrees(node: &mut CompiledSchema) -> bool {
+    // With both `properties` and `additionalProperties` (not structural), a dropped property would
+    // be converted and walked with the other schema: leave such a node whole.
+    if node.additional_properties.is_none() {
+        node.properties.retain(|_, child| !drop_rule_free_subtrees(child));
+    } else {
+        for child in node.properties.values_mut() {
+            drop_rule_free_subtrees(child);
+        }
+    }
+    if node.items.as_deref_mut().is_some_and(drop_rule_free_subtrees) {
+        node.items = None;
+    }
+    if node.additional_properties.as_deref_mut().is_some_and(drop_rule_free_subtrees) {
+        node.additional_properties = None;
+    }
+    // Branches only add rules to walk; they do not change how the node converts.
+    for branches in [&mut node.all_of, &mut node.one_of, &mut node.any_of] {
+        branches.retain_mut(|branch| !drop_rule_free_subtrees(branch));
+    }
+    node.validations.is_empty()
+        && node.properties.is_empty()
+        && node.items.is_none()
+        && node.additional_properties.is_none()
+        && node.all_of.is_empty()
+        && node.one_of.is_empty()
+        && node.any_of.is_empty()
+        && matches!(node.format, kube_cel::SchemaFormat::None | kube_cel::SchemaFormat::IntOrString)
+        && node.default.is_none()
+        && !node.is_map
+        && !node.embedded_resource
+}
+
 fn check_rule(rule: &Value, pointer: &str, causes: &mut Vec<Cause>) {
     let Some(text) = rule.get("rule").and_then(Value::as_str) else {
         causes.push(fields::required(&format!("{pointer}.rule"), ""));
@@ -430,5 +475,98 @@ mod tests {
     fn blocking_reasons() {
         assert!(is_blocking(&fields::required("a", "")));
         assert!(!is_blocking(&fields::too_long("a", 1)));
+    }
+
+    /// A schema whose rules at the root read values below subtrees that hold no rule: a format, a
+    /// map with keys CEL would escape as field names, an escaped field name, a default, an embedded
+    /// resource, and rules on list items.
+    fn mixed_schema() -> Value {
+        json!({"type": "object", "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "plain": {"type": "object", "properties": {
+                    "x-y": {"type": "string"},
+                    "n": {"type": "integer"},
+                    "list": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}}
+                }},
+                "when": {"type": "string", "format": "date-time"},
+                "every": {"type": "string", "format": "duration"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "mode": {"type": "string", "default": "fast"},
+                "embedded": {"type": "object", "x-kubernetes-embedded-resource": true,
+                    "x-kubernetes-preserve-unknown-fields": true},
+                "items": {"type": "array", "items": {"type": "object",
+                    "properties": {"name": {"type": "string"}, "note": {"type": "string"}},
+                    "x-kubernetes-validations": [{"rule": "self.name != 'bad'", "message": "no bad items"}]}}
+            }}
+        },
+        "x-kubernetes-validations": [
+            {"rule": "!has(self.spec.plain) || self.spec.plain.x__dash__y != 'no'", "message": "plain"},
+            {"rule": "!has(self.spec.plain) || !has(self.spec.plain.list) || size(self.spec.plain.list) < 3", "message": "list"},
+            {"rule": "!has(self.spec.when) || self.spec.when < timestamp('2030-01-01T00:00:00Z')", "message": "when"},
+            {"rule": "!has(self.spec.every) || self.spec.every < duration('1h')", "message": "every"},
+            {"rule": "!has(self.spec.labels) || !('a.b' in self.spec.labels) || self.spec.labels['a.b'] == 'ok'", "message": "labels"},
+            {"rule": "self.spec.mode == 'fast'", "message": "mode"},
+            {"rule": "!has(self.spec.embedded) || self.spec.embedded.kind == ''", "message": "embedded"},
+            {"rule": "!has(oldSelf.spec.plain) || !has(self.spec.plain) || self.spec.plain.n >= oldSelf.spec.plain.n", "message": "grows"}
+        ]})
+    }
+
+    fn messages(compiled: &CompiledSchema, object: &Value, old: Option<&Value>) -> Vec<String> {
+        let result = VALIDATOR.with(|v| v.validate_compiled(compiled, object, old));
+        let mut messages: Vec<String> = result
+            .err()
+            .map(|e| e.into_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field_path, e.message))
+            .collect();
+        messages.sort();
+        messages
+    }
+
+    #[test]
+    fn the_walked_schema_keeps_only_subtrees_with_rules_or_conversions() {
+        let walked = walked_schema(kube_cel::compile_schema(&mixed_schema()));
+        assert!(!walked.properties.contains_key("metadata"));
+        let spec = &walked.properties["spec"];
+        let kept: std::collections::BTreeSet<&str> = spec.properties.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["embedded", "every", "items", "labels", "mode", "when"].into());
+        assert!(spec.properties["labels"].additional_properties.is_none(), "a map's plain values convert alike");
+        let item = spec.properties["items"].items.as_deref().expect("items with rules are walked");
+        assert!(item.properties.is_empty(), "rule-free fields of an item are not walked");
+    }
+
+    #[test]
+    fn the_walked_schema_reports_what_the_whole_schema_reports() {
+        let whole = kube_cel::compile_schema(&mixed_schema());
+        let walked = walked_schema(kube_cel::compile_schema(&mixed_schema()));
+        let good = json!({"metadata": {"name": "a"}, "spec": {
+            "plain": {"x-y": "yes", "n": 2, "list": [{"a": "1"}]},
+            "when": "2029-05-01T00:00:00Z", "every": "30m", "labels": {"a.b": "ok", "c": "d"},
+            "mode": "fast", "embedded": {"spec": {}}, "items": [{"name": "good", "note": "x"}]
+        }});
+        let bad = json!({"metadata": {"name": "a"}, "spec": {
+            "plain": {"x-y": "no", "n": 1, "list": [{"a": "1"}, {"a": "2"}, {"a": "3"}]},
+            "when": "2031-05-01T00:00:00Z", "every": "2h", "labels": {"a.b": "nope"},
+            "embedded": {"kind": "Pod"}, "items": [{"name": "good"}, {"name": "bad"}]
+        }});
+        let cases = [(&good, None), (&bad, None), (&bad, Some(&good)), (&good, Some(&bad))];
+        for (object, old) in cases {
+            assert_eq!(messages(&walked, object, old), messages(&whole, object, old), "object {object} old {old:?}");
+        }
+        assert!(messages(&whole, &good, None).is_empty());
+        // Every rule fails on `bad` but the one on `mode`, which its default satisfies.
+        let failed = [
+            ": embedded",
+            ": every",
+            ": grows",
+            ": labels",
+            ": list",
+            ": plain",
+            ": when",
+            "spec.items[1]: no bad items",
+        ];
+        assert_eq!(messages(&whole, &bad, Some(&good)), failed);
     }
 }
