@@ -115,10 +115,25 @@ mod tests {
         let err = check(&succeeded, Some(&pending)).unwrap_err();
         assert!(err.contains("Running to Succeeded"), "{err}");
         // Not even when the status did not exist before.
-        assert!(check(&succeeded, Some(&run(Value::Null))).is_err());
+        let err = check(&succeeded, Some(&run(Value::Null))).unwrap_err();
+        assert!(err.contains("Running to Succeeded"), "{err}");
         // A result on a Running run is rejected outright.
         let running_with_result = run(json!({"phase": "Running", "result": approved()}));
         assert!(check(&running_with_result, Some(&run(json!({"phase": "Running"})))).is_err());
+    }
+
+    #[test]
+    fn cel_rejects_removing_the_status_of_a_terminal_run_or_its_creation_revision() {
+        let failed = run(json!({"phase": "Failed", "reason": "Superseded"}));
+        let err = check(&run(Value::Null), Some(&failed)).unwrap_err();
+        assert!(err.contains("are final"), "{err}");
+        let counted = run(json!({"phase": "Pending", "creationRevision": "42"}));
+        let err = check(&run(Value::Null), Some(&counted)).unwrap_err();
+        assert!(err.contains("creationRevision is final"), "{err}");
+        let err = check(&run(json!({"phase": "Pending"})), Some(&counted)).unwrap_err();
+        assert!(err.contains("creationRevision is final"), "{err}");
+        // A status that is neither final nor counted may go.
+        check(&run(Value::Null), Some(&run(json!({"phase": "Pending"})))).unwrap();
     }
 
     #[test]
@@ -156,6 +171,17 @@ mod tests {
         let mut cancelled = old.clone();
         cancelled["spec"]["cancelRequested"] = json!(true);
         check(&cancelled, Some(&old)).unwrap();
+    }
+
+    #[test]
+    fn cel_rejects_a_previous_head_equal_to_the_head() {
+        let mut object = run(Value::Null);
+        object["spec"]["pullRequest"]["previousHeadSha"] = json!("abcdef1");
+        let err = check(&object, None).unwrap_err();
+        assert!(err.contains("spec.pullRequest.previousHeadSha"), "{err}");
+        assert!(err.contains("must differ from spec.pullRequest.headSha"), "{err}");
+        object["spec"]["pullRequest"]["previousHeadSha"] = json!("1234567");
+        check(&object, None).unwrap();
     }
 
     #[test]

@@ -44,23 +44,26 @@ pub const REASON_REVIEWER_NOT_FOUND: &str = "ReviewerNotFound";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.pullRequest.url", priority = 1),
     printcolumn(name = "Delivery", type_ = "string", json_path = ".status.delivery.state", priority = 1),
+    // Rules sit on the narrowest node that holds what they compare, so the API server converts and
+    // compares that node, not the whole object, for each. Transition rules on `status` run only
+    // when the old and the new object both have one; these three cover a status removed or added.
     validation = Rule::new(
-        "self.spec.reviewer == oldSelf.spec.reviewer && self.spec.pullRequest == oldSelf.spec.pullRequest && self.spec.timeout == oldSelf.spec.timeout"
-    ).message("spec is immutable except spec.cancelRequested").field_path(".spec"),
-    validation = Rule::new(
-        "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Succeeded', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase && has(self.status.reason) == has(oldSelf.status.reason) && (!has(oldSelf.status.reason) || self.status.reason == oldSelf.status.reason) && has(self.status.result) == has(oldSelf.status.result) && (!has(oldSelf.status.result) || self.status.result == oldSelf.status.result))"
+        "has(self.status) || !has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Succeeded', 'Failed'])"
     ).message("the phase, reason and result of a Succeeded or Failed run are final").field_path(".status"),
     validation = Rule::new(
-        "!has(self.status) || !has(self.status.result) || (has(oldSelf.status) && has(oldSelf.status.result)) || (has(oldSelf.status) && has(oldSelf.status.phase) && oldSelf.status.phase == 'Running' && has(self.status.phase) && self.status.phase == 'Succeeded')"
+        "has(oldSelf.status) || !has(self.status) || !has(self.status.result)"
     ).message("status.result may only be set together with the move from Running to Succeeded").field_path(".status.result"),
     validation = Rule::new(
-        "!has(oldSelf.status) || !has(oldSelf.status.creationRevision) || (has(self.status) && has(self.status.creationRevision) && self.status.creationRevision == oldSelf.status.creationRevision)"
+        "has(self.status) || !has(oldSelf.status) || !has(oldSelf.status.creationRevision)"
     ).message("status.creationRevision is final once set").field_path(".status.creationRevision"),
-    validation = Rule::new(
-        "!has(self.spec.pullRequest.previousHeadSha) || self.spec.pullRequest.previousHeadSha != self.spec.pullRequest.headSha"
-    ).message("must differ from spec.pullRequest.headSha").field_path(".spec.pullRequest.previousHeadSha"),
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.reviewer == oldSelf.reviewer && self.pullRequest == oldSelf.pullRequest && self.timeout == oldSelf.timeout",
+        "message": "spec is immutable except spec.cancelRequested"
+    }
+]))]
 pub struct ReviewRunSpec {
     /// Name of the Reviewer, in the same namespace, that performs this review.
     #[schemars(length(min = 1, max = 253))]
@@ -96,6 +99,13 @@ fn default_timeout() -> String {
 /// A pull request at one head SHA.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.previousHeadSha) || self.previousHeadSha != self.headSha",
+        "message": "must differ from spec.pullRequest.headSha",
+        "fieldPath": ".previousHeadSha"
+    }
+]))]
 pub struct PullRequest {
     /// URL of the pull request (http or https). It identifies the pull
     /// request: runs with the same URL review the same pull request.
@@ -193,6 +203,20 @@ impl PullRequest {
     {
         "rule": "!has(self.result) || (has(self.phase) && self.phase == 'Succeeded')",
         "message": "only a Succeeded run has a result"
+    },
+    {
+        "rule": "!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed']) || (has(self.phase) && self.phase == oldSelf.phase && has(self.reason) == has(oldSelf.reason) && (!has(oldSelf.reason) || self.reason == oldSelf.reason) && has(self.result) == has(oldSelf.result) && (!has(oldSelf.result) || self.result == oldSelf.result))",
+        "message": "the phase, reason and result of a Succeeded or Failed run are final"
+    },
+    {
+        "rule": "!has(self.result) || has(oldSelf.result) || (has(oldSelf.phase) && oldSelf.phase == 'Running' && has(self.phase) && self.phase == 'Succeeded')",
+        "message": "status.result may only be set together with the move from Running to Succeeded",
+        "fieldPath": ".result"
+    },
+    {
+        "rule": "!has(oldSelf.creationRevision) || (has(self.creationRevision) && self.creationRevision == oldSelf.creationRevision)",
+        "message": "status.creationRevision is final once set",
+        "fieldPath": ".creationRevision"
     }
 ]))]
 pub struct ReviewRunStatus {
