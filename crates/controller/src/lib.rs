@@ -35,7 +35,11 @@ use crate::api::{ReviewRun, Reviewer, labels};
 use events::{EventQueue, Publisher};
 use index::ObservedIndex;
 use reconcile::Context;
-use tasks::AbortOnDrop;
+use tasks::{AbortOnDrop, read_ahead};
+
+/// Watch events decoded ahead of the controller: two pages of a list
+/// (`watcher::Config`'s pages hold 500 objects).
+const READ_AHEAD: usize = 1000;
 
 /// Debounce for the controller runtime (`kube::runtime::controller::Config::debounce`).
 ///
@@ -130,12 +134,11 @@ pub async fn run(
     // The index is the run cache (see `cache::CachedRun`): no reflector store.
     let run_events = {
         let index = index.clone();
-        watcher(Api::<lean::LeanRun>::all(client.clone()), watcher::Config::default())
+        let events = watcher(Api::<lean::LeanRun>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .map_ok(lean::into_run_event)
-            .modify(cache::trim_run)
-            .inspect_ok(move |event| index.observe_run(event))
-            .touched_objects()
+            .modify(cache::trim_run);
+        read_ahead(events, READ_AHEAD).inspect_ok(move |event| index.observe_run(event)).touched_objects()
     };
     let pod_config = watcher::Config::default().labels(labels::REVIEWER);
     let (pods, pod_events) = reflect::<Pod>(&client, pod_config, cache::trim_pod, {
@@ -259,12 +262,8 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let events = watcher(Api::<K>::all(client.clone()), config)
-        .default_backoff()
-        .modify(trim)
-        .reflect(writer)
-        .inspect_ok(applied)
-        .touched_objects();
+    let events = watcher(Api::<K>::all(client.clone()), config).default_backoff().modify(trim);
+    let events = read_ahead(events, READ_AHEAD).reflect(writer).inspect_ok(applied).touched_objects();
     (store, events)
 }
 
