@@ -95,10 +95,54 @@ pub struct TooOld {
     pub oldest: u64,
 }
 
+/// The stored objects, in key order for lists and pages, and hashed for point reads: in a large
+/// fleet's store, finding a key in the ordered map compares it with dozens of others, each comparison
+/// up to four strings, and every write reads its object (and admission its policies) by key.
+#[derive(Debug, Default)]
+struct Objects {
+    ordered: BTreeMap<ObjectKey, Arc<Value>>,
+    by_key: HashMap<ObjectKey, Arc<Value>>,
+}
+
+impl Objects {
+    fn get(&self, key: &ObjectKey) -> Option<&Arc<Value>> {
+        self.by_key.get(key)
+    }
+
+    fn contains_key(&self, key: &ObjectKey) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    fn insert(&mut self, key: ObjectKey, object: Arc<Value>) -> Option<Arc<Value>> {
+        self.by_key.insert(key.clone(), object.clone());
+        self.ordered.insert(key, object)
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.by_key.remove(key);
+        self.ordered.remove(key)
+    }
+
+    fn range(
+        &self,
+        range: (Bound<ObjectKey>, Bound<ObjectKey>),
+    ) -> std::collections::btree_map::Range<'_, ObjectKey, Arc<Value>> {
+        self.ordered.range(range)
+    }
+
+    fn iter(&self) -> std::collections::btree_map::Iter<'_, ObjectKey, Arc<Value>> {
+        self.ordered.iter()
+    }
+
+    fn keys(&self) -> std::collections::btree_map::Keys<'_, ObjectKey, Arc<Value>> {
+        self.ordered.keys()
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     revision: u64,
-    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    objects: Objects,
     /// Owner UID → keys of objects naming it in ownerReferences.
     dependents: HashMap<String, BTreeSet<ObjectKey>>,
     /// Keys of objects with a deletionTimestamp.
@@ -217,7 +261,7 @@ impl Store {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 revision: 1,
-                objects: BTreeMap::new(),
+                objects: Objects::default(),
                 dependents: HashMap::new(),
                 deleting: BTreeSet::new(),
                 history: VecDeque::new(),
