@@ -583,6 +583,31 @@ mod tests {
     }
 
     #[test]
+    fn point_reads_and_lists_agree_through_creates_updates_and_deletes() {
+        let s = store(100);
+        for name in ["c", "a", "b"] {
+            s.create(key(name), obj(name)).unwrap();
+        }
+        let b = s.get(&key("b")).unwrap();
+        s.update(
+            key("b"),
+            resource_version_of(&b),
+            json!({"metadata": {"name": "b", "namespace": "default"}, "data": {"v": "2"}}),
+        )
+        .unwrap();
+        s.delete(&key("a"), 0).unwrap();
+        let listed = s.list("", "configmaps", None).objects;
+        let read: Vec<Arc<Value>> = ["b", "c"].iter().filter_map(|name| s.get(&key(name))).collect();
+        assert_eq!(listed, read);
+        assert_eq!(read[0]["data"]["v"], "2");
+        assert!(s.get(&key("a")).is_none());
+        assert_eq!(s.create(key("a"), obj("a")).map(|a| a["metadata"]["name"].clone()), Ok(json!("a")));
+        let all: Vec<ObjectKey> = s.all().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(all, vec![key("a"), key("b"), key("c")]);
+        assert!(all.iter().all(|k| s.get(k).is_some()));
+    }
+
+    #[test]
     fn create_twice_is_already_exists() {
         let s = store(100);
         s.create(key("a"), obj("a")).unwrap();
