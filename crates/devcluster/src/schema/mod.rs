@@ -11,10 +11,11 @@ pub mod formats;
 pub mod invariants;
 pub mod prune;
 pub mod rules;
+pub mod sites;
 pub mod structural;
 
 use crate::error::Cause;
-use kube_cel::{CompiledSchema, RootContext};
+use kube_cel::RootContext;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ pub struct CrdSchema {
     schema: Arc<Value>,
     context: SchemaContext,
     root: RootContext,
-    compiled: Arc<CompiledSchema>,
+    sites: Arc<sites::RuleSites>,
     rules: Arc<rules::RuleIndex>,
     patterns: Arc<structural::Patterns>,
 }
@@ -62,7 +63,7 @@ impl CrdSchema {
             schema: Arc::new(schema.clone()),
             root: rules::root_context(&context.group, &context.version, &context.kind),
             context,
-            compiled: Arc::new(rules::walked_schema(kube_cel::compile_schema(&rules::optional_old_self(schema)))),
+            sites: Arc::new(sites::RuleSites::compile(&rules::optional_old_self(schema))),
             rules: Arc::new(index),
             patterns: Arc::new(patterns),
         })
@@ -97,7 +98,7 @@ impl CrdSchema {
             causes.push(rules::blocking_error());
             return causes;
         }
-        causes.extend(rules::evaluate(&self.schema, &self.compiled, &self.rules, &self.root, object, old));
+        causes.extend(rules::evaluate(&self.schema, &self.sites, &self.rules, &self.root, object, old));
         causes
     }
 }

@@ -2,6 +2,7 @@
 //! into causes worded like the apiextensions server's CEL validator.
 
 use super::fields::{self, ROOT_FIELD};
+use super::sites::RuleSites;
 use crate::error::Cause;
 use kube_cel::{CompiledSchema, ErrorKind, RootContext, ValidationError, Validator};
 use serde_json::{Value, json};
@@ -201,57 +202,42 @@ fn compilation_detail(error: &kube_cel::CompilationError) -> String {
     }
 }
 
-/// Evaluates every rule of `compiled` against `object` (with `oldSelf` from `old` where it exists).
-/// `schema` is the source of `compiled`, used to spell map entries as the server does.
+/// Evaluates every rule of `sites` against `object` (with `oldSelf` from `old` where it exists).
+/// `schema` is the source of `sites`, used to spell map entries as the server does.
 pub fn evaluate(
     schema: &Value,
-    compiled: &CompiledSchema,
+    sites: &RuleSites,
     index: &RuleIndex,
     context: &RootContext,
     object: &Value,
     old: Option<&Value>,
 ) -> Vec<Cause> {
-    if index.is_empty() {
-        // No rules: nothing to evaluate, nor to copy the object for.
+    if sites.is_empty() {
         return Vec::new();
     }
-    let (object_view, old_view) = (rule_view(object), old.map(rule_view));
-    let result =
-        VALIDATOR.with(|v| v.validate_compiled_with_context(compiled, &object_view, old_view.as_ref(), Some(context)));
-    match result {
-        Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .iter()
-            .filter(|e| !old.is_some_and(|old| is_ratcheted(e, index, object, old)))
-            .map(|e| {
-                let mut cause = to_cause(e, index);
-                if cause.field != ROOT_FIELD {
-                    cause.field = server_path(schema, &cause.field);
-                }
-                cause
-            })
-            .collect(),
-    }
+    let errors = VALIDATOR.with(|validator| sites.evaluate(validator, context, object, old));
+    causes(&errors, schema, index, object, old)
 }
 
-/// What the rules see of an object: the real server declares only `metadata.name` and
-/// `metadata.generateName` to CEL, and leaving the rest of the metadata (managed fields above all)
-/// out spares converting it for every write.
-fn rule_view(object: &Value) -> Value {
-    let Value::Object(fields) = object else { return object.clone() };
-    let view = fields.iter().map(|(key, value)| {
-        let value = match (key.as_str(), value) {
-            ("metadata", Value::Object(meta)) => Value::Object(
-                meta.iter()
-                    .filter(|(name, _)| matches!(name.as_str(), "name" | "generateName"))
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect(),
-            ),
-            _ => value.clone(),
-        };
-        (key.clone(), value)
-    });
-    Value::Object(view.collect())
+/// The causes of failed rules, without those ratcheted on an update, in the server's spelling.
+fn causes(
+    errors: &[ValidationError],
+    schema: &Value,
+    index: &RuleIndex,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<Cause> {
+    errors
+        .iter()
+        .filter(|e| !old.is_some_and(|old| is_ratcheted(e, index, object, old)))
+        .map(|e| {
+            let mut cause = to_cause(e, index);
+            if cause.field != ROOT_FIELD {
+                cause.field = server_path(schema, &cause.field);
+            }
+            cause
+        })
+        .collect()
 }
 
 /// Whether a failed rule is ignored on update because the value it is declared on did not change
@@ -568,5 +554,225 @@ mod tests {
             "spec.items[1]: no bad items",
         ];
         assert_eq!(messages(&whole, &bad, Some(&good)), failed);
+    }
+
+    /// A schema shaped like a custom resource with a status: rules on the root that read only the
+    /// status, an immutable spec, a nested rule, status rules with field paths, rules on list
+    /// items and map values, formats and defaults below rules.
+    fn resource_schema() -> Value {
+        json!({"type": "object", "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object",
+                "x-kubernetes-validations": [{"rule": "self.owner == oldSelf.owner && self.source == oldSelf.source",
+                    "message": "spec is immutable"}],
+                "properties": {
+                    "owner": {"type": "string"},
+                    "timeout": {"type": "string", "default": "10m"},
+                    "source": {"type": "object",
+                        "x-kubernetes-validations": [{"rule": "!has(self.previous) || self.previous != self.head",
+                            "fieldPath": ".previous", "message": "previous must differ from head"}],
+                        "properties": {"head": {"type": "string"}, "previous": {"type": "string"}}},
+                    "steps": {"type": "array", "items": {"type": "object",
+                        "x-kubernetes-validations": [{"rule": "self.name.size() > 0", "message": "a step has a name"}],
+                        "properties": {"name": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}},
+                    "limits": {"type": "object", "additionalProperties": {"type": "integer",
+                        "x-kubernetes-validations": [{"rule": "self >= 0", "message": "a limit is not negative"}]}}
+                }},
+            "status": {"type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "!has(self.phase) || self.phase != 'Done' || has(self.result)", "message": "Done has a result"},
+                    {"rule": "!has(oldSelf.phase) || oldSelf.phase != 'Done' || (has(self.phase) && self.phase == 'Done')",
+                        "message": "Done is final"},
+                    {"rule": "!has(oldSelf.revision) || (has(self.revision) && self.revision == oldSelf.revision)",
+                        "fieldPath": ".revision", "message": "revision is final once set"},
+                    {"rule": "!has(self.startTime) || self.startTime > timestamp('2020-01-01T00:00:00Z')",
+                        "messageExpression": "'started too early: ' + string(self.startTime)"}
+                ],
+                "properties": {
+                    "phase": {"type": "string"},
+                    "revision": {"type": "string"},
+                    "message": {"type": "string"},
+                    "startTime": {"type": "string", "format": "date-time"},
+                    "result": {"type": "object",
+                        "x-kubernetes-validations": [{"rule": "self.verdict != 'Reject' || size(self.body) > 0",
+                            "message": "a rejection has a body"}],
+                        "properties": {"verdict": {"type": "string"}, "body": {"type": "string", "default": ""},
+                            "at": {"type": "string", "format": "date-time"}}}
+                }}
+        },
+        "x-kubernetes-validations": [
+            {"rule": "has(self.status) || !has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Done'",
+                "fieldPath": ".status", "message": "Done is final"},
+            {"rule": "has(self.status) || !has(oldSelf.status) || !has(oldSelf.status.revision)",
+                "fieldPath": ".status.revision", "message": "revision is final once set"}
+        ]})
+    }
+
+    fn resource(spec: Value, status: Option<Value>) -> Value {
+        let mut object = json!({"metadata": {"name": "r"}, "spec": spec});
+        if let Some(status) = status {
+            object["status"] = status;
+        }
+        object
+    }
+
+    /// Objects that pass and fail each rule, alone and as updates of one another.
+    fn resources() -> Vec<Value> {
+        let spec = json!({"owner": "a", "timeout": "10m", "source": {"head": "h2", "previous": "h1"},
+            "steps": [{"name": "one", "at": "2026-01-01T00:00:00Z"}], "limits": {"cpu": 2}});
+        let mut other_owner = spec.clone();
+        other_owner["owner"] = json!("b");
+        let mut bad_spec = spec.clone();
+        bad_spec["source"]["previous"] = json!("h2");
+        bad_spec["steps"] = json!([{"name": "one"}, {"name": ""}]);
+        bad_spec["limits"] = json!({"cpu": -1, "memory": 4});
+        vec![
+            resource(spec.clone(), None),
+            resource(
+                spec.clone(),
+                Some(json!({"phase": "Running", "revision": "7", "startTime": "2026-01-01T00:00:00Z"})),
+            ),
+            resource(
+                spec.clone(),
+                Some(json!({"phase": "Done", "revision": "7",
+                "result": {"verdict": "Accept", "body": "", "at": "2026-01-02T00:00:00Z"}})),
+            ),
+            resource(spec.clone(), Some(json!({"phase": "Done", "revision": "8"}))),
+            resource(
+                spec.clone(),
+                Some(json!({"phase": "Running", "startTime": "2019-01-01T00:00:00Z",
+                "result": {"verdict": "Reject", "body": ""}})),
+            ),
+            resource(other_owner, Some(json!({"phase": "Running", "revision": "7"}))),
+            resource(bad_spec.clone(), None),
+            resource(bad_spec, Some(json!({"phase": "Running", "revision": "7", "message": "m"}))),
+        ]
+    }
+
+    fn spelled(causes: Vec<Cause>) -> Vec<String> {
+        let mut spelled: Vec<String> = causes.into_iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        spelled.sort();
+        spelled
+    }
+
+    /// What one `kube-cel` walk of the whole schema from the root reports, ratcheted as `evaluate`
+    /// ratchets: the oracle of the rule sites.
+    fn walked_from_the_root(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+        let evaluated = optional_old_self(schema);
+        let (mut index, mut compile_errors) = (RuleIndex::new(), Vec::new());
+        index_rules(schema, "openAPIV3Schema", &mut index, &mut compile_errors);
+        let whole = kube_cel::compile_schema(&evaluated);
+        let context = root_context("example.dev", "v1", "Example");
+        let result = VALIDATOR.with(|v| v.validate_compiled_with_context(&whole, object, old, Some(&context)));
+        let errors = result.err().map(|e| e.into_vec()).unwrap_or_default();
+        spelled(causes(&errors, schema, &index, object, old))
+    }
+
+    fn by_sites(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+        let (mut index, mut causes) = (RuleIndex::new(), Vec::new());
+        index_rules(schema, "openAPIV3Schema", &mut index, &mut causes);
+        let sites = RuleSites::compile(&optional_old_self(schema));
+        let context = root_context("example.dev", "v1", "Example");
+        spelled(evaluate(schema, &sites, &index, &context, object, old))
+    }
+
+    #[test]
+    fn rule_sites_report_what_a_walk_from_the_root_reports() {
+        let objects = resources();
+        let mut failures = 0;
+        for object in &objects {
+            assert_eq!(
+                by_sites(&resource_schema(), object, None),
+                walked_from_the_root(&resource_schema(), object, None),
+                "created: {object}"
+            );
+            failures += walked_from_the_root(&resource_schema(), object, None).len();
+            for old in &objects {
+                assert_eq!(
+                    by_sites(&resource_schema(), object, Some(old)),
+                    walked_from_the_root(&resource_schema(), object, Some(old)),
+                    "updated: {old} to {object}"
+                );
+                failures += walked_from_the_root(&resource_schema(), object, Some(old)).len();
+            }
+        }
+        assert!(failures > 20, "the objects fail rules: {failures}");
+        // Every rule fails somewhere.
+        let all: std::collections::BTreeSet<String> = objects
+            .iter()
+            .flat_map(|object| objects.iter().flat_map(move |old| by_sites(&resource_schema(), object, Some(old))))
+            .chain(objects.iter().flat_map(|object| by_sites(&resource_schema(), object, None)))
+            .collect();
+        for message in [
+            "spec is immutable",
+            "previous must differ from head",
+            "a step has a name",
+            "a limit is not negative",
+            "Done has a result",
+            "Done is final",
+            "revision is final once set",
+            "started too early",
+            "a rejection has a body",
+        ] {
+            assert!(all.iter().any(|found| found.contains(message)), "no object fails {message:?}: {all:#?}");
+        }
+        for (object, old) in [(&objects[1], None), (&objects[3], Some(&objects[2]))] {
+            assert_eq!(by_sites(&mixed_schema(), object, old), walked_from_the_root(&mixed_schema(), object, old));
+        }
+    }
+
+    #[test]
+    fn only_root_rules_see_the_kind() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "kind == 'Example'", "message": "spec"}]}},
+            "x-kubernetes-validations": [{"rule": "kind == 'Example' && apiVersion == 'example.dev/v1'", "message": "root"}]});
+        let object = json!({"metadata": {"name": "r"}, "spec": {"a": 1}});
+        let causes = by_sites(&schema, &object, None);
+        assert_eq!(causes, walked_from_the_root(&schema, &object, None));
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert!(causes[0].starts_with("spec: "), "{causes:?}");
+    }
+
+    #[test]
+    fn removing_a_final_status_is_caught_at_the_root() {
+        let done = &resources()[2];
+        let mut removed = done.clone();
+        removed.as_object_mut().map(|fields| fields.remove("status"));
+        assert_eq!(
+            by_sites(&resource_schema(), &removed, Some(done)),
+            [
+                "status.revision: Invalid value: \"object\": revision is final once set",
+                "status: Invalid value: \"object\": Done is final",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rule_erring_on_an_unchanged_value_is_ratcheted_unless_it_reads_old_self() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "properties": {
+            "plain": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.a / self.b > 0", "message": "ratio"}]},
+            "moving": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.a == oldSelf.a || self.a / self.b > 0", "message": "ratio"}]},
+            "capped": {"type": "object", "properties": {"a": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "oldSelf.a < 3", "message": "capped"}]}
+        }}}});
+        let zero = json!({"metadata": {"name": "r"}, "spec": {"plain": {"a": 1, "b": 0}, "moving": {"a": 1, "b": 0}}});
+        let capped = json!({"metadata": {"name": "r"}, "spec": {"capped": {"a": 5}}});
+        // A rule reading oldSelf runs on an unchanged value too.
+        assert_eq!(by_sites(&schema, &capped, Some(&capped)), ["spec.capped: Invalid value: \"object\": capped"]);
+        let mut changed = zero.clone();
+        changed["spec"]["plain"]["a"] = json!(2);
+        // Division by zero is an evaluation error, reported on create and on a changed value.
+        assert_eq!(by_sites(&schema, &zero, None).len(), 1, "{:?}", by_sites(&schema, &zero, None));
+        assert!(by_sites(&schema, &changed, Some(&zero))[0].starts_with("spec.plain: Invalid value"));
+        assert_eq!(by_sites(&schema, &changed, Some(&zero)).len(), 1);
+        // Unchanged, the plain rule is ratcheted; the one reading oldSelf still runs (and passes).
+        assert_eq!(by_sites(&schema, &zero, Some(&zero)), Vec::<String>::new());
+        let mut moved = zero.clone();
+        moved["spec"]["moving"]["a"] = json!(3);
+        assert!(by_sites(&schema, &moved, Some(&zero))[0].starts_with("spec.moving: Invalid value"));
     }
 }
