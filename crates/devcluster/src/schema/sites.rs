@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::rules::walked_schema;
 
 /// The rules of one schema, by the node that declares them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuleSites {
     sites: Vec<RuleSite>,
 }
@@ -163,14 +163,11 @@ fn collect(schema: &Value, route: &mut Vec<Step>, sites: &mut Vec<RuleSite>) {
         let reads = fields_read(texts);
         sites.push(RuleSite { route: route.clone(), compiled, reads, transition });
     }
-    let declared: BTreeSet<String> =
-        node.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
-    if let Some(properties) = node.get("properties").and_then(Value::as_object) {
-        for (name, child) in properties {
-            route.push(Step::Field(name.clone()));
-            collect(child, route, sites);
-            route.pop();
-        }
+    let properties = node.get("properties").and_then(Value::as_object);
+    for (name, child) in properties.into_iter().flatten() {
+        route.push(Step::Field(name.clone()));
+        collect(child, route, sites);
+        route.pop();
     }
     if let Some(items) = node.get("items") {
         route.push(Step::Items);
@@ -181,6 +178,7 @@ fn collect(schema: &Value, route: &mut Vec<Step>, sites: &mut Vec<RuleSite>) {
     if let Some(values) = node.get("additionalProperties").filter(|values| values.is_object())
         && !preserves
     {
+        let declared = properties.map(|p| p.keys().cloned().collect()).unwrap_or_default();
         route.push(Step::Values { declared });
         collect(values, route, sites);
         route.pop();
@@ -218,17 +216,11 @@ fn own_rules_only(schema: &Value) -> Value {
             (_, other) => other.clone(),
         }
     }
-    match schema {
-        Value::Object(node) => Value::Object(
-            node.iter()
-                .map(|(key, child)| {
-                    let child = if key == "x-kubernetes-validations" { child.clone() } else { strip_below(key, child) };
-                    (key.clone(), child)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
+    let mut own = strip(schema);
+    if let (Value::Object(node), Some(rules)) = (&mut own, schema.get("x-kubernetes-validations")) {
+        node.insert("x-kubernetes-validations".to_owned(), rules.clone());
     }
+    own
 }
 
 /// `self` or `oldSelf` as a variable (not a field named so: `x.self` is preceded by a dot).
